@@ -1,0 +1,49 @@
+# Tsunagu — the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck unit integration e2e servers-up servers-down contracts bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The whole platform in one process: SQLite, in-process bus, demo data. Ctrl-C stops it.
+run: $(STAMP)
+	$(BIN)/tsunagu run
+
+## Lint, type-check and every test, on real PostgreSQL and Kafka (started and stopped here).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m unit
+
+## Regenerate contracts/schemas and contracts/asyncapi.yaml from the event models.
+contracts: $(STAMP)
+	$(BIN)/python -m contracts.export
+
+servers-up:
+	bash deploy/local/up.sh
+
+servers-down:
+	bash deploy/local/down.sh
+
+clean:
+	bash deploy/local/down.sh || true
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

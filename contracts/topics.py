@@ -1,0 +1,23 @@
+"""Kafka topic names. One topic per emitting service; a person's events share a key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICES = ("intake", "referral", "meeting", "projection")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under a prefix, so that a test run or a tenant can have its own set."""
+
+    prefix: str = "tsunagu"
+
+    def events(self, service: str) -> str:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+        return f"{self.prefix}.{service}.events"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}.deadletter"

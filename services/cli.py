@@ -1,0 +1,153 @@
+"""``tsunagu``: run the platform, mint development tokens, run one distributed process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from services.platform.logs import configure_logging
+from services.platform.settings import Settings
+from services.platform.tracing import setup_tracing
+
+log = logging.getLogger("tsunagu")
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from services.platform.auth import mint_token, signing_secret
+
+    print(
+        mint_token(
+            signing_secret(settings),
+            staff_id=args.staff,
+            agency=args.agency,
+            roles=args.role or ["caseworker"],
+            ttl_seconds=args.ttl,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from services.demo import load_demo
+    from services.wiring import embedded_app
+
+    setup_tracing("tsunagu-embedded", otlp_endpoint=settings.otlp_endpoint)
+    app = embedded_app(settings)
+    if not args.no_demo:
+        load_demo(app, settings)
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"\nTsunagu (embedded) at {url}  —  API docs: {url}/docs\n"
+        f"Data: {settings.var_dir.resolve()}\n"
+        "Token: .venv/bin/tsunagu token --agency zama-jiritsu --role caseworker --staff s001\n"
+        f'Try:   curl -H "Authorization: Bearer $TOKEN" {url}/views/consultations\n'
+        "Stop:  Ctrl-C\n",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from services import wiring
+
+    setup_tracing(f"tsunagu-{args.service}", otlp_endpoint=settings.otlp_endpoint)
+    app = (
+        wiring.intake_app(settings) if args.service == "intake" else wiring.projection_app(settings)
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def _relay(args: argparse.Namespace, settings: Settings) -> int:
+    from contracts.topics import Topics
+    from services.platform.bus import KafkaPublisher, ensure_topics
+    from services.wiring import intake_application, intake_relay
+
+    if not settings.kafka_bootstrap_servers or not settings.database_url:
+        print("the relay needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    setup_tracing(f"tsunagu-{args.service}-relay", otlp_endpoint=settings.otlp_endpoint)
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [topics.events(args.service), topics.dead_letter],
+        settings.topic_partitions,
+    )
+    intake = intake_application(settings)
+    publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
+    relay = intake_relay(settings, intake, publisher)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("relay started", extra={"service": args.service})
+    relay.run(stop, settings.relay_poll_seconds)
+    publisher.close()
+    intake.close()
+    return 0
+
+
+def _project(_: argparse.Namespace, settings: Settings) -> int:
+    from services.projection.worker import dead_letter_publisher, run_worker
+    from services.wiring import projection_runner, view_store
+
+    if not settings.kafka_bootstrap_servers or not settings.database_url:
+        print("the projector needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    setup_tracing("tsunagu-projector", otlp_endpoint=settings.otlp_endpoint)
+    runner = projection_runner(settings, view_store(settings), dead_letter_publisher(settings))
+    run_worker(settings, runner)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="tsunagu", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    token = commands.add_parser("token", help="mint a development token from the local key")
+    token.add_argument("--agency", required=True)
+    token.add_argument("--role", action="append", help="repeat for several roles")
+    token.add_argument("--staff", required=True)
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds")
+    token.set_defaults(handler=_token)
+
+    run = commands.add_parser("run", help="the whole platform in one process (embedded)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--no-demo", action="store_true", help="start without the scenario data")
+    run.set_defaults(handler=_run)
+
+    serve = commands.add_parser("serve", help="one service's HTTP API (distributed)")
+    serve.add_argument("service", choices=["intake", "projection"])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
+    relay = commands.add_parser("relay", help="publish a service's stored events to Kafka")
+    relay.add_argument("service", choices=["intake"])
+    relay.set_defaults(handler=_relay)
+
+    project = commands.add_parser("project", help="the faust projection worker")
+    project.set_defaults(handler=_project)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging()
+    settings = Settings.from_env()
+    return int(args.handler(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

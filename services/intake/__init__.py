@@ -1,0 +1,1 @@
+"""Intake (相談受付): consultations, persons and the consent ledger."""

@@ -1,0 +1,130 @@
+"""Bearer JWTs for staff: verification for every service, minting for development.
+
+Development and tests sign with HS256 and a shared secret (``TSUNAGU_JWT_SECRET``, else a key
+file made once under the var dir). A production deployment sets ``TSUNAGU_JWKS_URL`` and its
+identity provider signs with RS256.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+from fastapi import Request
+
+from contracts.errors import Forbidden, Unauthenticated
+from contracts.identity import ROLES, Staff
+from contracts.reference import reference
+from services.platform.settings import Settings
+
+DEV_KEY_FILE = "dev-jwt-secret"
+
+
+def dev_secret(var_dir: Path) -> str:
+    """The local signing key for development tokens, created on first use."""
+    path = var_dir / DEV_KEY_FILE
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def signing_secret(settings: Settings) -> str:
+    return settings.jwt_secret or dev_secret(settings.var_dir)
+
+
+def mint_token(
+    secret: str,
+    *,
+    staff_id: str,
+    agency: str,
+    roles: list[str],
+    municipality: str | None = None,
+    ttl_seconds: int = 8 * 3600,
+    issuer: str = "tsunagu",
+    audience: str = "tsunagu",
+    now: float | None = None,
+) -> str:
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": staff_id,
+        "agency": agency,
+        "roles": roles,
+        "municipality": municipality or reference().municipality_code,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+        "iss": issuer,
+        "aud": audience,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._jwks: jwt.PyJWKClient | None = None
+        self._secret: str | None = None
+        if settings.jwks_url:
+            self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
+        else:
+            self._secret = signing_secret(settings)
+
+    def verify(self, token: str) -> Staff:
+        try:
+            claims = self._decode(token)
+        except jwt.ExpiredSignatureError as error:
+            raise Unauthenticated("token expired") from error
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"invalid token: {error}") from error
+        return self._staff(claims)
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        if self._jwks is not None:
+            key: Any = self._jwks.get_signing_key_from_jwt(token).key
+            algorithm = "RS256"
+        else:
+            key, algorithm = self._secret, "HS256"
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=self._audience,
+            issuer=self._issuer,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+        return claims
+
+    @staticmethod
+    def _staff(claims: dict[str, Any]) -> Staff:
+        agency_id, municipality = claims.get("agency"), claims.get("municipality")
+        roles = claims.get("roles")
+        if not isinstance(agency_id, str) or not isinstance(municipality, str):
+            raise Unauthenticated("token lacks agency or municipality")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthenticated("token roles must be a list of strings")
+        agency = reference().agency(agency_id)
+        if agency is None:
+            raise Forbidden(f"agency {agency_id!r} is not a member of this deployment")
+        if agency.municipality != municipality:
+            raise Forbidden(f"agency {agency_id!r} does not belong to municipality {municipality}")
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown:
+            raise Forbidden(f"unknown roles {unknown}; known: {list(ROLES)}")
+        return Staff(str(claims["sub"]), agency_id, frozenset(roles), municipality)
+
+
+def authenticated_staff(request: Request) -> Staff:
+    """FastAPI dependency: the staff member behind the bearer token, or 401/403."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("a bearer token is required")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    staff = verifier.verify(token.strip())
+    request.state.staff = staff
+    return staff

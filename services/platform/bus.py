@@ -1,0 +1,108 @@
+"""The bus between services: Kafka in distributed mode, an in-process one when embedded.
+
+Both carry the same ``Message`` (topic, key, CloudEvent bytes, headers), so producers and
+consumers do not know which one they are on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: str
+    value: bytes
+    headers: Headers = ()
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("utf-8")
+        return None
+
+
+Handler = Callable[[Message], object]
+
+
+class Publisher:
+    """Publishes messages in order; returns only once every one is durably accepted."""
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; nothing to release by default."""
+
+
+@dataclass
+class InProcessBus(Publisher):
+    """Delivers each message synchronously to the handlers subscribed to its topic."""
+
+    handlers: dict[str, list[Handler]] = field(default_factory=lambda: defaultdict(list))
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self.handlers[topic].append(handler)
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            for handler in self.handlers.get(message.topic, ()):
+                handler(message)
+
+
+class KafkaPublisher(Publisher):
+    def __init__(self, bootstrap_servers: str) -> None:
+        from kafka import KafkaProducer
+
+        # acks=all with one request in flight keeps a person's events in order through retries.
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            retries=10,
+            max_in_flight_requests_per_connection=1,
+            linger_ms=2,
+        )
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        futures = [
+            self._producer.send(
+                m.topic, key=m.key.encode("utf-8"), value=m.value, headers=list(m.headers)
+            )
+            for m in messages
+        ]
+        self._producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
+    """Create the topics if missing; an existing topic is left as it is."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+            for t in topics
+            if t not in existing
+        ]
+        if missing:
+            # Another process may create one between our look and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+    finally:
+        admin.close()

@@ -1,0 +1,86 @@
+"""The `eventsourcing` event store, on PostgreSQL or SQLite by configuration.
+
+Each service is an ``eventsourcing`` Application in its own PostgreSQL schema (distributed) or
+its own SQLite file (embedded). ``TracingApplication`` stores the W3C trace context with every
+event, so the relay can continue the trace that the HTTP request started.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from services.platform.settings import Settings
+from services.platform.tracing import current_carrier, tracer
+
+TRACE_KEY = "_trace"
+
+
+def eventstore_env(settings: Settings, service: str) -> dict[str, str]:
+    if settings.database_url:
+        import psycopg
+
+        url = urlparse(settings.database_url)
+        with psycopg.connect(settings.database_url, autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}"')
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/"),
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_SCHEMA": service,
+            "POSTGRES_POOL_SIZE": "8",
+            "CREATE_TABLE": "y",
+        }
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.var_dir / f"{service}-events.sqlite3"),
+        "CREATE_TABLE": "y",
+    }
+
+
+class TracingMapper(Mapper[UUID]):
+    """Stores the current trace context beside each event's state, and hands it back."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        carrier = current_carrier()
+        if not carrier:
+            return super().to_stored_event(domain_event)
+        traced = copy.copy(domain_event)
+        object.__setattr__(traced, TRACE_KEY, carrier)
+        return super().to_stored_event(traced)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        return self.decode(stored_event)[0]
+
+    def decode(self, stored_event: StoredEvent) -> tuple[DomainEventProtocol[UUID], dict[str, str]]:
+        domain_event = super().to_domain_event(stored_event)
+        carrier = domain_event.__dict__.pop(TRACE_KEY, None) or {}
+        return domain_event, carrier
+
+
+class TracingApplication(Application[UUID]):
+    """An Application whose saves are traced and whose stored events carry trace context."""
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=TracingMapper
+        )
+
+    @property
+    def tracing_mapper(self) -> TracingMapper:
+        assert isinstance(self.mapper, TracingMapper)
+        return self.mapper
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        with tracer(__name__).start_as_current_span(f"eventstore.save {self.name}"):
+            return super().save(*objs, **kwargs)

@@ -1,0 +1,131 @@
+"""The relay (transactional outbox reader): stored domain events -> integration events on the bus.
+
+It follows an application's notification log from its last recorded position, publishes a
+batch, waits for the bus to accept it, and only then moves its position. A crash between the
+two republishes the batch; event ids are derived from the stored event, so consumers drop the
+repeats (at-least-once delivery, exactly-once in effect).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import ApplicationRecorder
+from opentelemetry.trace import SpanKind
+
+from contracts.envelope import CloudEvent
+from services.platform.bus import Message, Publisher
+from services.platform.eventstore import TracingMapper
+from services.platform.sql import Database
+from services.platform.tracing import context_from, current_carrier, tracer
+
+log = logging.getLogger(__name__)
+
+Translate = Callable[[DomainEventProtocol[UUID]], CloudEvent | None]
+
+
+class RelayPosition:
+    """The last notification id a relay has published, kept in the service's own database."""
+
+    def __init__(self, database: Database, name: str) -> None:
+        self._database = database
+        self._name = name
+        with database.transaction() as tx:
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS relay_position "
+                "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+
+    def get(self) -> int:
+        with self._database.transaction() as tx:
+            row = tx.fetchone("SELECT position FROM relay_position WHERE name = ?", (self._name,))
+        return int(row["position"]) if row else 0
+
+    def set(self, position: int) -> None:
+        with self._database.transaction() as tx:
+            tx.execute(
+                "INSERT INTO relay_position (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (self._name, position),
+            )
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        recorder: ApplicationRecorder,
+        mapper: TracingMapper,
+        translate: Translate,
+        topic: str,
+        publisher: Publisher,
+        position: RelayPosition,
+        batch_size: int = 200,
+    ) -> None:
+        self._recorder = recorder
+        self._mapper = mapper
+        self._translate = translate
+        self._topic = topic
+        self._publisher = publisher
+        self._position = position
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def pump(self) -> int:
+        """Publish one batch after the recorded position; the number of stored events read."""
+        with self._lock:
+            after = self._position.get()
+            notifications = self._recorder.select_notifications(
+                start=after, limit=self._batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                return 0
+            messages = [m for n in notifications if (m := self._message(n)) is not None]
+            self._publisher.publish(messages)
+            self._position.set(notifications[-1].id)
+            log.debug("relayed", extra={"topic": self._topic, "count": len(messages)})
+            return len(notifications)
+
+    def drain(self) -> int:
+        """Publish until nothing is left; the number of stored events read."""
+        total = 0
+        while count := self.pump():
+            total += count
+        return total
+
+    def run(self, stop: threading.Event, poll_seconds: float) -> None:
+        while not stop.is_set():
+            try:
+                if self.pump() < self._batch_size:
+                    stop.wait(poll_seconds)
+            except Exception:
+                log.exception("relay batch failed; retrying", extra={"topic": self._topic})
+                stop.wait(1.0)
+
+    def _message(self, notification: object) -> Message | None:
+        domain_event, stored_trace = self._mapper.decode(notification)  # type: ignore[arg-type]
+        with tracer(__name__).start_as_current_span(
+            "relay.publish", context=context_from(stored_trace), kind=SpanKind.PRODUCER
+        ) as span:
+            cloud_event = self._translate(domain_event)
+            if cloud_event is None:
+                return None
+            span.set_attribute("messaging.destination.name", self._topic)
+            span.set_attribute("cloudevents.event_type", cloud_event.type)
+            trace = current_carrier()
+            cloud_event = cloud_event.model_copy(
+                update={
+                    "traceparent": trace.get("traceparent"),
+                    "tracestate": trace.get("tracestate"),
+                }
+            )
+            headers = [("content-type", b"application/cloudevents+json; charset=utf-8")]
+            headers += [(k, v.encode("utf-8")) for k, v in trace.items()]
+            headers.append(("ce_id", cloud_event.id.encode("utf-8")))
+            return Message(
+                self._topic, cloud_event.partitionkey, cloud_event.to_bytes(), tuple(headers)
+            )

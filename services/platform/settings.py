@@ -1,0 +1,48 @@
+"""Configuration from the environment, read once at start-up.
+
+Embedded mode (no ``DATABASE_URL``) keeps everything in SQLite under ``TSUNAGU_VAR_DIR`` and
+uses the in-process bus; distributed mode needs ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    topic_prefix: str = "tsunagu"
+    topic_partitions: int = 8
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    jwt_issuer: str = "tsunagu"
+    jwt_audience: str = "tsunagu"
+    otlp_endpoint: str | None = None
+    relay_poll_seconds: float = 0.02
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def distributed(self) -> bool:
+        return self.database_url is not None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            var_dir=Path(env.get("TSUNAGU_VAR_DIR", "var")),
+            database_url=env.get("DATABASE_URL") or None,
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            topic_prefix=env.get("TSUNAGU_TOPIC_PREFIX", "tsunagu"),
+            topic_partitions=int(env.get("TSUNAGU_TOPIC_PARTITIONS", "8")),
+            jwt_secret=env.get("TSUNAGU_JWT_SECRET") or None,
+            jwks_url=env.get("TSUNAGU_JWKS_URL") or None,
+            jwt_issuer=env.get("TSUNAGU_JWT_ISSUER", "tsunagu"),
+            jwt_audience=env.get("TSUNAGU_JWT_AUDIENCE", "tsunagu"),
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            relay_poll_seconds=float(env.get("TSUNAGU_RELAY_POLL_SECONDS", "0.02")),
+        )

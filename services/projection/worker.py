@@ -1,0 +1,87 @@
+"""The faust-streaming agent that feeds every service's topic through the projection runner.
+
+Faust owns the consumer group, partition assignment and offset commits; the runner owns the
+views. A message is acknowledged only after the runner has committed it (or dead-lettered
+it), and a redelivery after a crash is dropped by event id, so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from contracts.topics import Topics
+from services.platform.bus import KafkaPublisher, Message
+from services.platform.settings import Settings
+from services.projection.runner import ProjectionRunner
+
+log = logging.getLogger(__name__)
+
+SOURCE_SERVICES = ("intake",)
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    items = raw.items() if isinstance(raw, dict) else (raw or ())
+    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in items)
+
+
+async def consume_until_done(runner: ProjectionRunner, message: Message) -> None:
+    """Retry a message whose views could not be written (database away) until it is written."""
+    delay = 0.5
+    while True:
+        try:
+            await asyncio.to_thread(runner.consume, message)
+            return
+        except Exception:
+            log.exception("projection failed; will retry", extra={"topic": message.topic})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def create_faust_app(settings: Settings, runner: ProjectionRunner) -> faust.App:
+    assert settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS is required"
+    topics = Topics(settings.topic_prefix)
+    app = faust.App(
+        f"{settings.topic_prefix}-projection",
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+    )
+    source = app.topic(
+        *(topics.events(s) for s in SOURCE_SERVICES),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(source, name="project")
+    async def project(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            received = event.message
+            key = received.key.decode("utf-8") if received.key else ""
+            message = Message(received.topic, key, bytes(event.value), _headers(received.headers))
+            await consume_until_done(runner, message)
+            yield None
+
+    return app
+
+
+def run_worker(settings: Settings, runner: ProjectionRunner) -> None:
+    from faust.worker import Worker
+
+    app = create_faust_app(settings, runner)
+    Worker(app, loglevel="WARNING").execute_from_commandline()
+
+
+def dead_letter_publisher(settings: Settings) -> KafkaPublisher:
+    assert settings.kafka_bootstrap_servers
+    return KafkaPublisher(settings.kafka_bootstrap_servers)

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+from services.platform.auth import dev_secret, mint_token
+from services.platform.settings import Settings
+from services.wiring import embedded_app
+from tests.conftest import JWT_SECRET, TokenFactory
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def client(embedded_settings: Settings) -> TestClient:
+    return TestClient(embedded_app(embedded_settings))
+
+
+def test_health_is_the_only_open_route(client: TestClient) -> None:
+    assert client.get("/health").status_code == 200
+    assert client.get("/views/consultations").status_code == 401
+    assert client.post("/intake/consultations", json={}).status_code == 401
+    assert client.get("/intake/consultations/00000000-0000-0000-0000-000000000000").status_code == 401
+
+
+def test_every_api_route_requires_a_token(client: TestClient) -> None:
+    """Guards future routes too: anything but /health, /docs and the schema answers 401."""
+    open_paths = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        path = getattr(route, "path", "")
+        if path in open_paths or not path:
+            continue
+        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}:
+            url = path.replace("{consultation_id}", "00000000-0000-0000-0000-000000000000")
+            assert client.request(method, url, json={}).status_code == 401, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("make_header", "message"),
+    [
+        (lambda t: {}, "bearer token is required"),
+        (lambda t: {"Authorization": "Basic abc"}, "bearer token is required"),
+        (lambda t: {"Authorization": f"Bearer {t(now=time.time() - 9 * 3600)}"}, "expired"),
+        (
+            lambda t: {
+                "Authorization": "Bearer "
+                + mint_token("another-secret-" + "y" * 40, staff_id="s", agency="zama-jiritsu",
+                             roles=["caseworker"])
+            },
+            "invalid token",
+        ),
+        (lambda t: {"Authorization": "Bearer not.a.jwt"}, "invalid token"),
+    ],
+)
+def test_missing_expired_or_forged_tokens_get_401(
+    client: TestClient,
+    token: TokenFactory,
+    make_header: Callable[[TokenFactory], dict[str, str]],
+    message: str,
+) -> None:
+    def with_agency(**claims: object) -> str:
+        return token("zama-jiritsu", **claims)
+
+    response = client.get("/views/consultations", headers=make_header(with_agency))
+    assert response.status_code == 401
+    assert message in response.json()["message"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_valid_token_for_the_wrong_agency_gets_403(client: TestClient, token: TokenFactory) -> None:
+    headers = {"Authorization": f"Bearer {token('zama-shuno')}"}
+    response = client.post(
+        "/intake/consultations",
+        json={"channel": "visit", "route_in": "self", "caller_kind": "self"},
+        headers=headers,
+    )
+    assert response.status_code == 403
+    assert "refer the person" in response.json()["message"]
+    other_view = client.get("/views/consultations?agency=zama-jiritsu", headers=headers)
+    assert other_view.status_code == 403
+
+
+def test_unknown_agency_municipality_or_role_gets_403(client: TestClient) -> None:
+    for claims in (
+        {"agency": "acme-corp", "roles": ["caseworker"]},
+        {"agency": "zama-jiritsu", "roles": ["caseworker"], "municipality": "131016"},
+        {"agency": "zama-jiritsu", "roles": ["emperor"]},
+    ):
+        raw = mint_token(JWT_SECRET, staff_id="s", **claims)  # type: ignore[arg-type]
+        response = client.get("/views/consultations", headers={"Authorization": f"Bearer {raw}"})
+        assert response.status_code == 403, claims
+
+
+def test_dev_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    first = dev_secret(tmp_path)
+    assert dev_secret(tmp_path) == first
+    assert (tmp_path / "dev-jwt-secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    body = json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/jwks.json", key
+    server.shutdown()
+
+
+def test_production_tokens_are_rs256_verified_against_a_jwks_url(
+    tmp_path: Path, jwks_server: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    url, key = jwks_server
+    settings = Settings(var_dir=tmp_path, jwks_url=url)
+    client = TestClient(embedded_app(settings))
+    now = int(time.time())
+    claims = {
+        "sub": "s9", "agency": "zama-jiritsu", "roles": ["caseworker"], "municipality": "142182",
+        "iat": now, "exp": now + 600, "iss": "tsunagu", "aud": "tsunagu",
+    }
+    signed = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    ok = client.get("/views/consultations", headers={"Authorization": f"Bearer {signed}"})
+    assert ok.status_code == 200
+    # An HS256 token made with a guessed secret must not pass a JWKS deployment.
+    forged = jwt.encode(claims, "guess", algorithm="HS256")
+    denied = client.get("/views/consultations", headers={"Authorization": f"Bearer {forged}"})
+    assert denied.status_code == 401
