@@ -77,7 +77,9 @@ def provide() -> Iterator[Infrastructure]:
         subprocess.run(["bash", str(ROOT / "deploy/local/up.sh")], check=True)
         try:
             env = _read_env_file(LOCAL_ENV)
-            yield Infrastructure(env["DATABASE_URL"], env["KAFKA_BOOTSTRAP_SERVERS"], "deploy/local")
+            yield Infrastructure(
+                env["DATABASE_URL"], env["KAFKA_BOOTSTRAP_SERVERS"], "deploy/local"
+            )
         finally:
             if not running and not os.environ.get("TSUNAGU_KEEP_SERVERS"):
                 subprocess.run(["bash", str(ROOT / "deploy/local/down.sh")], check=False)

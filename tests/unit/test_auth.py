@@ -29,7 +29,9 @@ def test_health_is_the_only_open_route(client: TestClient) -> None:
     assert client.get("/health").status_code == 200
     assert client.get("/views/consultations").status_code == 401
     assert client.post("/intake/consultations", json={}).status_code == 401
-    assert client.get("/intake/consultations/00000000-0000-0000-0000-000000000000").status_code == 401
+    assert (
+        client.get("/intake/consultations/00000000-0000-0000-0000-000000000000").status_code == 401
+    )
 
 
 def test_every_api_route_requires_a_token(client: TestClient) -> None:
@@ -39,7 +41,8 @@ def test_every_api_route_requires_a_token(client: TestClient) -> None:
         path = getattr(route, "path", "")
         if path in open_paths or not path:
             continue
-        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}:
+        methods: set[str] = set(getattr(route, "methods", None) or ())
+        for method in methods - {"HEAD", "OPTIONS"}:
             url = path.replace("{consultation_id}", "00000000-0000-0000-0000-000000000000")
             assert client.request(method, url, json={}).status_code == 401, (method, path)
 
@@ -53,8 +56,12 @@ def test_every_api_route_requires_a_token(client: TestClient) -> None:
         (
             lambda t: {
                 "Authorization": "Bearer "
-                + mint_token("another-secret-" + "y" * 40, staff_id="s", agency="zama-jiritsu",
-                             roles=["caseworker"])
+                + mint_token(
+                    "another-secret-" + "y" * 40,
+                    staff_id="s",
+                    agency="zama-jiritsu",
+                    roles=["caseworker"],
+                )
             },
             "invalid token",
         ),
@@ -137,8 +144,14 @@ def test_production_tokens_are_rs256_verified_against_a_jwks_url(
     client = TestClient(embedded_app(settings))
     now = int(time.time())
     claims = {
-        "sub": "s9", "agency": "zama-jiritsu", "roles": ["caseworker"], "municipality": "142182",
-        "iat": now, "exp": now + 600, "iss": "tsunagu", "aud": "tsunagu",
+        "sub": "s9",
+        "agency": "zama-jiritsu",
+        "roles": ["caseworker"],
+        "municipality": "142182",
+        "iat": now,
+        "exp": now + 600,
+        "iss": "tsunagu",
+        "aud": "tsunagu",
     }
     signed = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
     ok = client.get("/views/consultations", headers={"Authorization": f"Bearer {signed}"})

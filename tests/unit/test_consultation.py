@@ -46,8 +46,12 @@ def test_person_and_backdated_opening_are_kept(intake: IntakeApplication) -> Non
     consultation_id = intake.open_consultation(
         CASEWORKER,
         OpenConsultation(
-            channel="phone", route_in="justice_system", caller_kind="self",
-            person_id=person, main_complaint="仕事の相談をしたい", opened_at=opened,
+            channel="phone",
+            route_in="justice_system",
+            caller_kind="self",
+            person_id=person,
+            main_complaint="仕事の相談をしたい",
+            opened_at=opened,
         ),
     )
     consultation = intake.consultation(consultation_id)
@@ -80,7 +84,9 @@ def test_future_and_naive_opening_times_are_refused(intake: IntakeApplication) -
         with pytest.raises(Invalid) as raised:
             intake.open_consultation(
                 CASEWORKER,
-                OpenConsultation(channel="phone", route_in="self", caller_kind="self", opened_at=when),
+                OpenConsultation(
+                    channel="phone", route_in="self", caller_kind="self", opened_at=when
+                ),
             )
         assert raised.value.detail["problems"][0]["rule"] == rule
 
@@ -98,10 +104,16 @@ def test_a_desk_without_a_consultation_service_must_refer_instead(
 
 def test_opened_event_carries_every_field() -> None:
     consultation = Consultation(
-        municipality="142182", agency="zama-jiritsu", staff_id="s1",
-        opened_at=datetime(2025, 8, 3, tzinfo=UTC), channel="phone",
-        route_in="public_relations_bulletin", caller_kind="anonymous", person_id=None,
-        main_complaint=None, notes="広報を見た",
+        municipality="142182",
+        agency="zama-jiritsu",
+        staff_id="s1",
+        opened_at=datetime(2025, 8, 3, tzinfo=UTC),
+        channel="phone",
+        route_in="public_relations_bulletin",
+        caller_kind="anonymous",
+        person_id=None,
+        main_complaint=None,
+        notes="広報を見た",
     )
     [opened] = consultation.collect_events()
     assert isinstance(opened, Consultation.Opened)

@@ -19,14 +19,22 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 def opened_event(**overrides: object) -> CloudEvent:
     data = ConsultationOpened(
-        consultation_id=uuid4(), opened_at=datetime(2025, 8, 3, tzinfo=UTC),
-        opened_by_agency="zama-jiritsu", opened_by_staff="s1", channel="phone",
-        route_in="self", caller_kind="anonymous",
+        consultation_id=uuid4(),
+        opened_at=datetime(2025, 8, 3, tzinfo=UTC),
+        opened_by_agency="zama-jiritsu",
+        opened_by_staff="s1",
+        channel="phone",
+        route_in="self",
+        caller_kind="anonymous",
     )
     fields: dict[str, object] = dict(
-        id=event_id(data.consultation_id, 1), source="/tsunagu/intake",
-        type=data.cloudevent_type(), time=datetime.now(UTC), municipality="142182",
-        partitionkey=str(data.consultation_id), eventversion=1,
+        id=event_id(data.consultation_id, 1),
+        source="/tsunagu/intake",
+        type=data.cloudevent_type(),
+        time=datetime.now(UTC),
+        municipality="142182",
+        partitionkey=str(data.consultation_id),
+        eventversion=1,
         data=data.model_dump(mode="json"),
     )
     fields.update(overrides)

@@ -60,7 +60,9 @@ def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_next_one_a
     assert "not a CloudEvent" in (letter.header(REASON_HEADER) or "")
     assert letter.header(ORIGIN_HEADER) == "t.intake.events"
     good = opened_event()
-    assert runner.consume(Message("t.intake.events", "k", good.to_bytes())).outcome is Outcome.APPLIED
+    assert (
+        runner.consume(Message("t.intake.events", "k", good.to_bytes())).outcome is Outcome.APPLIED
+    )
     assert store.consultations("zama-jiritsu")[0]["consultation_id"] == str(
         ConsultationOpened.model_validate(good.data).consultation_id
     )

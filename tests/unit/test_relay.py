@@ -48,8 +48,13 @@ def open_some(intake: IntakeApplication, count: int) -> None:
 
 def relay_for(intake: IntakeApplication, publisher: Publisher, position: RelayPosition) -> Relay:
     return Relay(
-        recorder=intake.recorder, mapper=intake.tracing_mapper, translate=to_cloudevent,
-        topic="t.intake.events", publisher=publisher, position=position, batch_size=4,
+        recorder=intake.recorder,
+        mapper=intake.tracing_mapper,
+        translate=to_cloudevent,
+        topic="t.intake.events",
+        publisher=publisher,
+        position=position,
+        batch_size=4,
     )
 
 

@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# A throw-away PostgreSQL server (Debian's packages, no Docker) listening on
+# 127.0.0.1 only, for tests and the distributed run mode. It is tuned for
+# speed, not durability (fsync=off): never point it at data you want to keep.
+#
+# Usage: deploy/local/postgres.sh start|stop|status|env
+#
+# stdout carries only machine-readable output (DATABASE_URL=...), progress
+# and errors go to stderr, so `eval "$(postgres.sh start)"` works.
+#
+# Environment:
+#   TSUNAGU_LOCAL_DIR            runtime state (default <repo>/var/local)
+#   TSUNAGU_PG_START_TIMEOUT     seconds to wait for readiness (60)
+set -euo pipefail
+
+# libpq honours PGSSLMODE, PGSERVICE, PGOPTIONS, ... from the caller's
+# environment; any of them could break the admin connections made here.
+unset "${!PG@}"
+
+readonly PG_OS_USER=tsunagu-pg
+readonly DB_NAME=tsunagu DB_USER=tsunagu DB_PASSWORD=tsunagu
+readonly START_ATTEMPTS=3
+# sun_path holds 107 characters; "/.s.PGSQL.<port>" adds up to 15 of them.
+readonly MAX_SOCKET_DIR_LEN=85
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+LOCAL_DIR=${TSUNAGU_LOCAL_DIR:-$REPO_DIR/var/local}
+START_TIMEOUT=${TSUNAGU_PG_START_TIMEOUT:-60}
+
+log() { printf 'postgres.sh: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+now_ms() { date +%s%3N; }
+elapsed_s() {
+  local ms=$(($(now_ms) - $1))
+  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+resolve_local_dir() {
+  mkdir -p "$LOCAL_DIR"
+  LOCAL_DIR=$(cd "$LOCAL_DIR" && pwd -P)
+  # Root-owned bookkeeping (port, where the data dir is). The data dir itself
+  # belongs to $PG_OS_USER and may live elsewhere, see choose_data_dir.
+  STATE_DIR=$LOCAL_DIR/postgres
+  ENV_FILE=$LOCAL_DIR/postgres.env
+  # Fallback location for the data dir / socket when the state dir is not
+  # reachable by $PG_OS_USER or its path is too long for a unix socket.
+  TMP_BASE=/tmp/tsunagu-pg-$(printf '%s' "$LOCAL_DIR" | sha256sum | cut -c1-12)
+}
+
+# Serialises concurrent start/stop calls. Long-lived children must be started
+# with 9>&- or the postmaster would hold the lock forever.
+take_lock() {
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$LOCAL_DIR/.postgres.lock"
+    flock -w 300 9 || die "timed out waiting for $LOCAL_DIR/.postgres.lock"
+  fi
+}
+
+# Debian keeps the server binaries out of PATH (/usr/lib/postgresql/<v>/bin),
+# so PATH is only a preference, then the newest installed major version.
+find_bindir() {
+  local initdb d candidates=()
+  if initdb=$(command -v initdb 2>/dev/null) && command -v pg_ctl >/dev/null 2>&1; then
+    candidates+=("$(dirname "$(readlink -f "$initdb")")")
+  fi
+  if compgen -G '/usr/lib/postgresql/*/bin' >/dev/null; then
+    mapfile -t -O "${#candidates[@]}" candidates < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV)
+  fi
+  for d in "${candidates[@]}"; do
+    if [[ -x $d/initdb && -x $d/pg_ctl && -x $d/postgres ]]; then
+      printf '%s\n' "$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
+install_postgres() {
+  local sudo=()
+  if ! is_root; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      die "PostgreSQL server binaries (initdb, pg_ctl) not found and not running as root; install them first: sudo apt-get install -y --no-install-recommends postgresql"
+    fi
+  fi
+  command -v apt-get >/dev/null 2>&1 ||
+    die "PostgreSQL server binaries (initdb, pg_ctl) not found and apt-get is unavailable; install PostgreSQL yourself"
+  local apt_log=$LOCAL_DIR/apt-postgres.log t0
+  t0=$(now_ms)
+  log "installing PostgreSQL with apt-get (log: $apt_log) ..."
+  # The package's postinst may create and start a "main" cluster on 5432;
+  # it is left alone, this script never uses it.
+  if ! { "${sudo[@]}" apt-get update &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; } \
+    </dev/null >"$apt_log" 2>&1 9>&-; then
+    tail -n 40 "$apt_log" >&2 || true
+    die "apt-get failed to install postgresql"
+  fi
+  log "installed PostgreSQL in $(elapsed_s "$t0")s"
+}
+
+# PostgreSQL refuses to run as root, so root delegates to a dedicated system
+# user; anyone else runs the server as themselves.
+ensure_os_user() {
+  is_root || return 0
+  getent passwd "$PG_OS_USER" >/dev/null && return 0
+  # A concurrent run may create the user between the check and useradd.
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$PG_OS_USER" 2>/dev/null ||
+    getent passwd "$PG_OS_USER" >/dev/null ||
+    die "could not create system user $PG_OS_USER"
+}
+
+# Runs a command as the server's OS user. cd / because the caller's working
+# directory may not be readable by that user.
+as_pg() {
+  if ! is_root; then
+    "$@"
+  elif command -v runuser >/dev/null 2>&1; then
+    (cd / && runuser -u "$PG_OS_USER" -- "$@")
+  else
+    (cd / && su -s /bin/sh "$PG_OS_USER" -c "$(printf '%q ' "$@")")
+  fi
+}
+
+make_pg_dir() {
+  if is_root; then
+    install -d -m 700 -o "$PG_OS_USER" -g "$PG_OS_USER" "$1"
+  else
+    install -d -m 700 "$1"
+  fi
+}
+
+# Prefers <state>/data; falls back to /tmp when the server's OS user cannot
+# traverse the parents of the repository (e.g. a checkout under /root).
+choose_data_dir() {
+  local data=$STATE_DIR/data
+  if is_root && ! as_pg test -x "$STATE_DIR"; then
+    log "$PG_OS_USER cannot reach $STATE_DIR; using $TMP_BASE for the data dir"
+    data=$TMP_BASE/data
+  fi
+  if [[ $data == "$TMP_BASE"/* || ${#data} -gt $MAX_SOCKET_DIR_LEN ]]; then
+    if [[ -e $TMP_BASE && ! -O $TMP_BASE ]] && ! is_root; then
+      die "$TMP_BASE exists and belongs to someone else"
+    fi
+    make_pg_dir "$TMP_BASE"
+    if is_root && [[ $(stat -c %U "$TMP_BASE") != "$PG_OS_USER" ]]; then
+      die "$TMP_BASE exists and does not belong to $PG_OS_USER"
+    fi
+  fi
+  printf '%s\n' "$data"
+}
+
+pick_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+psql_admin() {
+  "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d postgres "${@:2}"
+}
+
+database_url() { printf 'postgresql://%s:%s@127.0.0.1:%s/%s' "$DB_USER" "$DB_PASSWORD" "$1" "$DB_NAME"; }
+
+env_line() { printf 'DATABASE_URL=%s\n' "$(database_url "$(<"$STATE_DIR/port")")"; }
+
+# Reads the recorded data dir; fails when there is none.
+recorded_data_dir() {
+  [[ -f $STATE_DIR/datadir ]] || return 1
+  local d
+  d=$(<"$STATE_DIR/datadir")
+  [[ -n $d ]] || return 1
+  printf '%s\n' "$d"
+}
+
+postmaster_pid() {
+  local pid
+  [[ -f $1/postmaster.pid ]] || return 1
+  read -r pid <"$1/postmaster.pid" || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against a stale pid file whose pid was reused after a reboot.
+  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */postgres* ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+is_running() {
+  local data
+  data=$(recorded_data_dir) && [[ -f $STATE_DIR/port ]] && postmaster_pid "$data" >/dev/null
+}
+
+print_logs() {
+  local f
+  for f in "$@"; do
+    if [[ -s $f ]]; then
+      log "---- last 50 lines of $f ----"
+      tail -n 50 "$f" >&2
+    fi
+  done
+}
+
+init_cluster() {
+  local data=$1 out=$STATE_DIR/initdb.log
+  make_pg_dir "$data"
+  # --no-sync: nothing here has to survive a power cut, and it saves seconds.
+  if as_pg "$BINDIR/initdb" -D "$data" --auth=trust -U postgres --encoding=UTF8 \
+    --locale=C.UTF-8 --no-sync --no-instructions </dev/null >"$out" 2>&1; then
+    return 0
+  fi
+  log "initdb with --locale=C.UTF-8 failed, retrying with --no-locale"
+  rm -rf "$data"
+  make_pg_dir "$data"
+  if ! as_pg "$BINDIR/initdb" -D "$data" --auth=trust -U postgres --encoding=UTF8 \
+    --no-locale --no-sync --no-instructions </dev/null >>"$out" 2>&1; then
+    print_logs "$out"
+    die "initdb failed"
+  fi
+}
+
+# Our settings live in their own file so a retry with another port can
+# rewrite them without editing postgresql.conf again.
+write_config() {
+  local data=$1 port=$2 socket_dir=$3
+  cat >"$data/tsunagu.conf" <<EOF
+# Generated by deploy/local/postgres.sh. Test server: speed over durability.
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$socket_dir'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+shared_buffers = 256MB
+EOF
+  if is_root; then chown "$PG_OS_USER:$PG_OS_USER" "$data/tsunagu.conf"; fi
+  if ! grep -qx "include = 'tsunagu.conf'" "$data/postgresql.conf"; then
+    printf "\ninclude = 'tsunagu.conf'\n" >>"$data/postgresql.conf"
+  fi
+  printf '%s\n' "$port" >"$STATE_DIR/port"
+}
+
+# Returns 0 when ready, 2 when the port was taken in the meantime (worth a
+# retry with another port), 1 on any other failure.
+launch_and_wait() {
+  local data=$1 port socket_dir=$1 server_log=$1/server.log deadline
+  if ((${#data} > MAX_SOCKET_DIR_LEN)); then socket_dir=$TMP_BASE; fi
+  port=$(pick_port) || die "could not pick a free port"
+  write_config "$data" "$port" "$socket_dir"
+  : >"$server_log"
+  if is_root; then chown "$PG_OS_USER:$PG_OS_USER" "$server_log"; fi
+
+  deadline=$((SECONDS + START_TIMEOUT))
+  # pg_ctl -w notices a postmaster that dies during startup; it detaches the
+  # postmaster (setsid, stdin from /dev/null, output to the log file).
+  if ! as_pg "$BINDIR/pg_ctl" start -D "$data" -l "$server_log" -w -t "$START_TIMEOUT" \
+    </dev/null >"$STATE_DIR/pg_ctl.log" 2>&1 9>&-; then
+    if grep -qE 'could not bind|Address already in use' "$server_log" 2>/dev/null; then
+      log "port $port was taken before the server bound it"
+      return 2
+    fi
+    print_logs "$STATE_DIR/pg_ctl.log" "$server_log"
+    log "pg_ctl start failed"
+    return 1
+  fi
+
+  # pg_ctl only says the postmaster accepts connections; also prove that a
+  # TCP login and a query work, which is what the tests will do.
+  until "$PG_ISREADY" -q -h 127.0.0.1 -p "$port" -t 2 >/dev/null 2>&1 &&
+    PGCONNECT_TIMEOUT=2 psql_admin "$port" -c 'select 1' >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      print_logs "$server_log"
+      log "server not ready on 127.0.0.1:$port after ${START_TIMEOUT}s"
+      return 1
+    fi
+    sleep 0.2
+  done
+
+  if ! psql_admin "$port" \
+    -c "CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASSWORD'" \
+    -c "CREATE DATABASE $DB_NAME OWNER $DB_USER" >"$STATE_DIR/setup.log" 2>&1 ||
+    ! "$PSQL" -X -q -v ON_ERROR_STOP=1 "$(database_url "$port")" -c 'select 1' >>"$STATE_DIR/setup.log" 2>&1; then
+    print_logs "$STATE_DIR/setup.log" "$server_log"
+    log "creating role/database $DB_NAME failed"
+    return 1
+  fi
+}
+
+cmd_start() {
+  resolve_local_dir
+  take_lock
+  if is_running; then
+    log "already running (data $(recorded_data_dir))"
+    env_line >"$ENV_FILE"
+    env_line
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || die "python3 is required (picks a free port)"
+  # Leftovers of a crashed server would make initdb refuse the data dir.
+  stop_server quiet
+
+  local t0 data attempt rc=1
+  t0=$(now_ms)
+  if ! BINDIR=$(find_bindir); then
+    install_postgres
+    BINDIR=$(find_bindir) || die "PostgreSQL was installed but initdb/pg_ctl are still not found"
+  fi
+  PSQL=$BINDIR/psql
+  PG_ISREADY=$BINDIR/pg_isready
+  [[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found"
+  [[ -x $PG_ISREADY ]] || PG_ISREADY=$(command -v pg_isready) || die "pg_isready not found"
+  ensure_os_user
+
+  local t_start
+  t_start=$(now_ms)
+  mkdir -p "$STATE_DIR"
+  # The server's OS user has to traverse this directory to reach data/.
+  chmod 755 "$STATE_DIR"
+  data=$(choose_data_dir)
+  printf '%s\n' "$data" >"$STATE_DIR/datadir"
+  init_cluster "$data"
+  for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
+    rc=0
+    launch_and_wait "$data" || rc=$?
+    ((rc == 2)) || break
+  done
+  if ((rc != 0)); then
+    # The data dir is wiped below; keep the logs for a post-mortem.
+    cat "$STATE_DIR"/*.log "$data/server.log" >"$LOCAL_DIR/postgres-failure.log" 2>/dev/null || true
+    stop_server quiet
+    die "PostgreSQL did not start (logs kept in $LOCAL_DIR/postgres-failure.log)"
+  fi
+  env_line >"$ENV_FILE"
+  log "PostgreSQL $("$BINDIR/postgres" -V | awk '{print $3}') ready on 127.0.0.1:$(<"$STATE_DIR/port") (data $data); server start took $(elapsed_s "$t_start")s, total $(elapsed_s "$t0")s"
+  env_line
+}
+
+# Finds postmasters for $1 even when postmaster.pid is gone.
+postmasters_for() {
+  local p pid cmdline
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+    if [[ $cmdline == *postgres\ -D\ "$1"\ * || $cmdline == *postgres\ -D\ "$1" ]]; then
+      printf '%s\n' "$pid"
+    fi
+  done
+}
+
+stop_server() {
+  local quiet=${1:-} data pid pids=() deadline
+  if data=$(recorded_data_dir); then
+    if pid=$(postmaster_pid "$data"); then
+      [[ -n $quiet ]] || log "stopping server (pid $pid)"
+      # The pg_ctl that belongs to the running server, even if several
+      # major versions are installed.
+      local bindir
+      bindir=$(readlink "/proc/$pid/exe")
+      bindir=$(dirname "${bindir% (deleted)}")
+      # Immediate: the data is thrown away anyway, no need for a checkpoint.
+      as_pg "$bindir/pg_ctl" stop -D "$data" -m immediate -w -t 20 </dev/null >/dev/null 2>&1 9>&- || true
+    elif [[ -z $quiet ]]; then
+      log "not running"
+    fi
+    mapfile -t pids < <(postmasters_for "$data")
+    if ((${#pids[@]})); then
+      log "killing leftover postmaster ${pids[*]}"
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      deadline=$((SECONDS + 10))
+      while ((SECONDS < deadline)) && [[ -n $(postmasters_for "$data") ]]; do sleep 0.2; done
+    fi
+    rm -rf "$data"
+  elif [[ -z $quiet ]]; then
+    log "not running"
+  fi
+  if [[ -e $TMP_BASE ]]; then
+    rm -rf "$TMP_BASE" 2>/dev/null || log "warning: could not remove $TMP_BASE"
+  fi
+  rm -rf "$STATE_DIR"
+  rm -f "$ENV_FILE"
+}
+
+cmd_stop() {
+  resolve_local_dir
+  take_lock
+  stop_server
+}
+
+cmd_status() {
+  resolve_local_dir
+  if is_running; then
+    echo "running pid=$(postmaster_pid "$(recorded_data_dir)") data=$(recorded_data_dir) $(env_line)"
+  else
+    echo "not running"
+    return 3
+  fi
+}
+
+cmd_env() {
+  resolve_local_dir
+  if is_running && [[ -f $ENV_FILE ]]; then
+    cat "$ENV_FILE"
+  else
+    die "PostgreSQL is not running (run: $0 start)"
+  fi
+}
+
+main() {
+  case ${1:-} in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    *)
+      echo "usage: $0 start|stop|status|env" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,34 @@
+"""Reading topics back in tests, with plain kafka-python."""
+
+from __future__ import annotations
+
+from kafka import KafkaConsumer, KafkaProducer
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout_s: float = 30) -> list[object]:
+    """Every record on ``topic`` from the start, once at least ``expect`` have arrived."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=2000,
+    )
+    records: list[object] = []
+    try:
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while len(records) < expect and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def produce_raw(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer.send(topic, key=key, value=value).get(timeout=30)
+    producer.close()
