@@ -3,17 +3,173 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.errors import Forbidden
 from contracts.identity import Staff
-from services.intake.application import IntakeApplication, OpenConsultation
+from services.intake.application import (
+    IntakeApplication,
+    OpenConsultation,
+    RecordConsent,
+    RegisterPerson,
+    Triage,
+    WithdrawConsent,
+)
+from services.intake.consent import Consent
 from services.intake.consultation import Consultation
+from services.intake.person import Person
 from services.platform.auth import authenticated_staff
+
+Name = Field(None, max_length=200)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TriageRequest(Strict):
+    outcome: str = Field(description="continue_here, connect_elsewhere or information_only")
+    target_agency: str | None = None
+    target_system: str | None = Field(None, max_length=200, description="e.g. 生活保護")
+    follow_up_on: date | None = Field(None, description="required when connecting elsewhere")
+    note: str | None = Field(None, max_length=20000)
+    at: datetime | None = None
+
+
+class AttachRequest(Strict):
+    person_id: UUID
+    at: datetime | None = None
+
+
+class ApplicationRequest(Strict):
+    at: datetime | None = None
+
+
+class PersonRequest(Strict):
+    family_name: str | None = Name
+    given_name: str | None = Name
+    family_name_kana: str | None = Name
+    given_name_kana: str | None = Name
+    birth_date: date | None = None
+    birth_year: int | None = Field(None, ge=1900, le=2100)
+    sex: str = "unknown"
+    address: str | None = Field(None, max_length=500)
+    phone: str | None = Field(None, max_length=40)
+    local_id: str | None = Field(None, max_length=100, description="the caller agency's own id")
+    registered_at: datetime | None = None
+
+
+class PersonResponse(BaseModel):
+    id: UUID
+    registered_by: str
+    family_name: str | None
+    given_name: str | None
+    family_name_kana: str | None
+    given_name_kana: str | None
+    birth_date: date | None
+    birth_year: int | None
+    sex: str
+    address: str | None
+    phone: str | None
+    local_ids: dict[str, str]
+    merged_into: UUID | None
+
+    @classmethod
+    def of(cls, p: Person) -> PersonResponse:
+        return cls(
+            id=p.id,
+            registered_by=p.agency,
+            family_name=p.family_name,
+            given_name=p.given_name,
+            family_name_kana=p.family_name_kana,
+            given_name_kana=p.given_name_kana,
+            birth_date=p.birth_date,
+            birth_year=p.birth_year,
+            sex=p.sex,
+            address=p.address,
+            phone=p.phone,
+            local_ids=dict(p.local_ids),
+            merged_into=p.merged_into,
+        )
+
+
+class LinkRequest(Strict):
+    local_id: str = Field(min_length=1, max_length=100)
+
+
+class MergeRequest(Strict):
+    into: UUID
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class UnmergeRequest(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ConsentRequest(Strict):
+    person_id: UUID
+    recipients: list[str]
+    categories: list[str]
+    purposes: list[str]
+    valid_from: datetime | None = None
+    valid_until: datetime
+    method: str = "written_application_form"
+    evidence_ref: str | None = Field(None, max_length=500)
+    witness: str | None = Field(None, max_length=200)
+    given_by: str = "person"
+    representative_name: str | None = Name
+    representative_relationship: str | None = Field(None, max_length=100)
+
+
+class WithdrawalRequest(Strict):
+    recipients: list[str] | None = Field(None, description="omit for every recipient")
+    categories: list[str] | None = Field(None, description="omit for every category")
+    reason: str | None = Field(None, max_length=2000)
+    at: datetime | None = None
+
+
+class ConsentResponse(BaseModel):
+    id: UUID
+    person_id: UUID
+    recorded_by: str
+    given_by: str
+    recipients: list[str]
+    categories: list[str]
+    purposes: list[str]
+    valid_from: datetime
+    valid_until: datetime
+    method: str
+    evidence_ref: str | None
+    withdrawals: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, c: Consent) -> ConsentResponse:
+        return cls(
+            id=c.id,
+            person_id=c.person_id,
+            recorded_by=c.agency,
+            given_by=c.given_by,
+            recipients=c.recipients,
+            categories=c.categories,
+            purposes=c.purposes,
+            valid_from=c.valid_from,
+            valid_until=c.valid_until,
+            method=c.method,
+            evidence_ref=c.evidence_ref,
+            withdrawals=[
+                {
+                    "id": w.withdrawal_id,
+                    "at": w.at.isoformat(),
+                    "recipients": sorted(w.recipients) if w.recipients is not None else None,
+                    "categories": sorted(w.categories) if w.categories is not None else None,
+                }
+                for w in c.withdrawals
+            ],
+        )
 
 
 class ConsultationRequest(BaseModel):
@@ -39,6 +195,8 @@ class ConsultationResponse(BaseModel):
     person_id: UUID | None
     main_complaint: str | None
     notes: str | None
+    triage: str | None
+    application_at: datetime | None
 
     @classmethod
     def of(cls, c: Consultation) -> ConsultationResponse:
@@ -53,28 +211,134 @@ class ConsultationResponse(BaseModel):
             person_id=c.person_id,
             main_complaint=c.main_complaint,
             notes=c.notes,
+            triage=c.triage,
+            application_at=c.application_at,
         )
 
 
 def build_router(intake: IntakeApplication, after_command: Callable[[], object]) -> APIRouter:
     """``after_command`` runs after each stored command (embedded mode relays at once)."""
     router = APIRouter(tags=["intake"])
+    Caller = Depends(authenticated_staff)
 
-    @router.post("/consultations", status_code=201, response_model=ConsultationResponse)
-    def open_consultation(
-        body: ConsultationRequest, staff: Staff = Depends(authenticated_staff)
-    ) -> ConsultationResponse:
-        consultation_id = intake.open_consultation(staff, OpenConsultation(**body.model_dump()))
+    def consultation_reply(consultation_id: UUID) -> ConsultationResponse:
         after_command()
         return ConsultationResponse.of(intake.consultation(consultation_id))
 
+    @router.post("/consultations", status_code=201, response_model=ConsultationResponse)
+    def open_consultation(body: ConsultationRequest, staff: Staff = Caller) -> ConsultationResponse:
+        return consultation_reply(
+            intake.open_consultation(staff, OpenConsultation(**body.model_dump()))
+        )
+
     @router.get("/consultations/{consultation_id}", response_model=ConsultationResponse)
-    def get_consultation(
-        consultation_id: UUID, staff: Staff = Depends(authenticated_staff)
+    def get_consultation(consultation_id: UUID, staff: Staff = Caller) -> ConsultationResponse:
+        return ConsultationResponse.of(intake.own_consultation(staff, consultation_id))
+
+    @router.post("/consultations/{consultation_id}/triage", response_model=ConsultationResponse)
+    def triage(
+        consultation_id: UUID, body: TriageRequest, staff: Staff = Caller
     ) -> ConsultationResponse:
-        consultation = intake.consultation(consultation_id)
-        if consultation.agency != staff.agency:
-            raise Forbidden(f"consultation {consultation_id} belongs to another agency's record")
-        return ConsultationResponse.of(consultation)
+        intake.triage(staff, consultation_id, Triage(**body.model_dump()))
+        return consultation_reply(consultation_id)
+
+    @router.post("/consultations/{consultation_id}/attach", response_model=ConsultationResponse)
+    def attach(
+        consultation_id: UUID, body: AttachRequest, staff: Staff = Caller
+    ) -> ConsultationResponse:
+        intake.attach(staff, consultation_id, body.person_id, body.at)
+        return consultation_reply(consultation_id)
+
+    @router.post(
+        "/consultations/{consultation_id}/application", response_model=ConsultationResponse
+    )
+    def receive_application(
+        consultation_id: UUID, body: ApplicationRequest, staff: Staff = Caller
+    ) -> ConsultationResponse:
+        intake.receive_application(staff, consultation_id, body.at)
+        return consultation_reply(consultation_id)
+
+    @router.post("/persons", status_code=201, response_model=PersonResponse)
+    def register_person(body: PersonRequest, staff: Staff = Caller) -> PersonResponse:
+        person_id = intake.register_person(staff, RegisterPerson(**body.model_dump()))
+        after_command()
+        return PersonResponse.of(intake.person(person_id))
+
+    @router.get("/persons/by-local-id", response_model=dict[str, UUID])
+    def find_by_local_id(
+        local_id: str, agency: str | None = None, staff: Staff = Caller
+    ) -> dict[str, UUID]:
+        return {"person_id": intake.find_by_local_id(staff, agency or staff.agency, local_id)}
+
+    @router.get("/persons/{person_id}", response_model=PersonResponse)
+    def get_person(person_id: UUID, staff: Staff = Caller) -> PersonResponse:
+        return PersonResponse.of(intake.visible_person(staff, person_id))
+
+    @router.post("/persons/{person_id}/links", response_model=PersonResponse)
+    def link(person_id: UUID, body: LinkRequest, staff: Staff = Caller) -> PersonResponse:
+        intake.link(staff, person_id, body.local_id)
+        after_command()
+        return PersonResponse.of(intake.person(person_id))
+
+    @router.get("/persons/{person_id}/duplicates")
+    def duplicates(person_id: UUID, staff: Staff = Caller) -> dict[str, Any]:
+        found = intake.duplicates(staff, person_id)
+        return {
+            "person_id": found.person_id,
+            "candidates": found.candidates,
+            "rule": "same normalised kana (or name) and birth date",
+        }
+
+    @router.post("/persons/{person_id}/merge", response_model=PersonResponse)
+    def merge(person_id: UUID, body: MergeRequest, staff: Staff = Caller) -> PersonResponse:
+        intake.merge(staff, person_id, body.into, body.reason)
+        after_command()
+        return PersonResponse.of(intake.person(person_id))
+
+    @router.post("/persons/{person_id}/unmerge", response_model=PersonResponse)
+    def unmerge(person_id: UUID, body: UnmergeRequest, staff: Staff = Caller) -> PersonResponse:
+        intake.unmerge(staff, person_id, body.reason)
+        after_command()
+        return PersonResponse.of(intake.person(person_id))
+
+    @router.get("/persons/{person_id}/consents", response_model=list[ConsentResponse])
+    def consents_in_force(
+        person_id: UUID,
+        recipient: str,
+        category: str,
+        purpose: str,
+        at: datetime | None = None,
+        staff: Staff = Caller,
+    ) -> list[ConsentResponse]:
+        """The ledger's question: which consents covered R, C and P at instant T (default now)."""
+        intake.require(staff, person_id, "identity")
+        moment = at or datetime.now().astimezone()
+        found = intake.consents_in_force(person_id, recipient, category, purpose, moment)
+        return [ConsentResponse.of(c) for c in found]
+
+    @router.post("/consents", status_code=201, response_model=ConsentResponse)
+    def record_consent(body: ConsentRequest, staff: Staff = Caller) -> ConsentResponse:
+        consent_id = intake.record_consent(staff, RecordConsent(**body.model_dump()))
+        after_command()
+        return ConsentResponse.of(intake.consent(consent_id))
+
+    @router.get("/consents/{consent_id}", response_model=ConsentResponse)
+    def get_consent(consent_id: UUID, staff: Staff = Caller) -> ConsentResponse:
+        return ConsentResponse.of(intake.readable_consent(staff, consent_id))
+
+    @router.get("/consents/{consent_id}/receipt")
+    def consent_receipt(consent_id: UUID, staff: Staff = Caller) -> dict[str, Any]:
+        """A Kantara-shaped consent receipt to hand to the person."""
+        return intake.readable_consent(staff, consent_id).receipt()
+
+    @router.post(
+        "/consents/{consent_id}/withdrawals", status_code=201, response_model=ConsentResponse
+    )
+    def withdraw_consent(
+        consent_id: UUID, body: WithdrawalRequest, staff: Staff = Caller
+    ) -> ConsentResponse:
+        intake.withdraw_consent(staff, consent_id, WithdrawConsent(**body.model_dump()))
+        after_command()
+        return ConsentResponse.of(intake.consent(consent_id))
 
     return router

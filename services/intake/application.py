@@ -1,18 +1,42 @@
-"""The intake application: commands on consultations, stored with `eventsourcing`."""
+"""The intake application: consultations, persons and the consent ledger, on `eventsourcing`.
+
+Each command checks who may do it, validates against the reference data, and saves the changed
+aggregates (and their index aggregates) in one atomic write.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TypeVar
 from uuid import UUID
 
-from contracts.errors import Forbidden, Invalid, NotFound
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from contracts import disclosure
+from contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from contracts.identity import Staff
 from contracts.reference import reference
+from services.intake.consent import Consent, ConsentIndex, check_terms
 from services.intake.consultation import Consultation, check_codes
+from services.intake.person import SEXES, DuplicateIndex, LocalIdIndex, Person
 from services.platform.eventstore import TracingApplication
 
 INTAKE_ROLE = "self_reliance_office"
+A = TypeVar("A", bound=Aggregate)
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
 
 
 @dataclass(frozen=True)
@@ -26,8 +50,70 @@ class OpenConsultation:
     opened_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RegisterPerson:
+    family_name: str | None = None
+    given_name: str | None = None
+    family_name_kana: str | None = None
+    given_name_kana: str | None = None
+    birth_date: date | None = None
+    birth_year: int | None = None
+    sex: str = "unknown"
+    address: str | None = None
+    phone: str | None = None
+    local_id: str | None = None
+    registered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordConsent:
+    person_id: UUID
+    recipients: list[str]
+    categories: list[str]
+    purposes: list[str]
+    valid_until: datetime
+    valid_from: datetime | None = None
+    method: str = "written_application_form"
+    evidence_ref: str | None = None
+    witness: str | None = None
+    given_by: str = "person"
+    representative_name: str | None = None
+    representative_relationship: str | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    recipients: list[str] | None = None
+    categories: list[str] | None = None
+    reason: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Triage:
+    outcome: str
+    target_agency: str | None = None
+    target_system: str | None = None
+    follow_up_on: date | None = None
+    note: str | None = None
+    at: datetime | None = None
+
+
+@dataclass
+class DuplicateCandidates:
+    person_id: UUID
+    key: str | None
+    candidates: list[UUID] = field(default_factory=list)
+
+
 class IntakeApplication(TracingApplication):
     name = "intake"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # Consultations (相談受付・振り分け・利用申込)
 
     def open_consultation(self, staff: Staff, command: OpenConsultation) -> UUID:
         agency = reference().agency(staff.agency)
@@ -38,17 +124,13 @@ class IntakeApplication(TracingApplication):
                 allowed_agencies=list(reference().agencies_with_role(INTAKE_ROLE)),
             )
         check_codes(command.channel, command.route_in, command.caller_kind)
-        now = datetime.now(UTC)
-        opened_at = command.opened_at or now
-        if opened_at.tzinfo is None:
-            raise Invalid("opened_at", "timezone_required", "opened_at needs a UTC offset")
-        if opened_at > now:
-            raise Invalid("opened_at", "not_in_future", "a consultation cannot open in the future")
+        if command.person_id is not None:
+            self._registered(command.person_id)
         consultation = Consultation(
             municipality=staff.municipality,
             agency=staff.agency,
             staff_id=staff.staff_id,
-            opened_at=opened_at,
+            opened_at=_past_or_now("opened_at", command.opened_at),
             channel=command.channel,
             route_in=command.route_in,
             caller_kind=command.caller_kind,
@@ -60,14 +142,282 @@ class IntakeApplication(TracingApplication):
         return consultation.id
 
     def consultation(self, consultation_id: UUID) -> Consultation:
-        from eventsourcing.application import AggregateNotFoundError
+        return self._get(Consultation, consultation_id, "consultation")
 
-        try:
-            found: object = self.repository.get(consultation_id)
-        except AggregateNotFoundError as error:
-            raise NotFound(f"no consultation {consultation_id}") from error
-        assert isinstance(found, Consultation)
+    def own_consultation(self, staff: Staff, consultation_id: UUID) -> Consultation:
+        consultation = self.consultation(consultation_id)
+        if consultation.agency != staff.agency:
+            raise Forbidden(f"consultation {consultation_id} belongs to another agency's record")
+        return consultation
+
+    def triage(self, staff: Staff, consultation_id: UUID, command: Triage) -> None:
+        consultation = self.own_consultation(staff, consultation_id)
+        consultation.triage_as(
+            command.outcome,
+            target_agency=command.target_agency,
+            target_system=command.target_system,
+            follow_up_on=command.follow_up_on,
+            note=_blank_to_none(command.note),
+            staff_id=staff.staff_id,
+            at=_past_or_now("at", command.at),
+        )
+        self.save(consultation)
+
+    def attach(
+        self, staff: Staff, consultation_id: UUID, person_id: UUID, at: datetime | None = None
+    ) -> None:
+        consultation = self.own_consultation(staff, consultation_id)
+        self.person(person_id)
+        consultation.attach(person_id, staff.staff_id, _past_or_now("at", at))
+        self.save(consultation)
+
+    def receive_application(
+        self, staff: Staff, consultation_id: UUID, at: datetime | None = None
+    ) -> None:
+        consultation = self.own_consultation(staff, consultation_id)
+        consultation.receive_application(staff.staff_id, _past_or_now("at", at))
+        self.save(consultation)
+
+    # Persons
+
+    def register_person(self, staff: Staff, command: RegisterPerson) -> UUID:
+        if command.sex not in SEXES:
+            raise Invalid("sex", "reference_code", f"unknown sex {command.sex!r}", allowed=SEXES)
+        if (
+            command.birth_date
+            and command.birth_year
+            and command.birth_date.year != command.birth_year
+        ):
+            raise Invalid("birth_year", "matches_birth_date", "birth year and date disagree")
+        person = Person(
+            municipality=staff.municipality,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            registered_at=_past_or_now("registered_at", command.registered_at),
+            family_name=command.family_name,
+            given_name=command.given_name,
+            family_name_kana=command.family_name_kana,
+            given_name_kana=command.given_name_kana,
+            birth_date=command.birth_date,
+            birth_year=command.birth_year
+            or (command.birth_date.year if command.birth_date else None),
+            sex=command.sex,
+            address=command.address,
+            phone=command.phone,
+        )
+        changed: list[Aggregate] = [person]
+        key = person.duplicate_key
+        if key is not None:
+            index = self._find(DuplicateIndex, DuplicateIndex.create_id(key)) or DuplicateIndex(key)
+            index.add(person.id)
+            changed.append(index)
+        if command.local_id:
+            changed.append(self._link(person, staff, command.local_id))
+        self._save_unique(changed)
+        return person.id
+
+    def person(self, person_id: UUID) -> Person:
+        return self._get(Person, person_id, "person")
+
+    def visible_person(self, staff: Staff, person_id: UUID) -> Person:
+        """The person, to an agency with a basis to see their identity."""
+        person = self.person(person_id)
+        self.require(staff, person_id, "identity")
+        return person
+
+    def link(self, staff: Staff, person_id: UUID, local_id: str) -> None:
+        person = self.visible_person(staff, person_id)
+        self._save_unique([person, self._link(person, staff, local_id)])
+
+    def find_by_local_id(self, staff: Staff, agency: str, local_id: str) -> UUID:
+        index = self._find(LocalIdIndex, LocalIdIndex.create_id(agency, local_id))
+        if index is None:
+            raise NotFound(f"no person has {agency!r} local id {local_id!r}")
+        if agency != staff.agency:
+            self.require(staff, index.person_id, "identity")
+        return index.person_id
+
+    def duplicates(self, staff: Staff, person_id: UUID) -> DuplicateCandidates:
+        self._require_intake_office(staff, "look for duplicate persons")
+        person = self.person(person_id)
+        found = DuplicateCandidates(person_id, person.duplicate_key)
+        if person.duplicate_key is not None:
+            index = self._find(DuplicateIndex, DuplicateIndex.create_id(person.duplicate_key))
+            found.candidates = [p for p in (index.person_ids if index else []) if p != person_id]
         return found
+
+    def merge(self, staff: Staff, person_id: UUID, survivor_id: UUID, reason: str) -> None:
+        self._require_intake_office(staff, "merge persons")
+        duplicate, survivor = self.person(person_id), self.person(survivor_id)
+        if survivor.merged_into is not None:
+            raise Conflict(f"person {survivor_id} is itself merged into {survivor.merged_into}")
+        duplicate.merge_into(survivor_id, staff.agency, staff.staff_id, reason, datetime.now(UTC))
+        self.save(duplicate)
+
+    def unmerge(self, staff: Staff, person_id: UUID, reason: str) -> None:
+        self._require_intake_office(staff, "unmerge persons")
+        duplicate = self.person(person_id)
+        duplicate.unmerge(staff.agency, staff.staff_id, reason, datetime.now(UTC))
+        self.save(duplicate)
+
+    # The consent ledger (本人同意)
+
+    def record_consent(self, staff: Staff, command: RecordConsent) -> UUID:
+        self._registered(command.person_id)
+        self.require(staff, command.person_id, "identity")
+        valid_from = _past_or_now("valid_from", command.valid_from)
+        check_terms(
+            command.recipients,
+            command.categories,
+            command.purposes,
+            valid_from,
+            command.valid_until,
+            command.method,
+            command.witness,
+            command.given_by,
+            command.representative_relationship,
+        )
+        consent = Consent(
+            municipality=staff.municipality,
+            person_id=command.person_id,
+            given_by=command.given_by,
+            representative_name=command.representative_name,
+            representative_relationship=command.representative_relationship,
+            recipients=list(dict.fromkeys(command.recipients)),
+            categories=list(dict.fromkeys(command.categories)),
+            purposes=list(dict.fromkeys(command.purposes)),
+            valid_from=valid_from,
+            valid_until=command.valid_until,
+            method=command.method,
+            evidence_ref=command.evidence_ref,
+            witness=command.witness,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+        )
+        index_id = ConsentIndex.create_id(command.person_id)
+        index = self._find(ConsentIndex, index_id) or ConsentIndex(command.person_id)
+        index.add(consent.id)
+        self._save_unique([consent, index])
+        return consent.id
+
+    def consent(self, consent_id: UUID) -> Consent:
+        return self._get(Consent, consent_id, "consent")
+
+    def readable_consent(self, staff: Staff, consent_id: UUID) -> Consent:
+        """A consent, to its recording agency, its recipients and privacy officers."""
+        consent = self.consent(consent_id)
+        if not (
+            staff.agency == consent.agency
+            or staff.agency in consent.recipients
+            or staff.has_role("privacy_officer")
+        ):
+            raise Forbidden(
+                f"consent {consent_id} is readable by its recording agency, its recipients "
+                "and privacy officers"
+            )
+        return consent
+
+    def withdraw_consent(self, staff: Staff, consent_id: UUID, command: WithdrawConsent) -> UUID:
+        consent = self.readable_consent(staff, consent_id)
+        withdrawal_id = consent.withdraw(
+            at=_past_or_now("at", command.at),
+            recipients=command.recipients,
+            categories=command.categories,
+            reason=_blank_to_none(command.reason),
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+        )
+        self.save(consent)
+        return withdrawal_id
+
+    def consents_of(self, person_id: UUID) -> list[Consent]:
+        index = self._find(ConsentIndex, ConsentIndex.create_id(person_id))
+        return [self.consent(c) for c in (index.consent_ids if index else [])]
+
+    def consents_in_force(
+        self, person_id: UUID, recipient: str, category: str, purpose: str, at: datetime
+    ) -> list[Consent]:
+        """Which consents covered ``recipient``, ``category`` and ``purpose`` at instant ``at``."""
+        return [
+            c
+            for c in self.consents_of(person_id)
+            if c.as_policy().covers(recipient, category, purpose, at)
+        ]
+
+    # Disclosure: what intake itself may show
+
+    def person_record(self, person_id: UUID) -> disclosure.PersonRecord:
+        person = self.person(person_id)
+        own = frozenset({person.agency})
+        return disclosure.PersonRecord(
+            person_id=str(person_id),
+            recorded_by={"identity": own, "contact": own},
+            consents=tuple(c.as_policy() for c in self.consents_of(person_id)),
+        )
+
+    def require(self, staff: Staff, person_id: UUID, category: str) -> disclosure.Allow:
+        """Allowed for any purpose, or 403 naming what is missing."""
+        record = self.person_record(person_id)
+        viewer = disclosure.Viewer(staff.agency, staff.staff_id)
+        now = datetime.now(UTC)
+        denials = []
+        for purpose in disclosure.PURPOSES:
+            decision = disclosure.decide(viewer, record, category, purpose, now)
+            if isinstance(decision, disclosure.Allow):
+                return decision
+            denials.append(decision.reason)
+        raise Forbidden(denials[0], category=category, recipient=staff.agency)
+
+    # Plumbing
+
+    def _link(self, person: Person, staff: Staff, local_id: str) -> LocalIdIndex:
+        if not local_id.strip():
+            raise Invalid("local_id", "not_empty", "a local id cannot be blank")
+        person.link(staff.agency, local_id, staff.staff_id, datetime.now(UTC))
+        return LocalIdIndex(staff.agency, local_id, person.id)
+
+    def _save_unique(self, aggregates: list[Aggregate]) -> None:
+        try:
+            self.save(*aggregates)
+        except IntegrityError as clash:
+            raise Conflict("that local id already belongs to another person") from clash
+
+    def _registered(self, person_id: UUID) -> Person:
+        """The person named in a request body; 422 (not 404) when nobody is registered so."""
+        person = self._find(Person, person_id)
+        if person is None:
+            raise Invalid("person_id", "registered_person", f"no person {person_id} is registered")
+        return person
+
+    def _require_intake_office(self, staff: Staff, action: str) -> None:
+        agency = reference().agency(staff.agency)
+        if agency is None or agency.role != INTAKE_ROLE:
+            raise Forbidden(f"only a self-reliance support office may {action}")
+
+    def _find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            found: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
+    def _get(self, kind: type[A], aggregate_id: UUID, label: str) -> A:
+        found = self._find(kind, aggregate_id)
+        if found is None:
+            raise NotFound(f"no {label} {aggregate_id}")
+        return found
+
+
+def _past_or_now(field: str, moment: datetime | None) -> datetime:
+    """Business time of a step: given (for back-office entry of a past contact) or now."""
+    now = datetime.now(UTC)
+    if moment is None:
+        return now
+    if moment.tzinfo is None:
+        raise Invalid(field, "timezone_required", f"{field} needs a UTC offset")
+    if moment > now:
+        raise Invalid(field, "not_in_future", f"{field} cannot be in the future")
+    return moment
 
 
 def _blank_to_none(text: str | None) -> str | None:

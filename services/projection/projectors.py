@@ -20,11 +20,11 @@ def consultations(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Se
     return [
         Upsert(
             "consultation_view",
-            key={"agency": data.opened_by_agency, "consultation_id": str(data.consultation_id)},
+            key={"agency": data.agency, "consultation_id": str(data.consultation_id)},
             values={
                 "municipality": event.municipality,
                 "person_id": str(data.person_id) if data.person_id else None,
-                "opened_at": data.opened_at.isoformat(),
+                "opened_at": data.at.isoformat(),
                 "channel": data.channel,
                 "route_in": data.route_in,
                 "caller_kind": data.caller_kind,

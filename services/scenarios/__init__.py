@@ -28,6 +28,8 @@ class Response(Protocol):
 class Client(Protocol):
     def post(self, url: str, *, json: Any, headers: dict[str, str]) -> Response: ...
 
+    def get(self, url: str, *, headers: dict[str, str]) -> Response: ...
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -52,32 +54,79 @@ def step_time(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=JST)
 
 
+def shift_for(scenario: Scenario, now: datetime | None = None) -> timedelta:
+    """Whole days that move a story so its last step falls a day before ``now``.
+
+    The stories' dates are illustrative (only their order matters), while every access check
+    runs on the real clock: played unshifted, a consent would have expired before the step that
+    relies on it. Expectations are shifted by the same amount.
+    """
+    last = max(step_time(step["at"]) for step in scenario.steps)
+    gap = (now or datetime.now(JST)) - last
+    return timedelta(days=max(gap.days - 1, 0))
+
+
 @dataclass
 class Played:
     consultations: list[str] = field(default_factory=list)
+    persons: list[str] = field(default_factory=list)
+    consents: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    shift: timedelta = timedelta(0)
+
+    def when(self, value: Any) -> str:
+        """A story's date as played: shifted, with its offset."""
+        return (step_time(value) + self.shift).isoformat()
+
+    @property
+    def person(self) -> str:
+        if not self.persons:
+            raise RuntimeError("the story names no registered person yet")
+        return self.persons[-1]
 
 
 TokenFor = Callable[[str, str], str]
+INTAKE_STEPS = (
+    "open_consultation",
+    "triage",
+    "register_person",
+    "link_person",
+    "receive_application",
+    "record_consent",
+    "withdraw_consent",
+    "attach_consultations",
+)
 
 
 class ScenarioPlayer:
+    """Plays a story's steps through the HTTP API, each as the agency the step names."""
+
     def __init__(self, client: Client, token_for: TokenFor, intake_prefix: str = "/intake") -> None:
         self._client = client
         self._token_for = token_for
         self._intake = intake_prefix
 
     def play(self, scenario: Scenario) -> Played:
-        played = Played()
+        played = Played(shift=shift_for(scenario))
         for step in scenario.steps:
             action = step["do"]
-            if action == "open_consultation":
-                played.consultations.append(self._open_consultation(step))
+            if action in INTAKE_STEPS:
+                getattr(self, f"_{action}")(scenario, step, played)
             else:
                 played.skipped.append(action)
         return played
 
-    def _open_consultation(self, step: dict[str, Any]) -> str:
+    def _call(self, method: str, path: str, step: dict[str, Any], body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self._token_for(step['by'], 'caseworker')}"}
+        if method == "GET":
+            response = self._client.get(f"{self._intake}{path}", headers=headers)
+        else:
+            response = self._client.post(f"{self._intake}{path}", json=body, headers=headers)
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"{step['do']} failed: {response.status_code} {response.json()}")
+        return response.json()
+
+    def _open_consultation(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
         body = {
             "channel": step["channel"],
             "route_in": step["route_in"],
@@ -85,15 +134,75 @@ class ScenarioPlayer:
             "caller_kind": step.get("caller", "self"),
             "main_complaint": step.get("main_complaint"),
             "notes": step.get("notes"),
-            "opened_at": step_time(step["at"]).isoformat(),
+            "opened_at": played.when(step["at"]),
         }
-        response = self._client.post(
-            f"{self._intake}/consultations",
-            json=body,
-            headers={"Authorization": f"Bearer {self._token_for(step['by'], 'caseworker')}"},
+        played.consultations.append(self._call("POST", "/consultations", step, body)["id"])
+
+    def _register_person(self, scenario: Scenario, step: dict[str, Any], played: Played) -> None:
+        person = dict(step.get("person") or scenario.person or {})
+        body = {
+            "family_name": person.get("family_name"),
+            "given_name": person.get("given_name"),
+            "birth_year": person.get("birth_year"),
+            "sex": person.get("sex", "unknown"),
+            "registered_at": played.when(step["at"]),
+        }
+        local = step.get("local_id")
+        if local and local["agency"] == step["by"]:
+            body["local_id"] = local["id"]
+        played.persons.append(self._call("POST", "/persons", step, body)["id"])
+
+    def _attach(self, consultation_id: str, step: dict[str, Any], played: Played) -> None:
+        body = {"person_id": played.person, "at": played.when(step["at"])}
+        self._call("POST", f"/consultations/{consultation_id}/attach", step, body)
+
+    def _attach_consultations(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
+        ordinals = {"first": 0, "second": 1, "third": 2, "last": -1}
+        for name in step["consultations"]:
+            self._attach(played.consultations[ordinals[name]], step, played)
+
+    def _link_person(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
+        """Find the person by another agency's local id (from the slip) and tie the case to them."""
+        local = step["to_local_id"]
+        found = self._call(
+            "GET", f"/persons/by-local-id?agency={local['agency']}&local_id={local['id']}", step
         )
-        if response.status_code != 201:
-            raise RuntimeError(
-                f"open_consultation failed: {response.status_code} {response.json()}"
-            )
-        return str(response.json()["id"])
+        played.persons.append(str(found["person_id"]))
+        self._attach(played.consultations[-1], step, played)
+
+    def _receive_application(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
+        # The stories register the person after opening; the application needs them attached.
+        self._attach(played.consultations[-1], step, played)
+        body = {"at": played.when(step["at"])}
+        self._call("POST", f"/consultations/{played.consultations[-1]}/application", step, body)
+
+    def _triage(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
+        body = {"outcome": step["outcome"], "at": played.when(step["at"])}
+        for key in ("target_agency", "target_system", "note"):
+            if key in step:
+                body[key] = step[key]
+        if "follow_up_on" in step:
+            body["follow_up_on"] = str(step["follow_up_on"])
+        self._call("POST", f"/consultations/{played.consultations[-1]}/triage", step, body)
+
+    def _record_consent(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
+        # "until" is the last day covered: the consent ends when that day ends in Zama.
+        last_day = step_time(f"{step['until']}T00:00") + played.shift
+        body = {
+            "person_id": played.person,
+            "recipients": step["recipients"],
+            "categories": step["categories"],
+            "purposes": [step["purpose"]],
+            "valid_from": played.when(step["at"]),
+            "valid_until": (last_day + timedelta(days=1)).isoformat(),
+            "method": step.get("method", "written_application_form"),
+        }
+        played.consents.append(self._call("POST", "/consents", step, body)["id"])
+
+    def _withdraw_consent(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
+        body = {
+            "recipients": step.get("recipients"),
+            "categories": step.get("categories"),
+            "at": played.when(step["at"]),
+        }
+        self._call("POST", f"/consents/{played.consents[-1]}/withdrawals", step, body)

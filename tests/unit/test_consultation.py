@@ -7,7 +7,7 @@ import pytest
 
 from contracts.errors import Forbidden, Invalid
 from contracts.identity import Staff
-from services.intake.application import IntakeApplication, OpenConsultation
+from services.intake.application import IntakeApplication, OpenConsultation, RegisterPerson
 from services.intake.consultation import Consultation
 
 pytestmark = pytest.mark.unit
@@ -42,7 +42,10 @@ def test_blank_complaint_is_recorded_as_none(intake: IntakeApplication) -> None:
 
 
 def test_person_and_backdated_opening_are_kept(intake: IntakeApplication) -> None:
-    person, opened = uuid4(), datetime(2025, 4, 7, 1, 12, tzinfo=UTC)
+    person = intake.register_person(
+        CASEWORKER, RegisterPerson(family_name="仮名", given_name="エー")
+    )
+    opened = datetime(2025, 4, 7, 1, 12, tzinfo=UTC)
     consultation_id = intake.open_consultation(
         CASEWORKER,
         OpenConsultation(
@@ -76,6 +79,17 @@ def test_unknown_codes_are_refused_naming_field_and_allowed_values(
     assert problem["field"] == field
     assert problem["rule"] == "reference_code"
     assert len(problem["allowed"]) > 3
+
+
+def test_an_unregistered_person_is_a_422_on_person_id(intake: IntakeApplication) -> None:
+    with pytest.raises(Invalid) as raised:
+        intake.open_consultation(
+            CASEWORKER,
+            OpenConsultation(
+                channel="phone", route_in="self", caller_kind="self", person_id=uuid4()
+            ),
+        )
+    assert raised.value.detail["problems"][0]["field"] == "person_id"
 
 
 def test_future_and_naive_opening_times_are_refused(intake: IntakeApplication) -> None:

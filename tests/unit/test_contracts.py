@@ -20,9 +20,9 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"
 def opened_event(**overrides: object) -> CloudEvent:
     data = ConsultationOpened(
         consultation_id=uuid4(),
-        opened_at=datetime(2025, 8, 3, tzinfo=UTC),
-        opened_by_agency="zama-jiritsu",
-        opened_by_staff="s1",
+        at=datetime(2025, 8, 3, tzinfo=UTC),
+        agency="zama-jiritsu",
+        staff_id="s1",
         channel="phone",
         route_in="self",
         caller_kind="anonymous",

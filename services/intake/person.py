@@ -1,0 +1,229 @@
+"""Person (本人): one human being, known to many agencies under their own local ids.
+
+Names, kana, birth date, sex, address and phone are personal data: they live in this
+aggregate's events and in no log line. Duplicates are merged as a reversible link
+(PersonsMerged, PersonsUnmerged); nothing recorded about either person is rewritten.
+
+Lookups that an event store cannot answer by id (an agency's local id, likely duplicates) are
+index aggregates whose ids are derived from the key, saved in the same transaction as the
+person: the store's own uniqueness then makes a local id impossible to link twice.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from contracts.errors import Conflict
+
+_INDEX_NAMESPACE = uuid5(NAMESPACE_URL, "urn:tsunagu:intake:index")
+SEXES = ("female", "male", "other", "unknown")
+
+
+class Person(Aggregate):
+    class Registered(Aggregate.Created):
+        municipality: str
+        agency: str
+        staff_id: str
+        registered_at: datetime
+        family_name: str | None
+        given_name: str | None
+        family_name_kana: str | None
+        given_name_kana: str | None
+        birth_date: date | None
+        birth_year: int | None
+        sex: str
+        address: str | None
+        phone: str | None
+
+    class Linked(Aggregate.Event):
+        municipality: str
+        agency: str
+        at: datetime
+        local_id: str
+        staff_id: str
+
+    class MergedInto(Aggregate.Event):
+        municipality: str
+        agency: str
+        at: datetime
+        survivor_id: UUID
+        staff_id: str
+        reason: str
+
+    class Unmerged(Aggregate.Event):
+        municipality: str
+        agency: str
+        at: datetime
+        survivor_id: UUID
+        staff_id: str
+        reason: str
+
+    @event(Registered)
+    def __init__(
+        self,
+        *,
+        municipality: str,
+        agency: str,
+        staff_id: str,
+        registered_at: datetime,
+        family_name: str | None,
+        given_name: str | None,
+        family_name_kana: str | None,
+        given_name_kana: str | None,
+        birth_date: date | None,
+        birth_year: int | None,
+        sex: str,
+        address: str | None,
+        phone: str | None,
+    ) -> None:
+        self.municipality = municipality
+        self.agency = agency
+        self.registered_at = registered_at
+        self.family_name = family_name
+        self.given_name = given_name
+        self.family_name_kana = family_name_kana
+        self.given_name_kana = given_name_kana
+        self.birth_date = birth_date
+        self.birth_year = birth_year
+        self.sex = sex
+        self.address = address
+        self.phone = phone
+        self.local_ids: dict[str, str] = {}
+        self.merged_into: UUID | None = None
+
+    def link(self, agency: str, local_id: str, staff_id: str, at: datetime) -> None:
+        existing = self.local_ids.get(agency)
+        if existing is not None:
+            raise Conflict(
+                f"this person already has {agency!r} local id {existing!r}",
+                current=existing,
+            )
+        self._link(
+            municipality=self.municipality,
+            agency=agency,
+            at=at,
+            local_id=local_id,
+            staff_id=staff_id,
+        )
+
+    @event(Linked)
+    def _link(
+        self, municipality: str, agency: str, at: datetime, local_id: str, staff_id: str
+    ) -> None:
+        self.local_ids[agency] = local_id
+
+    def merge_into(
+        self, survivor_id: UUID, agency: str, staff_id: str, reason: str, at: datetime
+    ) -> None:
+        if survivor_id == self.id:
+            raise Conflict("a person cannot be merged into themself")
+        if self.merged_into is not None:
+            raise Conflict(
+                f"already merged into {self.merged_into}; unmerge first",
+                current=str(self.merged_into),
+            )
+        self._merge(
+            municipality=self.municipality,
+            agency=agency,
+            at=at,
+            survivor_id=survivor_id,
+            staff_id=staff_id,
+            reason=reason,
+        )
+
+    @event(MergedInto)
+    def _merge(
+        self,
+        municipality: str,
+        agency: str,
+        at: datetime,
+        survivor_id: UUID,
+        staff_id: str,
+        reason: str,
+    ) -> None:
+        self.merged_into = survivor_id
+
+    def unmerge(self, agency: str, staff_id: str, reason: str, at: datetime) -> None:
+        if self.merged_into is None:
+            raise Conflict("this person is not merged into anyone")
+        self._unmerge(
+            municipality=self.municipality,
+            agency=agency,
+            at=at,
+            survivor_id=self.merged_into,
+            staff_id=staff_id,
+            reason=reason,
+        )
+
+    @event(Unmerged)
+    def _unmerge(
+        self,
+        municipality: str,
+        agency: str,
+        at: datetime,
+        survivor_id: UUID,
+        staff_id: str,
+        reason: str,
+    ) -> None:
+        self.merged_into = None
+
+    @property
+    def duplicate_key(self) -> str | None:
+        return duplicate_key(
+            self.family_name_kana or self.family_name,
+            self.given_name_kana or self.given_name,
+            self.birth_date,
+            self.birth_year,
+        )
+
+
+class LocalIdIndex(Aggregate):
+    """Which person an agency's local id (the tax desk's number, a case number) belongs to."""
+
+    def __init__(self, agency: str, local_id: str, person_id: UUID) -> None:
+        self.agency, self.local_id, self.person_id = agency, local_id, person_id
+
+    @staticmethod
+    def create_id(agency: str, local_id: str) -> UUID:
+        return uuid5(_INDEX_NAMESPACE, f"local:{agency}:{local_id}")
+
+
+class DuplicateIndex(Aggregate):
+    """Persons sharing one normalised name and birth date: candidates for a merge."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.person_ids: list[UUID] = []
+
+    @staticmethod
+    def create_id(key: str) -> UUID:
+        return uuid5(_INDEX_NAMESPACE, f"duplicate:{key}")
+
+    @event("PersonAdded")
+    def add(self, person_id: UUID) -> None:
+        self.person_ids.append(person_id)
+
+
+def _fold_kana(text: str) -> str:
+    """NFKC (half-width kana to full-width), katakana to hiragana, no spaces, lower case."""
+    folded = []
+    for char in unicodedata.normalize("NFKC", text):
+        if "ァ" <= char <= "ヶ":
+            char = chr(ord(char) - 0x60)
+        if not char.isspace():
+            folded.append(char.lower())
+    return "".join(folded)
+
+
+def duplicate_key(
+    family: str | None, given: str | None, birth_date: date | None, birth_year: int | None
+) -> str | None:
+    """The key under which likely duplicates meet; None when too little is known to compare."""
+    born = birth_date.isoformat() if birth_date else (str(birth_year) if birth_year else None)
+    if not family or not given or born is None:
+        return None
+    return f"{_fold_kana(family)}|{_fold_kana(given)}|{born}"
