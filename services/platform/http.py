@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import PlatformError
 from services.platform.auth import TokenVerifier
@@ -51,18 +53,53 @@ async def _validation_error(_: Request, error: Exception) -> Response:
     )
 
 
-async def _limit_body(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        return JSONResponse(
-            error_body(
-                "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-            ),
-            413,
+class BodySizeLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed chunked."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # An HTTPException passes FastAPI's body parsing unchanged and becomes a 413.
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _message(self) -> str:
+        return f"request bodies are limited to {self.limit} bytes"
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(error_body("payload_too_large", self._message())).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
         )
-    return await call_next(request)
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _http_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = "payload_too_large" if error.status_code == 413 else "http_error"
+    return JSONResponse(error_body(code, str(error.detail)), error.status_code)
 
 
 def create_app(title: str, settings: Settings, description: str = "") -> FastAPI:
@@ -72,7 +109,8 @@ def create_app(title: str, settings: Settings, description: str = "") -> FastAPI
     app.state.token_verifier = TokenVerifier(settings)
     app.add_exception_handler(PlatformError, _platform_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.middleware("http")(_limit_body)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(BodySizeLimit)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
