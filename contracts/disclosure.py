@@ -1,4 +1,4 @@
-"""The disclosure policy (情報共有の可否): may this agency see this category of this person's data?
+"""The disclosure policy: may this agency see this category of this person's data?
 
 One pure function, ``decide``, answers for every view, replay and export, so that the rules live
 in one place and can be tested exhaustively. Bases are checked in a fixed order and the first that
@@ -189,17 +189,17 @@ def decide(
     if meeting is not None and category != TAX:
         return Allow("article9_meeting", meeting.meeting_id)
 
-    # Tax is excluded here too. 地方税法第22条 makes disclosing tax secrets a crime and, unlike
-    # the Personal Information Protection Act, has no exception for protecting life or body; the
-    # only recognised way to share tax information with welfare is the person's own consent. A
-    # supervisor's emergency cannot lift a criminal confidentiality duty.
+    # Tax is excluded here too. 地方税法第22条 punishes disclosing tax secrets and, unlike the
+    # Personal Information Protection Act, lists no exception for protecting life or body; the
+    # design (seed 004, section 5) takes the person's consent as the only way to share them, and
+    # a supervisor's declaration is not the person's consent.
     declarations = [d for d in person.vital_interests if d.covers(agency, category, at)]
     declaration = _latest(declarations, lambda d: d.valid_from, lambda d: d.declaration_id)
-    if declaration is not None:
+    if declaration is not None and category != TAX:
         return Allow("vital_interest", declaration.declaration_id)
 
-    # Only tax reaches here with a meeting or declaration in force; say so, or the person at the
-    # tax desk would reasonably think the meeting had been forgotten.
+    # Only tax reaches here with a meeting or declaration in force; say why, or a meeting member
+    # would take the denial for a missing membership.
     missing = [f"no consent in force for purpose {purpose}"]
     if meeting is not None:
         missing.append(
