@@ -19,9 +19,10 @@ from contracts import disclosure
 from contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from contracts.identity import Staff
 from contracts.reference import reference
-from services.intake.consent import Consent, ConsentIndex, check_terms
+from services.intake.consent import Consent, check_terms
 from services.intake.consultation import Consultation, check_codes
-from services.intake.person import SEXES, DuplicateIndex, LocalIdIndex, Person
+from services.intake.indexes import ListIndex, LocalIdIndex, consents_key, duplicates_key
+from services.intake.person import SEXES, Person
 from services.platform.eventstore import TracingApplication
 
 INTAKE_ROLE = "self_reliance_office"
@@ -208,9 +209,7 @@ class IntakeApplication(TracingApplication):
         changed: list[Aggregate] = [person]
         key = person.duplicate_key
         if key is not None:
-            index = self._find(DuplicateIndex, DuplicateIndex.create_id(key)) or DuplicateIndex(key)
-            index.add(person.id)
-            changed.append(index)
+            changed.append(self._listed(duplicates_key(key), person.id))
         if command.local_id:
             changed.append(self._link(person, staff, command.local_id))
         self._save_unique(changed)
@@ -242,8 +241,8 @@ class IntakeApplication(TracingApplication):
         person = self.person(person_id)
         found = DuplicateCandidates(person_id, person.duplicate_key)
         if person.duplicate_key is not None:
-            index = self._find(DuplicateIndex, DuplicateIndex.create_id(person.duplicate_key))
-            found.candidates = [p for p in (index.person_ids if index else []) if p != person_id]
+            index = self._index(duplicates_key(person.duplicate_key))
+            found.candidates = [p for p in (index.ids if index else []) if p != person_id]
         return found
 
     def merge(self, staff: Staff, person_id: UUID, survivor_id: UUID, reason: str) -> None:
@@ -294,10 +293,7 @@ class IntakeApplication(TracingApplication):
             agency=staff.agency,
             staff_id=staff.staff_id,
         )
-        index_id = ConsentIndex.create_id(command.person_id)
-        index = self._find(ConsentIndex, index_id) or ConsentIndex(command.person_id)
-        index.add(consent.id)
-        self._save_unique([consent, index])
+        self._save_unique([consent, self._listed(consents_key(command.person_id), consent.id)])
         return consent.id
 
     def consent(self, consent_id: UUID) -> Consent:
@@ -331,8 +327,8 @@ class IntakeApplication(TracingApplication):
         return withdrawal_id
 
     def consents_of(self, person_id: UUID) -> list[Consent]:
-        index = self._find(ConsentIndex, ConsentIndex.create_id(person_id))
-        return [self.consent(c) for c in (index.consent_ids if index else [])]
+        index = self._index(consents_key(person_id))
+        return [self.consent(c) for c in (index.ids if index else [])]
 
     def consents_in_force(
         self, person_id: UUID, recipient: str, category: str, purpose: str, at: datetime
@@ -375,6 +371,15 @@ class IntakeApplication(TracingApplication):
             raise Invalid("local_id", "not_empty", "a local id cannot be blank")
         person.link(staff.agency, local_id, staff.staff_id, datetime.now(UTC))
         return LocalIdIndex(staff.agency, local_id, person.id)
+
+    def _index(self, key: str) -> ListIndex | None:
+        return self._find(ListIndex, ListIndex.create_id(key))
+
+    def _listed(self, key: str, member: UUID) -> ListIndex:
+        """The index under ``key`` (new if need be) with ``member`` added, ready to save."""
+        index = self._index(key) or ListIndex(key)
+        index.add(member)
+        return index
 
     def _save_unique(self, aggregates: list[Aggregate]) -> None:
         try:

@@ -272,21 +272,3 @@ def check_terms(
         raise Invalid("valid_until", "timezone_required", "times need a UTC offset")
     if valid_until <= valid_from:
         raise Invalid("valid_until", "after_valid_from", "the period must end after it starts")
-
-
-class ConsentIndex(Aggregate):
-    """The consents recorded for one person, so the ledger can be read per person."""
-
-    def __init__(self, person_id: UUID) -> None:
-        self.person_id = person_id
-        self.consent_ids: list[UUID] = []
-
-    @staticmethod
-    def create_id(person_id: UUID) -> UUID:
-        from uuid import NAMESPACE_URL, uuid5
-
-        return uuid5(NAMESPACE_URL, f"urn:tsunagu:intake:consents:{person_id}")
-
-    @event("ConsentAdded")
-    def add(self, consent_id: UUID) -> None:
-        self.consent_ids.append(consent_id)

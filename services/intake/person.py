@@ -3,23 +3,18 @@
 Names, kana, birth date, sex, address and phone are personal data: they live in this
 aggregate's events and in no log line. Duplicates are merged as a reversible link
 (PersonsMerged, PersonsUnmerged); nothing recorded about either person is rewritten.
-
-Lookups that an event store cannot answer by id (an agency's local id, likely duplicates) are
-index aggregates whose ids are derived from the key, saved in the same transaction as the
-person: the store's own uniqueness then makes a local id impossible to link twice.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict
 
-_INDEX_NAMESPACE = uuid5(NAMESPACE_URL, "urn:tsunagu:intake:index")
 SEXES = ("female", "male", "other", "unknown")
 
 
@@ -179,33 +174,6 @@ class Person(Aggregate):
             self.birth_date,
             self.birth_year,
         )
-
-
-class LocalIdIndex(Aggregate):
-    """Which person an agency's local id (the tax desk's number, a case number) belongs to."""
-
-    def __init__(self, agency: str, local_id: str, person_id: UUID) -> None:
-        self.agency, self.local_id, self.person_id = agency, local_id, person_id
-
-    @staticmethod
-    def create_id(agency: str, local_id: str) -> UUID:
-        return uuid5(_INDEX_NAMESPACE, f"local:{agency}:{local_id}")
-
-
-class DuplicateIndex(Aggregate):
-    """Persons sharing one normalised name and birth date: candidates for a merge."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.person_ids: list[UUID] = []
-
-    @staticmethod
-    def create_id(key: str) -> UUID:
-        return uuid5(_INDEX_NAMESPACE, f"duplicate:{key}")
-
-    @event("PersonAdded")
-    def add(self, person_id: UUID) -> None:
-        self.person_ids.append(person_id)
 
 
 def _fold_kana(text: str) -> str:

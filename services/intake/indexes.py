@@ -1,0 +1,49 @@
+"""Intake's lookups that an event store cannot answer by id, as index aggregates.
+
+Each index's id is derived from its key, and it is saved in the same transaction as the
+aggregate it points to, so the store's own uniqueness guards it (a local id cannot be linked
+twice). The relay does not publish them: they are intake's own.
+"""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "urn:tsunagu:intake:index")
+
+
+class LocalIdIndex(Aggregate):
+    """Which person an agency's local id (the tax desk's number, a case number) belongs to."""
+
+    def __init__(self, agency: str, local_id: str, person_id: UUID) -> None:
+        self.agency, self.local_id, self.person_id = agency, local_id, person_id
+
+    @staticmethod
+    def create_id(agency: str, local_id: str) -> UUID:
+        return uuid5(_NAMESPACE, f"local:{agency}:{local_id}")
+
+
+class ListIndex(Aggregate):
+    """Ids gathered under one key: persons who may be duplicates, or one person's consents."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.ids: list[UUID] = []
+
+    @staticmethod
+    def create_id(key: str) -> UUID:
+        return uuid5(_NAMESPACE, key)
+
+    @event("Added")
+    def add(self, member: UUID) -> None:
+        self.ids.append(member)
+
+
+def duplicates_key(duplicate_key: str) -> str:
+    return f"duplicates:{duplicate_key}"
+
+
+def consents_key(person_id: UUID) -> str:
+    return f"consents:{person_id}"
