@@ -1,8 +1,4 @@
-"""Integration events: the schema of each event's ``data``, by name and version.
-
-A schema, once published, never changes; a new shape is a new version, and readers upcast old
-versions to the newest (``parse``) rather than anyone rewriting stored messages.
-"""
+"""Intake's integration events: consultations, persons and the consent ledger."""
 
 from __future__ import annotations
 
@@ -10,76 +6,23 @@ from datetime import date, datetime
 from typing import ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from contracts.envelope import TYPE_PREFIX, CloudEvent
+from contracts.events import Act, register
 
-
-class UnknownEvent(ValueError):
-    """The envelope names an event type or version this platform does not know."""
-
-
-class InvalidEventData(ValueError):
-    """The event's data does not match the schema of its type and version."""
-
-
-class IntegrationEvent(BaseModel):
-    """Base of every event's data. ``name``, ``version`` and ``service`` identify the schema."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: ClassVar[str]
-    version: ClassVar[int]
-    service: ClassVar[str]
-    summary: ClassVar[str]
-
-    @classmethod
-    def cloudevent_type(cls) -> str:
-        return TYPE_PREFIX + cls.name
-
-    @classmethod
-    def schema_id(cls) -> str:
-        return f"urn:tsunagu:schema:{cls.name}:v{cls.version}"
-
-
-CATALOGUE: dict[tuple[str, int], type[IntegrationEvent]] = {}
-
-
-def register(cls: type[IntegrationEvent]) -> type[IntegrationEvent]:
-    key = (cls.name, cls.version)
-    if key in CATALOGUE:
-        raise ValueError(f"{cls.name} v{cls.version} is registered twice")
-    CATALOGUE[key] = cls
-    return cls
-
-
-def latest_versions() -> list[type[IntegrationEvent]]:
-    newest: dict[str, type[IntegrationEvent]] = {}
-    for (name, _version), cls in sorted(CATALOGUE.items()):
-        newest[name] = cls
-    return list(newest.values())
-
-
-def parse(event: CloudEvent) -> IntegrationEvent:
-    """The validated data of ``event`` under the schema its type and version name."""
-    schema = CATALOGUE.get((event.name, event.eventversion))
-    if schema is None:
-        raise UnknownEvent(f"unknown event type {event.type!r} version {event.eventversion}")
-    try:
-        return schema.model_validate(event.data)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise InvalidEventData(f"{event.name} v{event.eventversion}: {problems}") from error
-
-
-class Act(IntegrationEvent):
-    """Who did it and when (business time: a past contact may be entered later)."""
-
-    agency: str = Field(min_length=1)
-    staff_id: str = Field(min_length=1)
-    at: datetime
+__all__ = [
+    "ApplicationReceived",
+    "ConsentRecorded",
+    "ConsentWithdrawn",
+    "ConsultationAttached",
+    "ConsultationOpened",
+    "ConsultationTriaged",
+    "IntakeEvent",
+    "PersonLinked",
+    "PersonRegistered",
+    "PersonsMerged",
+    "PersonsUnmerged",
+]
 
 
 class IntakeEvent(Act):
