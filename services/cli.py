@@ -72,7 +72,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     from contracts.topics import Topics
     from services.platform.bus import KafkaPublisher, ensure_topics
-    from services.wiring import intake_application, intake_relay
+    from services.wiring import COMMAND_SERVICES, relay
 
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         print("the relay needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
@@ -84,33 +84,36 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
         [topics.events(args.service), topics.dead_letter],
         settings.topic_partitions,
     )
-    intake = intake_application(settings)
+    application = COMMAND_SERVICES[args.service].application(settings)
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-    relay = intake_relay(settings, intake, publisher)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("relay started", extra={"service": args.service})
-    relay.run(stop, settings.relay_poll_seconds)
+    relay(settings, args.service, application, publisher).run(stop, settings.relay_poll_seconds)
     publisher.close()
-    intake.close()
+    application.close()
     return 0
 
 
-def _project(_: argparse.Namespace, settings: Settings) -> int:
+def _project(args: argparse.Namespace, settings: Settings) -> int:
     from services.projection.worker import dead_letter_publisher, run_worker
-    from services.wiring import projection_runner, view_store
+    from services.wiring import FEEDS, feed_runner, feed_store
 
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         print("the projector needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
-    setup_tracing("tsunagu-projector", otlp_endpoint=settings.otlp_endpoint)
-    runner = projection_runner(settings, view_store(settings), dead_letter_publisher(settings))
-    run_worker(settings, runner)
+    service = args.service
+    setup_tracing(f"tsunagu-{service}-feed", otlp_endpoint=settings.otlp_endpoint)
+    store = feed_store(settings, service)
+    runner = feed_runner(settings, service, store, dead_letter_publisher(settings))
+    run_worker(settings, runner, f"{service}-feed", FEEDS[service].sources)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
+    from services.wiring import COMMAND_SERVICES, FEEDS
+
     root = argparse.ArgumentParser(prog="tsunagu", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -128,16 +131,19 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     serve = commands.add_parser("serve", help="one service's HTTP API (distributed)")
-    serve.add_argument("service", choices=["intake", "projection"])
+    serve.add_argument("service", choices=[*COMMAND_SERVICES, "projection"])
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=_serve)
 
     relay = commands.add_parser("relay", help="publish a service's stored events to Kafka")
-    relay.add_argument("service", choices=["intake"])
+    relay.add_argument("service", choices=list(COMMAND_SERVICES))
     relay.set_defaults(handler=_relay)
 
-    project = commands.add_parser("project", help="the faust projection worker")
+    project = commands.add_parser(
+        "project", help="the faust worker feeding a service's tables from other services' events"
+    )
+    project.add_argument("service", nargs="?", default="projection", choices=list(FEEDS))
     project.set_defaults(handler=_project)
     return root
 

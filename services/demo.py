@@ -24,7 +24,7 @@ def load_demo(app: FastAPI, settings: Settings) -> None:
     def token_for(agency: str, role: str) -> str:
         return mint_token(secret, staff_id="demo", agency=agency, roles=[role])
 
-    player = ScenarioPlayer(TestClient(app), token_for)
+    player = ScenarioPlayer.embedded(TestClient(app), token_for)
     for scenario in load_scenarios():
         played = player.play(scenario)
         log.info(

@@ -1,95 +1,181 @@
 """Composition root: the same services wired for embedded or distributed mode.
 
-Embedded: SQLite under the var dir and the in-process bus, the relay run after every command so
-a caseworker sees the view change at once. Distributed: PostgreSQL schemas and Kafka, the relay
-and the projector in processes of their own.
+Embedded: SQLite under the var dir and the in-process bus, each relay run after every command so
+a caseworker sees the views change at once. Distributed: PostgreSQL schemas and Kafka, with the
+relays and the feeds (faust workers) in processes of their own.
+
+A command service is an `eventsourcing` application with HTTP routes whose stored events a relay
+publishes. A feed is what a service keeps from other services' events, in its own schema (the
+views, or a service's replica of the consent ledger).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from contracts.topics import Topics
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
 from services.intake.integration import to_cloudevent as intake_cloudevent
 from services.platform.bus import InProcessBus, Publisher
-from services.platform.eventstore import eventstore_env
+from services.platform.eventstore import TracingApplication, eventstore_env
 from services.platform.http import create_app
-from services.platform.relay import Relay, RelayPosition
+from services.platform.relay import Relay, RelayPosition, Translate
 from services.platform.settings import Settings
 from services.platform.sql import connect
+from services.projection import consents
 from services.projection.api import build_router as views_router
-from services.projection.projectors import PROJECTORS
+from services.projection.changes import Projector
+from services.projection.projectors import consultations
 from services.projection.runner import ProjectionRunner
-from services.projection.store import ViewStore
+from services.projection.store import CONSULTATION_VIEW, ViewStore
+
+AfterCommand = Callable[[], object]
 
 
-def intake_application(settings: Settings) -> IntakeApplication:
-    return IntakeApplication(env=eventstore_env(settings, "intake"))
+@dataclass(frozen=True)
+class Feed:
+    """What one service keeps from other services' events, in tables of its own schema."""
+
+    tables: tuple[str, ...]
+    projectors: tuple[Projector, ...]
+    sources: tuple[str, ...]
 
 
-def intake_relay(settings: Settings, intake: IntakeApplication, publisher: Publisher) -> Relay:
-    database = connect(settings.database_url, "intake", settings.var_dir / "intake-relay.sqlite3")
-    return Relay(
-        recorder=intake.recorder,
-        mapper=intake.tracing_mapper,
+@dataclass(frozen=True)
+class CommandService:
+    """A service that records commands as events and publishes them through a relay."""
+
+    application: Callable[[Settings], TracingApplication]
+    translate: Translate
+    # (application, the service's own feed store or None, after_command) -> routes
+    routes: Callable[[TracingApplication, ViewStore | None, AfterCommand], APIRouter]
+    title: str
+
+
+def _intake_routes(app: TracingApplication, _: ViewStore | None, after: AfterCommand) -> APIRouter:
+    assert isinstance(app, IntakeApplication)
+    return intake_router(app, after)
+
+
+COMMAND_SERVICES: dict[str, CommandService] = {
+    "intake": CommandService(
+        application=lambda s: IntakeApplication(env=eventstore_env(s, "intake")),
         translate=intake_cloudevent,
-        topic=Topics(settings.topic_prefix).events("intake"),
-        publisher=publisher,
-        position=RelayPosition(database, "intake"),
-    )
+        routes=_intake_routes,
+        title="相談受付: consultations, persons, consent.",
+    ),
+}
+
+FEEDS: dict[str, Feed] = {
+    "projection": Feed(
+        CONSULTATION_VIEW + consents.TABLES, (consultations, consents.project_consents), ("intake",)
+    ),
+}
+
+
+def feed_store(settings: Settings, service: str) -> ViewStore:
+    database = connect(settings.database_url, service, settings.var_dir / f"{service}-feed.sqlite3")
+    return ViewStore(database, FEEDS[service].tables)
 
 
 def view_store(settings: Settings) -> ViewStore:
-    return ViewStore(
-        connect(settings.database_url, "projection", settings.var_dir / "views.sqlite3")
+    return feed_store(settings, "projection")
+
+
+def feed_runner(
+    settings: Settings, service: str, store: ViewStore, dead_letters: Publisher
+) -> ProjectionRunner:
+    return ProjectionRunner(
+        store, FEEDS[service].projectors, dead_letters, Topics(settings.topic_prefix).dead_letter
     )
 
 
 def projection_runner(
     settings: Settings, store: ViewStore, dead_letters: Publisher
 ) -> ProjectionRunner:
-    return ProjectionRunner(
-        store, PROJECTORS, dead_letters, Topics(settings.topic_prefix).dead_letter
+    return feed_runner(settings, "projection", store, dead_letters)
+
+
+def relay(settings: Settings, service: str, app: TracingApplication, publisher: Publisher) -> Relay:
+    database = connect(
+        settings.database_url, service, settings.var_dir / f"{service}-relay.sqlite3"
+    )
+    return Relay(
+        recorder=app.recorder,
+        mapper=app.tracing_mapper,
+        translate=COMMAND_SERVICES[service].translate,
+        topic=Topics(settings.topic_prefix).events(service),
+        publisher=publisher,
+        position=RelayPosition(database, service),
     )
 
 
-def intake_app(settings: Settings, after_command: Callable[[], object] = lambda: None) -> FastAPI:
-    intake = intake_application(settings)
-    app = create_app("Tsunagu intake", settings, "相談受付: consultations, persons, consent.")
-    app.state.intake = intake
-    app.include_router(intake_router(intake, after_command))
+def intake_application(settings: Settings) -> IntakeApplication:
+    app = COMMAND_SERVICES["intake"].application(settings)
+    assert isinstance(app, IntakeApplication)
     return app
+
+
+def intake_relay(settings: Settings, intake: TracingApplication, publisher: Publisher) -> Relay:
+    return relay(settings, "intake", intake, publisher)
+
+
+def service_app(settings: Settings, service: str) -> FastAPI:
+    """One service's HTTP API in distributed mode (its relay and feed run as other processes)."""
+    if service == "projection":
+        views = view_store(settings)
+        app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
+        app.state.views = views
+        app.include_router(views_router(views))
+        return app
+    spec = COMMAND_SERVICES[service]
+    application = spec.application(settings)
+    store = feed_store(settings, service) if service in FEEDS else None
+    app = create_app(f"Tsunagu {service}", settings, spec.title)
+    app.state.application = application
+    app.include_router(spec.routes(application, store, lambda: None))
+    return app
+
+
+def intake_app(settings: Settings) -> FastAPI:
+    return service_app(settings, "intake")
 
 
 def projection_app(settings: Settings) -> FastAPI:
-    views = view_store(settings)
-    app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
-    app.state.views = views
-    app.include_router(views_router(views))
-    return app
+    return service_app(settings, "projection")
 
 
 def embedded_app(settings: Settings) -> FastAPI:
     """Every service in one process: SQLite and the in-process bus; no server to install."""
     bus = InProcessBus()
     topics = Topics(settings.topic_prefix)
-    intake = intake_application(settings)
-    views = view_store(settings)
-    runner = projection_runner(settings, views, bus)
-    bus.subscribe(topics.events("intake"), runner.consume)
-    relay = intake_relay(settings, intake, bus)
-    relay.drain()
+    stores = {service: feed_store(settings, service) for service in FEEDS}
+    for service, feed in FEEDS.items():
+        runner = feed_runner(settings, service, stores[service], bus)
+        for source in feed.sources:
+            bus.subscribe(topics.events(source), runner.consume)
+    applications = {name: spec.application(settings) for name, spec in COMMAND_SERVICES.items()}
+    relays = [relay(settings, name, app, bus) for name, app in applications.items()]
+
+    def relay_all() -> None:
+        # Until nothing moves: one service's events can lead another's feed to change.
+        while sum(r.drain() for r in relays):
+            pass
+
+    relay_all()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        intake.close()
-        views.database.close()
+        for application in applications.values():
+            application.close()
+        for store in stores.values():
+            store.database.close()
 
     app = create_app(
         "Tsunagu (embedded)",
@@ -97,7 +183,9 @@ def embedded_app(settings: Settings) -> FastAPI:
         "All of Tsunagu in one process: intake, referral, meeting and views.",
     )
     app.router.lifespan_context = lifespan
-    app.state.intake, app.state.views, app.state.relay = intake, views, relay
-    app.include_router(intake_router(intake, relay.drain), prefix="/intake")
-    app.include_router(views_router(views), prefix="/views")
+    app.state.applications, app.state.views = applications, stores["projection"]
+    for name, spec in COMMAND_SERVICES.items():
+        routes = spec.routes(applications[name], stores.get(name), relay_all)
+        app.include_router(routes, prefix=f"/{name}")
+    app.include_router(views_router(stores["projection"]), prefix="/views")
     return app

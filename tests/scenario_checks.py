@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.scenarios import Client, Played, ScenarioPlayer, TokenFor, load_scenarios, step_time
+from services.scenarios import Played, ScenarioPlayer, TokenFor, load_scenarios, step_time
 
 
-def play_all(client: Client, token_for: TokenFor, prefix: str) -> dict[str, Played]:
-    player = ScenarioPlayer(client, token_for, prefix)
+def play_all(player: ScenarioPlayer) -> dict[str, Played]:
     return {scenario.name: player.play(scenario) for scenario in load_scenarios()}
 
 

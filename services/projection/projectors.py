@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from contracts.envelope import CloudEvent
 from contracts.events import ConsultationOpened, IntegrationEvent
-from services.projection.changes import Change, Projector, Upsert, ViewState
+from services.projection.changes import Change, Upsert, ViewState
 
 
 def consultations(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
@@ -34,6 +34,3 @@ def consultations(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Se
             },
         )
     ]
-
-
-PROJECTORS: tuple[Projector, ...] = (consultations,)

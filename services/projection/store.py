@@ -8,11 +8,12 @@ from typing import Any
 from services.platform.sql import Database, Row, Transaction
 from services.projection.changes import Change, Delete, Upsert, ViewState
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS processed_event (
-        event_id TEXT PRIMARY KEY,
-        event_type TEXT NOT NULL
-    )""",
+PROCESSED = """CREATE TABLE IF NOT EXISTS processed_event (
+    event_id TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL
+)"""
+
+CONSULTATION_VIEW = (
     """CREATE TABLE IF NOT EXISTS consultation_view (
         agency TEXT NOT NULL,
         consultation_id TEXT NOT NULL,
@@ -58,10 +59,12 @@ def _apply(tx: Transaction, change: Change) -> None:
 
 
 class ViewStore:
-    def __init__(self, database: Database) -> None:
+    """Tables kept by projectors, each event applied once; ``tables`` is their DDL."""
+
+    def __init__(self, database: Database, tables: Sequence[str]) -> None:
         self.database = database
         with database.transaction() as tx:
-            for statement in SCHEMA:
+            for statement in (PROCESSED, *tables):
                 tx.execute(statement)
 
     def apply(

@@ -1,4 +1,4 @@
-"""The faust-streaming agent that feeds every service's topic through the projection runner.
+"""The faust-streaming agent that feeds other services' topics through a projection runner.
 
 Faust owns the consumer group, partition assignment and offset commits; the runner owns the
 views. A message is acknowledged only after the runner has committed it (or dead-lettered
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import faust
@@ -20,8 +20,6 @@ from services.platform.settings import Settings
 from services.projection.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
-
-SOURCE_SERVICES = ("intake",)
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
@@ -42,11 +40,14 @@ async def consume_until_done(runner: ProjectionRunner, message: Message) -> None
             delay = min(delay * 2, 10.0)
 
 
-def create_faust_app(settings: Settings, runner: ProjectionRunner) -> faust.App:
+def create_faust_app(
+    settings: Settings, runner: ProjectionRunner, consumer: str, sources: Sequence[str]
+) -> faust.App:
+    """A faust app whose consumer group ``consumer`` feeds ``sources``' topics to ``runner``."""
     assert settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS is required"
     topics = Topics(settings.topic_prefix)
     app = faust.App(
-        f"{settings.topic_prefix}-projection",
+        f"{settings.topic_prefix}-{consumer}",
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
         web_enabled=False,
@@ -56,7 +57,7 @@ def create_faust_app(settings: Settings, runner: ProjectionRunner) -> faust.App:
         consumer_auto_offset_reset="earliest",
     )
     source = app.topic(
-        *(topics.events(s) for s in SOURCE_SERVICES),
+        *(topics.events(s) for s in sources),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -75,10 +76,12 @@ def create_faust_app(settings: Settings, runner: ProjectionRunner) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, runner: ProjectionRunner) -> None:
+def run_worker(
+    settings: Settings, runner: ProjectionRunner, consumer: str, sources: Sequence[str]
+) -> None:
     from faust.worker import Worker
 
-    app = create_faust_app(settings, runner)
+    app = create_faust_app(settings, runner, consumer, sources)
     Worker(app, loglevel="WARNING").execute_from_commandline()
 
 

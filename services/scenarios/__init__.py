@@ -71,6 +71,9 @@ class Played:
     consultations: list[str] = field(default_factory=list)
     persons: list[str] = field(default_factory=list)
     consents: list[str] = field(default_factory=list)
+    referrals: list[str] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)
+    meetings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     shift: timedelta = timedelta(0)
 
@@ -86,6 +89,19 @@ class Played:
 
 
 TokenFor = Callable[[str, str], str]
+StepHandler = Callable[["ScenarioPlayer", Scenario, dict[str, Any], Played], None]
+# Steps of the other services, registered by their modules (see ``step``).
+STEP_HANDLERS: dict[str, StepHandler] = {}
+
+
+def step(name: str) -> Callable[[StepHandler], StepHandler]:
+    def register(handler: StepHandler) -> StepHandler:
+        STEP_HANDLERS[name] = handler
+        return handler
+
+    return register
+
+
 INTAKE_STEPS = (
     "open_consultation",
     "triage",
@@ -101,30 +117,53 @@ INTAKE_STEPS = (
 class ScenarioPlayer:
     """Plays a story's steps through the HTTP API, each as the agency the step names."""
 
-    def __init__(self, client: Client, token_for: TokenFor, intake_prefix: str = "/intake") -> None:
-        self._client = client
+    def __init__(self, services: dict[str, tuple[Client, str]], token_for: TokenFor) -> None:
+        """``services`` maps a service name to the client and path prefix that reach it."""
+        self._services = services
         self._token_for = token_for
-        self._intake = intake_prefix
+
+    @classmethod
+    def embedded(cls, client: Client, token_for: TokenFor) -> ScenarioPlayer:
+        """Every service behind one client, under ``/<service>`` (the embedded app)."""
+        names = ("intake", "referral", "meeting", "views")
+        return cls({name: (client, f"/{name}") for name in names}, token_for)
 
     def play(self, scenario: Scenario) -> Played:
         played = Played(shift=shift_for(scenario))
-        for step in scenario.steps:
-            action = step["do"]
+        for entry in scenario.steps:
+            action = entry["do"]
             if action in INTAKE_STEPS:
-                getattr(self, f"_{action}")(scenario, step, played)
+                getattr(self, f"_{action}")(scenario, entry, played)
+            elif action in STEP_HANDLERS:
+                STEP_HANDLERS[action](self, scenario, entry, played)
             else:
                 played.skipped.append(action)
         return played
 
-    def _call(self, method: str, path: str, step: dict[str, Any], body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {self._token_for(step['by'], 'caseworker')}"}
+    def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        entry: dict[str, Any],
+        body: Any = None,
+        role: str = "caseworker",
+    ) -> Any:
+        """One request as the agency that takes the step; any refusal stops the story."""
+        if service not in self._services:
+            raise RuntimeError(f"{entry['do']}: no {service} service reachable")
+        client, prefix = self._services[service]
+        headers = {"Authorization": f"Bearer {self._token_for(entry['by'], role)}"}
         if method == "GET":
-            response = self._client.get(f"{self._intake}{path}", headers=headers)
+            response = client.get(f"{prefix}{path}", headers=headers)
         else:
-            response = self._client.post(f"{self._intake}{path}", json=body, headers=headers)
+            response = client.post(f"{prefix}{path}", json=body, headers=headers)
         if response.status_code not in (200, 201):
-            raise RuntimeError(f"{step['do']} failed: {response.status_code} {response.json()}")
+            raise RuntimeError(f"{entry['do']} failed: {response.status_code} {response.json()}")
         return response.json()
+
+    def _call(self, method: str, path: str, entry: dict[str, Any], body: Any = None) -> Any:
+        return self.call("intake", method, path, entry, body)
 
     def _open_consultation(self, _: Scenario, step: dict[str, Any], played: Played) -> None:
         body = {

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.platform.settings import Settings
+from services.scenarios import ScenarioPlayer
 from services.wiring import embedded_app
 from tests.conftest import TokenFactory
 from tests.scenario_checks import check_intake_expectations, play_all
@@ -26,7 +27,7 @@ def client(embedded_settings: Settings) -> TestClient:
 def test_every_intake_step_of_every_scenario_works_over_http(
     client: TestClient, token: TokenFactory
 ) -> None:
-    played = play_all(client, token, "/intake")
+    played = play_all(ScenarioPlayer.embedded(client, token))
     check_intake_expectations(client, token, "/intake", played)
     views = client.get("/views/consultations", headers={"Authorization": f"Bearer {token()}"})
     assert len(views.json()) == sum(len(p.consultations) for p in played.values())

@@ -12,6 +12,7 @@ from contracts.events import CATALOGUE, parse
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, ensure_topics
 from services.platform.settings import Settings
+from services.scenarios import ScenarioPlayer
 from services.wiring import intake_app, intake_relay
 from tests.conftest import TokenFactory
 from tests.integration.kafka_tools import read_topic
@@ -30,10 +31,10 @@ def test_scenario_intake_steps_publish_schema_valid_events_keyed_by_person(
     app = intake_app(settings)
     client = TestClient(app)
 
-    played = play_all(client, token, "")
+    played = play_all(ScenarioPlayer({"intake": (client, "")}, token))
     check_intake_expectations(client, token, "", played)
     publisher = KafkaPublisher(bootstrap)
-    published = intake_relay(settings, app.state.intake, publisher).drain()
+    published = intake_relay(settings, app.state.application, publisher).drain()
     publisher.close()
 
     records = read_topic(bootstrap, topic, expect=1)

@@ -36,7 +36,7 @@ def test_one_trace_from_http_to_the_projector(
     )
     assert response.status_code == 201
     publisher = KafkaPublisher(bootstrap)
-    assert intake_relay(settings, app.state.intake, publisher).drain() == 1
+    assert intake_relay(settings, app.state.application, publisher).drain() == 1
     publisher.close()
 
     [record] = read_topic(bootstrap, topic, expect=1)

@@ -8,7 +8,7 @@ from services.platform.sql import SqliteDatabase
 from services.projection.changes import Upsert
 from services.projection.projectors import consultations
 from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, Outcome, ProjectionRunner
-from services.projection.store import ViewStore
+from services.projection.store import CONSULTATION_VIEW, ViewStore
 from tests.unit.test_contracts import opened_event
 
 pytestmark = pytest.mark.unit
@@ -34,7 +34,7 @@ def runner_and_dead_letters() -> tuple[ProjectionRunner, ViewStore, list[Message
     bus = InProcessBus()
     dead: list[Message] = []
     bus.subscribe("dlq", dead.append)
-    store = ViewStore(SqliteDatabase(":memory:"))
+    store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
     return ProjectionRunner(store, [consultations], bus, "dlq"), store, dead
 
 

@@ -13,7 +13,7 @@ from services.platform.relay import Relay, RelayPosition
 from services.platform.sql import SqliteDatabase
 from services.projection.projectors import consultations
 from services.projection.runner import ProjectionRunner
-from services.projection.store import ViewStore
+from services.projection.store import CONSULTATION_VIEW, ViewStore
 
 pytestmark = pytest.mark.unit
 
@@ -77,7 +77,7 @@ def test_a_crash_after_publishing_republishes_the_same_ids_and_the_view_counts_o
     intake = IntakeApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     position = RelayPosition(SqliteDatabase(":memory:"), "intake")
     bus = InProcessBus()
-    store = ViewStore(SqliteDatabase(":memory:"))
+    store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
     bus.subscribe("t.intake.events", ProjectionRunner(store, [consultations], bus, "dlq").consume)
     recording = Recording()
     bus.subscribe("t.intake.events", recording.sent.append)
