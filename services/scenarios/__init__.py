@@ -75,6 +75,8 @@ class Played:
     cases: list[str] = field(default_factory=list)
     meetings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Steps the platform lawfully refused (e.g. tax shared without consent), with the reason.
+    refused: list[tuple[str, str]] = field(default_factory=list)
     shift: timedelta = timedelta(0)
 
     def when(self, value: Any) -> str:
@@ -150,6 +152,21 @@ class ScenarioPlayer:
         role: str = "caseworker",
     ) -> Any:
         """One request as the agency that takes the step; any refusal stops the story."""
+        status, reply = self.attempt(service, method, path, entry, body, role)
+        if status not in (200, 201):
+            raise RuntimeError(f"{entry['do']} failed: {status} {reply}")
+        return reply
+
+    def attempt(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        entry: dict[str, Any],
+        body: Any = None,
+        role: str = "caseworker",
+    ) -> tuple[int, Any]:
+        """One request whose refusal may be the lawful outcome: the status and the reply."""
         if service not in self._services:
             raise RuntimeError(f"{entry['do']}: no {service} service reachable")
         client, prefix = self._services[service]
@@ -158,9 +175,7 @@ class ScenarioPlayer:
             response = client.get(f"{prefix}{path}", headers=headers)
         else:
             response = client.post(f"{prefix}{path}", json=body, headers=headers)
-        if response.status_code not in (200, 201):
-            raise RuntimeError(f"{entry['do']} failed: {response.status_code} {response.json()}")
-        return response.json()
+        return response.status_code, response.json()
 
     def _call(self, method: str, path: str, entry: dict[str, Any], body: Any = None) -> Any:
         return self.call("intake", method, path, entry, body)
