@@ -37,6 +37,9 @@ class Reference:
     data_categories: tuple[str, ...]
     closure_reasons: tuple[str, ...]
     legal_bases: tuple[str, ...]
+    programs: tuple[str, ...]
+    service_classes: tuple[str, ...]
+    meeting_kinds: dict[str, dict[str, Any]]
     raw: dict[str, Any]
 
     def agency(self, agency_id: str) -> Agency | None:
@@ -71,5 +74,8 @@ def reference() -> Reference:
         data_categories=tuple(raw["data_categories"]),
         closure_reasons=tuple(raw["closure_reasons"]),
         legal_bases=tuple(raw["legal_bases"]),
+        programs=tuple(p["code"] for p in raw["programs"]),
+        service_classes=tuple(raw["service_classes"]),
+        meeting_kinds=dict(raw["meeting_kinds"]),
         raw=raw,
     )

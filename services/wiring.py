@@ -33,6 +33,9 @@ from services.projection.changes import Projector
 from services.projection.projectors import consultations
 from services.projection.runner import ProjectionRunner
 from services.projection.store import CONSULTATION_VIEW, ViewStore
+from services.referral.api import build_router as referral_router
+from services.referral.application import ReferralApplication
+from services.referral.integration import to_cloudevent as referral_cloudevent
 
 AfterCommand = Callable[[], object]
 
@@ -62,6 +65,13 @@ def _intake_routes(app: TracingApplication, _: ViewStore | None, after: AfterCom
     return intake_router(app, after)
 
 
+def _referral_routes(
+    app: TracingApplication, feed: ViewStore | None, after: AfterCommand
+) -> APIRouter:
+    assert isinstance(app, ReferralApplication) and feed is not None
+    return referral_router(app, feed, after)
+
+
 COMMAND_SERVICES: dict[str, CommandService] = {
     "intake": CommandService(
         application=lambda s: IntakeApplication(env=eventstore_env(s, "intake")),
@@ -69,12 +79,20 @@ COMMAND_SERVICES: dict[str, CommandService] = {
         routes=_intake_routes,
         title="相談受付: consultations, persons, consent.",
     ),
+    "referral": CommandService(
+        application=ReferralApplication,
+        translate=referral_cloudevent,
+        routes=_referral_routes,
+        title="つなぐ: closed-loop referrals between agencies.",
+    ),
 }
 
 FEEDS: dict[str, Feed] = {
     "projection": Feed(
         CONSULTATION_VIEW + consents.TABLES, (consultations, consents.project_consents), ("intake",)
     ),
+    # Referral decides on consents: it keeps its own replica of the ledger.
+    "referral": Feed(consents.TABLES, (consents.project_consents,), ("intake",)),
 }
 
 

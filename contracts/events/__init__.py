@@ -84,3 +84,4 @@ class Act(IntegrationEvent):
 # Each service's events register themselves on import; importing them here makes the catalogue
 # complete for every reader of this package.
 from contracts.events.intake import *  # noqa: E402, F403
+from contracts.events.referral import *  # noqa: E402, F403

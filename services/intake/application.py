@@ -21,9 +21,9 @@ from contracts.identity import Staff
 from contracts.reference import reference
 from services.intake.consent import Consent, check_terms
 from services.intake.consultation import Consultation, check_codes
-from services.intake.indexes import ListIndex, LocalIdIndex, consents_key, duplicates_key
 from services.intake.person import SEXES, Person
 from services.platform.eventstore import TracingApplication
+from services.platform.indexes import ListIndex, LocalIdIndex, consents_key, duplicates_key
 
 INTAKE_ROLE = "self_reliance_office"
 A = TypeVar("A", bound=Aggregate)

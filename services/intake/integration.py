@@ -11,10 +11,11 @@ from uuid import UUID
 from eventsourcing.domain import DomainEvent, DomainEventProtocol
 
 from contracts import events as ev
-from contracts.envelope import CloudEvent, event_id
+from contracts.envelope import CloudEvent
 from services.intake.consent import Consent
 from services.intake.consultation import Consultation
 from services.intake.person import Person
+from services.platform.relay import envelope
 
 SOURCE = "/tsunagu/intake"
 
@@ -25,7 +26,7 @@ def to_cloudevent(domain_event: DomainEventProtocol[UUID]) -> CloudEvent | None:
         return None
     data, municipality, person_id = translated
     assert isinstance(domain_event, DomainEvent)
-    return envelope(domain_event, data, municipality, person_id, domain_event.originator_id)
+    return envelope(domain_event, data, municipality, person_id, domain_event.originator_id, SOURCE)
 
 
 def _translate(e: object) -> tuple[ev.IntakeEvent, str, UUID | None] | None:
@@ -145,26 +146,3 @@ def _translate(e: object) -> tuple[ev.IntakeEvent, str, UUID | None] | None:
             )
             return data, e.municipality, e.person_id
     return None
-
-
-def envelope(
-    domain_event: DomainEvent,
-    data: ev.IntegrationEvent,
-    municipality: str,
-    person_id: UUID | None,
-    subject: UUID,
-) -> CloudEvent:
-    """Wrap ``data``; keyed by the person, else the subject, so their events keep their order."""
-    return CloudEvent(
-        id=event_id(domain_event.originator_id, domain_event.originator_version),
-        source=SOURCE,
-        type=data.cloudevent_type(),
-        time=domain_event.timestamp,
-        subject=str(subject),
-        dataschema=data.schema_id(),
-        municipality=municipality,
-        personid=str(person_id) if person_id else None,
-        partitionkey=str(person_id or subject),
-        eventversion=data.version,
-        data=data.model_dump(mode="json"),
-    )

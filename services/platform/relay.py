@@ -13,11 +13,12 @@ import threading
 from collections.abc import Callable
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder
 from opentelemetry.trace import SpanKind
 
-from contracts.envelope import CloudEvent
+from contracts.envelope import CloudEvent, event_id
+from contracts.events import IntegrationEvent
 from services.platform.bus import Message, Publisher
 from services.platform.eventstore import TracingMapper
 from services.platform.sql import Database
@@ -129,3 +130,27 @@ class Relay:
             return Message(
                 self._topic, cloud_event.partitionkey, cloud_event.to_bytes(), tuple(headers)
             )
+
+
+def envelope(
+    domain_event: DomainEvent,
+    data: IntegrationEvent,
+    municipality: str,
+    person_id: UUID | None,
+    subject: UUID,
+    source: str,
+) -> CloudEvent:
+    """Wrap ``data``; keyed by the person, else the subject, so their events keep their order."""
+    return CloudEvent(
+        id=event_id(domain_event.originator_id, domain_event.originator_version),
+        source=source,
+        type=data.cloudevent_type(),
+        time=domain_event.timestamp,
+        subject=str(subject),
+        dataschema=data.schema_id(),
+        municipality=municipality,
+        personid=str(person_id) if person_id else None,
+        partitionkey=str(person_id or subject),
+        eventversion=data.version,
+        data=data.model_dump(mode="json"),
+    )

@@ -24,6 +24,10 @@ class Settings:
     jwt_audience: str = "tsunagu"
     otlp_endpoint: str | None = None
     relay_poll_seconds: float = 0.02
+    # A declined referral must be followed up within this many days (no silent end).
+    decline_follow_up_days: int = 7
+    # A referral not acknowledged within this many hours shows as overdue in the inbox.
+    acknowledgement_hours: int = 72
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -45,4 +49,6 @@ class Settings:
             jwt_audience=env.get("TSUNAGU_JWT_AUDIENCE", "tsunagu"),
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             relay_poll_seconds=float(env.get("TSUNAGU_RELAY_POLL_SECONDS", "0.02")),
+            decline_follow_up_days=int(env.get("TSUNAGU_DECLINE_FOLLOW_UP_DAYS", "7")),
+            acknowledgement_hours=int(env.get("TSUNAGU_ACKNOWLEDGEMENT_HOURS", "72")),
         )

@@ -260,3 +260,6 @@ class ScenarioPlayer:
             "at": played.when(step["at"]),
         }
         self._call("POST", f"/consents/{played.consents[-1]}/withdrawals", step, body)
+
+
+from services.scenarios import referral_steps  # noqa: E402, F401

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from services.cli import parser
+from services.wiring import FEEDS
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +29,8 @@ def test_compose_parses_and_runs_every_process_of_the_platform() -> None:
         assert ["serve", service, "--host", "0.0.0.0", "--port", "8000"] in commands.values()
     for service in cli_choices("relay"):
         assert ["relay", service] in commands.values()
-    assert ["project"] in commands.values()
+    for feed in FEEDS:
+        assert ["project", feed] in commands.values()
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     tsunagu_env = compose["x-tsunagu"]["environment"]
     assert tsunagu_env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector")

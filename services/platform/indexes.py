@@ -1,8 +1,8 @@
-"""Intake's lookups that an event store cannot answer by id, as index aggregates.
+"""Lookups an event store cannot answer by id, as index aggregates (any service may keep them).
 
 Each index's id is derived from its key, and it is saved in the same transaction as the
 aggregate it points to, so the store's own uniqueness guards it (a local id cannot be linked
-twice). The relay does not publish them: they are intake's own.
+twice). Relays do not publish them: they are their service's own.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-_NAMESPACE = uuid5(NAMESPACE_URL, "urn:tsunagu:intake:index")
+_NAMESPACE = uuid5(NAMESPACE_URL, "urn:tsunagu:intake:index")  # kept: ids already stored
 
 
 class LocalIdIndex(Aggregate):
@@ -26,7 +26,7 @@ class LocalIdIndex(Aggregate):
 
 
 class ListIndex(Aggregate):
-    """Ids gathered under one key: persons who may be duplicates, or one person's consents."""
+    """Ids gathered under one key: likely duplicates, a person's consents, an agency's inbox."""
 
     def __init__(self, key: str) -> None:
         self.key = key

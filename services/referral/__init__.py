@@ -1,0 +1,1 @@
+"""Referral (つなぐ): closed-loop referrals between any two agencies of Team Zama."""

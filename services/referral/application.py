@@ -1,0 +1,345 @@
+"""The referral application: sending, moving and reading referrals, on `eventsourcing`.
+
+Whether a referral may share its data categories is decided by the one disclosure policy, on
+this service's replica of the consent ledger (fed from intake's events): the consent named must
+cover every category for the receiver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from contracts import disclosure
+from contracts.errors import Forbidden, Invalid, NotFound
+from contracts.identity import Staff
+from contracts.reference import reference
+from services.platform.eventstore import TracingApplication, eventstore_env
+from services.platform.indexes import ListIndex
+from services.platform.settings import Settings
+from services.referral.referral import KINDS, Referral
+
+# A consent for support coordination also covers referrals within the support team.
+REFERRAL_PURPOSES = ("referral", "support_coordination")
+COMMUNITY_CATEGORIES = frozenset({"contact"})
+ConsentLookup = Callable[[UUID], tuple[disclosure.Consent, ...]]
+
+
+@dataclass(frozen=True)
+class SendReferral:
+    kind: str
+    receiver: str
+    reason: str
+    categories: list[str]
+    person_id: UUID | None = None
+    provisional_identity: dict[str, str] | None = None
+    consent_id: UUID | None = None
+    verbal_consent_witness: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    referral_id: UUID
+    replayed: bool
+
+
+class ReferralApplication(TracingApplication):
+    name = "referral"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(env=eventstore_env(settings, "referral"))
+        self.settings = settings
+
+    def send(
+        self,
+        staff: Staff,
+        command: SendReferral,
+        consents: ConsentLookup,
+        idempotency_key: str | None = None,
+    ) -> Sent:
+        if idempotency_key:
+            earlier = self._find(Referral.create_id(staff.agency, idempotency_key))
+            if earlier is not None:
+                return Sent(earlier.id, replayed=True)
+        self._check(staff, command)
+        basis, basis_id = self._basis(staff, command, consents)
+        referral = Referral(
+            municipality=staff.municipality,
+            kind=command.kind,
+            sender=staff.agency,
+            receiver=command.receiver,
+            staff_id=staff.staff_id,
+            at=_past_or_now(command.at),
+            person_id=command.person_id,
+            provisional_identity=command.provisional_identity,
+            reason=command.reason,
+            categories=list(dict.fromkeys(command.categories)),
+            basis=basis,
+            basis_id=basis_id,
+            rerouted_from=None,
+            idempotency_key=idempotency_key,
+        )
+        self._save_new(referral)
+        return Sent(referral.id, replayed=False)
+
+    def move(
+        self,
+        staff: Staff,
+        referral_id: UUID,
+        move: str,
+        reason: str | None = None,
+        outcome: str | None = None,
+        at: datetime | None = None,
+    ) -> Referral:
+        if move == "reroute":
+            raise Invalid("move", "use_reroute", "reroute names a new receiver: POST …/reroute")
+        referral = self.referral(referral_id)
+        referral.move(
+            move,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=_past_or_now(at),
+            reason=reason,
+            outcome=outcome,
+        )
+        self.save(referral)
+        return referral
+
+    def reroute(
+        self,
+        staff: Staff,
+        referral_id: UUID,
+        to: str,
+        reason: str,
+        consents: ConsentLookup,
+        at: datetime | None = None,
+    ) -> UUID:
+        """Close this referral as rerouted and send its like to ``to``, on the same basis."""
+        old = self.referral(referral_id)
+        moment = _past_or_now(at)
+        command = SendReferral(
+            kind=old.kind,
+            receiver=to,
+            reason=reason,
+            categories=old.categories,
+            person_id=old.person_id,
+            provisional_identity=old.provisional_identity,
+            consent_id=UUID(old.basis_id) if old.basis == "consent" and old.basis_id else None,
+            verbal_consent_witness=None,
+            at=moment,
+        )
+        sender = Staff(staff.staff_id, old.sender, staff.roles, staff.municipality)
+        self._check(sender, command)
+        if old.basis == "verbal_consent":
+            raise Forbidden(
+                "a verbal consent covered only the first receiver; record a consent naming "
+                f"{to!r} before rerouting"
+            )
+        basis, basis_id = self._basis(sender, command, consents)
+        new = Referral(
+            municipality=old.municipality,
+            kind=old.kind,
+            sender=old.sender,
+            receiver=to,
+            staff_id=staff.staff_id,
+            at=moment,
+            person_id=old.person_id,
+            provisional_identity=old.provisional_identity,
+            reason=reason,
+            categories=old.categories,
+            basis=basis,
+            basis_id=basis_id,
+            rerouted_from=old.id,
+            idempotency_key=None,
+        )
+        old.move(
+            "reroute",
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=moment,
+            reason=reason,
+            rerouted_to=new.id,
+        )
+        self._save_new(new, old)
+        return new.id
+
+    def follow_up_decline(
+        self,
+        staff: Staff,
+        referral_id: UUID,
+        action: str,
+        note: str | None,
+        follow_up_on: datetime | None = None,
+        at: datetime | None = None,
+    ) -> Referral:
+        referral = self.referral(referral_id)
+        referral.follow_up_decline(
+            action,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=_past_or_now(at),
+            note=note,
+            follow_up_on=follow_up_on,
+        )
+        self.save(referral)
+        return referral
+
+    def identify(self, staff: Staff, referral_id: UUID, person_id: UUID) -> Referral:
+        referral = self.referral(referral_id)
+        referral.identify(
+            person_id, agency=staff.agency, staff_id=staff.staff_id, at=datetime.now(UTC)
+        )
+        self.save(referral)
+        return referral
+
+    def referral(self, referral_id: UUID) -> Referral:
+        found = self._find(referral_id)
+        if found is None:
+            raise NotFound(f"no referral {referral_id}")
+        return found
+
+    def party_referral(self, staff: Staff, referral_id: UUID) -> Referral:
+        referral = self.referral(referral_id)
+        if staff.agency not in (referral.sender, referral.receiver):
+            raise Forbidden(f"{staff.agency!r} is neither sender nor receiver of this referral")
+        return referral
+
+    def inbox(self, agency: str) -> list[Referral]:
+        return sorted(self._listed(f"inbox:{agency}"), key=lambda r: (r.sent_at, str(r.id)))
+
+    def outbox(self, agency: str) -> list[Referral]:
+        return sorted(self._listed(f"outbox:{agency}"), key=lambda r: (r.sent_at, str(r.id)))
+
+    def _check(self, staff: Staff, command: SendReferral) -> None:
+        ref = reference()
+        if command.kind not in KINDS:
+            raise Invalid("kind", "reference_code", f"unknown kind {command.kind!r}", allowed=KINDS)
+        if ref.agency(command.receiver) is None:
+            raise Invalid(
+                "receiver",
+                "reference_code",
+                f"unknown agency {command.receiver!r}",
+                allowed=tuple(ref.agencies),
+            )
+        if command.receiver == staff.agency:
+            raise Invalid("receiver", "not_self", "an agency cannot refer a person to itself")
+        if not command.reason.strip():
+            raise Invalid("reason", "required", "a referral says why")
+        if not command.categories:
+            raise Invalid(
+                "categories",
+                "not_empty",
+                "name the data categories the slip shares",
+                allowed=ref.data_categories,
+            )
+        for category in command.categories:
+            if category not in ref.data_categories:
+                raise Invalid(
+                    "categories",
+                    "reference_code",
+                    f"unknown category {category!r}",
+                    allowed=ref.data_categories,
+                )
+        if (command.person_id is None) == (command.provisional_identity is None):
+            raise Invalid(
+                "person_id", "one_of", "name either a registered person or a provisional identity"
+            )
+
+    def _basis(
+        self, staff: Staff, command: SendReferral, consents: ConsentLookup
+    ) -> tuple[str, str | None]:
+        """The legal basis for sharing the categories, or 403 naming what is not covered."""
+        categories = set(command.categories)
+        if command.consent_id is not None:
+            return "consent", self._consent_basis(command, consents)
+        if command.kind == "concern_from_community" and categories <= COMMUNITY_CATEGORIES:
+            return "community_concern", None
+        if command.person_id is None and command.verbal_consent_witness:
+            return "verbal_consent", command.verbal_consent_witness
+        missing = (
+            sorted(categories - COMMUNITY_CATEGORIES)
+            if command.kind == ("concern_from_community")
+            else sorted(categories)
+        )
+        raise Forbidden(
+            f"no basis to share {missing} with {command.receiver!r}: name a consent that covers "
+            "them (a community concern shares only contact and reason)",
+            missing_categories=missing,
+            recipient=command.receiver,
+        )
+
+    def _consent_basis(self, command: SendReferral, consents: ConsentLookup) -> str:
+        assert command.consent_id is not None
+        if command.person_id is None:
+            raise Invalid("person_id", "required", "a consent is a registered person's")
+        consent = next(
+            (c for c in consents(command.person_id) if c.consent_id == str(command.consent_id)),
+            None,
+        )
+        if consent is None:
+            raise Forbidden(
+                f"consent {command.consent_id} is not known for this person (yet)",
+                missing_categories=sorted(command.categories),
+                recipient=command.receiver,
+            )
+        record = disclosure.PersonRecord(str(command.person_id), {}, consents=(consent,))
+        viewer = disclosure.Viewer(command.receiver, "")
+        now = datetime.now(UTC)
+        missing = sorted(
+            category
+            for category in set(command.categories)
+            if not any(
+                disclosure.decide(viewer, record, category, purpose, now).allowed
+                for purpose in REFERRAL_PURPOSES
+            )
+        )
+        if missing:
+            raise Forbidden(
+                f"consent {consent.consent_id} does not cover {missing} for {command.receiver!r}",
+                missing_categories=missing,
+                recipient=command.receiver,
+            )
+        return consent.consent_id
+
+    def _save_new(self, referral: Referral, *others: Aggregate) -> None:
+        indexes = []
+        for key in (f"inbox:{referral.receiver}", f"outbox:{referral.sender}"):
+            index = self._index(key) or ListIndex(key)
+            index.add(referral.id)
+            indexes.append(index)
+        self.save(referral, *others, *indexes)
+
+    def _index(self, key: str) -> ListIndex | None:
+        try:
+            found: object = self.repository.get(ListIndex.create_id(key))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, ListIndex) else None
+
+    def _listed(self, key: str) -> list[Referral]:
+        index = self._index(key)
+        return [self.referral(i) for i in (index.ids if index else [])]
+
+    def _find(self, referral_id: UUID) -> Referral | None:
+        try:
+            found: object = self.repository.get(referral_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Referral) else None
+
+
+def _past_or_now(moment: datetime | None) -> datetime:
+    now = datetime.now(UTC)
+    if moment is None:
+        return now
+    if moment.tzinfo is None:
+        raise Invalid("at", "timezone_required", "at needs a UTC offset")
+    if moment > now:
+        raise Invalid("at", "not_in_future", "a step cannot be dated in the future")
+    return moment
