@@ -62,9 +62,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from services import wiring
 
     setup_tracing(f"tsunagu-{args.service}", otlp_endpoint=settings.otlp_endpoint)
-    app = (
-        wiring.intake_app(settings) if args.service == "intake" else wiring.projection_app(settings)
-    )
+    app = wiring.service_app(settings, args.service)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 

@@ -21,6 +21,10 @@ from contracts.topics import Topics
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
 from services.intake.integration import to_cloudevent as intake_cloudevent
+from services.meeting import feed as meeting_feed
+from services.meeting.api import build_router as meeting_router
+from services.meeting.application import MeetingApplication
+from services.meeting.integration import to_cloudevent as meeting_cloudevent
 from services.platform.bus import InProcessBus, Publisher
 from services.platform.eventstore import TracingApplication, eventstore_env
 from services.platform.http import create_app
@@ -72,6 +76,13 @@ def _referral_routes(
     return referral_router(app, feed, after)
 
 
+def _meeting_routes(
+    app: TracingApplication, feed: ViewStore | None, after: AfterCommand
+) -> APIRouter:
+    assert isinstance(app, MeetingApplication) and feed is not None
+    return meeting_router(app, feed, after)
+
+
 COMMAND_SERVICES: dict[str, CommandService] = {
     "intake": CommandService(
         application=lambda s: IntakeApplication(env=eventstore_env(s, "intake")),
@@ -85,6 +96,12 @@ COMMAND_SERVICES: dict[str, CommandService] = {
         routes=_referral_routes,
         title="つなぐ: closed-loop referrals between agencies.",
     ),
+    "meeting": CommandService(
+        application=lambda s: MeetingApplication(env=eventstore_env(s, "meeting")),
+        translate=meeting_cloudevent,
+        routes=_meeting_routes,
+        title="支援プラン: support cases, coordination meetings, 支援会議, vital interest.",
+    ),
 }
 
 FEEDS: dict[str, Feed] = {
@@ -93,6 +110,12 @@ FEEDS: dict[str, Feed] = {
     ),
     # Referral decides on consents: it keeps its own replica of the ledger.
     "referral": Feed(consents.TABLES, (consents.project_consents,), ("intake",)),
+    # Meeting opens cases from applications and shares tax only under a consent.
+    "meeting": Feed(
+        consents.TABLES + meeting_feed.TABLES,
+        (consents.project_consents, meeting_feed.project_applications),
+        ("intake",),
+    ),
 }
 
 

@@ -84,4 +84,5 @@ class Act(IntegrationEvent):
 # Each service's events register themselves on import; importing them here makes the catalogue
 # complete for every reader of this package.
 from contracts.events.intake import *  # noqa: E402, F403
+from contracts.events.meeting import *  # noqa: E402, F403
 from contracts.events.referral import *  # noqa: E402, F403

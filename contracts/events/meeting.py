@@ -8,7 +8,7 @@ keyed by the meeting.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,7 +109,7 @@ class AssessmentRecorded(CaseEvent):
 
     assessment_number: int = Field(ge=1)
     issues: list[str] = Field(min_length=1)
-    strengths: list[str] = []
+    strengths: list[str] = Field(default_factory=list)
     notes: str | None = None
 
 
@@ -156,7 +156,7 @@ class PlanEvaluated(CaseEvent):
     summary: ClassVar[str] = "プラン評価: the approved plan version ends in closure or a re-plan."
 
     plan_version: int = Field(ge=1)
-    outcome: Literal["close", "replan"]
+    outcome: str = Field(pattern=r"^(close|replan)$")
     note: str | None = None
 
 
@@ -224,8 +224,8 @@ class MeetingScheduled(MeetingEvent):
     kind: str
     person_id: UUID | None = None
     scheduled_for: datetime
-    case_ids: list[UUID] = []
-    members: list[Membership] = []
+    case_ids: list[UUID] = Field(default_factory=list)
+    members: list[Membership] = Field(default_factory=list)
 
 
 @register
@@ -241,9 +241,9 @@ class MeetingHeld(MeetingEvent):
     person_id: UUID | None = None
     attendees: list[Attendee] = Field(min_length=1)
     person_attended: bool
-    conclusions: list[str] = []
-    plans_discussed: list[DiscussedPlan] = []
-    resource_gaps: list[ResourceGap] = []
+    conclusions: list[str] = Field(default_factory=list)
+    plans_discussed: list[DiscussedPlan] = Field(default_factory=list)
+    resource_gaps: list[ResourceGap] = Field(default_factory=list)
 
 
 @register

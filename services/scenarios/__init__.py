@@ -92,13 +92,17 @@ class Played:
 
 TokenFor = Callable[[str, str], str]
 StepHandler = Callable[["ScenarioPlayer", Scenario, dict[str, Any], Played], None]
-# Steps of the other services, registered by their modules (see ``step``).
-STEP_HANDLERS: dict[str, StepHandler] = {}
+# Steps of the other services, registered by their modules (see ``step``), with the service
+# each needs: a player given no such service reports the step as skipped.
+STEP_HANDLERS: dict[str, tuple[str, StepHandler]] = {}
 
 
-def step(name: str) -> Callable[[StepHandler], StepHandler]:
+def step(name: str, service: str | None = None) -> Callable[[StepHandler], StepHandler]:
+    """Register a step; its service defaults to the module's name (``referral_steps``)."""
+
     def register(handler: StepHandler) -> StepHandler:
-        STEP_HANDLERS[name] = handler
+        owner = service or handler.__module__.rsplit(".", 1)[-1].removesuffix("_steps")
+        STEP_HANDLERS[name] = (owner, handler)
         return handler
 
     return register
@@ -136,8 +140,8 @@ class ScenarioPlayer:
             action = entry["do"]
             if action in INTAKE_STEPS:
                 getattr(self, f"_{action}")(scenario, entry, played)
-            elif action in STEP_HANDLERS:
-                STEP_HANDLERS[action](self, scenario, entry, played)
+            elif action in STEP_HANDLERS and STEP_HANDLERS[action][0] in self._services:
+                STEP_HANDLERS[action][1](self, scenario, entry, played)
             else:
                 played.skipped.append(action)
         return played
@@ -262,4 +266,4 @@ class ScenarioPlayer:
         self._call("POST", f"/consents/{played.consents[-1]}/withdrawals", step, body)
 
 
-from services.scenarios import referral_steps  # noqa: E402, F401
+from services.scenarios import meeting_steps, referral_steps  # noqa: E402, F401

@@ -1,0 +1,491 @@
+"""Meeting's HTTP adapter: thin translation between JSON and the meeting application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.identity import Staff
+from services.meeting.application import (
+    DeclareVitalInterest,
+    DraftPlan,
+    HoldMeeting,
+    MeetingApplication,
+    ScheduleMeeting,
+    ServiceLine,
+    SharedItem,
+)
+from services.meeting.feed import FeedFacts
+from services.meeting.meeting import Meeting
+from services.meeting.support_case import SupportCase
+from services.meeting.vital_interest import VitalInterestDeclaration
+from services.platform.auth import authenticated_staff
+from services.projection.store import ViewStore
+
+Text = Field(min_length=1, max_length=20000)
+At = Field(None, description="When it happened (business time); default now.")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenCaseRequest(Strict):
+    consultation_id: UUID = Field(description="The consultation whose application opens the case.")
+    person_id: UUID
+    at: datetime | None = At
+
+
+class AssessmentRequest(Strict):
+    issues: list[str] = Field(description="reference.yaml `issue_categories`, at least one.")
+    strengths: list[str] = []
+    notes: str | None = Field(None, max_length=20000)
+    at: datetime | None = At
+
+
+class ServiceRequest(Strict):
+    provider: str = Field(description="The providing agency.")
+    program: str | None = Field(None, description="A statutory programme, if any.")
+    service_class: str = Field(description="A–E (seed 003 ch.4).")
+    period_from: date | None = Field(None, description="Default: the plan's period.")
+    period_until: date | None = None
+    description: str | None = Field(None, max_length=2000)
+
+
+class PlanRequest(Strict):
+    goals: list[str]
+    services: list[ServiceRequest] = []
+    monitoring_dates: list[date] = []
+    period_from: date
+    period_until: date
+    drafted_with_person: bool = True
+    at: datetime | None = At
+
+
+class AtRequest(Strict):
+    at: datetime | None = At
+
+
+class NoteRequest(Strict):
+    note: str = Text
+    at: datetime | None = At
+
+
+class EvaluationRequest(Strict):
+    outcome: str = Field(description="close or replan")
+    note: str | None = Field(None, max_length=20000)
+    at: datetime | None = At
+
+
+class ResourceGapRequest(Strict):
+    gap: str = Text
+    meeting_id: UUID | None = Field(None, description="The meeting where it was found, if any.")
+    at: datetime | None = At
+
+
+class ClosureRequest(Strict):
+    reason: str = Field(description="reference.yaml `closure_reasons`.")
+    follow_up_until: date | None = None
+    note: str | None = Field(None, max_length=20000)
+    at: datetime | None = At
+
+
+class ReasonRequest(Strict):
+    reason: str = Text
+    at: datetime | None = At
+
+
+class EmergencyRequest(Strict):
+    kind: str = Field(description="food, shelter, loan or other")
+    note: str | None = Field(None, max_length=20000)
+    at: datetime | None = At
+
+
+class MemberRequest(Strict):
+    agency: str
+    valid_from: datetime | None = Field(None, description="Default: the meeting's date.")
+    valid_until: datetime
+
+
+class MeetingRequest(Strict):
+    kind: str = Field(description="reference.yaml `meeting_kinds`.")
+    scheduled_for: datetime
+    case_ids: list[UUID] = Field([], description="The cases a coordination meeting discusses.")
+    person_id: UUID | None = Field(None, description="The person of a 支援会議.")
+    members: list[MemberRequest] = Field([], description="A 支援会議's members and periods.")
+    at: datetime | None = At
+
+
+class AttendeeRequest(Strict):
+    agency: str
+    role: str = Field(min_length=1, max_length=100)
+
+
+class HoldRequest(Strict):
+    attendees: list[AttendeeRequest]
+    person_attended: bool = False
+    conclusions: list[str] = []
+    at: datetime | None = At
+
+
+class ShareRequest(Strict):
+    categories: list[str]
+    note: str | None = Field(None, max_length=20000)
+    at: datetime | None = At
+
+
+class VitalInterestRequest(Strict):
+    person_id: UUID
+    recipients: list[str]
+    categories: list[str]
+    reason: str = Text
+    hours: float = Field(description="At most 72.")
+    at: datetime | None = At
+
+
+class PlanResponse(BaseModel):
+    version: int
+    status: str
+    goals: list[str]
+    services: list[dict[str, Any]]
+    monitoring_dates: list[date]
+    period_from: date
+    period_until: date
+    drafted_at: datetime
+    discussed_in: list[UUID]
+    approved_in: UUID | None
+    approved_at: datetime | None
+    monitoring: list[dict[str, Any]]
+    outcome: str | None
+
+
+class CaseResponse(BaseModel):
+    id: UUID
+    person_id: UUID
+    agency: str
+    consultation_id: UUID
+    opened_at: datetime
+    status: str
+    closure_reason: str | None
+    follow_up_until: date | None
+    assessments: int
+    plans: list[PlanResponse]
+    resource_gaps: list[dict[str, Any]]
+    follow_ups: int
+    emergency_support: list[dict[str, Any]]
+    allowed: list[str]
+
+    @classmethod
+    def of(cls, c: SupportCase) -> CaseResponse:
+        return cls(
+            id=c.id,
+            person_id=c.person_id,
+            agency=c.agency,
+            consultation_id=c.consultation_id,
+            opened_at=c.opened_at,
+            status="closed" if c.closed else "open",
+            closure_reason=c.closure_reason,
+            follow_up_until=c.follow_up_until,
+            assessments=len(c.assessments),
+            plans=[
+                PlanResponse(
+                    version=p.version,
+                    status=p.status,
+                    goals=p.goals,
+                    services=p.services,
+                    monitoring_dates=p.monitoring_dates,
+                    period_from=p.period_from,
+                    period_until=p.period_until,
+                    drafted_at=p.drafted_at,
+                    discussed_in=p.discussed_in,
+                    approved_in=p.approved_in,
+                    approved_at=p.approved_at,
+                    monitoring=[{"at": at, "note": note} for at, note in p.monitoring],
+                    outcome=p.outcome,
+                )
+                for p in c.plans
+            ],
+            resource_gaps=[
+                {"gap_id": g.gap_id, "gap": g.gap, "at": g.at, "meeting_id": g.meeting_id}
+                for g in c.gaps
+            ],
+            follow_ups=len(c.follow_ups),
+            emergency_support=[{"at": at, "kind": kind} for at, kind in c.emergencies],
+            allowed=list(c.moves()),
+        )
+
+
+class MeetingResponse(BaseModel):
+    id: UUID
+    kind: str
+    organiser: str
+    scheduled_for: datetime
+    person_id: UUID | None
+    case_ids: list[UUID]
+    members: list[dict[str, Any]]
+    held_at: datetime | None
+    attendees: list[dict[str, str]]
+    person_attended: bool
+    conclusions: list[str]
+    plans_discussed: list[dict[str, Any]]
+    resource_gaps: list[dict[str, Any]]
+    items_shared: int
+    allowed: list[str]
+
+    @classmethod
+    def of(cls, m: Meeting) -> MeetingResponse:
+        return cls(
+            id=m.id,
+            kind=m.kind,
+            organiser=m.agency,
+            scheduled_for=m.scheduled_for,
+            person_id=m.person_id,
+            case_ids=m.case_ids,
+            members=m.members,
+            held_at=m.held_at,
+            attendees=m.attendees,
+            person_attended=m.person_attended,
+            conclusions=m.conclusions,
+            plans_discussed=m.plans_discussed,
+            resource_gaps=m.resource_gaps,
+            items_shared=len(m.shared),
+            allowed=list(m.moves()),
+        )
+
+
+class BasisResponse(BaseModel):
+    basis: str
+    basis_id: str | None
+
+
+class SharedItemResponse(BaseModel):
+    item_id: UUID
+    shared_by: str
+    at: datetime
+    note: str | None
+    categories: dict[str, BasisResponse]
+
+    @classmethod
+    def of(cls, item: SharedItem) -> SharedItemResponse:
+        return cls(
+            item_id=item.item_id,
+            shared_by=item.agency,
+            at=item.at,
+            note=item.note,
+            categories={
+                c: BasisResponse(basis=a.basis, basis_id=a.basis_id) for c, a in item.bases.items()
+            },
+        )
+
+
+class DeclarationResponse(BaseModel):
+    id: UUID
+    person_id: UUID
+    declared_by: str
+    staff_id: str
+    recipients: list[str]
+    categories: list[str]
+    reason: str
+    valid_from: datetime
+    valid_until: datetime
+    flagged_for_review: bool
+
+    @classmethod
+    def of(cls, d: VitalInterestDeclaration) -> DeclarationResponse:
+        return cls(
+            id=d.id,
+            person_id=d.person_id,
+            declared_by=d.agency,
+            staff_id=d.staff_id,
+            recipients=d.recipients,
+            categories=d.categories,
+            reason=d.reason,
+            valid_from=d.valid_from,
+            valid_until=d.valid_until,
+            flagged_for_review=d.flagged_for_review,
+        )
+
+
+class DisclosureResponse(BaseModel):
+    person_id: UUID
+    agency: str
+    at: datetime | None
+    categories: dict[str, dict[str, str | None]]
+
+
+def build_router(
+    meetings: MeetingApplication, feed: ViewStore, after_command: Callable[[], object]
+) -> APIRouter:
+    """``after_command`` runs after each stored command (embedded mode relays at once)."""
+    router = APIRouter(tags=["meeting"])
+    Caller = Depends(authenticated_staff)
+    facts = FeedFacts(feed)
+
+    def case_reply(case_id: UUID) -> CaseResponse:
+        after_command()
+        return CaseResponse.of(meetings.case(case_id))
+
+    def meeting_reply(meeting_id: UUID) -> MeetingResponse:
+        after_command()
+        return MeetingResponse.of(meetings.meeting(meeting_id))
+
+    @router.post("/cases", status_code=201, response_model=CaseResponse)
+    def open_case(body: OpenCaseRequest, staff: Staff = Caller) -> CaseResponse:
+        return case_reply(
+            meetings.open_case(staff, facts, body.consultation_id, body.person_id, body.at)
+        )
+
+    @router.get("/cases/{case_id}", response_model=CaseResponse)
+    def get_case(case_id: UUID, staff: Staff = Caller) -> CaseResponse:
+        return CaseResponse.of(meetings.readable_case(staff, case_id))
+
+    @router.post("/cases/{case_id}/assessments", status_code=201, response_model=CaseResponse)
+    def record_assessment(
+        case_id: UUID, body: AssessmentRequest, staff: Staff = Caller
+    ) -> CaseResponse:
+        meetings.record_assessment(staff, case_id, body.issues, body.strengths, body.notes, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/plans", status_code=201, response_model=CaseResponse)
+    def draft_plan(case_id: UUID, body: PlanRequest, staff: Staff = Caller) -> CaseResponse:
+        fields = body.model_dump(exclude={"services"})
+        services = [ServiceLine(**s.model_dump()) for s in body.services]
+        meetings.draft_plan(staff, case_id, DraftPlan(**fields, services=services))
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/approval", response_model=CaseResponse)
+    def approve_plan(case_id: UUID, body: AtRequest, staff: Staff = Caller) -> CaseResponse:
+        """支援決定: an approver of the municipality (an agency that approves plans)."""
+        meetings.approve_plan(staff, case_id, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/monitoring", status_code=201, response_model=CaseResponse)
+    def record_monitoring(case_id: UUID, body: NoteRequest, staff: Staff = Caller) -> CaseResponse:
+        meetings.record_monitoring(staff, case_id, body.note, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/evaluation", response_model=CaseResponse)
+    def evaluate_plan(
+        case_id: UUID, body: EvaluationRequest, staff: Staff = Caller
+    ) -> CaseResponse:
+        meetings.evaluate_plan(staff, case_id, body.outcome, body.note, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/resource-gaps", status_code=201, response_model=CaseResponse)
+    def note_resource_gap(
+        case_id: UUID, body: ResourceGapRequest, staff: Staff = Caller
+    ) -> CaseResponse:
+        meetings.note_resource_gap(staff, case_id, body.gap, body.meeting_id, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/closure", response_model=CaseResponse)
+    def close_case(case_id: UUID, body: ClosureRequest, staff: Staff = Caller) -> CaseResponse:
+        meetings.close_case(staff, case_id, body.reason, body.follow_up_until, body.note, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/reopening", response_model=CaseResponse)
+    def reopen_case(case_id: UUID, body: ReasonRequest, staff: Staff = Caller) -> CaseResponse:
+        meetings.reopen_case(staff, case_id, body.reason, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/follow-ups", status_code=201, response_model=CaseResponse)
+    def record_follow_up(case_id: UUID, body: NoteRequest, staff: Staff = Caller) -> CaseResponse:
+        meetings.record_follow_up(staff, case_id, body.note, body.at)
+        return case_reply(case_id)
+
+    @router.post("/cases/{case_id}/emergency-support", status_code=201, response_model=CaseResponse)
+    def record_emergency_support(
+        case_id: UUID, body: EmergencyRequest, staff: Staff = Caller
+    ) -> CaseResponse:
+        meetings.record_emergency_support(staff, case_id, body.kind, body.note, body.at)
+        return case_reply(case_id)
+
+    @router.post("/meetings", status_code=201, response_model=MeetingResponse)
+    def schedule_meeting(body: MeetingRequest, staff: Staff = Caller) -> MeetingResponse:
+        command = ScheduleMeeting(
+            kind=body.kind,
+            scheduled_for=body.scheduled_for,
+            case_ids=body.case_ids,
+            person_id=body.person_id,
+            members=[(m.agency, m.valid_from, m.valid_until) for m in body.members],
+            at=body.at,
+        )
+        return meeting_reply(meetings.schedule_meeting(staff, command))
+
+    @router.get("/meetings/{meeting_id}", response_model=MeetingResponse)
+    def get_meeting(meeting_id: UUID, staff: Staff = Caller) -> MeetingResponse:
+        return MeetingResponse.of(meetings.readable_meeting(staff, meeting_id))
+
+    @router.post("/meetings/{meeting_id}/held", response_model=MeetingResponse)
+    def hold_meeting(meeting_id: UUID, body: HoldRequest, staff: Staff = Caller) -> MeetingResponse:
+        command = HoldMeeting(
+            attendees=[(a.agency, a.role) for a in body.attendees],
+            person_attended=body.person_attended,
+            conclusions=body.conclusions,
+            at=body.at,
+        )
+        meetings.hold_meeting(staff, meeting_id, command)
+        return meeting_reply(meeting_id)
+
+    @router.post("/meetings/{meeting_id}/information", status_code=201)
+    def share_information(
+        meeting_id: UUID, body: ShareRequest, staff: Staff = Caller
+    ) -> dict[str, UUID]:
+        """支援会議: a member shares; tax needs every other member's consent (地方税法第22条)."""
+        item_id = meetings.share_information(
+            staff, facts, meeting_id, body.categories, body.note, body.at
+        )
+        after_command()
+        return {"item_id": item_id, "meeting_id": meeting_id}
+
+    @router.get("/meetings/{meeting_id}/information", response_model=list[SharedItemResponse])
+    def information(
+        meeting_id: UUID, at: datetime | None = None, staff: Staff = Caller
+    ) -> list[SharedItemResponse]:
+        """What the caller's agency may see of what was shared, each category with its basis.
+
+        ``at`` (privacy officers, organisers, supervisors) reads as of a past instant.
+        """
+        items = meetings.information(staff, facts, meeting_id, at)
+        return [SharedItemResponse.of(item) for item in items]
+
+    @router.post("/vital-interests", status_code=201, response_model=DeclarationResponse)
+    def declare_vital_interest(
+        body: VitalInterestRequest, staff: Staff = Caller
+    ) -> DeclarationResponse:
+        declaration_id = meetings.declare_vital_interest(
+            staff, facts, DeclareVitalInterest(**body.model_dump())
+        )
+        after_command()
+        return DeclarationResponse.of(meetings.declaration(declaration_id))
+
+    @router.get("/persons/{person_id}/vital-interests", response_model=list[DeclarationResponse])
+    def vital_interests(person_id: UUID, staff: Staff = Caller) -> list[DeclarationResponse]:
+        """Every declaration on the person, each flagged for the privacy officer's review."""
+        return [DeclarationResponse.of(d) for d in meetings.vital_interests(staff, person_id)]
+
+    @router.get("/persons/{person_id}/disclosure", response_model=DisclosureResponse)
+    def disclosure(
+        person_id: UUID,
+        agency: str | None = None,
+        at: datetime | None = None,
+        staff: Staff = Caller,
+    ) -> DisclosureResponse:
+        """What an agency may see of the person, by what meeting knows, with each basis."""
+        shown = meetings.visibility(staff, facts, person_id, agency, at)
+        return DisclosureResponse(
+            person_id=person_id,
+            agency=agency or staff.agency,
+            at=at,
+            categories={
+                c: {"purpose": purpose, "basis": a.basis, "basis_id": a.basis_id}
+                for c, (purpose, a) in shown.items()
+            },
+        )
+
+    return router

@@ -1,0 +1,633 @@
+"""The meeting application: support cases, meetings and vital-interest declarations.
+
+Each command checks who may act, validates against the reference data, and saves the changed
+aggregates (and their index aggregates) in one atomic write. What meeting needs to know about
+intake (applications received, the consent ledger) it asks of ``IntakeFacts``, which the feed
+fed from intake's events answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import JSONTranscoder
+
+from contracts import disclosure
+from contracts.errors import Conflict, Forbidden, Invalid, NotFound
+from contracts.identity import Staff
+from contracts.reference import reference
+from services.meeting.meeting import (
+    ARTICLE9,
+    COORDINATION,
+    INDIVIDUAL,
+    MEETING_PURPOSE,
+    REGULAR,
+    Meeting,
+    check_schedule,
+)
+from services.meeting.support_case import SupportCase
+from services.meeting.vital_interest import VitalInterestDeclaration, check_declaration
+from services.platform.calendar import DateAsISO, past_or_now
+from services.platform.eventstore import TracingApplication
+from services.platform.indexes import ListIndex
+
+OFFICE_ROLE = "self_reliance_office"
+# Who may look at a person's disclosure as of another agency or another instant.
+OVERSIGHT_ROLES = ("privacy_officer", "meeting_organiser", "supervisor")
+A = TypeVar("A", bound=Aggregate)
+
+
+class IntakeFacts(Protocol):
+    def applicant(self, consultation_id: UUID) -> UUID | None:
+        """The person whose application (利用申込) came with this consultation, if known."""
+
+    def knows_person(self, person_id: UUID) -> bool: ...
+
+    def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]: ...
+
+
+@dataclass(frozen=True)
+class ServiceLine:
+    provider: str
+    service_class: str
+    program: str | None = None
+    period_from: date | None = None
+    period_until: date | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftPlan:
+    goals: list[str]
+    period_from: date
+    period_until: date
+    services: list[ServiceLine] = field(default_factory=list)
+    monitoring_dates: list[date] = field(default_factory=list)
+    drafted_with_person: bool = True
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleMeeting:
+    kind: str
+    scheduled_for: datetime
+    case_ids: list[UUID] = field(default_factory=list)
+    person_id: UUID | None = None
+    # (agency, valid_from or None for the meeting's date, valid_until)
+    members: list[tuple[str, datetime | None, datetime]] = field(default_factory=list)
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HoldMeeting:
+    attendees: list[tuple[str, str]]
+    person_attended: bool = False
+    conclusions: list[str] = field(default_factory=list)
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeclareVitalInterest:
+    person_id: UUID
+    recipients: list[str]
+    categories: list[str]
+    reason: str
+    hours: float
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SharedItem:
+    """One item shared at a 支援会議, as the reader may see it: each category with its basis."""
+
+    item_id: UUID
+    agency: str
+    at: datetime
+    note: str | None
+    bases: dict[str, disclosure.Allow]
+
+
+class MeetingApplication(TracingApplication):
+    name = "meeting"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # The support case
+
+    def open_case(
+        self,
+        staff: Staff,
+        facts: IntakeFacts,
+        consultation_id: UUID,
+        person_id: UUID,
+        at: datetime | None = None,
+    ) -> UUID:
+        self._require_office(staff, "open a support case")
+        applicant = facts.applicant(consultation_id)
+        if applicant is None:
+            raise Invalid(
+                "consultation_id",
+                "application_received",
+                f"no application (利用申込) is known for consultation {consultation_id}",
+            )
+        if applicant != person_id:
+            raise Invalid(
+                "person_id", "applicant", f"the application of {consultation_id} is another's"
+            )
+        existing = self._find(SupportCase, SupportCase.create_id(person_id))
+        if existing is not None:
+            raise Conflict(
+                f"the person already has case {existing.id}; a closed case is reopened",
+                case_id=str(existing.id),
+                allowed=list(existing.moves()),
+            )
+        case = SupportCase(
+            municipality=staff.municipality,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=past_or_now("at", at),
+            person_id=person_id,
+            consultation_id=consultation_id,
+        )
+        self.save(case)
+        return case.id
+
+    def case(self, case_id: UUID) -> SupportCase:
+        return self._get(SupportCase, case_id, "case")
+
+    def readable_case(self, staff: Staff, case_id: UUID) -> SupportCase:
+        """A case, to the agency holding it, the approving municipality and privacy officers."""
+        case = self.case(case_id)
+        agency = reference().agency(staff.agency)
+        if not (
+            case.agency == staff.agency
+            or (agency is not None and agency.approves_plans)
+            or staff.has_role("privacy_officer")
+        ):
+            raise Forbidden(f"case {case_id} is read by the agency holding it and the approver")
+        return case
+
+    def held_case(self, staff: Staff, case_id: UUID) -> SupportCase:
+        """The case, for a step only the agency holding it takes."""
+        case = self.case(case_id)
+        if case.agency != staff.agency:
+            raise Forbidden(f"the steps of case {case_id} are taken by {case.agency}")
+        return case
+
+    def record_assessment(
+        self,
+        staff: Staff,
+        case_id: UUID,
+        issues: list[str],
+        strengths: list[str],
+        notes: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.record_assessment(_who(staff), past_or_now("at", at), issues, strengths, notes)
+        self.save(case)
+
+    def draft_plan(self, staff: Staff, case_id: UUID, command: DraftPlan) -> int:
+        case = self.held_case(staff, case_id)
+        version = case.draft_plan(
+            _who(staff),
+            past_or_now("at", command.at),
+            goals=[g for g in command.goals if g.strip()],
+            services=[
+                {
+                    "provider": s.provider,
+                    "program": s.program,
+                    "service_class": s.service_class,
+                    "period_from": s.period_from or command.period_from,
+                    "period_until": s.period_until or command.period_until,
+                    "description": s.description,
+                }
+                for s in command.services
+            ],
+            monitoring_dates=command.monitoring_dates,
+            period_from=command.period_from,
+            period_until=command.period_until,
+            drafted_with_person=command.drafted_with_person,
+        )
+        self.save(case)
+        return version
+
+    def approve_plan(self, staff: Staff, case_id: UUID, at: datetime | None = None) -> int:
+        """支援決定: always the municipality's judgement, even where the office is outsourced."""
+        agency = reference().agency(staff.agency)
+        if not (staff.has_role("approver") and agency is not None and agency.approves_plans):
+            raise Forbidden(
+                "only an approver of an agency that approves plans makes the support decision "
+                "(支援決定)",
+                allowed_agencies=[a.id for a in reference().agencies.values() if a.approves_plans],
+            )
+        case = self.case(case_id)
+        version = case.approve(_who(staff), past_or_now("at", at))
+        self.save(case)
+        return version
+
+    def record_monitoring(
+        self, staff: Staff, case_id: UUID, note: str, at: datetime | None = None
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.record_monitoring(_who(staff), past_or_now("at", at), note)
+        self.save(case)
+
+    def evaluate_plan(
+        self,
+        staff: Staff,
+        case_id: UUID,
+        outcome: str,
+        note: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.evaluate(_who(staff), past_or_now("at", at), outcome, note)
+        self.save(case)
+
+    def note_resource_gap(
+        self,
+        staff: Staff,
+        case_id: UUID,
+        gap: str,
+        meeting_id: UUID | None,
+        at: datetime | None = None,
+    ) -> UUID:
+        case = self.held_case(staff, case_id)
+        if meeting_id is not None:
+            self.meeting(meeting_id)
+        gap_id = case.note_resource_gap(_who(staff), past_or_now("at", at), gap, meeting_id)
+        register = self._index(_gaps_key(case.municipality)) or ListIndex(
+            _gaps_key(case.municipality)
+        )
+        if case.id not in register.ids:
+            register.add(case.id)
+        self.save(case, register)
+        return gap_id
+
+    def close_case(
+        self,
+        staff: Staff,
+        case_id: UUID,
+        reason: str,
+        follow_up_until: date | None,
+        note: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.close(_who(staff), past_or_now("at", at), reason, follow_up_until, note)
+        self.save(case)
+
+    def reopen_case(
+        self, staff: Staff, case_id: UUID, reason: str, at: datetime | None = None
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.reopen(_who(staff), past_or_now("at", at), _required("reason", reason))
+        self.save(case)
+
+    def record_follow_up(
+        self, staff: Staff, case_id: UUID, note: str, at: datetime | None = None
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.record_follow_up(_who(staff), past_or_now("at", at), _required("note", note))
+        self.save(case)
+
+    def record_emergency_support(
+        self, staff: Staff, case_id: UUID, kind: str, note: str | None, at: datetime | None = None
+    ) -> None:
+        case = self.held_case(staff, case_id)
+        case.record_emergency_support(_who(staff), past_or_now("at", at), kind, note)
+        self.save(case)
+
+    # Meetings
+
+    def schedule_meeting(self, staff: Staff, command: ScheduleMeeting) -> UUID:
+        self._require_office(staff, "organise a meeting")
+        at = past_or_now("at", command.at)
+        if command.scheduled_for.tzinfo is None:
+            raise Invalid("scheduled_for", "timezone_required", "scheduled_for needs a UTC offset")
+        cases = [self.held_case(staff, c) for c in dict.fromkeys(command.case_ids)]
+        person_id = cases[0].person_id if command.kind == INDIVIDUAL and cases else None
+        if command.kind == ARTICLE9:
+            person_id = command.person_id
+        members = [
+            {"agency": agency, "valid_from": start or command.scheduled_for, "valid_until": end}
+            for agency, start, end in command.members
+        ]
+        check_schedule(staff.agency, command.kind, person_id, [c.id for c in cases], members)
+        meeting = Meeting(
+            municipality=staff.municipality,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=at,
+            kind=command.kind,
+            scheduled_for=command.scheduled_for,
+            person_id=person_id,
+            case_ids=[c.id for c in cases],
+            members=members,
+        )
+        key = (
+            _meetings_key(person_id)
+            if command.kind == ARTICLE9 and person_id is not None
+            else _regular_key(staff.municipality)
+            if command.kind == REGULAR
+            else None
+        )
+        changed: list[Aggregate] = [meeting]
+        if key is not None:
+            index = self._index(key) or ListIndex(key)
+            index.add(meeting.id)
+            changed.append(index)
+        self.save(*changed)
+        return meeting.id
+
+    def meeting(self, meeting_id: UUID) -> Meeting:
+        return self._get(Meeting, meeting_id, "meeting")
+
+    def readable_meeting(self, staff: Staff, meeting_id: UUID) -> Meeting:
+        """A meeting, to its organiser, its members and attendees, and privacy officers."""
+        meeting = self.meeting(meeting_id)
+        if not (
+            meeting.agency == staff.agency
+            or meeting.is_member(staff.agency)
+            or any(a["agency"] == staff.agency for a in meeting.attendees)
+            or staff.has_role("privacy_officer")
+        ):
+            raise Forbidden(f"meeting {meeting_id} is read by its organiser and participants")
+        return meeting
+
+    def hold_meeting(self, staff: Staff, meeting_id: UUID, command: HoldMeeting) -> None:
+        meeting = self.meeting(meeting_id)
+        if meeting.agency != staff.agency:
+            raise Forbidden(f"meeting {meeting_id} is held by its organiser, {meeting.agency}")
+        at = past_or_now("at", command.at)
+        changed: list[Aggregate] = [meeting]
+        discussed: list[dict[str, Any]] = []
+        if meeting.held_at is None and meeting.kind in COORDINATION:
+            for case_id in meeting.case_ids:
+                case = self.case(case_id)
+                version = case.discuss(_who(staff), at, meeting.id)
+                if version is not None:
+                    discussed.append({"case_id": case_id, "plan_version": version})
+                    changed.append(case)
+        gaps = (
+            self._gaps_since_last_regular(meeting, at)
+            if meeting.kind == REGULAR and meeting.held_at is None
+            else []
+        )
+        meeting.hold(
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=at,
+            attendees=[{"agency": agency, "role": role} for agency, role in command.attendees],
+            person_attended=command.person_attended,
+            conclusions=[c for c in command.conclusions if c.strip()],
+            plans_discussed=discussed,
+            resource_gaps=gaps,
+        )
+        self.save(*changed)
+
+    def share_information(
+        self,
+        staff: Staff,
+        facts: IntakeFacts,
+        meeting_id: UUID,
+        categories: list[str],
+        note: str | None,
+        at: datetime | None = None,
+    ) -> UUID:
+        meeting = self.meeting(meeting_id)
+        item_id = uuid4()
+        consents = facts.consents_of(meeting.person_id) if meeting.person_id else ()
+        meeting.share(
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=past_or_now("at", at),
+            item_id=item_id,
+            categories=categories,
+            note=note,
+            consents=consents,
+        )
+        self.save(meeting)
+        return item_id
+
+    def information(
+        self, staff: Staff, facts: IntakeFacts, meeting_id: UUID, at: datetime | None = None
+    ) -> list[SharedItem]:
+        """What was shared at a 支援会議, as far as ``decide`` lets the caller's agency see it.
+
+        An item is shown whole or not at all: its note speaks of all its categories at once.
+        """
+        meeting = self.meeting(meeting_id)
+        if meeting.kind != ARTICLE9 or meeting.person_id is None:
+            raise NotFound(f"meeting {meeting_id} is not a 支援会議; nothing is shared there")
+        if not meeting.is_member(staff.agency):
+            raise Forbidden(f"what is shared at 支援会議 {meeting_id} is for its members")
+        moment = self._as_of(staff, at)
+        consents = facts.consents_of(meeting.person_id)
+        declarations = self._declarations_of(meeting.person_id)
+        viewer = disclosure.Viewer(staff.agency, staff.staff_id)
+        visible = []
+        for item in meeting.shared:
+            record = disclosure.PersonRecord(
+                person_id=str(meeting.person_id),
+                recorded_by={c: frozenset({item["agency"]}) for c in item["categories"]},
+                consents=consents,
+                memberships=meeting.memberships(),
+                vital_interests=declarations,
+            )
+            decisions = {
+                c: disclosure.decide(viewer, record, c, MEETING_PURPOSE, moment)
+                for c in item["categories"]
+            }
+            bases = {c: d for c, d in decisions.items() if isinstance(d, disclosure.Allow)}
+            if len(bases) == len(decisions):
+                visible.append(
+                    SharedItem(item["item_id"], item["agency"], item["at"], item["note"], bases)
+                )
+        return visible
+
+    # Vital interest (生命・身体の保護)
+
+    def declare_vital_interest(
+        self, staff: Staff, facts: IntakeFacts, command: DeclareVitalInterest
+    ) -> UUID:
+        if not staff.has_role("supervisor"):
+            raise Forbidden("only a supervisor declares a vital-interest emergency")
+        if not (
+            facts.knows_person(command.person_id)
+            or self._find(SupportCase, SupportCase.create_id(command.person_id))
+        ):
+            raise Invalid("person_id", "known_person", f"no person {command.person_id} is known")
+        window = check_declaration(
+            command.recipients, command.categories, command.reason, command.hours
+        )
+        start = past_or_now("at", command.at)
+        declaration = VitalInterestDeclaration(
+            municipality=staff.municipality,
+            agency=staff.agency,
+            staff_id=staff.staff_id,
+            at=start,
+            person_id=command.person_id,
+            recipients=list(dict.fromkeys(command.recipients)),
+            categories=list(dict.fromkeys(command.categories)),
+            reason=command.reason,
+            valid_from=start,
+            valid_until=start + window,
+        )
+        key = _declarations_key(command.person_id)
+        index = self._index(key) or ListIndex(key)
+        index.add(declaration.id)
+        self.save(declaration, index)
+        return declaration.id
+
+    def declaration(self, declaration_id: UUID) -> VitalInterestDeclaration:
+        return self._get(VitalInterestDeclaration, declaration_id, "declaration")
+
+    def vital_interests(self, staff: Staff, person_id: UUID) -> list[VitalInterestDeclaration]:
+        if not (staff.has_role("supervisor") or staff.has_role("privacy_officer")):
+            raise Forbidden("declarations are read by supervisors and privacy officers")
+        return self._declaration_aggregates(person_id)
+
+    # Disclosure as meeting knows it
+
+    def visibility(
+        self,
+        staff: Staff,
+        facts: IntakeFacts,
+        person_id: UUID,
+        agency: str | None = None,
+        at: datetime | None = None,
+    ) -> dict[str, tuple[str, disclosure.Allow]]:
+        """What ``agency`` may see of the person at ``at``, by category: (purpose, basis).
+
+        Built from what meeting knows: what agencies shared at 支援会議, the members of those
+        meetings, the consent ledger replica and vital-interest declarations.
+        """
+        viewer_agency = agency or staff.agency
+        if viewer_agency != staff.agency and not _oversees(staff):
+            raise Forbidden("another agency's view is read by privacy officers and organisers")
+        if reference().agency(viewer_agency) is None:
+            raise Invalid("agency", "reference_code", f"unknown agency {viewer_agency!r}")
+        moment = self._as_of(staff, at)
+        meetings = [self.meeting(m) for m in self._ids(_meetings_key(person_id))]
+        recorded_by: dict[str, frozenset[str]] = {}
+        for meeting in meetings:
+            for item in meeting.shared:
+                for category in item["categories"]:
+                    recorded_by[category] = recorded_by.get(category, frozenset()) | {
+                        item["agency"]
+                    }
+        record = disclosure.PersonRecord(
+            person_id=str(person_id),
+            recorded_by=recorded_by,
+            consents=facts.consents_of(person_id),
+            memberships=tuple(m for meeting in meetings for m in meeting.memberships()),
+            vital_interests=self._declarations_of(person_id),
+        )
+        viewer = disclosure.Viewer(viewer_agency, staff.staff_id)
+        shown: dict[str, tuple[str, disclosure.Allow]] = {}
+        for purpose in disclosure.PURPOSES:
+            for category, allow in disclosure.visible_categories(
+                viewer, record, purpose, moment
+            ).items():
+                shown.setdefault(category, (purpose, allow))
+        return shown
+
+    # Plumbing
+
+    def _as_of(self, staff: Staff, at: datetime | None) -> datetime:
+        """Now, or a past instant for those who oversee (a replay as of a meeting's date)."""
+        if at is None:
+            return datetime.now(UTC)
+        if not _oversees(staff):
+            raise Forbidden("reading as of another instant is for privacy officers and organisers")
+        if at.tzinfo is None:
+            raise Invalid("at", "timezone_required", "at needs a UTC offset")
+        return at
+
+    def _gaps_since_last_regular(self, meeting: Meeting, at: datetime) -> list[dict[str, Any]]:
+        """Resource gaps noted since the last regular meeting held, up to ``at``."""
+        previous = [
+            m.held_at
+            for m in (self.meeting(i) for i in self._ids(_regular_key(meeting.municipality)))
+            if m.held_at is not None and m.id != meeting.id and m.held_at <= at
+        ]
+        since = max(previous, default=datetime.min.replace(tzinfo=UTC))
+        return [
+            {"case_id": case.id, "gap_id": g.gap_id, "gap": g.gap, "at": g.at}
+            for case in (self.case(c) for c in self._ids(_gaps_key(meeting.municipality)))
+            for g in case.gaps
+            if since < g.at <= at
+        ]
+
+    def _declaration_aggregates(self, person_id: UUID) -> list[VitalInterestDeclaration]:
+        return [self.declaration(d) for d in self._ids(_declarations_key(person_id))]
+
+    def _declarations_of(self, person_id: UUID) -> tuple[disclosure.VitalInterest, ...]:
+        return tuple(d.as_policy() for d in self._declaration_aggregates(person_id))
+
+    def _require_office(self, staff: Staff, action: str) -> None:
+        agency = reference().agency(staff.agency)
+        if agency is None or agency.role != OFFICE_ROLE:
+            raise Forbidden(
+                f"only a self-reliance support office may {action}",
+                allowed_agencies=list(reference().agencies_with_role(OFFICE_ROLE)),
+            )
+
+    def _ids(self, key: str) -> list[UUID]:
+        index = self._index(key)
+        return list(index.ids) if index else []
+
+    def _index(self, key: str) -> ListIndex | None:
+        return self._find(ListIndex, ListIndex.create_id(key))
+
+    def _find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            found: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
+    def _get(self, kind: type[A], aggregate_id: UUID, label: str) -> A:
+        found = self._find(kind, aggregate_id)
+        if found is None:
+            raise NotFound(f"no {label} {aggregate_id}")
+        return found
+
+
+def _who(staff: Staff) -> tuple[str, str]:
+    return staff.agency, staff.staff_id
+
+
+def _oversees(staff: Staff) -> bool:
+    return any(staff.has_role(role) for role in OVERSIGHT_ROLES)
+
+
+def _required(field: str, text: str) -> str:
+    if not text.strip():
+        raise Invalid(field, "not_empty", f"{field} cannot be blank")
+    return text
+
+
+def _gaps_key(municipality: str) -> str:
+    return f"meeting:resource_gaps:{municipality}"
+
+
+def _regular_key(municipality: str) -> str:
+    return f"meeting:regular:{municipality}"
+
+
+def _meetings_key(person_id: UUID) -> str:
+    return f"meeting:article9:{person_id}"
+
+
+def _declarations_key(person_id: UUID) -> str:
+    return f"meeting:vital_interest:{person_id}"

@@ -1,0 +1,74 @@
+"""What meeting keeps from intake's events: the applications received and the consent ledger.
+
+A case is opened only from an application (利用申込) that intake published; tax is shared at a
+支援会議 only under a consent in intake's ledger. Both arrive over Kafka into meeting's own
+schema, never from intake's database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from contracts import disclosure
+from contracts.envelope import CloudEvent
+from contracts.events import ApplicationReceived, IntegrationEvent
+from services.projection import consents
+from services.projection.changes import Change, Upsert, ViewState
+from services.projection.store import ViewStore
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS known_application (
+        consultation_id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS known_application_person ON known_application (person_id)",
+)
+
+
+def project_applications(
+    _: ViewState, event: CloudEvent, data: IntegrationEvent
+) -> Sequence[Change]:
+    if not isinstance(data, ApplicationReceived):
+        return []
+    return [
+        Upsert(
+            "known_application",
+            key={"consultation_id": str(data.consultation_id)},
+            values={
+                "person_id": str(data.person_id),
+                "agency": data.agency,
+                "received_at": data.at.isoformat(),
+            },
+        )
+    ]
+
+
+class FeedFacts:
+    """The application's questions about intake, answered from meeting's feed tables."""
+
+    def __init__(self, store: ViewStore) -> None:
+        self._store = store
+
+    def applicant(self, consultation_id: UUID) -> UUID | None:
+        with self._store.database.transaction() as tx:
+            row = tx.fetchone(
+                "SELECT person_id FROM known_application WHERE consultation_id = ?",
+                (str(consultation_id),),
+            )
+        return UUID(row["person_id"]) if row else None
+
+    def knows_person(self, person_id: UUID) -> bool:
+        with self._store.database.transaction() as tx:
+            row = tx.fetchone(
+                "SELECT person_id FROM known_application WHERE person_id = ? "
+                "UNION SELECT person_id FROM consent WHERE person_id = ?",
+                (str(person_id), str(person_id)),
+            )
+        return row is not None
+
+    def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]:
+        with self._store.database.transaction() as tx:
+            return consents.consents_of(tx, str(person_id))
