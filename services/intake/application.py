@@ -11,9 +11,8 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from contracts import disclosure
 from contracts.errors import Conflict, Forbidden, Invalid, NotFound
@@ -22,22 +21,12 @@ from contracts.reference import reference
 from services.intake.consent import Consent, check_terms
 from services.intake.consultation import Consultation, check_codes
 from services.intake.person import SEXES, Person
+from services.platform.calendar import DateAsISO, past_or_now
 from services.platform.eventstore import TracingApplication
-from services.platform.indexes import ListIndex, LocalIdIndex, consents_key, duplicates_key
+from services.platform.indexes import LocalIdIndex, consents_key, duplicates_key
 
 INTAKE_ROLE = "self_reliance_office"
 A = TypeVar("A", bound=Aggregate)
-
-
-class DateAsISO(Transcoding):
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
 
 
 @dataclass(frozen=True)
@@ -131,7 +120,7 @@ class IntakeApplication(TracingApplication):
             municipality=staff.municipality,
             agency=staff.agency,
             staff_id=staff.staff_id,
-            opened_at=_past_or_now("opened_at", command.opened_at),
+            opened_at=past_or_now("opened_at", command.opened_at),
             channel=command.channel,
             route_in=command.route_in,
             caller_kind=command.caller_kind,
@@ -143,7 +132,7 @@ class IntakeApplication(TracingApplication):
         return consultation.id
 
     def consultation(self, consultation_id: UUID) -> Consultation:
-        return self._get(Consultation, consultation_id, "consultation")
+        return self.fetch(Consultation, consultation_id, "consultation")
 
     def own_consultation(self, staff: Staff, consultation_id: UUID) -> Consultation:
         consultation = self.consultation(consultation_id)
@@ -160,7 +149,7 @@ class IntakeApplication(TracingApplication):
             follow_up_on=command.follow_up_on,
             note=_blank_to_none(command.note),
             staff_id=staff.staff_id,
-            at=_past_or_now("at", command.at),
+            at=past_or_now("at", command.at),
         )
         self.save(consultation)
 
@@ -169,14 +158,14 @@ class IntakeApplication(TracingApplication):
     ) -> None:
         consultation = self.own_consultation(staff, consultation_id)
         self.person(person_id)
-        consultation.attach(person_id, staff.staff_id, _past_or_now("at", at))
+        consultation.attach(person_id, staff.staff_id, past_or_now("at", at))
         self.save(consultation)
 
     def receive_application(
         self, staff: Staff, consultation_id: UUID, at: datetime | None = None
     ) -> None:
         consultation = self.own_consultation(staff, consultation_id)
-        consultation.receive_application(staff.staff_id, _past_or_now("at", at))
+        consultation.receive_application(staff.staff_id, past_or_now("at", at))
         self.save(consultation)
 
     # Persons
@@ -194,7 +183,7 @@ class IntakeApplication(TracingApplication):
             municipality=staff.municipality,
             agency=staff.agency,
             staff_id=staff.staff_id,
-            registered_at=_past_or_now("registered_at", command.registered_at),
+            registered_at=past_or_now("registered_at", command.registered_at),
             family_name=command.family_name,
             given_name=command.given_name,
             family_name_kana=command.family_name_kana,
@@ -209,14 +198,14 @@ class IntakeApplication(TracingApplication):
         changed: list[Aggregate] = [person]
         key = person.duplicate_key
         if key is not None:
-            changed.append(self._listed(duplicates_key(key), person.id))
+            changed.append(self.listed(duplicates_key(key), person.id))
         if command.local_id:
             changed.append(self._link(person, staff, command.local_id))
         self._save_unique(changed)
         return person.id
 
     def person(self, person_id: UUID) -> Person:
-        return self._get(Person, person_id, "person")
+        return self.fetch(Person, person_id, "person")
 
     def visible_person(self, staff: Staff, person_id: UUID) -> Person:
         """The person, to an agency with a basis to see their identity."""
@@ -229,7 +218,7 @@ class IntakeApplication(TracingApplication):
         self._save_unique([person, self._link(person, staff, local_id)])
 
     def find_by_local_id(self, staff: Staff, agency: str, local_id: str) -> UUID:
-        index = self._find(LocalIdIndex, LocalIdIndex.create_id(agency, local_id))
+        index = self.find(LocalIdIndex, LocalIdIndex.create_id(agency, local_id))
         if index is None:
             raise NotFound(f"no person has {agency!r} local id {local_id!r}")
         if agency != staff.agency:
@@ -241,7 +230,7 @@ class IntakeApplication(TracingApplication):
         person = self.person(person_id)
         found = DuplicateCandidates(person_id, person.duplicate_key)
         if person.duplicate_key is not None:
-            index = self._index(duplicates_key(person.duplicate_key))
+            index = self.index(duplicates_key(person.duplicate_key))
             found.candidates = [p for p in (index.ids if index else []) if p != person_id]
         return found
 
@@ -264,7 +253,7 @@ class IntakeApplication(TracingApplication):
     def record_consent(self, staff: Staff, command: RecordConsent) -> UUID:
         self._registered(command.person_id)
         self.require(staff, command.person_id, "identity")
-        valid_from = _past_or_now("valid_from", command.valid_from)
+        valid_from = past_or_now("valid_from", command.valid_from)
         check_terms(
             command.recipients,
             command.categories,
@@ -293,11 +282,11 @@ class IntakeApplication(TracingApplication):
             agency=staff.agency,
             staff_id=staff.staff_id,
         )
-        self._save_unique([consent, self._listed(consents_key(command.person_id), consent.id)])
+        self._save_unique([consent, self.listed(consents_key(command.person_id), consent.id)])
         return consent.id
 
     def consent(self, consent_id: UUID) -> Consent:
-        return self._get(Consent, consent_id, "consent")
+        return self.fetch(Consent, consent_id, "consent")
 
     def readable_consent(self, staff: Staff, consent_id: UUID) -> Consent:
         """A consent, to its recording agency, its recipients and privacy officers."""
@@ -316,7 +305,7 @@ class IntakeApplication(TracingApplication):
     def withdraw_consent(self, staff: Staff, consent_id: UUID, command: WithdrawConsent) -> UUID:
         consent = self.readable_consent(staff, consent_id)
         withdrawal_id = consent.withdraw(
-            at=_past_or_now("at", command.at),
+            at=past_or_now("at", command.at),
             recipients=command.recipients,
             categories=command.categories,
             reason=_blank_to_none(command.reason),
@@ -327,7 +316,7 @@ class IntakeApplication(TracingApplication):
         return withdrawal_id
 
     def consents_of(self, person_id: UUID) -> list[Consent]:
-        index = self._index(consents_key(person_id))
+        index = self.index(consents_key(person_id))
         return [self.consent(c) for c in (index.ids if index else [])]
 
     def consents_in_force(
@@ -372,15 +361,6 @@ class IntakeApplication(TracingApplication):
         person.link(staff.agency, local_id, staff.staff_id, datetime.now(UTC))
         return LocalIdIndex(staff.agency, local_id, person.id)
 
-    def _index(self, key: str) -> ListIndex | None:
-        return self._find(ListIndex, ListIndex.create_id(key))
-
-    def _listed(self, key: str, member: UUID) -> ListIndex:
-        """The index under ``key`` (new if need be) with ``member`` added, ready to save."""
-        index = self._index(key) or ListIndex(key)
-        index.add(member)
-        return index
-
     def _save_unique(self, aggregates: list[Aggregate]) -> None:
         try:
             self.save(*aggregates)
@@ -389,7 +369,7 @@ class IntakeApplication(TracingApplication):
 
     def _registered(self, person_id: UUID) -> Person:
         """The person named in a request body; 422 (not 404) when nobody is registered so."""
-        person = self._find(Person, person_id)
+        person = self.find(Person, person_id)
         if person is None:
             raise Invalid("person_id", "registered_person", f"no person {person_id} is registered")
         return person
@@ -398,31 +378,6 @@ class IntakeApplication(TracingApplication):
         agency = reference().agency(staff.agency)
         if agency is None or agency.role != INTAKE_ROLE:
             raise Forbidden(f"only a self-reliance support office may {action}")
-
-    def _find(self, kind: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            found: object = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
-
-    def _get(self, kind: type[A], aggregate_id: UUID, label: str) -> A:
-        found = self._find(kind, aggregate_id)
-        if found is None:
-            raise NotFound(f"no {label} {aggregate_id}")
-        return found
-
-
-def _past_or_now(field: str, moment: datetime | None) -> datetime:
-    """Business time of a step: given (for back-office entry of a past contact) or now."""
-    now = datetime.now(UTC)
-    if moment is None:
-        return now
-    if moment.tzinfo is None:
-        raise Invalid(field, "timezone_required", f"{field} needs a UTC offset")
-    if moment > now:
-        raise Invalid(field, "not_in_future", f"{field} cannot be in the future")
-    return moment
 
 
 def _blank_to_none(text: str | None) -> str | None:

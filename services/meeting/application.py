@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import JSONTranscoder
 
@@ -141,7 +140,7 @@ class MeetingApplication(TracingApplication):
             raise Invalid(
                 "person_id", "applicant", f"the application of {consultation_id} is another's"
             )
-        existing = self._find(SupportCase, SupportCase.create_id(person_id))
+        existing = self.find(SupportCase, SupportCase.create_id(person_id))
         if existing is not None:
             raise Conflict(
                 f"the person already has case {existing.id}; a closed case is reopened",
@@ -160,7 +159,7 @@ class MeetingApplication(TracingApplication):
         return case.id
 
     def case(self, case_id: UUID) -> SupportCase:
-        return self._get(SupportCase, case_id, "case")
+        return self.fetch(SupportCase, case_id, "case")
 
     def readable_case(self, staff: Staff, case_id: UUID) -> SupportCase:
         """A case, to the agency holding it, the approving municipality and privacy officers."""
@@ -264,7 +263,7 @@ class MeetingApplication(TracingApplication):
         if meeting_id is not None:
             self.meeting(meeting_id)
         gap_id = case.note_resource_gap(_who(staff), past_or_now("at", at), gap, meeting_id)
-        register = self._index(_gaps_key(case.municipality)) or ListIndex(
+        register = self.index(_gaps_key(case.municipality)) or ListIndex(
             _gaps_key(case.municipality)
         )
         if case.id not in register.ids:
@@ -342,14 +341,12 @@ class MeetingApplication(TracingApplication):
         )
         changed: list[Aggregate] = [meeting]
         if key is not None:
-            index = self._index(key) or ListIndex(key)
-            index.add(meeting.id)
-            changed.append(index)
+            changed.append(self.listed(key, meeting.id))
         self.save(*changed)
         return meeting.id
 
     def meeting(self, meeting_id: UUID) -> Meeting:
-        return self._get(Meeting, meeting_id, "meeting")
+        return self.fetch(Meeting, meeting_id, "meeting")
 
     def readable_meeting(self, staff: Staff, meeting_id: UUID) -> Meeting:
         """A meeting, to its organiser, its members and attendees, and privacy officers."""
@@ -463,7 +460,7 @@ class MeetingApplication(TracingApplication):
             raise Forbidden("only a supervisor declares a vital-interest emergency")
         if not (
             facts.knows_person(command.person_id)
-            or self._find(SupportCase, SupportCase.create_id(command.person_id))
+            or self.find(SupportCase, SupportCase.create_id(command.person_id))
         ):
             raise Invalid("person_id", "known_person", f"no person {command.person_id} is known")
         window = check_declaration(
@@ -482,14 +479,11 @@ class MeetingApplication(TracingApplication):
             valid_from=start,
             valid_until=start + window,
         )
-        key = _declarations_key(command.person_id)
-        index = self._index(key) or ListIndex(key)
-        index.add(declaration.id)
-        self.save(declaration, index)
+        self.save(declaration, self.listed(_declarations_key(command.person_id), declaration.id))
         return declaration.id
 
     def declaration(self, declaration_id: UUID) -> VitalInterestDeclaration:
-        return self._get(VitalInterestDeclaration, declaration_id, "declaration")
+        return self.fetch(VitalInterestDeclaration, declaration_id, "declaration")
 
     def vital_interests(self, staff: Staff, person_id: UUID) -> list[VitalInterestDeclaration]:
         if not (staff.has_role("supervisor") or staff.has_role("privacy_officer")):
@@ -583,24 +577,8 @@ class MeetingApplication(TracingApplication):
             )
 
     def _ids(self, key: str) -> list[UUID]:
-        index = self._index(key)
+        index = self.index(key)
         return list(index.ids) if index else []
-
-    def _index(self, key: str) -> ListIndex | None:
-        return self._find(ListIndex, ListIndex.create_id(key))
-
-    def _find(self, kind: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            found: object = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
-
-    def _get(self, kind: type[A], aggregate_id: UUID, label: str) -> A:
-        found = self._find(kind, aggregate_id)
-        if found is None:
-            raise NotFound(f"no {label} {aggregate_id}")
-        return found
 
 
 def _who(staff: Staff) -> tuple[str, str]:

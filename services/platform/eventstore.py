@@ -8,18 +8,21 @@ event, so the relay can continue the trace that the HTTP request started.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from contracts.errors import NotFound
+from services.platform.indexes import ListIndex
 from services.platform.settings import Settings
 from services.platform.tracing import current_carrier, tracer
 
 TRACE_KEY = "_trace"
+A = TypeVar("A", bound=Aggregate)
 
 
 def eventstore_env(settings: Settings, service: str) -> dict[str, str]:
@@ -84,3 +87,27 @@ class TracingApplication(Application[UUID]):
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with tracer(__name__).start_as_current_span(f"eventstore.save {self.name}"):
             return super().save(*objs, **kwargs)
+
+    def find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate of that kind with that id, or None."""
+        try:
+            found: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
+    def fetch(self, kind: type[A], aggregate_id: UUID, label: str) -> A:
+        """The aggregate of that kind with that id, or 404 naming it as ``label``."""
+        found = self.find(kind, aggregate_id)
+        if found is None:
+            raise NotFound(f"no {label} {aggregate_id}")
+        return found
+
+    def index(self, key: str) -> ListIndex | None:
+        return self.find(ListIndex, ListIndex.create_id(key))
+
+    def listed(self, key: str, member: UUID) -> ListIndex:
+        """The index under ``key`` (new if need be) with ``member`` added, ready to save."""
+        index = self.index(key) or ListIndex(key)
+        index.add(member)
+        return index

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from contracts import disclosure
 from contracts.errors import Forbidden, Invalid, NotFound
 from contracts.identity import Staff
 from contracts.reference import reference
+from services.platform.calendar import past_or_now
 from services.platform.eventstore import TracingApplication, eventstore_env
-from services.platform.indexes import ListIndex
 from services.platform.settings import Settings
 from services.referral.referral import KINDS, Referral
 
@@ -64,7 +63,7 @@ class ReferralApplication(TracingApplication):
         idempotency_key: str | None = None,
     ) -> Sent:
         if idempotency_key:
-            earlier = self._find(Referral.create_id(staff.agency, idempotency_key))
+            earlier = self.find(Referral, Referral.create_id(staff.agency, idempotency_key))
             if earlier is not None:
                 return Sent(earlier.id, replayed=True)
         self._check(staff, command)
@@ -75,7 +74,7 @@ class ReferralApplication(TracingApplication):
             sender=staff.agency,
             receiver=command.receiver,
             staff_id=staff.staff_id,
-            at=_past_or_now(command.at),
+            at=past_or_now("at", command.at),
             person_id=command.person_id,
             provisional_identity=command.provisional_identity,
             reason=command.reason,
@@ -104,7 +103,7 @@ class ReferralApplication(TracingApplication):
             move,
             agency=staff.agency,
             staff_id=staff.staff_id,
-            at=_past_or_now(at),
+            at=past_or_now("at", at),
             reason=reason,
             outcome=outcome,
         )
@@ -122,7 +121,7 @@ class ReferralApplication(TracingApplication):
     ) -> UUID:
         """Close this referral as rerouted and send its like to ``to``, on the same basis."""
         old = self.referral(referral_id)
-        moment = _past_or_now(at)
+        moment = past_or_now("at", at)
         command = SendReferral(
             kind=old.kind,
             receiver=to,
@@ -183,7 +182,7 @@ class ReferralApplication(TracingApplication):
             action,
             agency=staff.agency,
             staff_id=staff.staff_id,
-            at=_past_or_now(at),
+            at=past_or_now("at", at),
             note=note,
             follow_up_on=follow_up_on,
         )
@@ -199,7 +198,7 @@ class ReferralApplication(TracingApplication):
         return referral
 
     def referral(self, referral_id: UUID) -> Referral:
-        found = self._find(referral_id)
+        found = self.find(Referral, referral_id)
         if found is None:
             raise NotFound(f"no referral {referral_id}")
         return found
@@ -308,38 +307,10 @@ class ReferralApplication(TracingApplication):
         return consent.consent_id
 
     def _save_new(self, referral: Referral, *others: Aggregate) -> None:
-        indexes = []
-        for key in (f"inbox:{referral.receiver}", f"outbox:{referral.sender}"):
-            index = self._index(key) or ListIndex(key)
-            index.add(referral.id)
-            indexes.append(index)
-        self.save(referral, *others, *indexes)
-
-    def _index(self, key: str) -> ListIndex | None:
-        try:
-            found: object = self.repository.get(ListIndex.create_id(key))
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, ListIndex) else None
+        inbox = self.listed(f"inbox:{referral.receiver}", referral.id)
+        outbox = self.listed(f"outbox:{referral.sender}", referral.id)
+        self.save(referral, *others, inbox, outbox)
 
     def _listed(self, key: str) -> list[Referral]:
-        index = self._index(key)
+        index = self.index(key)
         return [self.referral(i) for i in (index.ids if index else [])]
-
-    def _find(self, referral_id: UUID) -> Referral | None:
-        try:
-            found: object = self.repository.get(referral_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, Referral) else None
-
-
-def _past_or_now(moment: datetime | None) -> datetime:
-    now = datetime.now(UTC)
-    if moment is None:
-        return now
-    if moment.tzinfo is None:
-        raise Invalid("at", "timezone_required", "at needs a UTC offset")
-    if moment > now:
-        raise Invalid("at", "not_in_future", "a step cannot be dated in the future")
-    return moment

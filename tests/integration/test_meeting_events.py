@@ -82,9 +82,8 @@ def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
     feed = spawn(["project", "meeting"], settings)
     intake = TestClient(service_app(settings, "intake"))
     meeting_app = service_app(settings, "meeting")
-    meetings = AfterTheFeed(
-        TestClient(meeting_app), FeedFacts(feed_store(settings, "meeting")), feed
-    )
+    replica = feed_store(settings, "meeting")
+    meetings = AfterTheFeed(TestClient(meeting_app), FeedFacts(replica), feed)
     player = ScenarioPlayer({"intake": (intake, ""), "meeting": (meetings, "")}, token)
     stories = {s.name: s for s in load_scenarios()}
     offender = player.play(stories["01-released-offender-a"])
@@ -92,6 +91,7 @@ def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
     assert [step for step, _ in tax.refused] == ["share_in_meeting"]
     assert set(offender.skipped) == {"send_referral", "decline"}  # referral is not running
 
+    replica.database.close()
     publisher = KafkaPublisher(bootstrap)
     relay(settings, "meeting", meeting_app.state.application, publisher).drain()
     publisher.close()
