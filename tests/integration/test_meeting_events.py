@@ -17,10 +17,11 @@ from contracts.topics import Topics
 from services.meeting.feed import FeedFacts
 from services.platform.bus import KafkaPublisher, ensure_topics
 from services.platform.settings import Settings
-from services.scenarios import Response, ScenarioPlayer, load_scenarios
+from services.scenarios import ScenarioPlayer, load_scenarios
 from services.wiring import feed_store, relay, service_app
 from tests.conftest import TokenFactory
-from tests.infrastructure import Process, wait_for
+from tests.infrastructure import Process
+from tests.integration.feeds import AfterTheFeed
 from tests.integration.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
@@ -47,30 +48,6 @@ ARTICLE9_STORY = [
 ]
 
 
-class AfterTheFeed:
-    """Meeting's client; a case is opened once the application has reached meeting's feed.
-
-    Intake and meeting are separate processes joined by Kafka: a caseworker who opens a case the
-    instant the application is saved may be a moment ahead of the feed (422), and tries again.
-    """
-
-    def __init__(self, client: TestClient, facts: FeedFacts, feed: Process) -> None:
-        self._client, self._facts, self._feed = client, facts, feed
-
-    def post(self, url: str, *, json: Any, headers: dict[str, str]) -> Response:
-        if url == "/cases":
-            consultation = UUID(json["consultation_id"])
-            wait_for(
-                lambda: self._facts.applicant(consultation) is not None,
-                90,
-                f"the application in meeting's feed\n{self._feed.output()}",
-            )
-        return self._client.post(url, json=json, headers=headers)
-
-    def get(self, url: str, *, headers: dict[str, str]) -> Response:
-        return self._client.get(url, headers=headers)
-
-
 def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
     distributed_settings: Settings, spawn: Spawn, token: TokenFactory
 ) -> None:
@@ -83,7 +60,13 @@ def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
     intake = TestClient(service_app(settings, "intake"))
     meeting_app = service_app(settings, "meeting")
     replica = feed_store(settings, "meeting")
-    meetings = AfterTheFeed(TestClient(meeting_app), FeedFacts(replica), feed)
+    facts = FeedFacts(replica)
+
+    def ready(url: str, body: Any) -> bool:
+        # A case opens from an application that reaches meeting over Kafka.
+        return url != "/cases" or facts.applicant(UUID(body["consultation_id"])) is not None
+
+    meetings = AfterTheFeed(TestClient(meeting_app), ready, feed)
     player = ScenarioPlayer({"intake": (intake, ""), "meeting": (meetings, "")}, token)
     stories = {s.name: s for s in load_scenarios()}
     offender = player.play(stories["01-released-offender-a"])
