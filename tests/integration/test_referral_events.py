@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,13 +13,10 @@ from contracts.events import parse
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, ensure_topics
 from services.platform.settings import Settings
-from services.scenarios import ScenarioPlayer
 from services.wiring import feed_store, relay, service_app
 from tests.conftest import TokenFactory
 from tests.infrastructure import Process, wait_for
-from tests.integration.feeds import AfterTheFeed
 from tests.integration.kafka_tools import read_topic
-from tests.scenario_checks import play_all
 
 Spawn = Callable[[list[str], Settings], Process]
 
@@ -113,36 +109,3 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
     for event in events:
         data = parse(event)
         assert data.person_id is not None and str(data.person_id) == person  # type: ignore[attr-defined]
-
-
-def test_every_referral_step_of_the_stories_plays_on_kafka_and_postgresql(
-    distributed_settings: Settings, spawn: Spawn, token: TokenFactory
-) -> None:
-    """The distributed mode of the stories: intake and referral apart, the consent over Kafka."""
-    settings = distributed_settings
-    spawn(["relay", "intake"], settings)
-    feed = spawn(["project", "referral"], settings)
-    replica = feed_store(settings, "referral")
-
-    def ready(url: str, body: Any) -> bool:
-        if url != "/referrals" or not body.get("consent_id"):
-            return True
-        with replica.database.transaction() as tx:
-            row = tx.fetchone(
-                "SELECT 1 AS found FROM consent WHERE consent_id = ?", (body["consent_id"],)
-            )
-        return row is not None
-
-    intake = TestClient(service_app(settings, "intake"))
-    referral = AfterTheFeed(TestClient(service_app(settings, "referral")), ready, feed)
-    played = play_all(ScenarioPlayer({"intake": (intake, ""), "referral": (referral, "")}, token))
-    replica.database.close()
-
-    assert sum(len(p.referrals) for p in played.values()) == 5
-    assert not any(
-        {"send_referral", "accept", "decline", "complete"} & set(p.skipped) for p in played.values()
-    )
-    headers = {"Authorization": f"Bearer {token('zama-shuno')}"}
-    [sent] = referral.get("/referrals/outbox", headers=headers).json()
-    assert [h["state"] for h in sent["history"]] == ["sent", "accepted", "completed"]
-    assert "categories" not in sent
