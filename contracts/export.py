@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from contracts.events import CATALOGUE
 from contracts.topics import SERVICES, Topics
 
 HERE = Path(__file__).parent
+LOCK = "schemas.lock.json"
 
 
 def _json(document: dict[str, Any]) -> str:
@@ -32,10 +34,30 @@ def render() -> dict[str, str]:
     for (name, version), model in sorted(CATALOGUE.items()):
         schema = model.model_json_schema()
         schema["$id"] = model.schema_id()
+        schema["title"] = name  # the event's name, whatever the Python class is called
         schema["description"] = model.summary
         files[f"schemas/{name}.v{version}.json"] = _json(schema)
     files["asyncapi.yaml"] = yaml.safe_dump(asyncapi(), sort_keys=False, allow_unicode=True)
+    files[LOCK] = _json(published_lock(files))
     return files
+
+
+def fingerprint(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def published_lock(files: dict[str, str]) -> dict[str, str]:
+    """Every schema ever published, with its fingerprint. Entries are only ever added.
+
+    An existing entry keeps its recorded fingerprint even when the model changes, so a change
+    to a published version shows up as a mismatch (a test fails) instead of being re-locked.
+    """
+    path = HERE / LOCK
+    locked: dict[str, str] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for relative, content in files.items():
+        if relative.startswith("schemas/") and relative != "schemas/CloudEvent.json":
+            locked.setdefault(relative, fingerprint(content))
+    return dict(sorted(locked.items()))
 
 
 def asyncapi() -> dict[str, Any]:

@@ -40,6 +40,11 @@ class IntegrationEvent(BaseModel):
     def schema_id(cls) -> str:
         return f"urn:tsunagu:schema:{cls.name}:v{cls.version}"
 
+    @classmethod
+    def upcast(cls, previous: IntegrationEvent) -> IntegrationEvent:
+        """This version's reading of the data of the version before it (v2 and later)."""
+        raise NotImplementedError(f"{cls.name} v{cls.version} has no upcast from an older version")
+
 
 CATALOGUE: dict[tuple[str, int], type[IntegrationEvent]] = {}
 
@@ -60,17 +65,24 @@ def latest_versions() -> list[type[IntegrationEvent]]:
 
 
 def parse(event: CloudEvent) -> IntegrationEvent:
-    """The validated data of ``event`` under the schema its type and version name."""
+    """The data of ``event``, validated under its own version and upcast to the newest.
+
+    Old messages stay as they were published; readers see one shape per event name.
+    """
     schema = CATALOGUE.get((event.name, event.eventversion))
     if schema is None:
         raise UnknownEvent(f"unknown event type {event.type!r} version {event.eventversion}")
     try:
-        return schema.model_validate(event.data)
+        data = schema.model_validate(event.data)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         raise InvalidEventData(f"{event.name} v{event.eventversion}: {problems}") from error
+    version = event.eventversion
+    while (newer := CATALOGUE.get((event.name, version + 1))) is not None:
+        data, version = newer.upcast(data), version + 1
+    return data
 
 
 class Act(IntegrationEvent):

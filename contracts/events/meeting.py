@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.events import Act, register
+from contracts.events import Act, IntegrationEvent, register
 
 __all__ = [
     "AssessmentRecorded",
@@ -34,6 +34,7 @@ __all__ = [
     "PlanApproved",
     "PlanDrafted",
     "PlanEvaluated",
+    "PlanEvaluatedV1",
     "PlanService",
     "ResourceGap",
     "ResourceGapNoted",
@@ -151,13 +152,36 @@ class MonitoringRecorded(CaseEvent):
 
 
 @register
-class PlanEvaluated(CaseEvent):
+class PlanEvaluatedV1(CaseEvent):
+    """Superseded by v2 (work outcomes); kept so that old messages still read."""
+
     name: ClassVar[str] = "PlanEvaluated"
     summary: ClassVar[str] = "プラン評価: the approved plan version ends in closure or a re-plan."
 
     plan_version: int = Field(ge=1)
     outcome: str = Field(pattern=r"^(close|replan)$")
     note: str | None = None
+
+
+@register
+class PlanEvaluated(CaseEvent):
+    name: ClassVar[str] = "PlanEvaluated"
+    version: ClassVar[int] = 2
+    summary: ClassVar[str] = (
+        "プラン評価: the approved plan version ends in closure or a re-plan; with the work "
+        "outcomes the evaluation found (into_work, increased_income) for the monthly report."
+    )
+
+    plan_version: int = Field(ge=1)
+    outcome: str = Field(pattern=r"^(close|replan)$")
+    note: str | None = None
+    work_outcomes: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def upcast(cls, previous: IntegrationEvent) -> IntegrationEvent:
+        # v1 evaluations recorded no work outcome: none is claimed for them.
+        assert isinstance(previous, PlanEvaluatedV1)
+        return cls.model_validate({**previous.model_dump(), "work_outcomes": []})
 
 
 @register

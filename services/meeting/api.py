@@ -79,6 +79,9 @@ class NoteRequest(Strict):
 class EvaluationRequest(Strict):
     outcome: str = Field(description="close or replan")
     note: str | None = Field(None, max_length=20000)
+    work_outcomes: list[str] = Field(
+        default_factory=list, description="into_work and/or increased_income, if found"
+    )
     at: datetime | None = At
 
 
@@ -373,7 +376,7 @@ def build_router(
     def evaluate_plan(
         case_id: UUID, body: EvaluationRequest, staff: Staff = Caller
     ) -> CaseResponse:
-        meetings.evaluate_plan(staff, case_id, body.outcome, body.note, body.at)
+        meetings.evaluate_plan(staff, case_id, body.outcome, body.note, body.at, body.work_outcomes)
         return case_reply(case_id)
 
     @router.post("/cases/{case_id}/resource-gaps", status_code=201, response_model=CaseResponse)

@@ -8,6 +8,7 @@ fed from intake's events answers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
@@ -246,9 +247,10 @@ class MeetingApplication(TracingApplication):
         outcome: str,
         note: str | None,
         at: datetime | None = None,
+        work_outcomes: Sequence[str] = (),
     ) -> None:
         case = self.held_case(staff, case_id)
-        case.evaluate(_who(staff), past_or_now("at", at), outcome, note)
+        case.evaluate(_who(staff), past_or_now("at", at), outcome, note, work_outcomes)
         self.save(case)
 
     def note_resource_gap(

@@ -68,7 +68,11 @@ def _translate(e: object) -> tuple[ev.MeetingEvent, str, UUID | None] | None:
             data = ev.MonitoringRecorded(**_case(e), plan_version=e.version, note=e.note)
         case SupportCase.PlanEvaluated():
             data = ev.PlanEvaluated(
-                **_case(e), plan_version=e.version, outcome=e.outcome, note=e.note
+                **_case(e),
+                plan_version=e.version,
+                outcome=e.outcome,
+                note=e.note,
+                work_outcomes=e.work_outcomes,
             )
         case SupportCase.ResourceGapNoted():
             data = ev.ResourceGapNoted(

@@ -9,6 +9,7 @@ at any point. A step out of order is refused with the moves the case allows now.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +21,8 @@ from contracts.errors import Conflict, Invalid
 from contracts.reference import reference
 
 EVALUATION_OUTCOMES = ("close", "replan")
+# What an evaluation may find about work, for the monthly report's "into work or more income".
+WORK_OUTCOMES = ("into_work", "increased_income")
 # 緊急的な支援 the seeds name: food (food bank), shelter (一時生活支援), loans (貸付).
 EMERGENCY_KINDS = ("food", "shelter", "loan", "other")
 MOVES = (
@@ -116,6 +119,7 @@ class SupportCase(Aggregate):
         version: int
         outcome: str
         note: str | None
+        work_outcomes: list[str]
 
     class ResourceGapNoted(Step):
         gap_id: UUID
@@ -384,16 +388,33 @@ class SupportCase(Aggregate):
         self.plan.monitoring.append((at, note))
 
     def evaluate(
-        self, staff: tuple[str, str], at: datetime, outcome: str, note: str | None
+        self,
+        staff: tuple[str, str],
+        at: datetime,
+        outcome: str,
+        note: str | None,
+        work_outcomes: Sequence[str] = (),
     ) -> None:
         if outcome not in EVALUATION_OUTCOMES:
             raise Invalid(
                 "outcome", "reference_code", f"unknown outcome {outcome!r}", EVALUATION_OUTCOMES
             )
+        for found in work_outcomes:
+            if found not in WORK_OUTCOMES:
+                raise Invalid(
+                    "work_outcomes",
+                    "reference_code",
+                    f"unknown work outcome {found!r}",
+                    WORK_OUTCOMES,
+                )
         self._require("evaluate_plan")
         assert self.plan is not None
         self._evaluate(
-            **self._step(staff, at), version=self.plan.version, outcome=outcome, note=note
+            **self._step(staff, at),
+            version=self.plan.version,
+            outcome=outcome,
+            note=note,
+            work_outcomes=list(dict.fromkeys(work_outcomes)),
         )
 
     @event(PlanEvaluated)
@@ -407,6 +428,7 @@ class SupportCase(Aggregate):
         version: int,
         outcome: str,
         note: str | None,
+        work_outcomes: list[str],
     ) -> None:
         assert self.plan is not None
         self.plan.outcome = outcome

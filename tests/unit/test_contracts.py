@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -89,6 +90,36 @@ def test_exported_schemas_and_asyncapi_are_current() -> None:
         path = Path(export.__file__).parent / relative
         assert path.exists(), f"contracts/{relative} is missing; run make contracts"
         assert path.read_text(encoding="utf-8") == content, f"contracts/{relative} is stale"
+
+
+def test_a_published_event_version_never_changes() -> None:
+    """Change a model's fields and this fails: publish a new version and upcast instead."""
+    rendered = export.render()
+    locked = json.loads((Path(export.__file__).parent / export.LOCK).read_text())
+    assert locked, "contracts/schemas.lock.json lists no published schema"
+    for relative, fingerprint in locked.items():
+        assert relative in rendered, f"{relative} was published and must still be exported"
+        assert export.fingerprint(rendered[relative]) == fingerprint, f"{relative} changed"
+
+
+def test_old_versions_are_upcast_to_the_newest_shape() -> None:
+    from contracts.events import PlanEvaluated, PlanEvaluatedV1
+
+    v1 = PlanEvaluatedV1(
+        agency="zama-jiritsu",
+        staff_id="s1",
+        at=datetime(2025, 10, 1, tzinfo=UTC),
+        case_id=uuid4(),
+        person_id=uuid4(),
+        plan_version=1,
+        outcome="replan",
+    )
+    event = opened_event(
+        type=PlanEvaluatedV1.cloudevent_type(), eventversion=1, data=v1.model_dump(mode="json")
+    )
+    data = parse(event)
+    assert isinstance(data, PlanEvaluated) and data.version == 2
+    assert (data.outcome, data.work_outcomes) == ("replan", [])
 
 
 def test_asyncapi_names_every_event_on_its_topic() -> None:

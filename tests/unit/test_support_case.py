@@ -444,6 +444,6 @@ def test_every_case_event_is_published_keyed_by_the_person_and_on_schema(
         "CaseReopened",
     ]
     for event in published:
-        assert type(parse(event)) is CATALOGUE[(event.name, 1)]
+        assert type(parse(event)) is CATALOGUE[(event.name, event.eventversion)]
         assert event.personid == str(person) == event.partitionkey or event.personid is None
         assert event.municipality == "142182"
