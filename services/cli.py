@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
 from services.platform.logs import configure_logging
 from services.platform.settings import Settings
@@ -109,6 +111,37 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _aware_datetime(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. {text}+09:00")
+    return at
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from services.projection.audit import AuditLog
+    from services.wiring import view_store
+
+    log = AuditLog(view_store(settings).database)
+    if args.question == "verify":
+        verification = log.verify()
+        print(json.dumps(asdict(verification), ensure_ascii=False))
+        return 0 if verification.ok else 1
+    if args.question == "person":
+        records = log.seen_person(args.id, args.since, args.until)
+    elif args.question == "agency":
+        records = log.seen_by_agency(args.agency, args.since, args.until)
+    elif args.question == "consent":
+        records = log.under_consent(args.id)
+    else:
+        records = log.vital_interest_pending()
+    for record in records:
+        print(json.dumps(asdict(record), ensure_ascii=False))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from services.wiring import COMMAND_SERVICES, FEEDS
 
@@ -143,6 +176,21 @@ def parser() -> argparse.ArgumentParser:
     )
     project.add_argument("service", nargs="?", default="projection", choices=list(FEEDS))
     project.set_defaults(handler=_project)
+
+    audit = commands.add_parser("audit", help="the privacy officer's questions to the audit log")
+    audit.set_defaults(handler=_audit)
+    questions = audit.add_subparsers(dest="question", required=True)
+    questions.add_parser("verify", help="check the hash chain; exit 1 naming the first bad entry")
+    person = questions.add_parser("person", help="who saw this person (JSON lines)")
+    person.add_argument("id")
+    agency = questions.add_parser("agency", help="everything this agency saw (JSON lines)")
+    agency.add_argument("agency")
+    for question in (person, agency):
+        question.add_argument("--since", type=_aware_datetime, help="ISO time with offset")
+        question.add_argument("--until", type=_aware_datetime, help="ISO time, exclusive")
+    consent = questions.add_parser("consent", help="what was disclosed under this consent")
+    consent.add_argument("id")
+    questions.add_parser("pending", help="vital-interest disclosures awaiting review")
     return root
 
 

@@ -33,6 +33,8 @@ from services.platform.settings import Settings
 from services.platform.sql import connect
 from services.projection import consents
 from services.projection.api import build_router as views_router
+from services.projection.audit import AuditLog
+from services.projection.audit_api import build_router as audit_router
 from services.projection.changes import Projector
 from services.projection.projectors import consultations
 from services.projection.runner import ProjectionRunner
@@ -171,8 +173,9 @@ def service_app(settings: Settings, service: str) -> FastAPI:
     if service == "projection":
         views = view_store(settings)
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
-        app.state.views = views
+        app.state.views, app.state.audit = views, AuditLog(views.database)
         app.include_router(views_router(views))
+        app.include_router(audit_router(app.state.audit))
         return app
     spec = COMMAND_SERVICES[service]
     application = spec.application(settings)
@@ -229,4 +232,6 @@ def embedded_app(settings: Settings) -> FastAPI:
         routes = spec.routes(applications[name], stores.get(name), relay_all)
         app.include_router(routes, prefix=f"/{name}")
     app.include_router(views_router(stores["projection"]), prefix="/views")
+    app.state.audit = AuditLog(stores["projection"].database)
+    app.include_router(audit_router(app.state.audit), prefix="/views")
     return app

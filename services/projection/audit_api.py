@@ -1,0 +1,178 @@
+"""The privacy officer's questions over HTTP, and ``record_view`` for every view that discloses.
+
+Every route needs role ``privacy_officer``; a refused call is itself appended to the audit chain
+before the 403 goes back, so probing the audit leaves a trace in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Request
+from opentelemetry import trace
+from pydantic import BaseModel, Field
+
+from contracts.errors import Forbidden, Invalid
+from contracts.identity import Staff
+from services.platform.auth import authenticated_staff
+from services.projection.audit import (
+    ACCESS_DENIED,
+    RECORD_VIEWED,
+    AuditEntry,
+    AuditLog,
+    AuditRecord,
+)
+
+PRIVACY_OFFICER = "privacy_officer"
+
+
+def request_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or str(uuid.uuid4())
+
+
+def current_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def record_view(
+    log: AuditLog,
+    request: Request,
+    staff: Staff,
+    person_id: str,
+    shown: Mapping[str, tuple[str, str | None]],
+    state_position: int | None,
+    body: bytes,
+) -> None:
+    """Append a RecordViewed entry for a response about to show ``person_id``'s data.
+
+    ``body`` is the exact response body, so the entry proves what was shown, not just that
+    something was.
+    """
+    log.append(
+        AuditEntry(
+            kind=RECORD_VIEWED,
+            viewer_staff_id=staff.staff_id,
+            viewer_agency=staff.agency,
+            viewer_roles=tuple(staff.roles),
+            recorded_at=datetime.now(UTC),
+            person_id=person_id,
+            shown=shown,
+            request_id=request_id(request),
+            trace_id=current_trace_id(),
+            state_position=state_position,
+            response_hash=hashlib.sha256(body).hexdigest(),
+        )
+    )
+
+
+class AuditEntryView(BaseModel):
+    position: int
+    kind: str
+    viewer_staff_id: str
+    viewer_agency: str
+    viewer_roles: list[str]
+    person_id: str | None
+    categories: list[str]
+    bases: dict[str, dict[str, str | None]]
+    request_id: str | None
+    trace_id: str | None
+    recorded_at: str
+    state_position: int | None
+    response_hash: str | None
+    reason: str | None
+    previous_hash: str
+    entry_hash: str
+
+
+class ReviewRequest(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewView(BaseModel):
+    position: int
+    reviewer_staff_id: str
+    note: str
+    reviewed_at: str
+
+
+class VerificationView(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_position: int | None
+    problem: str | None
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise Invalid(name, "timezone_required", "give the time with its UTC offset (+09:00)")
+    return value
+
+
+def _views(records: list[AuditRecord]) -> list[AuditEntryView]:
+    return [AuditEntryView.model_validate(asdict(record)) for record in records]
+
+
+def build_router(log: AuditLog) -> APIRouter:
+    router = APIRouter(prefix="/audit", tags=["audit"])
+
+    def privacy_officer(request: Request, staff: Staff = Depends(authenticated_staff)) -> Staff:
+        if staff.has_role(PRIVACY_OFFICER):
+            return staff
+        reason = f"{request.method} {request.url.path} needs role {PRIVACY_OFFICER!r}"
+        log.append(
+            AuditEntry(
+                kind=ACCESS_DENIED,
+                viewer_staff_id=staff.staff_id,
+                viewer_agency=staff.agency,
+                viewer_roles=tuple(staff.roles),
+                recorded_at=datetime.now(UTC),
+                person_id=request.path_params.get("person_id"),
+                request_id=request_id(request),
+                trace_id=current_trace_id(),
+                reason=reason,
+            )
+        )
+        raise Forbidden(reason)
+
+    @router.get("/persons/{person_id}", response_model=list[AuditEntryView])
+    def seen_person(
+        person_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        _: Staff = Depends(privacy_officer),
+    ) -> list[AuditEntryView]:
+        return _views(log.seen_person(person_id, _aware("since", since), _aware("until", until)))
+
+    @router.get("/agencies/{agency}", response_model=list[AuditEntryView])
+    def seen_by_agency(
+        agency: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        _: Staff = Depends(privacy_officer),
+    ) -> list[AuditEntryView]:
+        return _views(log.seen_by_agency(agency, _aware("since", since), _aware("until", until)))
+
+    @router.get("/consents/{consent_id}", response_model=list[AuditEntryView])
+    def under_consent(consent_id: str, _: Staff = Depends(privacy_officer)) -> list[AuditEntryView]:
+        return _views(log.under_consent(consent_id))
+
+    @router.get("/vital-interest/pending", response_model=list[AuditEntryView])
+    def vital_interest_pending(_: Staff = Depends(privacy_officer)) -> list[AuditEntryView]:
+        return _views(log.vital_interest_pending())
+
+    @router.post("/vital-interest/{position}/review", response_model=ReviewView)
+    def review(
+        position: int, body: ReviewRequest, staff: Staff = Depends(privacy_officer)
+    ) -> ReviewView:
+        return ReviewView.model_validate(asdict(log.review(position, staff.staff_id, body.note)))
+
+    @router.get("/verify", response_model=VerificationView)
+    def verify(_: Staff = Depends(privacy_officer)) -> VerificationView:
+        return VerificationView.model_validate(asdict(log.verify()))
+
+    return router
