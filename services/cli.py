@@ -142,6 +142,18 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _views(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from services.projection.agency_view import sweep
+    from services.wiring import view_store
+
+    # Run it from cron or a timer: consents expire and emergency windows close with no event.
+    for purge in sweep(view_store(settings), args.at):
+        print(json.dumps(asdict(purge), ensure_ascii=False))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from services.wiring import COMMAND_SERVICES, FEEDS
 
@@ -191,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
     consent = questions.add_parser("consent", help="what was disclosed under this consent")
     consent.add_argument("id")
     questions.add_parser("pending", help="vital-interest disclosures awaiting review")
+
+    views = commands.add_parser("views", help="maintain the agencies' views of persons")
+    views.set_defaults(handler=_views)
+    actions = views.add_subparsers(dest="action", required=True)
+    sweep = actions.add_parser(
+        "sweep", help="purge what lapsed bases (expiry, meeting end, 72 h window) allowed"
+    )
+    sweep.add_argument("--at", type=_aware_datetime, help="ISO time with offset; default now")
     return root
 
 

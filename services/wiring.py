@@ -31,11 +31,12 @@ from services.platform.http import create_app
 from services.platform.relay import Relay, RelayPosition, Translate
 from services.platform.settings import Settings
 from services.platform.sql import connect
-from services.projection import consents
+from services.projection import agency_view, consents, person_facts, statistics
 from services.projection.api import build_router as views_router
 from services.projection.audit import AuditLog
 from services.projection.audit_api import build_router as audit_router
 from services.projection.changes import Projector
+from services.projection.person_api import build_router as person_router
 from services.projection.projectors import consultations
 from services.projection.runner import ProjectionRunner
 from services.projection.store import CONSULTATION_VIEW, ViewStore
@@ -108,7 +109,19 @@ COMMAND_SERVICES: dict[str, CommandService] = {
 
 FEEDS: dict[str, Feed] = {
     "projection": Feed(
-        CONSULTATION_VIEW + consents.TABLES, (consultations, consents.project_consents), ("intake",)
+        CONSULTATION_VIEW
+        + consents.TABLES
+        + statistics.TABLES
+        + person_facts.TABLES
+        + agency_view.TABLES,
+        (
+            consultations,
+            consents.project_consents,
+            statistics.count,
+            person_facts.project_person_facts,
+            agency_view.agency_views(),
+        ),
+        ("intake", "referral", "meeting"),
     ),
     # Referral decides on consents: it keeps its own replica of the ledger.
     "referral": Feed(consents.TABLES, (consents.project_consents,), ("intake",)),
@@ -119,6 +132,15 @@ FEEDS: dict[str, Feed] = {
         ("intake",),
     ),
 }
+
+
+def person_views(views: ViewStore, settings: Settings, *, sweep_before_read: bool) -> APIRouter:
+    return person_router(
+        views,
+        sweep_before_read=sweep_before_read,
+        acknowledgement_hours=settings.acknowledgement_hours,
+        decline_follow_up_days=settings.decline_follow_up_days,
+    )
 
 
 def feed_store(settings: Settings, service: str) -> ViewStore:
@@ -174,8 +196,9 @@ def service_app(settings: Settings, service: str) -> FastAPI:
         views = view_store(settings)
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
         app.state.views, app.state.audit = views, AuditLog(views.database)
-        app.include_router(views_router(views))
+        app.include_router(views_router(views, settings))
         app.include_router(audit_router(app.state.audit))
+        app.include_router(person_views(views, settings, sweep_before_read=False))
         return app
     spec = COMMAND_SERVICES[service]
     application = spec.application(settings)
@@ -231,7 +254,10 @@ def embedded_app(settings: Settings) -> FastAPI:
     for name, spec in COMMAND_SERVICES.items():
         routes = spec.routes(applications[name], stores.get(name), relay_all)
         app.include_router(routes, prefix=f"/{name}")
-    app.include_router(views_router(stores["projection"]), prefix="/views")
+    app.include_router(views_router(stores["projection"], settings), prefix="/views")
     app.state.audit = AuditLog(stores["projection"].database)
     app.include_router(audit_router(app.state.audit), prefix="/views")
+    # No sweeper process runs in embedded mode: each read sweeps first (an indexed query).
+    views = person_views(stores["projection"], settings, sweep_before_read=True)
+    app.include_router(views, prefix="/views")
     return app

@@ -97,4 +97,5 @@ class Act(IntegrationEvent):
 # complete for every reader of this package.
 from contracts.events.intake import *  # noqa: E402, F403
 from contracts.events.meeting import *  # noqa: E402, F403
+from contracts.events.projection import *  # noqa: E402, F403
 from contracts.events.referral import *  # noqa: E402, F403

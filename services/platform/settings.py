@@ -28,6 +28,8 @@ class Settings:
     decline_follow_up_days: int = 7
     # A referral not acknowledged within this many hours shows as overdue in the inbox.
     acknowledgement_hours: int = 72
+    # Exported statistics hide counts below this, so that no person can be singled out.
+    small_cell_threshold: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -51,4 +53,5 @@ class Settings:
             relay_poll_seconds=float(env.get("TSUNAGU_RELAY_POLL_SECONDS", "0.02")),
             decline_follow_up_days=int(env.get("TSUNAGU_DECLINE_FOLLOW_UP_DAYS", "7")),
             acknowledgement_hours=int(env.get("TSUNAGU_ACKNOWLEDGEMENT_HOURS", "72")),
+            small_cell_threshold=int(env.get("TSUNAGU_SMALL_CELL_THRESHOLD", "3")),
         )

@@ -14,7 +14,7 @@ from datetime import datetime
 from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ConsentRecorded, ConsentWithdrawn, IntegrationEvent
-from services.platform.sql import Transaction
+from services.platform.sql import Row, Transaction
 from services.projection.changes import Change, Upsert, ViewState
 
 TABLES = (
@@ -81,8 +81,18 @@ def project_consents(_: ViewState, event: CloudEvent, data: IntegrationEvent) ->
 
 def consents_of(tx: Transaction, person_id: str) -> tuple[disclosure.Consent, ...]:
     """The person's consents, with their withdrawals, as the disclosure policy reads them."""
+    return consents_of_rows(
+        tx.fetchall("SELECT * FROM consent WHERE person_id = ?", (person_id,)),
+        tx.fetchall("SELECT * FROM consent_withdrawal WHERE person_id = ?", (person_id,)),
+    )
+
+
+def consents_of_rows(
+    consent_rows: Sequence[Row], withdrawal_rows: Sequence[Row]
+) -> tuple[disclosure.Consent, ...]:
+    """``consents_of`` over rows already read (the person views read through pending changes)."""
     withdrawals: dict[str, list[disclosure.Withdrawal]] = {}
-    for row in tx.fetchall("SELECT * FROM consent_withdrawal WHERE person_id = ?", (person_id,)):
+    for row in withdrawal_rows:
         withdrawals.setdefault(row["consent_id"], []).append(
             disclosure.Withdrawal(
                 withdrawal_id=row["withdrawal_id"],
@@ -102,7 +112,7 @@ def consents_of(tx: Transaction, person_id: str) -> tuple[disclosure.Consent, ..
             valid_until=datetime.fromisoformat(row["valid_until"]),
             withdrawals=tuple(withdrawals.get(row["consent_id"], ())),
         )
-        for row in tx.fetchall("SELECT * FROM consent WHERE person_id = ?", (person_id,))
+        for row in consent_rows
     )
 
 

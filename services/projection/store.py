@@ -39,6 +39,11 @@ class _State(ViewState):
         where = " AND ".join(f"{column} = ?" for column in key)
         return self._tx.fetchone(f"SELECT * FROM {table} WHERE {where}", tuple(key.values()))
 
+    def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every row matching ``where`` (the person views read a person's facts at once)."""
+        clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
+        return self._tx.fetchall(f"SELECT * FROM {table} WHERE {clause}", tuple(where.values()))
+
 
 def _apply(tx: Transaction, change: Change) -> None:
     if isinstance(change, Upsert):

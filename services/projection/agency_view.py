@@ -1,0 +1,266 @@
+"""Each agency's lawful view of each person, materialised, and purged when its basis ends.
+
+``agency_view`` holds, per agency and person, only the facts whose category ``decide`` allows
+that agency now, each with the basis that allows it and the instant that basis ends. It is
+recomputed for a person after every event about them; what is no longer allowed is DELETED
+from the table (not hidden by the API) and a ``view_purge`` row records it for the audit
+(the ViewPurged record). Bases that end with time alone — a consent's expiry, a 支援会議
+(Article 9 support meeting) membership's end, a vital-interest window — are caught by
+``sweep``, which finds the rows whose ``valid_until`` has passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import disclosure
+from contracts.envelope import CloudEvent
+from contracts.events import ConsentWithdrawn, IntegrationEvent
+from contracts.reference import reference
+from services.projection import consents
+from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
+from services.projection.person_facts import (
+    Pending,
+    Reader,
+    project_person_facts,
+    reader_of,
+    record_from,
+    utc,
+)
+from services.projection.store import ViewStore
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS agency_view (
+        agency TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        basis TEXT NOT NULL,
+        basis_id TEXT,
+        valid_until TEXT,
+        PRIMARY KEY (agency, person_id, category, field)
+    )""",
+    "CREATE INDEX IF NOT EXISTS agency_view_person ON agency_view (person_id)",
+    # The sweep's question, "whose basis has ended?", answered by an index.
+    "CREATE INDEX IF NOT EXISTS agency_view_until ON agency_view (valid_until)",
+    """CREATE TABLE IF NOT EXISTS view_purge (
+        purge_id TEXT PRIMARY KEY,
+        agency TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        categories TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS view_purge_person ON view_purge (person_id, at)",
+)
+
+# The purposes an agency's standing view serves; a category shown under any of them is shown,
+# with the basis of the first purpose that allows it.
+VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
+_POLICY_VIEWER = "projection"
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Purge:
+    """Categories of a person removed from an agency's view, with the bases they had."""
+
+    agency: str
+    person_id: str
+    categories: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    basis: str
+    basis_id: str | None
+    valid_until: datetime | None
+
+
+def _end(
+    record: disclosure.PersonRecord,
+    agency: str,
+    category: str,
+    allow: disclosure.Allow,
+    now: datetime,
+) -> datetime | None:
+    """When the basis ``allow`` stops covering ``category`` for ``agency``; None if never."""
+    if allow.basis == "consent":
+        [consent] = [c for c in record.consents if c.consent_id == allow.basis_id]
+        ends = [consent.valid_until] + [
+            w.at for w in consent.withdrawals if w.at > now and w.matches(agency, category)
+        ]
+        return min(ends)
+    if allow.basis == "article9_meeting":
+        return min(
+            m.valid_until
+            for m in record.memberships
+            if m.meeting_id == allow.basis_id and m.agency == agency
+        )
+    if allow.basis == "vital_interest":
+        return min(
+            d.valid_until for d in record.vital_interests if d.declaration_id == allow.basis_id
+        )
+    return None
+
+
+def allowed_categories(
+    agency: str, record: disclosure.PersonRecord, at: datetime
+) -> dict[str, Allowed]:
+    """What ``decide`` lets ``agency`` see of the person at ``at``, over the view's purposes."""
+    viewer = disclosure.Viewer(agency=agency, staff_id=_POLICY_VIEWER)
+    allowed: dict[str, Allowed] = {}
+    for purpose in VIEW_PURPOSES:
+        for category, allow in disclosure.visible_categories(viewer, record, purpose, at).items():
+            if category not in allowed:
+                end = _end(record, agency, category, allow, at)
+                allowed[category] = Allowed(allow.basis, allow.basis_id, end)
+    return allowed
+
+
+def visible_to(agency: str, fact: dict[str, Any]) -> bool:
+    """A fact limited to some agencies (a referral's status, a local id) is theirs alone."""
+    audience = fact.get("audience")
+    return audience is None or agency in json.loads(audience)
+
+
+def refresh_changes(
+    state: Reader, person_id: str, now: datetime, cause: str, purge_key: str
+) -> tuple[list[Change], list[Purge]]:
+    """The changes that make the person's rows in ``agency_view`` what ``decide`` allows now."""
+    record = record_from(state, person_id)
+    facts = state.rows("person_fact", {"person_id": person_id})
+    existing = {
+        (row["agency"], row["category"], row["field"]): row
+        for row in state.rows("agency_view", {"person_id": person_id})
+    }
+    changes: list[Change] = []
+    wanted: set[tuple[str, str, str]] = set()
+    lost: dict[str, dict[str, dict[str, str | None]]] = {}
+    for agency in reference().agencies:
+        allowed = allowed_categories(agency, record, now)
+        for fact in facts:
+            category = fact["category"]
+            if category not in allowed or not visible_to(agency, fact):
+                continue
+            grant = allowed[category]
+            key = (agency, category, fact["field"])
+            wanted.add(key)
+            values = {
+                "value": fact["value"],
+                "basis": grant.basis,
+                "basis_id": grant.basis_id,
+                "valid_until": utc(grant.valid_until) if grant.valid_until else None,
+            }
+            stored = existing.get(key)
+            if stored is None or any(stored[k] != v for k, v in values.items()):
+                changes.append(Upsert("agency_view", _key(person_id, key), values))
+        for (holder, category, _), row in existing.items():
+            if holder == agency and category not in allowed:
+                lost.setdefault(agency, {})[category] = {
+                    "basis": row["basis"],
+                    "basis_id": row["basis_id"],
+                }
+    changes += [Delete("agency_view", _key(person_id, k)) for k in existing if k not in wanted]
+    purges = [
+        Purge(agency, person_id, categories, cause) for agency, categories in sorted(lost.items())
+    ]
+    changes += [
+        Upsert(
+            "view_purge",
+            {"purge_id": f"{purge_key}|{person_id}|{p.agency}"},
+            {
+                "agency": p.agency,
+                "person_id": person_id,
+                "categories": json.dumps(p.categories, sort_keys=True),
+                "reason": p.reason,
+                "at": utc(now),
+            },
+        )
+        for p in purges
+    ]
+    return changes, purges
+
+
+def _key(person_id: str, key: tuple[str, str, str]) -> dict[str, Any]:
+    agency, category, name = key
+    return {"agency": agency, "person_id": person_id, "category": category, "field": name}
+
+
+def _cause(data: IntegrationEvent) -> str:
+    if isinstance(data, ConsentWithdrawn):
+        return f"consent {data.consent_id} withdrawn (withdrawal {data.withdrawal_id})"
+    return f"basis no longer in force after {data.name}"
+
+
+def agency_views(clock: Clock = _now) -> Projector:
+    """The projector that refreshes every agency's view of each person an event touches.
+
+    It reads the person as they will be after this event: the store applies all projectors'
+    changes together, so the consent replica's and the facts' changes for this same event are
+    recomputed here (both are pure) and overlaid on the stored rows.
+    """
+
+    def project(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+        base = reader_of(view)
+        upcoming = [
+            *consents.project_consents(view, event, data),
+            *project_person_facts(view, event, data),
+        ]
+        persons = {
+            str(value)
+            for change in upcoming
+            if isinstance(change, Upsert) and change.table in ("timeline", "consent_withdrawal")
+            for value in [{**change.key, **change.values}.get("person_id")]
+            if value is not None
+        }
+        if getattr(data, "person_id", None) is not None:
+            persons.add(str(data.person_id))  # type: ignore[attr-defined]
+        state = Pending(base, upcoming)
+        now = clock()
+        changes: list[Change] = []
+        for person in sorted(persons):
+            refreshed, _ = refresh_changes(state, person, now, _cause(data), event.id)
+            changes += refreshed
+        return changes
+
+    return project
+
+
+def refresh(store: ViewStore, person_id: str, now: datetime, cause: str) -> list[Purge]:
+    """Recompute one person's rows in every agency's view at ``now``; what was purged."""
+    purges: list[Purge] = []
+
+    def changes(view: ViewState) -> list[Change]:
+        found, lost = refresh_changes(reader_of(view), person_id, now, cause, f"refresh:{utc(now)}")
+        purges.extend(lost)
+        return found
+
+    store.apply(f"refresh:{utc(now)}:{person_id}", "refresh", changes)
+    return purges
+
+
+def sweep(store: ViewStore, now: datetime | None = None) -> list[Purge]:
+    """Refresh every person whose view holds a row whose basis has ended by ``now``."""
+    at = now or _now()
+    with store.database.transaction() as tx:
+        due = tx.fetchall(
+            "SELECT DISTINCT person_id FROM agency_view "
+            "WHERE valid_until IS NOT NULL AND valid_until <= ? ORDER BY person_id",
+            (utc(at),),
+        )
+    purges: list[Purge] = []
+    for row in due:
+        purges += refresh(store, row["person_id"], at, "basis ended (expired or lapsed)")
+    return purges

@@ -1,0 +1,592 @@
+"""What the views know about each person, from every service's events, by data category.
+
+Three kinds of table, all in the projection schema:
+
+- ``timeline``: one row per (event, person, data category) with the event's fields of that
+  category; rows of an event with no person yet (a consultation opened anonymously, a
+  provisional referral) wait under their ``subject`` and are tied to the person when intake or
+  referral says who it was. Basis events (consents, memberships, declarations) have no category:
+  they carry the scope of a basis, not data about the person.
+- ``person_fact``: the current value of each field, with its category and the recording agency.
+- the bases ``decide`` weighs: the consent replica (``consents.py``), ``meeting_membership``
+  (支援会議 members) and ``vital_interest`` declarations.
+
+``CATEGORY_OF`` is the one place that says which data category a field belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from contracts import disclosure
+from contracts.envelope import CloudEvent
+from contracts.events import (
+    AssessmentRecorded,
+    CaseEvent,
+    ConsentRecorded,
+    ConsentWithdrawn,
+    ConsultationAttached,
+    InformationShared,
+    IntegrationEvent,
+    MeetingHeld,
+    MeetingScheduled,
+    PersonLinked,
+    ReferralEvent,
+    ReferralPersonIdentified,
+    ReferralSent,
+    VitalInterestDeclared,
+)
+from services.platform.sql import Transaction
+from services.projection.changes import Change, Upsert, ViewState
+from services.projection.consents import consents_of_rows
+
+ARTICLE9 = "article9_support_meeting"
+REFERRAL_STATUS = "referral_status"
+# Categories a referral slip always names to say whom it is about; the slip's reason speaks of
+# the others.
+SLIP_ADDRESS = frozenset({"identity", "contact", REFERRAL_STATUS})
+
+# The data category of every field the views keep: "Event" is the category of the event's
+# fields, "Event.field" overrides it for one field, "issue.<code>" maps an assessment's issue
+# codes (reference `issue_categories`). Two categories are decided by the event itself:
+# InformationShared names its own, and a referral slip's reason belongs to the categories the
+# slip shares (see ``_referral``). Every issue not listed is a consultation matter.
+CATEGORY_OF: dict[str, str] = {
+    "PersonRegistered": "identity",
+    "PersonRegistered.address": "contact",
+    "PersonRegistered.phone": "contact",
+    "PersonLinked": "identity",
+    "ConsultationOpened": "consultation",
+    "ConsultationTriaged": "consultation",
+    "ConsultationAttached": "consultation",
+    "ApplicationReceived": "consultation",
+    "AssessmentRecorded": "consultation",
+    "issue.illness": "health",
+    "issue.mental_health": "mental_health",
+    "issue.suicide_risk": "mental_health",
+    "issue.problem_drinking": "health",
+    "issue.debt": "debt",
+    "issue.family_relations": "family",
+    "issue.economic_hardship": "finances",
+    "issue.household_finance": "finances",
+    "issue.job_search_difficulty": "employment",
+    "issue.unstable_housing": "housing",
+    "issue.homelessness": "housing",
+    "issue.released_offender": "criminal_record",
+    "issue.tax_or_utility_arrears": "tax",
+    "CaseOpened": "plan",
+    "PlanDrafted": "plan",
+    "PlanApproved": "plan",
+    "MonitoringRecorded": "plan",
+    "PlanEvaluated": "plan",
+    "ResourceGapNoted": "plan",
+    "CaseClosed": "plan",
+    "CaseReopened": "plan",
+    "FollowUpRecorded": "plan",
+    "EmergencySupportRecorded": "welfare_benefit",
+    "MeetingScheduled": "plan",
+    "MeetingHeld": "plan",
+    "ReferralSent": REFERRAL_STATUS,
+    "ReferralAcknowledged": REFERRAL_STATUS,
+    "ReferralAccepted": REFERRAL_STATUS,
+    "ReferralDeclined": REFERRAL_STATUS,
+    "ReferralStarted": REFERRAL_STATUS,
+    "ReferralPutOnHold": REFERRAL_STATUS,
+    "ReferralCompleted": REFERRAL_STATUS,
+    "ReferralFailed": REFERRAL_STATUS,
+    "ReferralWithdrawn": REFERRAL_STATUS,
+    "ReferralRerouted": REFERRAL_STATUS,
+    "ReferralDeclineFollowedUp": REFERRAL_STATUS,
+}
+
+# Fields that say who acted or which record is meant: they name the fact, they are not one.
+_NAMING = frozenset(
+    {"agency", "staff_id", "at", "person_id", "consultation_id", "case_id", "referral_id"}
+    | {"meeting_id", "item_id", "sender", "receiver", "assessment_number", "plan_version"}
+)
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS timeline (
+        row_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        person_id TEXT,
+        subject TEXT NOT NULL,
+        at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        category TEXT,
+        summary TEXT NOT NULL,
+        audience TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS timeline_person ON timeline (person_id, at)",
+    "CREATE INDEX IF NOT EXISTS timeline_subject ON timeline (subject)",
+    """CREATE TABLE IF NOT EXISTS person_fact (
+        person_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        audience TEXT,
+        at TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (person_id, category, field)
+    )""",
+    """CREATE TABLE IF NOT EXISTS local_id (
+        agency TEXT NOT NULL,
+        local_id TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        PRIMARY KEY (agency, local_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS case_person (
+        case_id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS meeting_membership (
+        meeting_id TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        valid_from TEXT NOT NULL,
+        valid_until TEXT NOT NULL,
+        PRIMARY KEY (meeting_id, agency)
+    )""",
+    "CREATE INDEX IF NOT EXISTS meeting_membership_person ON meeting_membership (person_id)",
+    """CREATE TABLE IF NOT EXISTS vital_interest (
+        declaration_id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        categories TEXT NOT NULL,
+        valid_from TEXT NOT NULL,
+        valid_until TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS vital_interest_person ON vital_interest (person_id)",
+    """CREATE TABLE IF NOT EXISTS referral_box (
+        agency TEXT NOT NULL,
+        referral_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        counterpart TEXT NOT NULL,
+        person_id TEXT,
+        kind TEXT,
+        categories TEXT,
+        state TEXT NOT NULL,
+        sent_at TEXT,
+        changed_at TEXT NOT NULL,
+        decline_followed_up INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (agency, referral_id)
+    )""",
+)
+
+# Primary keys of the tables the views read while projecting, so pending changes can be
+# overlaid on what is stored (see ``Pending``).
+KEYS: dict[str, tuple[str, ...]] = {
+    "timeline": ("row_id",),
+    "person_fact": ("person_id", "category", "field"),
+    "local_id": ("agency", "local_id"),
+    "case_person": ("case_id",),
+    "meeting_membership": ("meeting_id", "agency"),
+    "vital_interest": ("declaration_id",),
+    "referral_box": ("agency", "referral_id"),
+    "consent": ("consent_id",),
+    "consent_withdrawal": ("withdrawal_id",),
+    "agency_view": ("agency", "person_id", "category", "field"),
+    "view_purge": ("purge_id",),
+}
+
+
+def utc(at: datetime) -> str:
+    """One text form per instant, so text order is time order in both databases."""
+    if at.tzinfo is None:
+        raise ValueError("view times must carry a UTC offset")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Rows by equality on some columns: the one read the person views need."""
+
+    def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+class TxReader:
+    """A ``Reader`` over an open transaction (the API and the sweep)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
+        clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
+        return self._tx.fetchall(f"SELECT * FROM {table} WHERE {clause}", tuple(where.values()))
+
+
+def reader_of(state: ViewState) -> Reader:
+    if not isinstance(state, Reader):
+        raise TypeError("the person views need a view state that can read rows (rows())")
+    return state
+
+
+class Pending:
+    """Stored rows as they will be once ``changes`` are applied.
+
+    The store applies every projector's changes for an event together, after all have run, so
+    a projector that reads what another writes for the same event reads through this overlay.
+    """
+
+    def __init__(self, base: Reader, changes: Iterable[Change]) -> None:
+        self._base = base
+        self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {}
+        for change in changes:
+            table = self._rows.setdefault(change.table, {})
+            key = tuple(change.key[c] for c in KEYS[change.table])
+            if isinstance(change, Upsert):
+                earlier = table.get(key) or self._stored(change.table, change.key) or {}
+                table[key] = {**earlier, **change.key, **change.values}
+            else:
+                table[key] = None
+
+    def _stored(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        found = self._base.rows(table, key)
+        return found[0] if found else None
+
+    def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
+        pending = self._rows.get(table, {})
+        columns = KEYS.get(table, ())
+        stored = [
+            row
+            for row in self._base.rows(table, where)
+            if tuple(row[c] for c in columns) not in pending
+        ]
+        changed = [
+            row
+            for row in pending.values()
+            if row is not None and all(row.get(c) == v for c, v in where.items())
+        ]
+        return stored + changed
+
+
+# --- projecting events into facts -------------------------------------------------------------
+
+
+def _category(event: str, field: str) -> str:
+    return CATEGORY_OF.get(f"{event}.{field}") or CATEGORY_OF[event]
+
+
+def _subject(data: IntegrationEvent) -> str:
+    """The record an event is about, which prefixes its field names and waits for a person."""
+    if isinstance(data, ReferralEvent):
+        return f"referral:{data.referral_id}"
+    if isinstance(data, AssessmentRecorded):
+        return f"case:{data.case_id}/assessment:{data.assessment_number}"
+    if isinstance(data, CaseEvent):
+        version = getattr(data, "plan_version", None)
+        return f"case:{data.case_id}" + (f"/plan:{version}" if version else "")
+    if isinstance(data, MeetingScheduled | MeetingHeld | InformationShared):
+        return f"meeting:{data.meeting_id}"
+    consultation = getattr(data, "consultation_id", None)
+    if consultation is not None:
+        return f"consultation:{consultation}"
+    return "person"
+
+
+def _fields(data: IntegrationEvent) -> dict[str, Any]:
+    dumped: dict[str, Any] = data.model_dump(mode="json")
+    return {name: value for name, value in dumped.items() if name not in _NAMING}
+
+
+def _by_category(data: IntegrationEvent) -> dict[str | None, dict[str, Any]]:
+    """The event's fields grouped by data category, named ``<subject>.<field>``."""
+    prefix = _subject(data)
+    grouped: dict[str | None, dict[str, Any]] = {}
+
+    def put(category: str | None, field: str, value: Any) -> None:
+        grouped.setdefault(category, {})[f"{prefix}.{field}"] = value
+
+    if isinstance(data, AssessmentRecorded):
+        for issue in data.issues:
+            category = CATEGORY_OF.get(f"issue.{issue}", "consultation")
+            grouped.setdefault(category, {}).setdefault(f"{prefix}.issues", []).append(issue)
+        put("consultation", "strengths", data.strengths)
+        put("consultation", "notes", data.notes)
+        return grouped
+    if isinstance(data, InformationShared):
+        for category in data.categories:
+            put(category, "note", data.note)
+        return grouped
+    if isinstance(data, ReferralSent):
+        content = [c for c in data.categories if c not in SLIP_ADDRESS] or [REFERRAL_STATUS]
+        for category in content:
+            put(category, "reason", data.reason)
+        for field in ("kind", "categories", "basis", "provisional"):
+            put(REFERRAL_STATUS, field, getattr(data, field))
+        put(REFERRAL_STATUS, "state", "sent")
+        return grouped
+    if isinstance(data, ReferralEvent):
+        for field, value in _fields(data).items():
+            put(REFERRAL_STATUS, field, value)
+        put(REFERRAL_STATUS, "state", data.name.removeprefix("Referral").lower())
+        return grouped
+    if isinstance(data, MeetingScheduled | MeetingHeld) and data.person_id is None:
+        # A regular meeting reviews many people's cases: what it concluded is about them all,
+        # so each person's timeline keeps only that the meeting took place.
+        put("plan", "kind", data.kind)
+        return grouped
+    for field, value in _fields(data).items():
+        put(_category(data.name, field), field, value)
+    if not grouped:
+        # Nothing but the fact that it happened (an application received): keep when.
+        when = getattr(data, "at", None)
+        put(_category(data.name, "at"), "at", when.isoformat() if when else None)
+    return grouped
+
+
+def _persons(state: Reader, data: IntegrationEvent) -> list[str]:
+    person = getattr(data, "person_id", None)
+    if person is not None:
+        return [str(person)]
+    if isinstance(data, MeetingScheduled):
+        cases = [str(c) for c in data.case_ids]
+    elif isinstance(data, MeetingHeld):
+        cases = [str(p.case_id) for p in data.plans_discussed]
+    else:
+        return []
+    found = {row["person_id"] for c in cases for row in state.rows("case_person", {"case_id": c})}
+    return sorted(found)
+
+
+def _audience(data: IntegrationEvent, category: str | None) -> str | None:
+    """Agencies a fact is limited to whatever the category allows, or None for no limit.
+
+    A referral's status is both ends' own record (so a volunteer who referred learns the person
+    was connected) but nobody else's business; an agency's local id is its own filing key.
+    """
+    if isinstance(data, ReferralEvent) and category == REFERRAL_STATUS:
+        return json.dumps(sorted({data.sender, data.receiver}))
+    if isinstance(data, PersonLinked):
+        return json.dumps([data.agency])
+    return None
+
+
+def _timeline_row(
+    event: CloudEvent,
+    data: IntegrationEvent,
+    person: str | None,
+    category: str | None,
+    summary: dict[str, Any],
+) -> Upsert:
+    subject = _subject(data)
+    return Upsert(
+        "timeline",
+        key={"row_id": f"{event.id}|{person or subject}|{category or '-'}"},
+        values={
+            "event_id": event.id,
+            "person_id": person,
+            "subject": subject,
+            "at": utc(data.at) if hasattr(data, "at") else utc(event.time),
+            "recorded_at": utc(event.time),
+            "event": data.name,
+            "agency": getattr(data, "agency", event.source),
+            "category": category,
+            "summary": json.dumps(summary, ensure_ascii=False, sort_keys=True),
+            "audience": _audience(data, category),
+        },
+    )
+
+
+def _facts_of(row: dict[str, Any]) -> list[Change]:
+    """The current values a timeline row sets, once it belongs to a person."""
+    if row["person_id"] is None or row["category"] is None:
+        return []
+    return [
+        Upsert(
+            "person_fact",
+            key={"person_id": row["person_id"], "category": row["category"], "field": field},
+            values={
+                "value": json.dumps(value, ensure_ascii=False),
+                "agency": row["agency"],
+                "audience": row["audience"],
+                "at": row["at"],
+                "event_id": row["event_id"],
+            },
+        )
+        for field, value in json.loads(row["summary"]).items()
+    ]
+
+
+def _attach(state: Reader, subject: str, person: str) -> list[Change]:
+    """Tie the rows waiting under ``subject`` to ``person``, and make them the person's facts."""
+    changes: list[Change] = []
+    for row in state.rows("timeline", {"subject": subject}):
+        if row["person_id"] is not None:
+            continue
+        attached = {**row, "person_id": person}
+        key = {"row_id": row["row_id"]}
+        changes.append(Upsert("timeline", key, {k: v for k, v in attached.items() if k not in key}))
+        changes += _facts_of(attached)
+    return changes
+
+
+def _basis_summary(data: IntegrationEvent) -> dict[str, Any]:
+    return {name: value for name, value in _fields(data).items() if name != "reason"}
+
+
+def project_person_facts(
+    view: ViewState, event: CloudEvent, data: IntegrationEvent
+) -> Sequence[Change]:
+    """Timeline, current facts, local ids, bases and referral boxes from any service's event."""
+    state = reader_of(view)
+    changes: list[Change] = []
+    if isinstance(data, ConsentRecorded | ConsentWithdrawn | VitalInterestDeclared):
+        # The scope of a basis, for the replay; the consent replica itself is consents.py's.
+        changes.append(_timeline_row(event, data, str(data.person_id), None, _basis_summary(data)))
+        if isinstance(data, VitalInterestDeclared):
+            changes.append(_declaration(data))
+        return changes
+    if data.name not in CATEGORY_OF and not isinstance(data, InformationShared):
+        return []  # merges and other events that carry no fact of their own yet
+    if isinstance(data, CaseEvent):
+        changes.append(
+            Upsert(
+                "case_person", {"case_id": str(data.case_id)}, {"person_id": str(data.person_id)}
+            )
+        )
+    if isinstance(data, PersonLinked):
+        changes.append(
+            Upsert(
+                "local_id",
+                {"agency": data.agency, "local_id": data.local_id},
+                {"person_id": str(data.person_id)},
+            )
+        )
+    if isinstance(data, MeetingScheduled) and data.kind == ARTICLE9 and data.person_id:
+        changes += [
+            Upsert(
+                "meeting_membership",
+                {"meeting_id": str(data.meeting_id), "agency": member.agency},
+                {
+                    "person_id": str(data.person_id),
+                    "valid_from": utc(member.valid_from),
+                    "valid_until": utc(member.valid_until),
+                },
+            )
+            for member in data.members
+        ]
+    if isinstance(data, ReferralEvent):
+        changes += _referral_box(state, event, data)
+    persons: list[str | None] = list(_persons(state, data)) or [None]
+    for person in persons:
+        for category, summary in _by_category(data).items():
+            row = _timeline_row(event, data, person, category, summary)
+            changes.append(row)
+            changes += _facts_of({**row.key, **row.values})
+    if isinstance(data, ConsultationAttached):
+        changes += _attach(state, f"consultation:{data.consultation_id}", str(data.person_id))
+    if isinstance(data, ReferralPersonIdentified) and data.person_id is not None:
+        changes += _attach(state, f"referral:{data.referral_id}", str(data.person_id))
+    return changes
+
+
+def _declaration(data: VitalInterestDeclared) -> Upsert:
+    return Upsert(
+        "vital_interest",
+        {"declaration_id": str(data.declaration_id)},
+        {
+            "person_id": str(data.person_id),
+            "recipients": json.dumps(sorted(data.recipients)),
+            "categories": json.dumps(sorted(data.categories)),
+            "valid_from": utc(data.valid_from),
+            "valid_until": utc(data.valid_until),
+        },
+    )
+
+
+def _referral_box(state: Reader, event: CloudEvent, data: ReferralEvent) -> list[Change]:
+    """The sender's outbox line and the receiver's inbox line for this referral."""
+    changes: list[Change] = []
+    for agency, direction, counterpart in (
+        (data.sender, "out", data.receiver),
+        (data.receiver, "in", data.sender),
+    ):
+        key = {"agency": agency, "referral_id": str(data.referral_id)}
+        [*earlier] = state.rows("referral_box", key)
+        values: dict[str, Any] = {
+            "direction": direction,
+            "counterpart": counterpart,
+            "person_id": str(data.person_id) if data.person_id else None,
+            "changed_at": utc(data.at),
+        }
+        if isinstance(data, ReferralSent):
+            values |= {
+                "kind": data.kind,
+                "categories": json.dumps(data.categories),
+                "sent_at": utc(data.at),
+                "state": "sent",
+            }
+        elif data.name == "ReferralDeclineFollowedUp":
+            values |= {"decline_followed_up": 1, "state": earlier[0]["state"] if earlier else ""}
+        elif data.name != "ReferralPersonIdentified":
+            values["state"] = data.name.removeprefix("Referral").lower()
+        else:
+            values["state"] = earlier[0]["state"] if earlier else "sent"
+        if not values["person_id"] and earlier:
+            values["person_id"] = earlier[0]["person_id"]
+        changes.append(Upsert("referral_box", key, values))
+    return changes
+
+
+# --- reading a person back as the disclosure policy sees them ---------------------------------
+
+
+def record_from(
+    state: Reader, person_id: str, as_of: datetime | None = None, known_at: datetime | None = None
+) -> disclosure.PersonRecord:
+    """The person as ``decide`` reads them; with ``as_of``, own records only from then on.
+
+    ``known_at`` also leaves out what was recorded later than that (a back-entered contact).
+    """
+    recorded_by: dict[str, set[str]] = {}
+    for row in state.rows("timeline", {"person_id": person_id}):
+        if row["category"] is None or (as_of is not None and row["at"] > utc(as_of)):
+            continue
+        if known_at is not None and row["recorded_at"] > utc(known_at):
+            continue
+        agencies = recorded_by.setdefault(row["category"], set())
+        agencies.add(row["agency"])
+        if row["category"] == REFERRAL_STATUS and row["audience"]:
+            agencies.update(json.loads(row["audience"]))
+    memberships = tuple(
+        disclosure.MeetingMembership(
+            meeting_id=row["meeting_id"],
+            agency=row["agency"],
+            valid_from=datetime.fromisoformat(row["valid_from"]),
+            valid_until=datetime.fromisoformat(row["valid_until"]),
+        )
+        for row in state.rows("meeting_membership", {"person_id": person_id})
+    )
+    declarations = tuple(
+        disclosure.VitalInterest(
+            declaration_id=row["declaration_id"],
+            recipients=frozenset(json.loads(row["recipients"])),
+            categories=frozenset(json.loads(row["categories"])),
+            valid_from=datetime.fromisoformat(row["valid_from"]),
+            valid_until=datetime.fromisoformat(row["valid_until"]),
+        )
+        for row in state.rows("vital_interest", {"person_id": person_id})
+    )
+    consents = consents_of_rows(
+        state.rows("consent", {"person_id": person_id}),
+        state.rows("consent_withdrawal", {"person_id": person_id}),
+    )
+    return disclosure.PersonRecord(
+        person_id=person_id,
+        recorded_by={c: frozenset(a) for c, a in recorded_by.items()},
+        consents=consents,
+        memberships=memberships,
+        vital_interests=declarations,
+    )
+
+
+def person_record(tx: Transaction, person_id: str) -> disclosure.PersonRecord:
+    """The person as ``decide`` reads them now, from the projection's tables."""
+    return record_from(TxReader(tx), person_id)

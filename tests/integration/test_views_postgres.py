@@ -1,0 +1,91 @@
+"""An agency's view on PostgreSQL, fed over Kafka: a consent opens it, a withdrawal purges it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from contracts.topics import Topics
+from services.platform.bus import ensure_topics
+from services.platform.settings import Settings
+from services.wiring import projection_app, service_app, view_store
+from tests.infrastructure import Process, wait_for
+
+pytestmark = pytest.mark.integration
+
+Spawn = Callable[[list[str], Settings], Process]
+Auth = Callable[..., dict[str, str]]
+
+
+def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
+    distributed_settings: Settings, spawn: Spawn, auth: Auth
+) -> None:
+    settings = distributed_settings
+    topics = Topics(settings.topic_prefix)
+    # The views feed reads all three services' topics; only intake publishes in this test.
+    ensure_topics(
+        settings.kafka_bootstrap_servers or "",
+        [topics.events(s) for s in ("intake", "referral", "meeting")],
+        settings.topic_partitions,
+    )
+    spawn(["relay", "intake"], settings)
+    feed = spawn(["project", "projection"], settings)
+    intake = TestClient(service_app(settings, "intake"))
+    views = TestClient(projection_app(settings))
+    store = view_store(settings)
+
+    person = intake.post(
+        "/persons", json={"family_name": "試験", "sex": "female"}, headers=auth()
+    ).json()["id"]
+    now = datetime.now(UTC)
+    consent = intake.post(
+        "/consents",
+        json={
+            "person_id": person,
+            "recipients": ["hellowork-atsugi"],
+            "categories": ["identity"],
+            "purposes": ["support_coordination"],
+            "valid_from": (now - timedelta(hours=1)).isoformat(),
+            "valid_until": (now + timedelta(days=30)).isoformat(),
+            "method": "written_application_form",
+        },
+        headers=auth(),
+    )
+    assert consent.status_code == 201, consent.text
+    consent_id = consent.json()["id"]
+
+    def hellowork_sees() -> dict[str, Any]:
+        response = views.get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
+        assert response.status_code == 200, response.text
+        categories: dict[str, Any] = response.json()["categories"]
+        return categories
+
+    wait_for(lambda: "identity" in hellowork_sees(), 90, f"the consented view\n{feed.output()}")
+    assert hellowork_sees()["identity"]["basis_id"] == consent_id
+    assert "contact" not in hellowork_sees()
+
+    withdrawn = intake.post(
+        f"/consents/{consent_id}/withdrawals",
+        json={"at": datetime.now(UTC).isoformat()},
+        headers=auth(),
+    )
+    assert withdrawn.status_code in (200, 201), withdrawn.text
+
+    def purged() -> bool:
+        with store.database.transaction() as tx:
+            return bool(tx.fetchall("SELECT 1 FROM view_purge WHERE person_id = ?", (person,)))
+
+    wait_for(purged, 90, f"the purge\n{feed.output()}")
+    with store.database.transaction() as tx:
+        left = tx.fetchall(
+            "SELECT * FROM agency_view WHERE agency = ? AND person_id = ?",
+            ("hellowork-atsugi", person),
+        )
+        [purge] = tx.fetchall("SELECT * FROM view_purge WHERE person_id = ?", (person,))
+    assert left == []
+    assert purge["agency"] == "hellowork-atsugi" and consent_id in purge["categories"]
+    assert hellowork_sees() == {}
