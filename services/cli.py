@@ -148,9 +148,41 @@ def _views(args: argparse.Namespace, settings: Settings) -> int:
     from services.projection.agency_view import sweep
     from services.wiring import view_store
 
+    if args.action == "rebuild":
+        return _rebuild(args.service, settings)
     # Run it from cron or a timer: consents expire and emergency windows close with no event.
     for purge in sweep(view_store(settings), args.at):
         print(json.dumps(asdict(purge), ensure_ascii=False))
+    return 0
+
+
+def _rebuild(service: str, settings: Settings) -> int:
+    from services.platform.bus import KafkaPublisher
+    from services.projection.rebuild import rebuild
+    from services.wiring import FEEDS, feed_runner, feed_store
+
+    if not settings.kafka_bootstrap_servers or not settings.database_url:
+        print(
+            "a rebuild reads the topics: set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS",
+            file=sys.stderr,
+        )
+        return 2
+
+    def show(done: int, total: int) -> None:
+        share = 100 * done // total if total else 100
+        print(f"rebuilt {done}/{total} messages ({share}%)", file=sys.stderr, flush=True)
+
+    dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
+    replayed = rebuild(
+        settings,
+        feed_store(settings, service),
+        lambda store, dlq: feed_runner(settings, service, store, dlq),
+        dead_letters,
+        FEEDS[service].sources,
+        show,
+    )
+    dead_letters.close()
+    print(json.dumps({"service": service, "replayed": replayed}))
     return 0
 
 
@@ -211,6 +243,10 @@ def parser() -> argparse.ArgumentParser:
         "sweep", help="purge what lapsed bases (expiry, meeting end, 72 h window) allowed"
     )
     sweep.add_argument("--at", type=_aware_datetime, help="ISO time with offset; default now")
+    rebuild = actions.add_parser(
+        "rebuild", help="drop a feed's tables and rebuild them from the topics, with progress"
+    )
+    rebuild.add_argument("service", nargs="?", default="projection", choices=list(FEEDS))
     return root
 
 

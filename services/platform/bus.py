@@ -23,6 +23,9 @@ class Message:
     key: str
     value: bytes
     headers: Headers = ()
+    # Where the message was read from, when it came from Kafka.
+    partition: int | None = None
+    offset: int | None = None
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:

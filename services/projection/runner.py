@@ -19,7 +19,7 @@ from contracts.events import InvalidEventData, UnknownEvent, parse
 from services.platform.bus import Message, Publisher
 from services.platform.tracing import context_from, tracer
 from services.projection.changes import Projector
-from services.projection.store import ViewStore
+from services.projection.store import Position, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,12 @@ class Outcome(enum.Enum):
 class Result:
     outcome: Outcome
     reason: str | None = None
+
+
+def _position(message: Message) -> Position | None:
+    if message.partition is None or message.offset is None:
+        return None
+    return Position(message.topic, message.partition, message.offset)
 
 
 class ProjectionRunner:
@@ -66,6 +72,8 @@ class ProjectionRunner:
                 data = parse(event)
             except (EnvelopeError, UnknownEvent, InvalidEventData) as error:
                 self._dead_letter(message, str(error))
+                if (position := _position(message)) is not None:
+                    self._store.advance(position)
                 span.set_attribute("tsunagu.outcome", Outcome.DEAD_LETTERED.value)
                 return Result(Outcome.DEAD_LETTERED, str(error))
             span.set_attribute("cloudevents.event_type", event.type)
@@ -73,6 +81,7 @@ class ProjectionRunner:
                 event.id,
                 event.type,
                 lambda state: [c for p in self._projectors for c in p(state, event, data)],
+                _position(message),
             )
             outcome = Outcome.APPLIED if applied else Outcome.DUPLICATE
             span.set_attribute("tsunagu.outcome", outcome.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from services.platform.sql import Database, Row, Transaction
@@ -11,6 +12,13 @@ from services.projection.changes import Change, Delete, Upsert, ViewState
 PROCESSED = """CREATE TABLE IF NOT EXISTS processed_event (
     event_id TEXT PRIMARY KEY,
     event_type TEXT NOT NULL
+)"""
+# Where the feed has got to in each topic partition, written with the rows themselves.
+POSITION = """CREATE TABLE IF NOT EXISTS feed_position (
+    topic TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL,
+    PRIMARY KEY (topic, part)
 )"""
 
 CONSULTATION_VIEW = (
@@ -63,20 +71,54 @@ def _apply(tx: Transaction, change: Change) -> None:
         tx.execute(f"DELETE FROM {change.table} WHERE {where}", tuple(change.key.values()))
 
 
+@dataclass(frozen=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+def _advance(tx: Transaction, position: Position) -> None:
+    tx.execute(
+        "INSERT INTO feed_position (topic, part, next_offset) VALUES (?, ?, ?) "
+        "ON CONFLICT (topic, part) DO UPDATE SET next_offset = excluded.next_offset "
+        "WHERE excluded.next_offset > feed_position.next_offset",
+        (position.topic, position.partition, position.offset + 1),
+    )
+
+
+def _created_table(statement: str) -> str | None:
+    words = statement.split()
+    if words[:5] == ["CREATE", "TABLE", "IF", "NOT", "EXISTS"]:
+        return words[5].split("(")[0]
+    return None
+
+
 class ViewStore:
     """Tables kept by projectors, each event applied once; ``tables`` is their DDL."""
 
     def __init__(self, database: Database, tables: Sequence[str]) -> None:
         self.database = database
         with database.transaction() as tx:
-            for statement in (PROCESSED, *tables):
+            for statement in (PROCESSED, POSITION, *tables):
                 tx.execute(statement)
+        self._tables = tuple(tables)
 
     def apply(
-        self, event_id: str, event_type: str, changes: Callable[[ViewState], Sequence[Change]]
+        self,
+        event_id: str,
+        event_type: str,
+        changes: Callable[[ViewState], Sequence[Change]],
+        position: Position | None = None,
     ) -> bool:
-        """Apply the changes unless this event id was applied before; True if applied."""
+        """Apply the changes unless this event id was applied before; True if applied.
+
+        The position moves in the same transaction, duplicate or not: after a crash the views
+        and the position agree, and a redelivered event is dropped by its id.
+        """
         with self.database.transaction() as tx:
+            if position is not None:
+                _advance(tx, position)
             first_time = tx.execute(
                 "INSERT INTO processed_event (event_id, event_type) VALUES (?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING",
@@ -87,6 +129,26 @@ class ViewStore:
             for change in changes(_State(tx)):
                 _apply(tx, change)
         return True
+
+    def advance(self, position: Position) -> None:
+        """Move past a message that changed no view (a dead letter)."""
+        with self.database.transaction() as tx:
+            _advance(tx, position)
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        with self.database.transaction() as tx:
+            rows = tx.fetchall("SELECT topic, part, next_offset FROM feed_position")
+        return {(r["topic"], int(r["part"])): int(r["next_offset"]) for r in rows}
+
+    def reset(self, keep: Sequence[str] = ()) -> None:
+        """Drop every table this store keeps (but ``keep``) and start empty: for a rebuild."""
+        with self.database.transaction() as tx:
+            for statement in (PROCESSED, POSITION, *self._tables):
+                name = _created_table(statement)
+                if name is not None and name not in keep:
+                    tx.execute(f"DROP TABLE IF EXISTS {name}")
+            for statement in (PROCESSED, POSITION, *self._tables):
+                tx.execute(statement)
 
     def consultations(self, agency: str) -> list[Row]:
         with self.database.transaction() as tx:

@@ -55,6 +55,10 @@ def create_faust_app(
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
+        # A worker killed outright is noticed after this, not faust's default of a minute,
+        # so its partitions move to a live worker quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
     source = app.topic(
         *(topics.events(s) for s in sources),
@@ -69,7 +73,14 @@ def create_faust_app(
         async for event in stream.events():
             received = event.message
             key = received.key.decode("utf-8") if received.key else ""
-            message = Message(received.topic, key, bytes(event.value), _headers(received.headers))
+            message = Message(
+                received.topic,
+                key,
+                bytes(event.value),
+                _headers(received.headers),
+                received.partition,
+                received.offset,
+            )
             await consume_until_done(runner, message)
             yield None
 
