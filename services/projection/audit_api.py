@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
@@ -25,6 +24,8 @@ from services.projection.audit import (
     AuditEntry,
     AuditLog,
     AuditRecord,
+    Review,
+    Verification,
 )
 
 PRIVACY_OFFICER = "privacy_officer"
@@ -70,51 +71,14 @@ def record_view(
     )
 
 
-class AuditEntryView(BaseModel):
-    position: int
-    kind: str
-    viewer_staff_id: str
-    viewer_agency: str
-    viewer_roles: list[str]
-    person_id: str | None
-    categories: list[str]
-    bases: dict[str, dict[str, str | None]]
-    request_id: str | None
-    trace_id: str | None
-    recorded_at: str
-    state_position: int | None
-    response_hash: str | None
-    reason: str | None
-    previous_hash: str
-    entry_hash: str
-
-
 class ReviewRequest(BaseModel):
     note: str = Field(min_length=1, max_length=2000)
-
-
-class ReviewView(BaseModel):
-    position: int
-    reviewer_staff_id: str
-    note: str
-    reviewed_at: str
-
-
-class VerificationView(BaseModel):
-    ok: bool
-    checked: int
-    first_bad_position: int | None
-    problem: str | None
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise Invalid(name, "timezone_required", "give the time with its UTC offset (+09:00)")
     return value
-
-
-def _views(records: list[AuditRecord]) -> list[AuditEntryView]:
-    return [AuditEntryView.model_validate(asdict(record)) for record in records]
 
 
 def build_router(log: AuditLog) -> APIRouter:
@@ -139,40 +103,40 @@ def build_router(log: AuditLog) -> APIRouter:
         )
         raise Forbidden(reason)
 
-    @router.get("/persons/{person_id}", response_model=list[AuditEntryView])
+    @router.get("/persons/{person_id}", response_model=list[AuditRecord])
     def seen_person(
         person_id: str,
         since: datetime | None = None,
         until: datetime | None = None,
         _: Staff = Depends(privacy_officer),
-    ) -> list[AuditEntryView]:
-        return _views(log.seen_person(person_id, _aware("since", since), _aware("until", until)))
+    ) -> list[AuditRecord]:
+        return log.seen_person(person_id, _aware("since", since), _aware("until", until))
 
-    @router.get("/agencies/{agency}", response_model=list[AuditEntryView])
+    @router.get("/agencies/{agency}", response_model=list[AuditRecord])
     def seen_by_agency(
         agency: str,
         since: datetime | None = None,
         until: datetime | None = None,
         _: Staff = Depends(privacy_officer),
-    ) -> list[AuditEntryView]:
-        return _views(log.seen_by_agency(agency, _aware("since", since), _aware("until", until)))
+    ) -> list[AuditRecord]:
+        return log.seen_by_agency(agency, _aware("since", since), _aware("until", until))
 
-    @router.get("/consents/{consent_id}", response_model=list[AuditEntryView])
-    def under_consent(consent_id: str, _: Staff = Depends(privacy_officer)) -> list[AuditEntryView]:
-        return _views(log.under_consent(consent_id))
+    @router.get("/consents/{consent_id}", response_model=list[AuditRecord])
+    def under_consent(consent_id: str, _: Staff = Depends(privacy_officer)) -> list[AuditRecord]:
+        return log.under_consent(consent_id)
 
-    @router.get("/vital-interest/pending", response_model=list[AuditEntryView])
-    def vital_interest_pending(_: Staff = Depends(privacy_officer)) -> list[AuditEntryView]:
-        return _views(log.vital_interest_pending())
+    @router.get("/vital-interest/pending", response_model=list[AuditRecord])
+    def vital_interest_pending(_: Staff = Depends(privacy_officer)) -> list[AuditRecord]:
+        return log.vital_interest_pending()
 
-    @router.post("/vital-interest/{position}/review", response_model=ReviewView)
+    @router.post("/vital-interest/{position}/review", response_model=Review)
     def review(
         position: int, body: ReviewRequest, staff: Staff = Depends(privacy_officer)
-    ) -> ReviewView:
-        return ReviewView.model_validate(asdict(log.review(position, staff.staff_id, body.note)))
+    ) -> Review:
+        return log.review(position, staff.staff_id, body.note)
 
-    @router.get("/verify", response_model=VerificationView)
-    def verify(_: Staff = Depends(privacy_officer)) -> VerificationView:
-        return VerificationView.model_validate(asdict(log.verify()))
+    @router.get("/verify", response_model=Verification)
+    def verify(_: Staff = Depends(privacy_officer)) -> Verification:
+        return log.verify()
 
     return router
