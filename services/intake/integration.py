@@ -8,25 +8,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventsourcing.domain import DomainEvent, DomainEventProtocol
-
 from contracts import events as ev
-from contracts.envelope import CloudEvent
 from services.intake.consent import Consent
 from services.intake.consultation import Consultation
 from services.intake.person import Person
-from services.platform.relay import envelope
+from services.platform.relay import translator
 
 SOURCE = "/tsunagu/intake"
-
-
-def to_cloudevent(domain_event: DomainEventProtocol[UUID]) -> CloudEvent | None:
-    translated = _translate(domain_event)
-    if translated is None:
-        return None
-    data, municipality, person_id = translated
-    assert isinstance(domain_event, DomainEvent)
-    return envelope(domain_event, data, municipality, person_id, domain_event.originator_id, SOURCE)
 
 
 def _translate(e: object) -> tuple[ev.IntakeEvent, str, UUID | None] | None:
@@ -146,3 +134,6 @@ def _translate(e: object) -> tuple[ev.IntakeEvent, str, UUID | None] | None:
             )
             return data, e.municipality, e.person_id
     return None
+
+
+to_cloudevent = translator(_translate, SOURCE)

@@ -9,25 +9,13 @@ from __future__ import annotations
 from typing import Any, Protocol, cast
 from uuid import UUID
 
-from eventsourcing.domain import DomainEvent, DomainEventProtocol
-
 from contracts import events as ev
-from contracts.envelope import CloudEvent
 from services.meeting.meeting import Meeting
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration
-from services.platform.relay import envelope
+from services.platform.relay import translator
 
 SOURCE = "/tsunagu/meeting"
-
-
-def to_cloudevent(domain_event: DomainEventProtocol[UUID]) -> CloudEvent | None:
-    translated = _translate(domain_event)
-    if translated is None:
-        return None
-    data, municipality, person_id = translated
-    assert isinstance(domain_event, DomainEvent)
-    return envelope(domain_event, data, municipality, person_id, domain_event.originator_id, SOURCE)
 
 
 def _act(e: Any) -> dict[str, Any]:
@@ -142,3 +130,6 @@ class _Keyed(Protocol):
 
     municipality: str
     person_id: UUID | None
+
+
+to_cloudevent = translator(_translate, SOURCE)

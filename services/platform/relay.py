@@ -27,6 +27,23 @@ from services.platform.tracing import context_from, current_carrier, tracer
 log = logging.getLogger(__name__)
 
 Translate = Callable[[DomainEventProtocol[UUID]], CloudEvent | None]
+# A service's reading of one of its domain events: the data, the municipality, the person.
+Translation = tuple[IntegrationEvent, str, UUID | None]
+
+
+def translator(translate: Callable[[object], Translation | None], source: str) -> Translate:
+    """The relay's ``Translate`` for a service: its own translation, put in the envelope."""
+
+    def to_cloudevent(domain_event: DomainEventProtocol[UUID]) -> CloudEvent | None:
+        translated = translate(domain_event)
+        if translated is None:
+            return None
+        data, municipality, person_id = translated
+        assert isinstance(domain_event, DomainEvent)
+        subject = domain_event.originator_id
+        return envelope(domain_event, data, municipality, person_id, subject, source)
+
+    return to_cloudevent
 
 
 class RelayPosition:

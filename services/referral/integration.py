@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventsourcing.domain import DomainEvent, DomainEventProtocol
+from eventsourcing.domain import DomainEvent
 
 from contracts import events as ev
-from contracts.envelope import CloudEvent
-from services.platform.relay import envelope
+from services.platform.relay import translator
 from services.referral.referral import Referral
 
 SOURCE = "/tsunagu/referral"
@@ -25,8 +24,9 @@ MOVE_EVENTS: dict[str, type[ev.ReferralEvent]] = {
 }
 
 
-def to_cloudevent(domain_event: DomainEventProtocol[UUID]) -> CloudEvent | None:
-    e = domain_event
+def _translate(e: object) -> tuple[ev.ReferralEvent, str, UUID | None] | None:
+    if not isinstance(e, DomainEvent):
+        return None
     data: ev.ReferralEvent
     common = {"referral_id": e.originator_id}
     match e:
@@ -88,5 +88,7 @@ def to_cloudevent(domain_event: DomainEventProtocol[UUID]) -> CloudEvent | None:
             )
         case _:
             return None
-    assert isinstance(e, DomainEvent)
-    return envelope(e, data, e.municipality, data.person_id, e.originator_id, SOURCE)
+    return data, e.municipality, data.person_id
+
+
+to_cloudevent = translator(_translate, SOURCE)
