@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -11,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
+from contracts.topics import Topics
 from services.platform.logs import configure_logging
 from services.platform.settings import Settings
 from services.platform.tracing import setup_tracing
@@ -129,6 +131,12 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         verification = log.verify()
         print(json.dumps(asdict(verification), ensure_ascii=False))
         return 0 if verification.ok else 1
+    if args.question == "replay":
+        from services.projection.replay import replay_disclosure
+
+        replay = replay_disclosure(view_store(settings), log.entry(args.position))
+        print(json.dumps(asdict(replay), ensure_ascii=False))
+        return 0 if replay.matches else 1
     if args.question == "person":
         records = log.seen_person(args.id, args.since, args.until)
     elif args.question == "agency":
@@ -146,12 +154,32 @@ def _views(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
     from services.projection.agency_view import sweep
+    from services.projection.purges import run_sweeper, sweep_and_publish
     from services.wiring import view_store
 
     if args.action == "rebuild":
         return _rebuild(args.service, settings)
-    # Run it from cron or a timer: consents expire and emergency windows close with no event.
-    for purge in sweep(view_store(settings), args.at):
+    store = view_store(settings)
+    # Consents expire and emergency windows close with no event: something must look.
+    if not settings.kafka_bootstrap_servers:
+        # Embedded: the running app publishes the purges recorded here.
+        purges = sweep(store, args.at)
+    else:
+        from services.platform.bus import KafkaPublisher
+
+        publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
+        topic = Topics(settings.topic_prefix).events("projection")
+        try:
+            if args.every:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                with contextlib.suppress(KeyboardInterrupt):
+                    run_sweeper(store, publisher, topic, args.every, stop)
+                return 0
+            purges = sweep_and_publish(store, publisher, topic, args.at)
+        finally:
+            publisher.close()
+    for purge in purges:
         print(json.dumps(asdict(purge), ensure_ascii=False))
     return 0
 
@@ -235,6 +263,10 @@ def parser() -> argparse.ArgumentParser:
     consent = questions.add_parser("consent", help="what was disclosed under this consent")
     consent.add_argument("id")
     questions.add_parser("pending", help="vital-interest disclosures awaiting review")
+    replay = questions.add_parser(
+        "replay", help="rebuild a recorded disclosure from the events; exit 1 if it differs"
+    )
+    replay.add_argument("position", type=int)
 
     views = commands.add_parser("views", help="maintain the agencies' views of persons")
     views.set_defaults(handler=_views)
@@ -243,6 +275,9 @@ def parser() -> argparse.ArgumentParser:
         "sweep", help="purge what lapsed bases (expiry, meeting end, 72 h window) allowed"
     )
     sweep.add_argument("--at", type=_aware_datetime, help="ISO time with offset; default now")
+    sweep.add_argument(
+        "--every", type=float, help="keep sweeping every this many seconds (the sweeper process)"
+    )
     rebuild = actions.add_parser(
         "rebuild", help="drop a feed's tables and rebuild them from the topics, with progress"
     )

@@ -11,6 +11,8 @@ views, or a service's replica of the consent ledger).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,15 +33,16 @@ from services.platform.http import create_app
 from services.platform.relay import Relay, RelayPosition, Translate
 from services.platform.settings import Settings
 from services.platform.sql import connect
-from services.projection import agency_view, consents, person_facts, statistics
+from services.projection import consents
+from services.projection import feed as projection_feed
 from services.projection.api import build_router as views_router
 from services.projection.audit import AuditLog
 from services.projection.audit_api import build_router as audit_router
 from services.projection.changes import Projector
 from services.projection.person_api import build_router as person_router
-from services.projection.projectors import consultations
+from services.projection.purges import publish_purges, sweep_and_publish
 from services.projection.runner import ProjectionRunner
-from services.projection.store import CONSULTATION_VIEW, ViewStore
+from services.projection.store import ViewStore
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
 from services.referral.integration import to_cloudevent as referral_cloudevent
@@ -54,6 +57,8 @@ class Feed:
     tables: tuple[str, ...]
     projectors: tuple[Projector, ...]
     sources: tuple[str, ...]
+    # Keep every applied event in commit order (the views: what disclosure replay reads).
+    journal: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,19 +114,10 @@ COMMAND_SERVICES: dict[str, CommandService] = {
 
 FEEDS: dict[str, Feed] = {
     "projection": Feed(
-        CONSULTATION_VIEW
-        + consents.TABLES
-        + statistics.TABLES
-        + person_facts.TABLES
-        + agency_view.TABLES,
-        (
-            consultations,
-            consents.project_consents,
-            statistics.count,
-            person_facts.project_person_facts,
-            agency_view.agency_views(),
-        ),
+        projection_feed.TABLES,
+        projection_feed.projectors(),
         ("intake", "referral", "meeting"),
+        journal=True,
     ),
     # Referral decides on consents: it keeps its own replica of the ledger.
     "referral": Feed(consents.TABLES, (consents.project_consents,), ("intake",)),
@@ -134,10 +130,9 @@ FEEDS: dict[str, Feed] = {
 }
 
 
-def person_views(views: ViewStore, settings: Settings, *, sweep_before_read: bool) -> APIRouter:
+def person_views(views: ViewStore, settings: Settings) -> APIRouter:
     return person_router(
         views,
-        sweep_before_read=sweep_before_read,
         acknowledgement_hours=settings.acknowledgement_hours,
         decline_follow_up_days=settings.decline_follow_up_days,
     )
@@ -145,7 +140,7 @@ def person_views(views: ViewStore, settings: Settings, *, sweep_before_read: boo
 
 def feed_store(settings: Settings, service: str) -> ViewStore:
     database = connect(settings.database_url, service, settings.var_dir / f"{service}-feed.sqlite3")
-    return ViewStore(database, FEEDS[service].tables)
+    return ViewStore(database, FEEDS[service].tables, journal=FEEDS[service].journal)
 
 
 def view_store(settings: Settings) -> ViewStore:
@@ -197,8 +192,8 @@ def service_app(settings: Settings, service: str) -> FastAPI:
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
         app.state.views, app.state.audit = views, AuditLog(views.database)
         app.include_router(views_router(views, settings))
-        app.include_router(audit_router(app.state.audit))
-        app.include_router(person_views(views, settings, sweep_before_read=False))
+        app.include_router(audit_router(app.state.audit, views))
+        app.include_router(person_views(views, settings))
         return app
     spec = COMMAND_SERVICES[service]
     application = spec.application(settings)
@@ -229,16 +224,30 @@ def embedded_app(settings: Settings) -> FastAPI:
     applications = {name: spec.application(settings) for name, spec in COMMAND_SERVICES.items()}
     relays = [relay(settings, name, app, bus) for name, app in applications.items()]
 
+    views = stores["projection"]
+    purged = topics.events("projection")
+
     def relay_all() -> None:
         # Until nothing moves: one service's events can lead another's feed to change.
         while sum(r.drain() for r in relays):
             pass
+        publish_purges(views, bus, purged)
 
     relay_all()
 
+    async def sweep_now_and_then() -> None:
+        # No sweeper process runs here: bases that lapse with no event are swept from inside.
+        while True:
+            await asyncio.to_thread(sweep_and_publish, views, bus, purged)
+            await asyncio.sleep(settings.sweep_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep_now_and_then())
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         for application in applications.values():
             application.close()
         for store in stores.values():
@@ -250,14 +259,12 @@ def embedded_app(settings: Settings) -> FastAPI:
         "All of Tsunagu in one process: intake, referral, meeting and views.",
     )
     app.router.lifespan_context = lifespan
-    app.state.applications, app.state.views = applications, stores["projection"]
+    app.state.applications, app.state.views, app.state.bus = applications, views, bus
     for name, spec in COMMAND_SERVICES.items():
         routes = spec.routes(applications[name], stores.get(name), relay_all)
         app.include_router(routes, prefix=f"/{name}")
     app.include_router(views_router(stores["projection"], settings), prefix="/views")
     app.state.audit = AuditLog(stores["projection"].database)
-    app.include_router(audit_router(app.state.audit), prefix="/views")
-    # No sweeper process runs in embedded mode: each read sweeps first (an indexed query).
-    views = person_views(stores["projection"], settings, sweep_before_read=True)
-    app.include_router(views, prefix="/views")
+    app.include_router(audit_router(app.state.audit, stores["projection"]), prefix="/views")
+    app.include_router(person_views(stores["projection"], settings), prefix="/views")
     return app

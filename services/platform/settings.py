@@ -30,6 +30,8 @@ class Settings:
     acknowledgement_hours: int = 72
     # Exported statistics hide counts below this, so that no person can be singled out.
     small_cell_threshold: int = 3
+    # How often the sweeper looks for bases that lapsed with no event (expiry, meeting end).
+    sweep_seconds: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -54,4 +56,5 @@ class Settings:
             decline_follow_up_days=int(env.get("TSUNAGU_DECLINE_FOLLOW_UP_DAYS", "7")),
             acknowledgement_hours=int(env.get("TSUNAGU_ACKNOWLEDGEMENT_HOURS", "72")),
             small_cell_threshold=int(env.get("TSUNAGU_SMALL_CELL_THRESHOLD", "3")),
+            sweep_seconds=float(env.get("TSUNAGU_SWEEP_SECONDS", "60")),
         )

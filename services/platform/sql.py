@@ -27,7 +27,9 @@ class Transaction(Protocol):
 class Database(Protocol):
     dialect: str
 
-    def transaction(self) -> Any: ...
+    def transaction(self, snapshot: bool = False) -> Any:
+        """``snapshot``: every read in the transaction sees one instant (for a proof of what a
+        response was built from); SQLite's transactions always do."""
 
     def close(self) -> None: ...
 
@@ -63,7 +65,7 @@ class SqliteDatabase:
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, snapshot: bool = False) -> Iterator[Transaction]:
         with self._lock:
             self._connection.execute("BEGIN IMMEDIATE")
             try:
@@ -115,12 +117,14 @@ class PostgresDatabase:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, snapshot: bool = False) -> Iterator[Transaction]:
         with (
             self._pool.connection() as connection,
             connection.transaction(),
             connection.cursor() as cursor,
         ):
+            if snapshot:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield _PostgresTransaction(cursor)
 
     def close(self) -> None:

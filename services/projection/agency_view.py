@@ -48,21 +48,26 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS agency_view_person ON agency_view (person_id)",
     # The sweep's question, "whose basis has ended?", answered by an index.
     "CREATE INDEX IF NOT EXISTS agency_view_until ON agency_view (valid_until)",
+    # The outbox of ViewPurged events: ``published`` turns 1 once the bus has taken it.
     """CREATE TABLE IF NOT EXISTS view_purge (
         purge_id TEXT PRIMARY KEY,
         agency TEXT NOT NULL,
         person_id TEXT NOT NULL,
         categories TEXT NOT NULL,
         reason TEXT NOT NULL,
-        at TEXT NOT NULL
+        at TEXT NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS view_purge_person ON view_purge (person_id, at)",
+    "CREATE INDEX IF NOT EXISTS view_purge_unpublished ON view_purge (published, at)",
 )
 
 # The purposes an agency's standing view serves; a category shown under any of them is shown,
 # with the basis of the first purpose that allows it.
 VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
 _POLICY_VIEWER = "projection"
+SWEEP_CAUSE = "basis ended (expired or lapsed)"
+READ_CAUSE = "basis ended (found when the view was read)"
 
 Clock = Callable[[], datetime]
 
@@ -247,7 +252,7 @@ def refresh(store: ViewStore, person_id: str, now: datetime, cause: str) -> list
         purges.extend(lost)
         return found
 
-    store.apply(f"refresh:{utc(now)}:{person_id}", "refresh", changes)
+    store.apply_now(changes)
     return purges
 
 
@@ -262,5 +267,5 @@ def sweep(store: ViewStore, now: datetime | None = None) -> list[Purge]:
         )
     purges: list[Purge] = []
     for row in due:
-        purges += refresh(store, row["person_id"], at, "basis ended (expired or lapsed)")
+        purges += refresh(store, row["person_id"], at, SWEEP_CAUSE)
     return purges

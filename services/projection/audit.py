@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.disclosure import BASES
-from contracts.errors import Conflict
+from contracts.errors import Conflict, NotFound
 from services.platform.sql import Database, Row, Transaction
 
 ZERO_HASH = "0" * 64
@@ -37,6 +37,7 @@ HASHED = (
     "bases",
     "request_id",
     "trace_id",
+    "view_request",
     "recorded_at",
     "state_position",
     "response_hash",
@@ -55,6 +56,7 @@ TABLES = (
         bases TEXT NOT NULL,
         request_id TEXT,
         trace_id TEXT,
+        view_request TEXT,
         recorded_at TEXT NOT NULL,
         state_position BIGINT,
         response_hash TEXT,
@@ -145,6 +147,9 @@ class AuditEntry:
     shown: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     request_id: str | None = None
     trace_id: str | None = None
+    # Which view answered, with its parameters: what a disclosure replay renders again.
+    view_request: Mapping[str, Any] | None = None
+    # The event journal's position the response was built from.
     state_position: int | None = None
     response_hash: str | None = None
     reason: str | None = None
@@ -167,6 +172,7 @@ class AuditEntry:
             ),
             "request_id": self.request_id,
             "trace_id": self.trace_id,
+            "view_request": canonical_json(self.view_request) if self.view_request else None,
             "recorded_at": iso(self.recorded_at),
             "state_position": self.state_position,
             "response_hash": self.response_hash,
@@ -188,6 +194,7 @@ class AuditRecord:
     bases: dict[str, dict[str, str | None]]
     request_id: str | None
     trace_id: str | None
+    view_request: dict[str, Any] | None
     recorded_at: str
     state_position: int | None
     response_hash: str | None
@@ -198,7 +205,8 @@ class AuditRecord:
     @classmethod
     def from_row(cls, row: Row) -> AuditRecord:
         parsed = {name: json.loads(row[name]) for name in ("viewer_roles", "categories", "bases")}
-        return cls(**{**row, **parsed})
+        view = json.loads(row["view_request"]) if row["view_request"] else None
+        return cls(**{**row, **parsed, "view_request": view})
 
 
 @dataclass(frozen=True)
@@ -317,6 +325,13 @@ class AuditLog:
             if len(rows) < batch_size:
                 return
             last = rows[-1]["position"]
+
+    def entry(self, position: int) -> AuditRecord:
+        with self.database.transaction() as tx:
+            row = tx.fetchone("SELECT * FROM audit_log WHERE position = ?", (position,))
+        if row is None:
+            raise NotFound(f"the audit log has no entry {position}")
+        return AuditRecord.from_row(row)
 
     def seen_person(
         self, person_id: str, since: datetime | None = None, until: datetime | None = None

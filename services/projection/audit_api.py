@@ -7,9 +7,12 @@ before the 403 goes back, so probing the audit leaves a trace in it.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from opentelemetry import trace
@@ -27,6 +30,8 @@ from services.projection.audit import (
     Review,
     Verification,
 )
+from services.projection.replay import Replay, replay_disclosure
+from services.projection.store import ViewStore
 
 PRIVACY_OFFICER = "privacy_officer"
 
@@ -46,13 +51,18 @@ def record_view(
     staff: Staff,
     person_id: str,
     shown: Mapping[str, tuple[str, str | None]],
-    state_position: int | None,
     body: bytes,
+    *,
+    at: datetime,
+    state_position: int,
+    view: Mapping[str, Any],
 ) -> None:
     """Append a RecordViewed entry for a response about to show ``person_id``'s data.
 
     ``body`` is the exact response body, so the entry proves what was shown, not just that
-    something was.
+    something was; ``at`` is the instant ``decide`` was asked for, ``state_position`` the
+    journal position the response was built from and ``view`` the view and its parameters,
+    so that a replay can build the body again.
     """
     log.append(
         AuditEntry(
@@ -60,11 +70,12 @@ def record_view(
             viewer_staff_id=staff.staff_id,
             viewer_agency=staff.agency,
             viewer_roles=tuple(staff.roles),
-            recorded_at=datetime.now(UTC),
+            recorded_at=at,
             person_id=person_id,
             shown=shown,
             request_id=request_id(request),
             trace_id=current_trace_id(),
+            view_request=view,
             state_position=state_position,
             response_hash=hashlib.sha256(body).hexdigest(),
         )
@@ -81,7 +92,37 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
-def build_router(log: AuditLog) -> APIRouter:
+@dataclass(frozen=True)
+class PurgeRecord:
+    """A ViewPurged record: categories removed from an agency's view when their basis ended."""
+
+    purge_id: str
+    agency: str
+    person_id: str
+    categories: dict[str, dict[str, str | None]]
+    reason: str
+    at: str
+    published: bool
+
+
+def purges_of(views: ViewStore, person_id: str) -> list[PurgeRecord]:
+    with views.database.transaction() as tx:
+        rows = tx.fetchall(
+            "SELECT * FROM view_purge WHERE person_id = ? ORDER BY at, purge_id", (person_id,)
+        )
+    return [
+        PurgeRecord(
+            **{
+                **row,
+                "categories": json.loads(row["categories"]),
+                "published": bool(row["published"]),
+            }
+        )
+        for row in rows
+    ]
+
+
+def build_router(log: AuditLog, views: ViewStore) -> APIRouter:
     router = APIRouter(prefix="/audit", tags=["audit"])
 
     def privacy_officer(request: Request, staff: Staff = Depends(authenticated_staff)) -> Staff:
@@ -134,6 +175,17 @@ def build_router(log: AuditLog) -> APIRouter:
         position: int, body: ReviewRequest, staff: Staff = Depends(privacy_officer)
     ) -> Review:
         return log.review(position, staff.staff_id, body.note)
+
+    @router.get("/entries/{position}/replay", response_model=Replay)
+    def replay(position: int, _: Staff = Depends(privacy_officer)) -> Replay:
+        """Build the disclosure recorded at ``position`` again from the journalled events: the
+        hash of the rebuilt body against the one served, and the basis of each category."""
+        return replay_disclosure(views, log.entry(position))
+
+    @router.get("/persons/{person_id}/purges", response_model=list[PurgeRecord])
+    def purges(person_id: str, _: Staff = Depends(privacy_officer)) -> list[PurgeRecord]:
+        """What was purged from which agency's view of the person, when and why (ViewPurged)."""
+        return purges_of(views, person_id)
 
     @router.get("/verify", response_model=Verification)
     def verify(_: Staff = Depends(privacy_officer)) -> Verification:

@@ -16,10 +16,16 @@ from fastapi import APIRouter, Depends, Request, Response
 from contracts.errors import Forbidden, Invalid, NotFound
 from contracts.identity import Staff
 from services.platform.auth import authenticated_staff
-from services.projection.agency_view import allowed_categories, sweep, visible_to
+from services.projection.agency_view import READ_CAUSE, refresh
 from services.projection.audit_api import record_view
-from services.projection.person_facts import TxReader, record_from, utc
-from services.projection.store import ViewStore
+from services.projection.person_documents import (
+    Disclosure,
+    case_as_of,
+    standing_view,
+    view_request,
+)
+from services.projection.person_facts import TxReader
+from services.projection.store import ViewStore, journal_position
 
 REPLAY_ROLES = ("meeting_organiser", "privacy_officer")
 JSON = "application/json"
@@ -35,10 +41,6 @@ def _aware(name: str, value: datetime) -> datetime:
     return value
 
 
-def _body(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
-
-
 def _own_agency(staff: Staff, agency: str | None) -> None:
     if agency is not None and agency != staff.agency:
         raise Forbidden(
@@ -50,32 +52,36 @@ def _disclose(
     request: Request,
     staff: Staff,
     person_id: str,
-    shown: dict[str, tuple[str, str | None]],
-    document: dict[str, Any],
+    disclosure: Disclosure,
+    view: dict[str, Any],
+    at: datetime,
+    state_position: int,
 ) -> Response:
     """The response, recorded in the audit log first when it shows any of the person's data."""
-    body = _body(document)
-    if shown:
-        record_view(request.app.state.audit, request, staff, person_id, shown, None, body)
+    body = disclosure.body()
+    if disclosure.shown:
+        record_view(
+            request.app.state.audit,
+            request,
+            staff,
+            person_id,
+            disclosure.shown,
+            body,
+            at=at,
+            state_position=state_position,
+            view=view,
+        )
     return Response(content=body, media_type=JSON)
 
 
 def build_router(
     views: ViewStore,
     *,
-    sweep_before_read: bool = False,
     acknowledgement_hours: int = 72,
     decline_follow_up_days: int = 7,
     clock: Callable[[], datetime] = _now,
 ) -> APIRouter:
-    """``sweep_before_read``: the embedded mode has no sweeper process, so each read sweeps."""
     router = APIRouter(tags=["views"])
-
-    def fresh() -> datetime:
-        now = clock()
-        if sweep_before_read:
-            sweep(views, now)
-        return now
 
     def box(staff: Staff, direction: str) -> list[dict[str, Any]]:
         now = clock()
@@ -138,28 +144,15 @@ def build_router(
     ) -> Response:
         """The caller's agency's view of the person: allowed categories, fields and bases."""
         _own_agency(staff, agency)
-        fresh()
-        with views.database.transaction() as tx:
-            rows = tx.fetchall(
-                "SELECT * FROM agency_view WHERE agency = ? AND person_id = ? "
-                "ORDER BY category, field",
-                (staff.agency, person_id),
-            )
-        categories: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            entry = categories.setdefault(
-                row["category"],
-                {
-                    "basis": row["basis"],
-                    "basis_id": row["basis_id"],
-                    "valid_until": row["valid_until"],
-                    "fields": {},
-                },
-            )
-            entry["fields"][row["field"]] = json.loads(row["value"])
-        shown = {c: (e["basis"], e["basis_id"]) for c, e in categories.items()}
-        document = {"person_id": person_id, "agency": staff.agency, "categories": categories}
-        return _disclose(request, staff, person_id, shown, document)
+        now = clock()
+        # The person's rows are made what ``decide`` allows at this instant first: a basis
+        # may have started or ended since the last event (the sweeper may not have run).
+        refresh(views, person_id, now, READ_CAUSE)
+        with views.database.transaction(snapshot=True) as tx:
+            position = journal_position(tx)
+            disclosure = standing_view(TxReader(tx), staff.agency, person_id)
+        view = view_request("person")
+        return _disclose(request, staff, person_id, disclosure, view, now, position)
 
     @router.get("/persons/{person_id}/as-of")
     def as_of(
@@ -179,75 +172,19 @@ def build_router(
         if not any(staff.has_role(r) for r in REPLAY_ROLES):
             raise Forbidden(f"replaying a case needs one of the roles {list(REPLAY_ROLES)}")
         at = _aware("at", at)
-        known_at = None if back_entered else at
-        now = fresh()
-        with views.database.transaction() as tx:
-            state = TxReader(tx)
-            viewer_allows = allowed_categories(staff.agency, record_from(state, person_id), now)
-            then = record_from(state, person_id, as_of=at, known_at=known_at)
-            rows = [
-                row
-                for row in tx.fetchall(
-                    "SELECT * FROM timeline WHERE person_id = ? AND at <= ? "
-                    "ORDER BY at, recorded_at, row_id",
-                    (person_id, utc(at)),
-                )
-                if known_at is None or row["recorded_at"] <= utc(known_at)
-            ]
-
-        def viewer_sees(row: dict[str, Any]) -> bool:
-            return row["category"] in viewer_allows and visible_to(staff.agency, row)
-
-        timeline: list[dict[str, Any]] = []
-        status: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            # Basis events (consents, declarations) carry scopes, not the person's data.
-            if row["category"] is not None and not viewer_sees(row):
-                continue
-            timeline.append(
-                {
-                    key: row[key]
-                    for key in ("at", "recorded_at", "event", "agency", "category", "event_id")
-                }
-                | {"summary": json.loads(row["summary"])}
+        now = clock()
+        with views.database.transaction(snapshot=True) as tx:
+            position = journal_position(tx)
+            disclosure = case_as_of(
+                TxReader(tx),
+                staff.agency,
+                person_id,
+                at,
+                now,
+                back_entered=back_entered,
+                agency=agency,
             )
-            if row["category"] is not None:
-                status.setdefault(row["category"], {}).update(json.loads(row["summary"]))
-        shown = {
-            c: (viewer_allows[c].basis, viewer_allows[c].basis_id)
-            for c in status
-            if c in viewer_allows
-        }
-        document: dict[str, Any] = {
-            "person_id": person_id,
-            "as_of": at.isoformat(),
-            "back_entered": back_entered,
-            "timeline": timeline,
-            "state": status,
-        }
-        if agency is not None:
-            could = allowed_categories(agency, then, at)
-            seen: dict[str, dict[str, Any]] = {}
-            for row in rows:
-                category = row["category"]
-                if category is None or category not in could or not visible_to(agency, row):
-                    continue
-                entry = seen.setdefault(
-                    category,
-                    {
-                        "basis": could[category].basis,
-                        "basis_id": could[category].basis_id,
-                        # What the agency saw, shown only where the viewer may see it now.
-                        "fields": {} if viewer_sees(row) else None,
-                    },
-                )
-                if entry["fields"] is not None and viewer_sees(row):
-                    entry["fields"].update(json.loads(row["summary"]))
-                    shown[category] = (
-                        viewer_allows[category].basis,
-                        viewer_allows[category].basis_id,
-                    )
-            document["agency_view"] = {"agency": agency, "categories": seen}
-        return _disclose(request, staff, person_id, shown, document)
+        view = view_request("as_of", at=at.isoformat(), back_entered=back_entered, agency=agency)
+        return _disclose(request, staff, person_id, disclosure, view, now, position)
 
     return router

@@ -100,6 +100,7 @@ CATEGORY_OF: dict[str, str] = {
     "ReferralWithdrawn": REFERRAL_STATUS,
     "ReferralRerouted": REFERRAL_STATUS,
     "ReferralDeclineFollowedUp": REFERRAL_STATUS,
+    "ReferralPersonIdentified": REFERRAL_STATUS,
 }
 
 # Fields that say who acted or which record is meant: they name the fact, they are not one.
@@ -320,6 +321,10 @@ def _by_category(data: IntegrationEvent) -> dict[str | None, dict[str, Any]]:
             put(category, "reason", data.reason)
         for field in ("kind", "categories", "basis", "provisional"):
             put(REFERRAL_STATUS, field, getattr(data, field))
+        if "identity" in data.categories:
+            # The names stay on the slip, off the bus; that the slip named the person is part
+            # of the sender's own record, so the sender's view shows whom it referred.
+            put("identity", "named_on_slip", True)
         put(REFERRAL_STATUS, "state", "sent")
         return grouped
     if isinstance(data, ReferralEvent):

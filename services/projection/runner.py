@@ -19,7 +19,7 @@ from contracts.events import InvalidEventData, UnknownEvent, parse
 from services.platform.bus import Message, Publisher
 from services.platform.tracing import context_from, tracer
 from services.projection.changes import Projector
-from services.projection.store import Position, ViewStore
+from services.projection.store import Journalled, Position, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class ProjectionRunner:
                 event.type,
                 lambda state: [c for p in self._projectors for c in p(state, event, data)],
                 _position(message),
+                Journalled(event.partitionkey, message.value, _position(message)),
             )
             outcome = Outcome.APPLIED if applied else Outcome.DUPLICATE
             span.set_attribute("tsunagu.outcome", outcome.value)

@@ -21,6 +21,21 @@ POSITION = """CREATE TABLE IF NOT EXISTS feed_position (
     PRIMARY KEY (topic, part)
 )"""
 
+# Every event a journalled store applied, in the order its transaction committed: what a
+# disclosure replay re-derives a response from. ``seq`` is the position an audit entry records.
+# A rebuild keeps it: the positions already recorded must keep naming the same events.
+JOURNAL = (
+    """CREATE TABLE IF NOT EXISTS event_journal (
+        seq BIGINT PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        topic TEXT,
+        part INTEGER,
+        kafka_offset BIGINT,
+        partition_key TEXT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+)
+
 CONSULTATION_VIEW = (
     """CREATE TABLE IF NOT EXISTS consultation_view (
         agency TEXT NOT NULL,
@@ -78,6 +93,45 @@ class Position:
     offset: int
 
 
+@dataclass(frozen=True)
+class Journalled:
+    """The message an event came in, as the journal keeps it."""
+
+    partition_key: str
+    body: bytes
+    position: Position | None = None
+
+
+def _journal(tx: Transaction, dialect: str, event_id: str, entry: Journalled) -> None:
+    if dialect == "postgresql":
+        # Taken last and held to commit, so seq order is commit order even with several
+        # projector replicas: a reader that sees seq N sees every event before it.
+        tx.execute("LOCK TABLE event_journal IN EXCLUSIVE MODE")
+    at = entry.position
+    tx.execute(
+        "INSERT INTO event_journal "
+        "(seq, event_id, topic, part, kafka_offset, partition_key, body) "
+        # A rebuild applies journalled events again; "WHERE 1 = 1" lets SQLite parse the
+        # ON CONFLICT after a SELECT.
+        "SELECT COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM event_journal WHERE 1 = 1 "
+        "ON CONFLICT (event_id) DO NOTHING",
+        (
+            event_id,
+            at.topic if at else None,
+            at.partition if at else None,
+            at.offset if at else None,
+            entry.partition_key,
+            entry.body.decode("utf-8"),
+        ),
+    )
+
+
+def journal_position(tx: Transaction) -> int:
+    """The last journalled event a transaction sees: the state a response was built from."""
+    row = tx.fetchone("SELECT MAX(seq) AS seq FROM event_journal")
+    return int(row["seq"]) if row and row["seq"] is not None else 0
+
+
 def _advance(tx: Transaction, position: Position) -> None:
     tx.execute(
         "INSERT INTO feed_position (topic, part, next_offset) VALUES (?, ?, ?) "
@@ -97,10 +151,11 @@ def _created_table(statement: str) -> str | None:
 class ViewStore:
     """Tables kept by projectors, each event applied once; ``tables`` is their DDL."""
 
-    def __init__(self, database: Database, tables: Sequence[str]) -> None:
+    def __init__(self, database: Database, tables: Sequence[str], *, journal: bool = False) -> None:
         self.database = database
+        self.journalled = journal
         with database.transaction() as tx:
-            for statement in (PROCESSED, POSITION, *tables):
+            for statement in (PROCESSED, POSITION, *(JOURNAL if journal else ()), *tables):
                 tx.execute(statement)
         self._tables = tuple(tables)
 
@@ -110,11 +165,13 @@ class ViewStore:
         event_type: str,
         changes: Callable[[ViewState], Sequence[Change]],
         position: Position | None = None,
+        journalled: Journalled | None = None,
     ) -> bool:
         """Apply the changes unless this event id was applied before; True if applied.
 
         The position moves in the same transaction, duplicate or not: after a crash the views
-        and the position agree, and a redelivered event is dropped by its id.
+        and the position agree, and a redelivered event is dropped by its id. A journalled
+        store also keeps the event itself (``journalled``), in the same transaction.
         """
         with self.database.transaction() as tx:
             if position is not None:
@@ -128,7 +185,15 @@ class ViewStore:
                 return False
             for change in changes(_State(tx)):
                 _apply(tx, change)
+            if self.journalled and journalled is not None:
+                _journal(tx, self.database.dialect, event_id, journalled)
         return True
+
+    def apply_now(self, changes: Callable[[ViewState], Sequence[Change]]) -> None:
+        """Apply changes that no event carries (a refresh at an instant): nothing to dedupe."""
+        with self.database.transaction() as tx:
+            for change in changes(_State(tx)):
+                _apply(tx, change)
 
     def advance(self, position: Position) -> None:
         """Move past a message that changed no view (a dead letter)."""

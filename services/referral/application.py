@@ -190,7 +190,8 @@ class ReferralApplication(TracingApplication):
         return referral
 
     def identify(self, staff: Staff, referral_id: UUID, person_id: UUID) -> Referral:
-        referral = self.referral(referral_id)
+        """Only the two ends of a slip know whom it was about."""
+        referral = self.party_referral(staff, referral_id)
         referral.identify(
             person_id, agency=staff.agency, staff_id=staff.staff_id, at=datetime.now(UTC)
         )

@@ -209,6 +209,19 @@ class ScenarioPlayer:
         if local and local["agency"] == step["by"]:
             body["local_id"] = local["id"]
         played.persons.append(self._call("POST", "/persons", step, body)["id"])
+        self._identify_provisional_referrals(step, played)
+
+    def _identify_provisional_referrals(self, step: dict[str, Any], played: Played) -> None:
+        """Tie the story's slips about a not-yet-known person, sent or received by the agency
+        that registers them, to that person: so that a minsei volunteer who referred sees the
+        person was connected, and the slip's receiver finds it under the person."""
+        if "referral" not in self._services:
+            return
+        for referral_id in played.referrals:
+            status, slip = self.attempt("referral", "GET", f"/referrals/{referral_id}", step)
+            if status == 200 and not slip.get("person_id"):
+                body = {"person_id": played.person}
+                self.call("referral", "POST", f"/referrals/{referral_id}/person", step, body)
 
     def _attach(self, consultation_id: str, step: dict[str, Any], played: Played) -> None:
         body = {"person_id": played.person, "at": played.when(step["at"])}

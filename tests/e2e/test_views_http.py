@@ -12,7 +12,11 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.envelope import CloudEvent
+from contracts.events import ViewPurged, parse
+from contracts.topics import Topics
 from services.cli import main
+from services.platform.bus import Message
 from services.platform.http import create_app
 from services.platform.settings import Settings
 from services.projection.agency_view import sweep
@@ -22,7 +26,12 @@ from services.projection.person_facts import person_record
 from services.scenarios import Played, ScenarioPlayer
 from services.wiring import embedded_app
 from tests.conftest import TokenFactory
-from tests.scenario_checks import play_all
+from tests.scenario_checks import (
+    check_every_disclosure_replays,
+    check_view_expectations,
+    check_vital_interest_is_flagged,
+    play_all,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -278,7 +287,7 @@ def test_an_expired_consent_is_purged_by_the_sweep(
     ) == [(1,)]
 
 
-def test_a_read_in_embedded_mode_sweeps_first(
+def test_a_read_purges_what_lapsed_before_it_answers(
     client: TestClient, auth: Auth, embedded_settings: Settings
 ) -> None:
     ends = datetime.now(UTC) + timedelta(days=1)
@@ -286,7 +295,7 @@ def test_a_read_in_embedded_mode_sweeps_first(
     views = client.app.state.views  # type: ignore[attr-defined]
     later = create_app("views at a later instant", embedded_settings, "test")
     later.state.audit = client.app.state.audit  # type: ignore[attr-defined]
-    later.include_router(build_router(views, sweep_before_read=True, clock=lambda: ends))
+    later.include_router(build_router(views, clock=lambda: ends))
     response = TestClient(later).get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
     assert response.json()["categories"] == {}
     assert table_rows(
@@ -319,3 +328,72 @@ def test_person_record_reads_the_ledger_back_for_decide(client: TestClient, auth
         record = person_record(tx, person)
     assert [c.consent_id for c in record.consents] == [consent]
     assert record.recorded_by["identity"] == frozenset({"zama-jiritsu"})
+
+
+def test_every_view_and_audit_expectation_of_the_stories(story: Story, token: TokenFactory) -> None:
+    client, played = story
+    checks = check_view_expectations(client, token, "/views", played)
+    check_vital_interest_is_flagged(ScenarioPlayer.embedded(client, token), checks)
+    assert check_every_disclosure_replays(checks, played) >= 10
+
+
+def test_a_purge_is_published_as_view_purged_and_listed_for_the_privacy_officer(
+    client: TestClient, auth: Auth, embedded_settings: Settings
+) -> None:
+    published: list[Message] = []
+    bus = client.app.state.bus  # type: ignore[attr-defined]
+    bus.subscribe(Topics(embedded_settings.topic_prefix).events("projection"), published.append)
+    person, consent = person_with_consent(client, auth, datetime.now(UTC) + timedelta(days=30))
+    withdrawn = client.post(
+        f"/intake/consents/{consent}/withdrawals",
+        json={"at": datetime.now(UTC).isoformat()},
+        headers=auth(),
+    )
+    assert withdrawn.status_code in (200, 201), withdrawn.text
+    [message] = published
+    event = CloudEvent.from_bytes(message.value)
+    data = parse(event)
+    assert isinstance(data, ViewPurged) and event.personid == person == message.key
+    assert (data.agency, sorted(data.categories)) == ("hellowork-atsugi", ["contact", "identity"])
+    assert table_rows(
+        embedded_settings, "SELECT published FROM view_purge WHERE person_id = ?", (person,)
+    ) == [(1,)]
+    officer = auth("zama-jiritsu", "privacy_officer")
+    [purge] = client.get(f"/views/audit/persons/{person}/purges", headers=officer).json()
+    assert purge["agency"] == "hellowork-atsugi" and purge["published"] is True
+    assert {c["basis_id"] for c in purge["categories"].values()} == {consent}
+    refused = client.get(f"/views/audit/persons/{person}/purges", headers=auth("hellowork-atsugi"))
+    assert refused.status_code == 403
+
+
+def test_a_replay_exposes_a_view_that_the_events_do_not_support(
+    client: TestClient, auth: Auth, embedded_settings: Settings
+) -> None:
+    person, _ = person_with_consent(client, auth, datetime.now(UTC) + timedelta(days=30))
+    officer = auth("zama-jiritsu", "privacy_officer")
+    assert view(client, auth, person, "hellowork-atsugi")
+    # A fact changed behind the projectors' back (no event says so) is served by the next read...
+    with sqlite3.connect(embedded_settings.var_dir / "projection-feed.sqlite3") as connection:
+        connection.execute(
+            "UPDATE person_fact SET value = '\"forged\"' WHERE person_id = ? AND category = ?",
+            (person, "identity"),
+        )
+    assert "forged" in json.dumps(view(client, auth, person, "hellowork-atsugi"))
+    honest, forged = client.get(f"/views/audit/persons/{person}", headers=officer).json()
+    # ... and the replay, built from the events alone, does not hash to it.
+    first = client.get(f"/views/audit/entries/{honest['position']}/replay", headers=officer)
+    assert first.json()["matches"] is True
+    second = client.get(f"/views/audit/entries/{forged['position']}/replay", headers=officer)
+    assert second.json()["matches"] is False
+    assert second.json()["replayed_hash"] != forged["response_hash"]
+    assert "forged" not in json.dumps(second.json()["document"])
+
+
+def test_only_a_recorded_disclosure_can_be_replayed(client: TestClient, auth: Auth) -> None:
+    officer = auth("zama-jiritsu", "privacy_officer")
+    assert client.get("/views/audit/entries/99/replay", headers=officer).status_code == 404
+    denied = client.get("/views/audit/verify", headers=auth("zama-shuno"))
+    assert denied.status_code == 403
+    [refusal] = client.get("/views/audit/agencies/zama-shuno", headers=officer).json()
+    replay = client.get(f"/views/audit/entries/{refusal['position']}/replay", headers=officer)
+    assert replay.status_code == 409

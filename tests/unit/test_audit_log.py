@@ -297,8 +297,8 @@ class CountingDatabase:
         self.fetched: list[int] = []
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        with self._inner.transaction() as tx:
+    def transaction(self, snapshot: bool = False) -> Iterator[Transaction]:
+        with self._inner.transaction(snapshot) as tx:
             yield _Counting(tx, self.fetched)
 
     def close(self) -> None:
@@ -360,8 +360,10 @@ def test_record_view_keeps_who_saw_what_under_which_trace_with_the_body_hash(
             staff,
             "p1",
             {"identity": ("own_record", None), "health": ("consent", "c9")},
+            body,
+            at=datetime(2026, 11, 1, 9, 30, tzinfo=UTC),
             state_position=12,
-            body=body,
+            view={"view": "person"},
         )
     [record] = log.seen_person("p1")
     assert record.kind == RECORD_VIEWED
@@ -374,12 +376,15 @@ def test_record_view_keeps_who_saw_what_under_which_trace_with_the_body_hash(
     assert record.request_id == "req-1"
     assert record.trace_id == format(span.get_span_context().trace_id, "032x")
     assert record.state_position == 12
+    assert record.view_request == {"view": "person"}
+    assert record.recorded_at == "2026-11-01T09:30:00.000000+00:00"
     assert record.response_hash == hashlib.sha256(body).hexdigest()
 
 
 def test_record_view_without_a_request_id_or_a_trace_makes_up_an_id(log: AuditLog) -> None:
     staff = Staff("s042", "zama-shakyo", frozenset({"caseworker"}), "142182")
-    record_view(log, request([]), staff, "p1", {}, None, b"{}")
+    at = datetime.now(UTC)
+    record_view(log, request([]), staff, "p1", {}, b"{}", at=at, state_position=0, view={})
     [record] = log.seen_person("p1")
     assert uuid.UUID(record.request_id or "")
     assert record.trace_id is None

@@ -1,0 +1,35 @@
+"""What the projection keeps from every service's events: its tables and its projectors.
+
+The person tables and projectors are the part a disclosure replay needs to build a person's
+views again from the journal; the rest (consultations, statistics) is not about one person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from services.projection import agency_view, consents, person_facts, statistics
+from services.projection.changes import Projector
+from services.projection.projectors import consultations
+from services.projection.store import CONSULTATION_VIEW
+
+PERSON_TABLES = consents.TABLES + person_facts.TABLES + agency_view.TABLES
+TABLES = CONSULTATION_VIEW + statistics.TABLES + PERSON_TABLES
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def person_projectors(clock: Callable[[], datetime] = _now) -> tuple[Projector, ...]:
+    """``clock``: the instant each agency's view is decided at (a replay's is the entry's)."""
+    return (
+        consents.project_consents,
+        person_facts.project_person_facts,
+        agency_view.agency_views(clock),
+    )
+
+
+def projectors() -> tuple[Projector, ...]:
+    return (consultations, statistics.count, *person_projectors())

@@ -1,0 +1,156 @@
+"""The documents the person views answer with, built from the projection's tables alone.
+
+Each builder is a function of what a ``Reader`` sees and of the instant: the HTTP routes call
+them on the live tables, and a disclosure replay calls them again on tables rebuilt from the
+journalled events, so that the two can be compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.projection.agency_view import allowed_categories, visible_to
+from services.projection.person_facts import Reader, record_from, utc
+
+# category -> (basis, basis id): what an audit entry records of a disclosure
+Shown = dict[str, tuple[str, str | None]]
+TIMELINE_FIELDS = ("at", "recorded_at", "event", "agency", "category", "event_id")
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    document: dict[str, Any]
+    shown: Shown
+
+    def body(self) -> bytes:
+        """The exact bytes served, and hashed into the audit entry."""
+        return json.dumps(self.document, ensure_ascii=False, sort_keys=True).encode()
+
+
+def standing_view(state: Reader, agency: str, person_id: str) -> Disclosure:
+    """``agency``'s materialised view of the person: allowed categories, fields and bases."""
+    rows = sorted(
+        state.rows("agency_view", {"agency": agency, "person_id": person_id}),
+        key=lambda row: (row["category"], row["field"]),
+    )
+    categories: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = categories.setdefault(
+            row["category"],
+            {
+                "basis": row["basis"],
+                "basis_id": row["basis_id"],
+                "valid_until": row["valid_until"],
+                "fields": {},
+            },
+        )
+        entry["fields"][row["field"]] = json.loads(row["value"])
+    shown = {c: (e["basis"], e["basis_id"]) for c, e in categories.items()}
+    document = {"person_id": person_id, "agency": agency, "categories": categories}
+    return Disclosure(document, shown)
+
+
+def case_as_of(
+    state: Reader,
+    viewer_agency: str,
+    person_id: str,
+    at: datetime,
+    now: datetime,
+    *,
+    back_entered: bool = False,
+    agency: str | None = None,
+) -> Disclosure:
+    """The case as of ``at``, filtered by what the viewer may see ``now``; and, with
+    ``agency``, what that agency was able to see at ``at``.
+
+    Only what was recorded by ``at`` counts, unless ``back_entered`` also admits events
+    entered later with an earlier business time (a contact written up afterwards).
+    """
+    known_at = None if back_entered else at
+    viewer_allows = allowed_categories(viewer_agency, record_from(state, person_id), now)
+    then = record_from(state, person_id, as_of=at, known_at=known_at)
+    rows = sorted(
+        (
+            row
+            for row in state.rows("timeline", {"person_id": person_id})
+            if row["at"] <= utc(at) and (known_at is None or row["recorded_at"] <= utc(known_at))
+        ),
+        key=lambda row: (row["at"], row["recorded_at"], row["row_id"]),
+    )
+
+    def viewer_sees(row: dict[str, Any]) -> bool:
+        return row["category"] in viewer_allows and visible_to(viewer_agency, row)
+
+    timeline: list[dict[str, Any]] = []
+    status: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        # Basis events (consents, declarations) carry scopes, not the person's data.
+        if row["category"] is not None and not viewer_sees(row):
+            continue
+        timeline.append(
+            {
+                key: row[key]
+                for key in ("at", "recorded_at", "event", "agency", "category", "event_id")
+            }
+            | {"summary": json.loads(row["summary"])}
+        )
+        if row["category"] is not None:
+            status.setdefault(row["category"], {}).update(json.loads(row["summary"]))
+    shown: Shown = {
+        c: (viewer_allows[c].basis, viewer_allows[c].basis_id) for c in status if c in viewer_allows
+    }
+    document: dict[str, Any] = {
+        "person_id": person_id,
+        "as_of": at.isoformat(),
+        "back_entered": back_entered,
+        "timeline": timeline,
+        "state": status,
+    }
+    if agency is not None:
+        could = allowed_categories(agency, then, at)
+        seen: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            category = row["category"]
+            if category is None or category not in could or not visible_to(agency, row):
+                continue
+            entry = seen.setdefault(
+                category,
+                {
+                    "basis": could[category].basis,
+                    "basis_id": could[category].basis_id,
+                    # What the agency saw, shown only where the viewer may see it now.
+                    "fields": {} if viewer_sees(row) else None,
+                },
+            )
+            if entry["fields"] is not None and viewer_sees(row):
+                entry["fields"].update(json.loads(row["summary"]))
+                shown[category] = (viewer_allows[category].basis, viewer_allows[category].basis_id)
+        document["agency_view"] = {"agency": agency, "categories": seen}
+    return Disclosure(document, shown)
+
+
+def view_request(view: str, **params: Any) -> dict[str, Any]:
+    """What an audit entry keeps of the request, enough to ``render`` the response again."""
+    return {"view": view, **params}
+
+
+def render(
+    request: dict[str, Any], state: Reader, viewer_agency: str, person_id: str, now: datetime
+) -> Disclosure:
+    """The response a recorded ``view_request`` was answered with, built again from ``state``."""
+    if request["view"] == "person":
+        return standing_view(state, viewer_agency, person_id)
+    if request["view"] == "as_of":
+        return case_as_of(
+            state,
+            viewer_agency,
+            person_id,
+            datetime.fromisoformat(request["at"]),
+            now,
+            back_entered=bool(request["back_entered"]),
+            agency=request["agency"],
+        )
+    raise ValueError(f"no view {request['view']!r} to render")
