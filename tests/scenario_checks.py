@@ -7,10 +7,12 @@ to the same expectations.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from services.scenarios import (
+    JST,
     Played,
     Scenario,
     ScenarioPlayer,
@@ -178,7 +180,9 @@ def check_view_expectations(
     return checks
 
 
-def check_vital_interest_is_flagged(player: ScenarioPlayer, checks: ViewChecks) -> None:
+def check_vital_interest_is_flagged(
+    player: ScenarioPlayer, checks: ViewChecks, settle: Callable[[], None] = lambda: None
+) -> None:
     """05: a disclosure under a vital-interest declaration awaits the privacy officer's review.
 
     The story is played again up to the declaration, so that its 72 hours are running now and
@@ -189,6 +193,7 @@ def check_vital_interest_is_flagged(player: ScenarioPlayer, checks: ViewChecks) 
         : 1 + next(i for i, s in enumerate(family.steps) if s["do"] == "declare_vital_interest")
     ]
     story = player.play(Scenario(family.name, family.person, steps, family.expect))
+    settle()  # distributed: until the views have the new story's events
     kodomo = checks.get(f"/persons/{story.person}", "zama-kodomo", "caseworker")
     assert kodomo["categories"]["family"]["basis"] == "vital_interest"
     pending = checks.get("/audit/vital-interest/pending", "zama-jiritsu", "privacy_officer")
@@ -212,3 +217,39 @@ def check_every_disclosure_replays(checks: ViewChecks, played: dict[str, Played]
             assert replay["bases_match"] and replay["served_hash"] == entry["response_hash"]
             replayed += 1
     return replayed
+
+
+def check_statistics_expectations(
+    client: Any, token_for: TokenFor, prefix: str, played: dict[str, Played]
+) -> int:
+    """Each ``statistics`` expectation of the played stories; how many figures were checked.
+
+    A story is shifted by whole days, so its month may straddle two real months: the figures
+    of every real month its steps of that month fall in are summed.
+    """
+    headers = {"Authorization": f"Bearer {token_for('zama-jiritsu', 'caseworker')}"}
+    checked = 0
+    for scenario in load_scenarios():
+        if scenario.name not in played:
+            continue
+        story = played[scenario.name]
+        for expect in scenario.expect:
+            if not isinstance(expect, dict) or "statistics" not in expect:
+                continue
+            month = str(expect["statistics"]["month"])
+            real_months = {
+                step_time(story.when(step["at"])).astimezone(JST).strftime("%Y-%m")
+                for step in scenario.steps
+                if str(step["at"]).startswith(month)
+            }
+            totals: dict[str, float] = {}
+            for real in sorted(real_months):
+                response = client.get(f"{prefix}/statistics/{real}", headers=headers)
+                assert response.status_code == 200, response.text
+                for key, value in response.json()["figures"].items():
+                    if isinstance(value, int | float):
+                        totals[key] = totals.get(key, 0) + value
+            for key, expected in expect["counts"].items():
+                assert totals.get(key) == expected, (scenario.name, month, key, totals.get(key))
+                checked += 1
+    return checked

@@ -32,3 +32,22 @@ def produce_raw(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     producer.send(topic, key=key, value=value).get(timeout=30)
     producer.close()
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The next offset of every partition of ``topics``: where a caught-up consumer stands."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        partitions = [
+            TopicPartition(topic, part)
+            for topic in topics
+            for part in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        return {
+            (tp.topic, tp.partition): offset
+            for tp, offset in consumer.end_offsets(partitions).items()
+        }
+    finally:
+        consumer.close()

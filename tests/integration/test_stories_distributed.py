@@ -3,7 +3,9 @@ PostgreSQL, joined only by Kafka (relay and faust feeds), played step by step ov
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -11,29 +13,54 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.topics import Topics
 from services.meeting.feed import FeedFacts
 from services.platform.settings import Settings
-from services.scenarios import Client, ScenarioPlayer
-from services.wiring import feed_store, service_app
+from services.scenarios import Client, ScenarioPlayer, load_scenarios
+from services.wiring import feed_store, service_app, view_store
 from tests.conftest import TokenFactory
-from tests.infrastructure import Process
+from tests.infrastructure import Process, wait_for
 from tests.integration.feeds import AfterTheFeed
-from tests.scenario_checks import check_intake_expectations, play_all
+from tests.integration.kafka_tools import end_offsets
+from tests.scenario_checks import (
+    check_every_disclosure_replays,
+    check_intake_expectations,
+    check_statistics_expectations,
+    check_view_expectations,
+    check_vital_interest_is_flagged,
+    play_all,
+)
 
 pytestmark = pytest.mark.integration
 
 Spawn = Callable[[list[str], Settings], Process]
 
 
-def test_every_step_of_every_story_plays_across_the_services(
+@dataclass
+class Platform:
+    """Intake, referral, meeting and views as separate services, joined only by Kafka."""
+
+    settings: Settings
+    services: dict[str, tuple[Client, str]]
+    views: TestClient
+    settle: Callable[[], None]
+
+
+@pytest.fixture
+def platform(
     distributed_settings: Settings, spawn: Spawn, token: TokenFactory
-) -> None:
+) -> Iterator[Platform]:
     settings = distributed_settings
-    spawn(["relay", "intake"], settings)
+    for service in ("intake", "referral", "meeting"):
+        spawn(["relay", service], settings)
+    projection = spawn(["project", "projection"], settings)
     referral_feed = spawn(["project", "referral"], settings)
     meeting_feed = spawn(["project", "meeting"], settings)
     referral_replica = feed_store(settings, "referral")
-    meeting_facts = FeedFacts(feed_store(settings, "meeting"))
+    meeting_feed_store = feed_store(settings, "meeting")
+    meeting_facts = FeedFacts(meeting_feed_store)
+    views = view_store(settings)
+    topics = [Topics(settings.topic_prefix).events(s) for s in ("intake", "referral", "meeting")]
 
     def consent_known(url: str, body: Any) -> bool:
         if url != "/referrals" or not body.get("consent_id"):
@@ -51,17 +78,38 @@ def test_every_step_of_every_story_plays_across_the_services(
             return meeting_facts.knows_person(UUID(body["person_id"]))
         return True
 
-    intake = TestClient(service_app(settings, "intake"))
+    def caught_up() -> bool:
+        stored = views.positions()
+        ends = end_offsets(str(settings.kafka_bootstrap_servers), topics)
+        return all(stored.get(part, 0) >= end for part, end in ends.items())
+
+    def settle() -> None:
+        # The relays may still be publishing the last commands: caught up twice, 1 s apart.
+        for _ in range(2):
+            time.sleep(1)
+            wait_for(caught_up, 120, f"the views to catch up\n{projection.output()}")
+
     referral = AfterTheFeed(
         TestClient(service_app(settings, "referral")), consent_known, referral_feed
     )
-    meeting_client = TestClient(service_app(settings, "meeting"))
-    meeting = AfterTheFeed(meeting_client, applicant_known, meeting_feed)
+    meeting = AfterTheFeed(
+        TestClient(service_app(settings, "meeting")), applicant_known, meeting_feed
+    )
     services: dict[str, tuple[Client, str]] = {
-        "intake": (intake, ""),
+        "intake": (TestClient(service_app(settings, "intake")), ""),
         "referral": (referral, ""),
         "meeting": (meeting, ""),
     }
+    yield Platform(settings, services, TestClient(service_app(settings, "projection")), settle)
+    for store in (referral_replica, views, meeting_feed_store):
+        store.database.close()
+
+
+def test_every_step_of_every_story_plays_across_the_services(
+    platform: Platform, token: TokenFactory
+) -> None:
+    services = platform.services
+    intake, referral, meeting_client = (services[s][0] for s in ("intake", "referral", "meeting"))
     played = play_all(ScenarioPlayer(services, token))
 
     assert {name: p.skipped for name, p in played.items() if p.skipped} == {}
@@ -79,9 +127,27 @@ def test_every_step_of_every_story_plays_across_the_services(
     def kodomo_sees(on: str) -> set[str]:
         path = f"/persons/{family.person}/disclosure?agency=zama-kodomo&at={quote(family.when(on))}"
         response = meeting_client.get(path, headers=officer)
-        assert response.status_code == 200, response.text
+        assert response.status_code == 200, response.json()
         return set(response.json()["categories"])
 
     assert kodomo_sees("2014-07-15T12:00") == {"family"}
     assert kodomo_sees("2014-07-20T00:00") == set()
-    referral_replica.database.close()
+
+    # The views: every view and audit expectation, and every disclosure replayed, on PostgreSQL.
+    platform.settle()
+    checks = check_view_expectations(platform.views, token, "", played)
+    check_vital_interest_is_flagged(ScenarioPlayer(services, token), checks, platform.settle)
+    assert check_every_disclosure_replays(checks, played) >= 10
+
+
+def test_the_statistics_expectations_hold_across_the_services(
+    platform: Platform, token: TokenFactory
+) -> None:
+    # Only the stories with statistics: the others' steps would fall in the same real months.
+    stories = [
+        s for s in load_scenarios() if s.name in ("02-debt-shimura", "04-anonymous-unclear-caller")
+    ]
+    player = ScenarioPlayer(platform.services, token)
+    played = {story.name: player.play(story) for story in stories}
+    platform.settle()
+    assert check_statistics_expectations(platform.views, token, "", played) >= 7

@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.envelope import CloudEvent
+from contracts.events import ViewPurged, parse
 from contracts.topics import Topics
 from services.platform.bus import ensure_topics
 from services.platform.settings import Settings
+from services.projection.store import ViewStore
 from services.wiring import projection_app, service_app, view_store
 from tests.infrastructure import Process, wait_for
+from tests.integration.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +93,23 @@ def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
     assert left == []
     assert purge["agency"] == "hellowork-atsugi" and consent_id in purge["categories"]
     assert hellowork_sees() == {}
+
+    # The sweeper process publishes the purge as ViewPurged on the projection's topic.
+    sweeper = spawn(["views", "sweep", "--every", "0.5"], settings)
+    [record] = read_topic(settings.kafka_bootstrap_servers or "", topics.events("projection"), 1)
+    event = CloudEvent.from_bytes(record.value)  # type: ignore[attr-defined]
+    data = parse(event)
+    assert isinstance(data, ViewPurged), sweeper.output()
+    assert (str(data.person_id), data.agency, data.categories) == (
+        person,
+        "hellowork-atsugi",
+        ["identity"],
+    )
+    wait_for(lambda: published(store, person), 30, f"the purge marked\n{sweeper.output()}")
+    store.database.close()
+
+
+def published(store: ViewStore, person: str) -> bool:
+    with store.database.transaction() as tx:
+        row = tx.fetchone("SELECT published FROM view_purge WHERE person_id = ?", (person,))
+    return bool(row and row["published"])
