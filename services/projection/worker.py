@@ -50,6 +50,8 @@ def create_faust_app(
         f"{settings.topic_prefix}-{consumer}",
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
+        # Faust keeps a data directory per app even with in-memory tables; not in the cwd.
+        datadir=str(settings.var_dir / "faust" / "{conf.name}"),
         web_enabled=False,
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
