@@ -46,12 +46,15 @@ def create_faust_app(
     """A faust app whose consumer group ``consumer`` feeds ``sources``' topics to ``runner``."""
     assert settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS is required"
     topics = Topics(settings.topic_prefix)
+    # Faust keeps a data directory per app even with in-memory tables: under the var dir, not
+    # in the working directory (it creates only the last level).
+    faust_dir = settings.var_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}-{consumer}",
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
-        # Faust keeps a data directory per app even with in-memory tables; not in the cwd.
-        datadir=str(settings.var_dir / "faust" / "{conf.name}"),
+        datadir=str(faust_dir / "{conf.name}"),
         web_enabled=False,
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
