@@ -38,6 +38,10 @@ unit: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/python -m contracts.export
 
+## The benchmarks of bench/ on real PostgreSQL and Kafka; figures to bench/results/latest.json.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 servers-up:
 	bash deploy/local/up.sh
 

@@ -6,18 +6,24 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from contracts.topics import Topics
 from services.platform.logs import configure_logging
 from services.platform.settings import Settings
 from services.platform.tracing import setup_tracing
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 log = logging.getLogger("tsunagu")
+SERVE_SERVICE = "TSUNAGU_SERVE_SERVICE"
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
@@ -63,12 +69,32 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "access_log": False,
+    }
+    if args.workers == 1:
+        uvicorn.run(_service_app(args.service, settings), **options)
+    else:
+        # Each worker process builds its own app, told which by the environment it inherits.
+        os.environ[SERVE_SERVICE] = args.service
+        uvicorn.run("services.cli:worker_app", factory=True, workers=args.workers, **options)
+    return 0
+
+
+def _service_app(service: str, settings: Settings) -> FastAPI:
     from services import wiring
 
-    setup_tracing(f"tsunagu-{args.service}", otlp_endpoint=settings.otlp_endpoint)
-    app = wiring.service_app(settings, args.service)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
-    return 0
+    setup_tracing(f"tsunagu-{service}", otlp_endpoint=settings.otlp_endpoint)
+    return wiring.service_app(settings, service)
+
+
+def worker_app() -> FastAPI:
+    """The app each process of ``serve --workers`` builds for itself."""
+    configure_logging()
+    return _service_app(os.environ[SERVE_SERVICE], Settings.from_env())
 
 
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
@@ -237,6 +263,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=[*COMMAND_SERVICES, "projection"])
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (one per core, say)"
+    )
     serve.set_defaults(handler=_serve)
 
     relay = commands.add_parser("relay", help="publish a service's stored events to Kafka")

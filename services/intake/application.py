@@ -105,7 +105,7 @@ class IntakeApplication(TracingApplication):
 
     # Consultations (相談受付・振り分け・利用申込)
 
-    def open_consultation(self, staff: Staff, command: OpenConsultation) -> UUID:
+    def open_consultation(self, staff: Staff, command: OpenConsultation) -> Consultation:
         agency = reference().agency(staff.agency)
         if agency is None or agency.role != INTAKE_ROLE:
             raise Forbidden(
@@ -129,7 +129,7 @@ class IntakeApplication(TracingApplication):
             notes=_blank_to_none(command.notes),
         )
         self.save(consultation)
-        return consultation.id
+        return consultation
 
     def consultation(self, consultation_id: UUID) -> Consultation:
         return self.fetch(Consultation, consultation_id, "consultation")

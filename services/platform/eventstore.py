@@ -41,6 +41,7 @@ def eventstore_env(settings: Settings, service: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_SCHEMA": service,
             "POSTGRES_POOL_SIZE": "8",
+            "APPLICATION_RECORDER_TOPIC": "services.platform.group_commit:GroupCommitRecorder",
             "CREATE_TABLE": "y",
         }
     settings.var_dir.mkdir(parents=True, exist_ok=True)

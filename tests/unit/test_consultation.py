@@ -21,10 +21,10 @@ def intake() -> IntakeApplication:
 
 
 def test_an_anonymous_call_with_no_complaint_is_still_opened(intake: IntakeApplication) -> None:
-    consultation_id = intake.open_consultation(
+    opened = intake.open_consultation(
         CASEWORKER, OpenConsultation(channel="phone", route_in="self", caller_kind="anonymous")
     )
-    consultation = intake.consultation(consultation_id)
+    consultation = intake.consultation(opened.id)
     assert consultation.person_id is None
     assert consultation.main_complaint is None
     assert consultation.agency == "zama-jiritsu"
@@ -34,19 +34,19 @@ def test_an_anonymous_call_with_no_complaint_is_still_opened(intake: IntakeAppli
 
 
 def test_blank_complaint_is_recorded_as_none(intake: IntakeApplication) -> None:
-    consultation_id = intake.open_consultation(
+    opened = intake.open_consultation(
         CASEWORKER,
         OpenConsultation(channel="visit", route_in="self", caller_kind="self", main_complaint=" "),
     )
-    assert intake.consultation(consultation_id).main_complaint is None
+    assert intake.consultation(opened.id).main_complaint is None
 
 
 def test_person_and_backdated_opening_are_kept(intake: IntakeApplication) -> None:
     person = intake.register_person(
         CASEWORKER, RegisterPerson(family_name="仮名", given_name="エー")
     )
-    opened = datetime(2025, 4, 7, 1, 12, tzinfo=UTC)
-    consultation_id = intake.open_consultation(
+    opened_at = datetime(2025, 4, 7, 1, 12, tzinfo=UTC)
+    opened = intake.open_consultation(
         CASEWORKER,
         OpenConsultation(
             channel="phone",
@@ -54,11 +54,11 @@ def test_person_and_backdated_opening_are_kept(intake: IntakeApplication) -> Non
             caller_kind="self",
             person_id=person,
             main_complaint="仕事の相談をしたい",
-            opened_at=opened,
+            opened_at=opened_at,
         ),
     )
-    consultation = intake.consultation(consultation_id)
-    assert (consultation.person_id, consultation.opened_at) == (person, opened)
+    consultation = intake.consultation(opened.id)
+    assert (consultation.person_id, consultation.opened_at) == (person, opened_at)
     assert consultation.main_complaint == "仕事の相談をしたい"
 
 

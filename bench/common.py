@@ -1,0 +1,217 @@
+"""What the benchmarks share: a stack of their own, tokens, and how figures are shown and kept.
+
+Each benchmark runs its processes as ``tsunagu`` commands against the real servers (see
+``tests.infrastructure.provide``), in a database and under a topic prefix of its own, and drops
+both afterwards, so that neither runs nor other users of the servers see each other's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from services.platform.auth import mint_token
+from tests.infrastructure import Infrastructure, Process, fresh_database
+
+SECRET = "bench-secret-" + "b" * 40
+OFFICE = "zama-jiritsu"
+# What the benchmarks record besides the headline figures: baselines, settings, per process.
+_DETAIL: dict[str, dict[str, Any]] = {}
+
+
+def token(agency: str = OFFICE, role: str = "caseworker") -> str:
+    return mint_token(SECRET, staff_id="bench", agency=agency, roles=[role])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    """A database and a topic prefix on the shared servers, and the processes run against them."""
+
+    servers: Infrastructure
+    database_url: str
+    topic_prefix: str
+    workdir: Path
+    partitions: int = 8
+    processes: list[Process] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.database_url,
+            KAFKA_BOOTSTRAP_SERVERS=self.servers.kafka_bootstrap_servers,
+            TSUNAGU_VAR_DIR=str(self.workdir / "var"),
+            TSUNAGU_TOPIC_PREFIX=self.topic_prefix,
+            TSUNAGU_TOPIC_PARTITIONS=str(self.partitions),
+            TSUNAGU_JWT_SECRET=SECRET,
+        )
+        # A collector left configured in the environment would add export work to every span.
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        return env
+
+    def start(self, *args: str) -> Process:
+        log = self.workdir / f"{'-'.join(args)}-{len(self.processes)}.log"
+        process = Process(list(args), self.env(), log).start()
+        self.processes.append(process)
+        return process
+
+    def serve(self, service: str, workers: int = 1) -> tuple[Process, int]:
+        """``tsunagu serve`` on a free port, once it answers /health."""
+        port = free_port()
+        process = self.start("serve", service, "--port", str(port), "--workers", str(workers))
+        wait_until_healthy(process, port)
+        # One worker answering is not all of them ready; each says so in the log.
+        deadline = time.monotonic() + 60
+        while process.output().count("Application startup complete") < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all {workers} workers started:\n{process.output()}")
+            time.sleep(0.2)
+        return process, port
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+
+def wait_until_healthy(process: Process, port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.popen is not None
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.args} exited:\n{process.output()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{process.args} did not answer /health in {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def stack(servers: Infrastructure, name: str) -> Iterator[Stack]:
+    """A fresh database and topic prefix for one benchmark; all of it gone afterwards."""
+    prefix = f"bench{name}{uuid.uuid4().hex[:8]}"
+    database_url = fresh_database(servers.database_url)
+    with tempfile.TemporaryDirectory(prefix=f"tsunagu-{name}-") as workdir:
+        running = Stack(servers, database_url, prefix, Path(workdir))
+        try:
+            yield running
+        finally:
+            running.stop()
+            drop_database(servers.database_url, database_url)
+            delete_topics(servers.kafka_bootstrap_servers, prefix)
+
+
+def drop_database(server_url: str, database_url: str) -> None:
+    name = database_url.rpartition("/")[2]
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        # Faust's own topics start with the app id, which starts with the prefix too.
+        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` in 0..1) of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, round(share * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def show(
+    key: str, value: float, unit: str, *, baseline: float | None = None, of: str = ""
+) -> float:
+    """Print a figure (and its ratio to the baseline measured in the same run); keep both."""
+    line = f"{key:<22} {value:>10.1f} {unit}"
+    entry: dict[str, Any] = {"value": value, "unit": unit}
+    if baseline is not None:
+        line += f"   baseline {baseline:.1f} {unit} ({of})   ratio {value / baseline:.3f}"
+        entry.update(baseline=baseline, baseline_is=of, ratio=value / baseline)
+    print(line, flush=True)
+    _DETAIL.setdefault(key.partition(".")[0], {})[key] = entry
+    return value
+
+
+def note(benchmark: str, **facts: Any) -> None:
+    """Keep facts about a run (settings, per-process figures) for the detail file."""
+    _DETAIL.setdefault(benchmark, {}).update(facts)
+
+
+def detail() -> dict[str, dict[str, Any]]:
+    return {name: dict(facts) for name, facts in _DETAIL.items()}
+
+
+def rss_mb(pid: int, field_name: str = "VmHWM") -> float:
+    """A process's peak (``VmHWM``) or current (``VmRSS``) resident memory, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"no {field_name} for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The whole machine's (busy, total) CPU seconds so far, over every core (Linux)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
+    hertz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hertz, sum(ticks) / hertz
+
+
+def backends(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving connections to that database (same machine)."""
+    title = f" {database_url.rpartition('/')[2]} ".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit():
+                command = (entry / "cmdline").read_bytes()
+                if command.startswith(b"postgres: ") and title in command:
+                    found.append(int(entry.name))
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (uvicorn's workers, for instance)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            # The command name may hold spaces and parentheses: the fields follow the last ")".
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
