@@ -23,12 +23,11 @@ def _now() -> datetime:
 
 
 def person_projectors(clock: Callable[[], datetime] = _now) -> tuple[Projector, ...]:
-    """``clock``: the instant each agency's view is decided at (a replay's is the entry's)."""
-    return (
-        consents.project_consents,
-        person_facts.project_person_facts,
-        agency_view.agency_views(clock),
-    )
+    """``clock``: the instant each agency's view is decided at (a replay's is the entry's).
+
+    The consent replica, the facts and the agency views, in one projector (``person_views``).
+    """
+    return (agency_view.person_views(clock),)
 
 
 def projectors() -> tuple[Projector, ...]:

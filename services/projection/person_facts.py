@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from contracts import disclosure
 from contracts.envelope import CloudEvent
@@ -41,7 +41,9 @@ from contracts.events import (
 )
 from services.platform.sql import Transaction
 from services.projection.changes import Change, Upsert, ViewState
+from services.projection.consents import TABLES as CONSENT_TABLES
 from services.projection.consents import consents_of_rows
+from services.projection.store import schema
 
 ARTICLE9 = "article9_support_meeting"
 REFERRAL_STATUS = "referral_status"
@@ -178,6 +180,8 @@ TABLES = (
         decline_followed_up INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (agency, referral_id)
     )""",
+    # Both ends' lines of a referral, read together by the batch that applies its events.
+    "CREATE INDEX IF NOT EXISTS referral_box_referral ON referral_box (referral_id)",
 )
 
 # Primary keys of the tables the views read while projecting, so pending changes can be
@@ -197,6 +201,15 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The columns of the tables whose changes ``Pending`` lays over the stored rows: a change that
+# sets them all needs nothing from underneath.
+_COLUMNS: dict[str, frozenset[str]] = {
+    table.name: frozenset(table.types)
+    for table in map(schema, (*TABLES, *CONSENT_TABLES))
+    if table is not None
+}
+
+
 def utc(at: datetime) -> str:
     """One text form per instant, so text order is time order in both databases."""
     if at.tzinfo is None:
@@ -212,20 +225,31 @@ class Reader(Protocol):
 
 
 class TxReader:
-    """A ``Reader`` over an open transaction (the API and the sweep)."""
+    """A ``Reader`` over an open transaction that only reads (a response being built).
+
+    A response reads the same rows more than once (a replay builds the person as they are now
+    and as they were then, then lists the timeline): each read goes to the database once.
+    """
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
+        self._read: dict[tuple[str, tuple[tuple[str, Any], ...]], list[dict[str, Any]]] = {}
 
     def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
-        clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
-        return self._tx.fetchall(f"SELECT * FROM {table} WHERE {clause}", tuple(where.values()))
+        asked = (table, tuple(where.items()))
+        if asked not in self._read:
+            clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
+            self._read[asked] = self._tx.fetchall(
+                f"SELECT * FROM {table} WHERE {clause}", tuple(where.values())
+            )
+        return list(self._read[asked])
 
 
 def reader_of(state: ViewState) -> Reader:
-    if not isinstance(state, Reader):
+    # What isinstance(state, Reader) checks, without a runtime protocol's cost on every event.
+    if not callable(getattr(state, "rows", None)):
         raise TypeError("the person views need a view state that can read rows (rows())")
-    return state
+    return cast(Reader, state)
 
 
 class Pending:
@@ -233,19 +257,23 @@ class Pending:
 
     The store applies every projector's changes for an event together, after all have run, so
     a projector that reads what another writes for the same event reads through this overlay.
+    A stored row is read only when a change leaves some of its columns as they are.
     """
 
     def __init__(self, base: Reader, changes: Iterable[Change]) -> None:
         self._base = base
-        self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {}
+        # table -> key -> (stored row discarded, the columns set; None: deleted)
+        self._rows: dict[str, dict[tuple[Any, ...], tuple[bool, dict[str, Any] | None]]] = {}
         for change in changes:
             table = self._rows.setdefault(change.table, {})
             key = tuple(change.key[c] for c in KEYS[change.table])
             if isinstance(change, Upsert):
-                earlier = table.get(key) or self._stored(change.table, change.key) or {}
-                table[key] = {**earlier, **change.key, **change.values}
+                discarded, earlier = table.get(key, (False, {}))
+                if earlier is None:
+                    discarded, earlier = True, {}
+                table[key] = (discarded, {**earlier, **change.key, **change.values})
             else:
-                table[key] = None
+                table[key] = (True, None)
 
     def _stored(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         found = self._base.rows(table, key)
@@ -254,17 +282,28 @@ class Pending:
     def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
         pending = self._rows.get(table, {})
         columns = KEYS.get(table, ())
-        stored = [
-            row
-            for row in self._base.rows(table, where)
-            if tuple(row[c] for c in columns) not in pending
-        ]
-        changed = [
-            row
-            for row in pending.values()
-            if row is not None and all(row.get(c) == v for c, v in where.items())
-        ]
-        return stored + changed
+        found: list[dict[str, Any]] = []
+        underneath: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in self._base.rows(table, where):
+            key = tuple(row[c] for c in columns)
+            if key in pending:
+                underneath[key] = row
+            else:
+                found.append(row)
+        complete = _COLUMNS.get(table)
+        for key, (discarded, values) in pending.items():
+            if values is None:
+                continue
+            if any(c in values and values[c] != v for c, v in where.items()):
+                continue
+            if not discarded and (complete is None or not complete <= values.keys()):
+                stored = underneath.get(key) or self._stored(
+                    table, dict(zip(columns, key, strict=True))
+                )
+                values = {**(stored or {}), **values}
+            if all(values.get(c) == v for c, v in where.items()):
+                found.append(values)
+        return found
 
 
 # --- projecting events into facts -------------------------------------------------------------
@@ -492,6 +531,22 @@ def project_person_facts(
     return changes
 
 
+def reads(data: IntegrationEvent) -> dict[str, str]:
+    """The values of the columns the person projectors read rows by for this event: what a
+    store applying many events together reads for all of them at once."""
+    found: dict[str, str] = {}
+    person = getattr(data, "person_id", None)
+    if person is not None:
+        found["person_id"] = str(person)
+    if isinstance(data, ReferralEvent):
+        found["referral_id"] = str(data.referral_id)
+    if isinstance(data, ConsultationAttached):
+        found["subject"] = f"consultation:{data.consultation_id}"
+    elif isinstance(data, ReferralPersonIdentified):
+        found["subject"] = f"referral:{data.referral_id}"
+    return found
+
+
 def _declaration(data: VitalInterestDeclared) -> Upsert:
     return Upsert(
         "vital_interest",
@@ -551,10 +606,12 @@ def record_from(
     ``known_at`` also leaves out what was recorded later than that (a back-entered contact).
     """
     recorded_by: dict[str, set[str]] = {}
+    until = utc(as_of) if as_of is not None else None
+    known = utc(known_at) if known_at is not None else None
     for row in state.rows("timeline", {"person_id": person_id}):
-        if row["category"] is None or (as_of is not None and row["at"] > utc(as_of)):
+        if row["category"] is None or (until is not None and row["at"] > until):
             continue
-        if known_at is not None and row["recorded_at"] > utc(known_at):
+        if known is not None and row["recorded_at"] > known:
             continue
         agencies = recorded_by.setdefault(row["category"], set())
         agencies.add(row["agency"])

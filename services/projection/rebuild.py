@@ -7,7 +7,9 @@ and is never touched.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -21,6 +23,12 @@ KEEP = ("view_purge",)
 Progress = Callable[[int, int], None]
 
 
+def _message(record: Any) -> Message:
+    key = record.key.decode("utf-8") if record.key else ""
+    headers = tuple((k, bytes(v or b"")) for k, v in record.headers)
+    return Message(record.topic, key, record.value, headers, record.partition, record.offset)
+
+
 def rebuild(
     settings: Settings,
     store: ViewStore,
@@ -29,46 +37,66 @@ def rebuild(
     sources: tuple[str, ...],
     progress: Progress,
     every: int = 1000,
+    batch: int = 2000,
 ) -> int:
-    """The number of messages replayed; ``progress(done, total)`` is called as it goes."""
+    """The number of messages replayed; ``progress(done, total)`` is called as it goes.
+
+    Each poll's messages (``batch`` at most) are applied in one transaction.
+    """
     assert settings.kafka_bootstrap_servers, "a rebuild reads the topics: KAFKA_BOOTSTRAP_SERVERS"
     store.reset(keep=KEEP)
     runner = runner_for(store, dead_letters)
     topics = [Topics(settings.topic_prefix).events(s) for s in sources]
+    return catch_up(settings, runner, topics, progress, every=every, batch=batch)
+
+
+def catch_up(
+    settings: Settings,
+    runner: ProjectionRunner,
+    topics: list[str],
+    progress: Progress,
+    *,
+    share: tuple[int, int] = (0, 1),
+    every: int = 1000,
+    batch: int = 2000,
+) -> int:
+    """Feed every message of ``topics`` from the beginning to ``runner``, in batches of one
+    poll; the number of messages fed.
+
+    ``share`` = (k, n): only partitions whose number is k modulo n, of every topic, as the k-th
+    of n replicas holds them: a person's events, keyed alike on every topic, stay with one.
+    """
+    # What is loaded by now lives as long as the process: the collector need not walk it again
+    # on every collection (a sixth of a catch-up's time, otherwise).
+    gc.freeze()
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
     )
     try:
+        mine, replicas = share
         partitions = [
             TopicPartition(topic, part)
             for topic in topics
             for part in sorted(consumer.partitions_for_topic(topic) or ())
+            if part % replicas == mine
         ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
         total, done = sum(end.values()), 0
         progress(done, total)
+        reported = 0
         while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    key = record.key.decode("utf-8") if record.key else ""
-                    headers = tuple((k, bytes(v or b"")) for k, v in record.headers)
-                    runner.consume(
-                        Message(
-                            record.topic,
-                            key,
-                            record.value,
-                            headers,
-                            record.partition,
-                            record.offset,
-                        )
-                    )
-                    done += 1
-                    if done % every == 0:
-                        progress(done, total)
+            polled = consumer.poll(timeout_ms=500, max_records=batch)
+            messages = [_message(record) for records in polled.values() for record in records]
+            if messages:
+                runner.consume_batch(messages)
+            done += len(messages)
+            if done - reported >= every:
+                progress(done, total)
+                reported = done
         progress(done, total)
         return done
     finally:

@@ -1,25 +1,28 @@
-"""The projection runner: one message in, views changed once, or the message dead-lettered.
+"""The projection runner: messages in, views changed once each, or messages dead-lettered.
 
-Both the faust agent and the embedded in-process bus hand every message to ``consume``. A
-message that cannot be read (not a CloudEvent, unknown type or version, data off-schema) goes
-to the dead-letter topic with the reason and processing goes on; it is never silently dropped.
+The embedded in-process bus hands every message to ``consume``; the faust agent and a rebuild
+hand batches to ``consume_batch``, applied in one transaction. A message that cannot be read
+(not a CloudEvent, unknown type or version, data off-schema) goes to the dead-letter topic with
+the reason and processing goes on; it is never silently dropped.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from contracts.envelope import CloudEvent, EnvelopeError
-from contracts.events import InvalidEventData, UnknownEvent, parse
+from contracts.events import IntegrationEvent, InvalidEventData, UnknownEvent, parse
 from services.platform.bus import Message, Publisher
 from services.platform.tracing import context_from, tracer
-from services.projection.changes import Projector
-from services.projection.store import Journalled, Position, ViewStore
+from services.projection.changes import Change, Projector, ViewState
+from services.projection.person_facts import reads
+from services.projection.store import Applying, Journalled, Position, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,15 @@ class Outcome(enum.Enum):
 class Result:
     outcome: Outcome
     reason: str | None = None
+
+
+def _named(datas: Iterable[IntegrationEvent]) -> dict[str, set[str]]:
+    """Per column, the values a batch's events have the projectors read rows by."""
+    named: dict[str, set[str]] = {}
+    for data in datas:
+        for column, value in reads(data).items():
+            named.setdefault(column, set()).add(value)
+    return named
 
 
 def _position(message: Message) -> Position | None:
@@ -59,42 +71,77 @@ class ProjectionRunner:
         self._dead_letter_topic = dead_letter_topic
 
     def consume(self, message: Message) -> Result:
+        [result] = self.consume_batch([message])
+        return result
+
+    def consume_batch(self, messages: Sequence[Message]) -> list[Result]:
+        """Apply the messages in order, in one transaction; dead letters are published first.
+
+        The transaction moves the position past every message, so a batch is either applied
+        whole or, after a crash, delivered again whole (its dead letters published again).
+        """
+        spans = [self._span(message) for message in messages]
+        results: list[Result | None] = [None] * len(messages)
+        events: list[tuple[int, CloudEvent, IntegrationEvent]] = []
+        letters: list[Message] = []
+        for index, message in enumerate(messages):
+            try:
+                event = CloudEvent.from_bytes(message.value)
+                data = parse(event)
+            except (EnvelopeError, UnknownEvent, InvalidEventData) as error:
+                letters.append(self._dead_letter(message, str(error)))
+                results[index] = Result(Outcome.DEAD_LETTERED, str(error))
+                continue
+            spans[index].set_attribute("cloudevents.event_type", event.type)
+            events.append((index, event, data))
+        try:
+            if letters:
+                self._dead_letters.publish(letters)
+            applied = self._store.apply_batch(
+                [
+                    Applying(
+                        event.id,
+                        event.type,
+                        partial(self._changes, event=event, data=data),
+                        Journalled(
+                            event.partitionkey, messages[index].value, _position(messages[index])
+                        ),
+                    )
+                    for index, event, data in events
+                ],
+                [p for m in messages if (p := _position(m)) is not None],
+                warm=_named(data for _, _, data in events),
+            )
+            for (index, _, _), done in zip(events, applied, strict=True):
+                results[index] = Result(Outcome.APPLIED if done else Outcome.DUPLICATE)
+        finally:
+            for span, result in zip(spans, results, strict=True):
+                if result is not None:
+                    span.set_attribute("tsunagu.outcome", result.outcome.value)
+                span.end()
+        return [r for r in results if r is not None]
+
+    def _changes(
+        self, state: ViewState, *, event: CloudEvent, data: IntegrationEvent
+    ) -> list[Change]:
+        return [change for project in self._projectors for change in project(state, event, data)]
+
+    @staticmethod
+    def _span(message: Message) -> Span:
         carrier = {
             name: value
             for name in ("traceparent", "tracestate")
             if (value := message.header(name)) is not None
         }
-        with tracer(__name__).start_as_current_span(
+        return tracer(__name__).start_span(
             "projection.apply", context=context_from(carrier), kind=SpanKind.CONSUMER
-        ) as span:
-            try:
-                event = CloudEvent.from_bytes(message.value)
-                data = parse(event)
-            except (EnvelopeError, UnknownEvent, InvalidEventData) as error:
-                self._dead_letter(message, str(error))
-                if (position := _position(message)) is not None:
-                    self._store.advance(position)
-                span.set_attribute("tsunagu.outcome", Outcome.DEAD_LETTERED.value)
-                return Result(Outcome.DEAD_LETTERED, str(error))
-            span.set_attribute("cloudevents.event_type", event.type)
-            applied = self._store.apply(
-                event.id,
-                event.type,
-                lambda state: [c for p in self._projectors for c in p(state, event, data)],
-                _position(message),
-                Journalled(event.partitionkey, message.value, _position(message)),
-            )
-            outcome = Outcome.APPLIED if applied else Outcome.DUPLICATE
-            span.set_attribute("tsunagu.outcome", outcome.value)
-            return Result(outcome)
+        )
 
-    def _dead_letter(self, message: Message, reason: str) -> None:
+    def _dead_letter(self, message: Message, reason: str) -> Message:
         log.warning("dead-lettered", extra={"topic": message.topic, "reason": reason[:300]})
         headers = tuple(h for h in message.headers if h[0] not in (REASON_HEADER, ORIGIN_HEADER))
         headers += (
             (REASON_HEADER, reason.encode("utf-8")),
             (ORIGIN_HEADER, message.topic.encode()),
         )
-        self._dead_letters.publish(
-            [Message(self._dead_letter_topic, message.key, message.value, headers)]
-        )
+        return Message(self._dead_letter_topic, message.key, message.value, headers)

@@ -1,0 +1,211 @@
+"""B3: the views catching up over a backlog of a million events.
+
+The backlog is generated lifecycles (``bench.load.event_stream``: every integration event kind, in
+the mix Zama's figures give), published to the three event topics (8 partitions) keyed as the
+relays key them. Then:
+
+- baseline: a plain kafka-python consumer in this process reads every message of the three
+  topics from the beginning (assign, seek, poll until the end offsets) and does nothing more;
+- Tsunagu: ``REPLICAS`` processes (one per core), each running ``rebuild.catch_up`` (the loop
+  of ``tsunagu views rebuild``) over its share of the partitions into one empty projection
+  schema: partition k of every topic goes to replica k mod ``REPLICAS``, as faust's assignor
+  gives co-partitioned topics to one worker, so each person's events stay with one replica.
+  Each poll's messages (2,000 at most) go to ``ProjectionRunner.consume_batch``, which is what
+  the faust agent calls for each batch it takes: every projector of the views feed, and one
+  PostgreSQL transaction per batch with its rows, its feed positions and its journal entries.
+
+B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
+last one's end); B3.ratio is that over the baseline's rate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.common import backends, cpu_seconds, machine_cpu_seconds, note, show, stack
+from bench.load import NEW_PER_YEAR, LoadProfile, event_stream
+from contracts.envelope import CONTENT_TYPE
+from contracts.topics import Topics
+from services.platform.bus import KafkaPublisher, ensure_topics
+from services.platform.settings import Settings
+from services.projection.rebuild import catch_up
+from services.wiring import FEEDS, feed_runner, feed_store
+from tests.infrastructure import Infrastructure
+
+EVENTS, TINY_EVENTS = 1_000_000, 1_000
+SOURCES = FEEDS["projection"].sources
+# The load generator's own default: 900 municipalities, a million new consultations a year.
+PROFILE = LoadProfile(municipalities=900, scale=1_000_000 / (900 * NEW_PER_YEAR))
+# About ten events a lifecycle: enough lifecycles that the backlog is cut from a full stream.
+EVENTS_PER_PERSON = 9
+REPLICAS = os.cpu_count() or 1
+
+
+def publish(settings: Settings, count: int) -> dict[str, int]:
+    """``count`` events of the stream on their topics; how many of each service."""
+    assert settings.kafka_bootstrap_servers
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [topics.events(s) for s in SOURCES],
+        settings.topic_partitions,
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        # One request in flight keeps each partition in the stream's order; big batches and a
+        # little linger make a million sends take seconds, not minutes.
+        max_in_flight_requests_per_connection=1,
+        linger_ms=20,
+        batch_size=1 << 20,
+    )
+    per_service = dict.fromkeys(SOURCES, 0)
+    content_type = CONTENT_TYPE.encode()
+    persons = math.ceil(count / EVENTS_PER_PERSON)
+    try:
+        for generated in itertools.islice(event_stream(PROFILE, persons, workers=2), count):
+            headers = [
+                ("content-type", content_type),
+                ("ce_id", generated.event_id.encode()),
+            ]
+            producer.send(
+                topics.events(generated.service),
+                key=generated.key.encode(),
+                value=generated.value,
+                headers=headers,
+            )
+            per_service[generated.service] += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return per_service
+
+
+def consume_raw(settings: Settings) -> int:
+    """Every message of the feed's topics, read and dropped: the baseline."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    try:
+        topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
+        partitions = [
+            TopicPartition(topic, part)
+            for topic in topics
+            for part in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        read = 0
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=500, max_records=2000).values():
+                read += sum(1 for record in records if record.value)
+        return read
+    finally:
+        consumer.close()
+
+
+def replica(
+    settings: Settings, number: int, start_at: float
+) -> tuple[int, float, float, dict[int, float]]:
+    """One replica's share of the backlog, from ``start_at`` (epoch seconds) on: the events it
+    applied, when it finished, its own CPU seconds, and the CPU seconds of every PostgreSQL
+    server process of the database then (its own among them)."""
+    assert settings.kafka_bootstrap_servers and settings.database_url
+    store = feed_store(settings, "projection")
+    dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
+    runner = feed_runner(settings, "projection", store, dead_letters)
+    topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
+    time.sleep(max(0.0, start_at - time.time()))
+    own = time.process_time()
+    try:
+        applied = catch_up(
+            settings, runner, topics, _progress, share=(number, REPLICAS), every=100_000
+        )
+        finished = time.time()
+        own = time.process_time() - own
+        postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
+    finally:
+        dead_letters.close()
+        store.database.close()
+    return applied, finished, own, postgres
+
+
+def _progress(done: int, total: int) -> None:
+    if done:
+        print(f"  projected {done:,}/{total:,}", flush=True)
+
+
+def _timed(work: Callable[[], int]) -> tuple[int, float]:
+    started = time.perf_counter()
+    count = work()
+    return count, time.perf_counter() - started
+
+
+def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
+    count = TINY_EVENTS if tiny else EVENTS
+    with stack(servers, "b3") as running:
+        settings = Settings(
+            var_dir=running.workdir / "var",
+            database_url=running.database_url,
+            kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
+            topic_prefix=running.topic_prefix,
+            topic_partitions=running.partitions,
+        )
+        started = time.perf_counter()
+        per_service = publish(settings, count)
+        print(f"  published {count:,} events in {time.perf_counter() - started:.0f}s", flush=True)
+
+        read, raw_seconds = _timed(lambda: consume_raw(settings))
+        assert read == count, f"the baseline read {read} of {count} messages"
+
+        # The schema is made once here: replicas making it at once would race on its DDL.
+        feed_store(settings, "projection").database.close()
+        # Spawned processes take a while to import; all start applying at the same instant.
+        start_at = time.time() + (5 if tiny else 15)
+        busy, total = machine_cpu_seconds()
+        with ProcessPoolExecutor(REPLICAS, mp_context=get_context("spawn")) as pool:
+            done = list(
+                pool.map(replica, [settings] * REPLICAS, range(REPLICAS), [start_at] * REPLICAS)
+            )
+        busy, total = machine_cpu_seconds()[0] - busy, machine_cpu_seconds()[1] - total
+        seconds = max(finished for _, finished, _, _ in done) - start_at
+        applied = sum(events for events, _, _, _ in done)
+        # A server process each replica saw: the last look at it is its total.
+        server_cpu: dict[int, float] = {}
+        for _, _, _, seen in done:
+            for pid, used in seen.items():
+                server_cpu[pid] = max(server_cpu.get(pid, 0.0), used)
+        views = feed_store(settings, "projection")
+        journalled = views.count("event_journal")
+        views.database.close()
+    assert applied == journalled == count, f"{applied} applied, {journalled} journalled of {count}"
+
+    raw_rate, rate = count / raw_seconds, count / seconds
+    note(
+        "B3",
+        events=count,
+        per_service=per_service,
+        replicas=REPLICAS,
+        seconds=round(seconds, 1),
+        baseline_seconds=round(raw_seconds, 2),
+        per_replica=[
+            {"events": events, "cpu_us_per_event": round(own / events * 1e6, 1)}
+            for events, _, own, _ in done
+        ],
+        postgres_cpu_us_per_event=round(sum(server_cpu.values()) / count * 1e6, 1),
+        machine_busy_share=round(busy / total, 3) if total else None,
+        batch="one poll (2,000 messages at most) per transaction",
+    )
+    events_per_s = show(
+        "B3.events_per_s", rate, "events/s", baseline=raw_rate, of="kafka-python, read only"
+    )
+    return {"B3.events_per_s": events_per_s, "B3.ratio": rate / raw_rate}

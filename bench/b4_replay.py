@@ -1,0 +1,134 @@
+"""B4: a 500-event case replayed as of a random instant.
+
+The case: lifecycles from ``bench.load`` (consultations, consents, referrals, plans, meetings,
+closures), their person ids rewritten to one person, until that person has 500 events; applied
+with other persons' events (``BACKGROUND``) through the views feed (``ProjectionRunner``) into a
+fresh PostgreSQL schema. Then, in this process, ``GET /persons/{id}/as-of?at=T`` through FastAPI's
+TestClient on the projection service's app (authentication, ``person_documents.case_as_of``,
+the audit entry each disclosure appends, the JSON body), as a meeting organiser of the support
+office, for random instants T between the person's first and last event: B4.p99_ms.
+
+Baseline: the same person's timeline rows up to T, read by one SQL query on one connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from bench.common import OFFICE, SECRET, note, percentile, show, stack, token
+from bench.load import Generated, LoadProfile, event_stream, lifecycles, render_events
+from services.platform.bus import InProcessBus, Message
+from services.platform.settings import Settings
+from services.wiring import feed_store, projection_app, projection_runner
+from tests.infrastructure import Infrastructure
+
+CASE_EVENTS = 500
+BACKGROUND, TINY_BACKGROUND = 50_000, 1_000
+REQUESTS, TINY_REQUESTS = 2_000, 40
+WARMUP = 20
+PROFILE = LoadProfile(seed=20250404)
+PERSON = "0b4e1a5e-0000-4000-8000-000000000500"
+
+
+def case_events() -> list[Generated]:
+    """Whole lifecycles of other persons, made the one person's, up to ``CASE_EVENTS``."""
+    events: list[Generated] = []
+    for life in lifecycles(PROFILE, 1_000):
+        mine = [
+            g._replace(
+                key=g.key.replace(life.person_id, PERSON),
+                value=g.value.replace(life.person_id.encode(), PERSON.encode()),
+                person=PERSON if g.person else None,
+            )
+            for g in render_events(life, PROFILE.seed)
+        ]
+        events += mine[: CASE_EVENTS - len(events)]
+        if len(events) == CASE_EVENTS:
+            return events
+    raise RuntimeError(f"fewer than {CASE_EVENTS} events in the lifecycles generated")
+
+
+def _messages(events: list[Generated]) -> Iterator[Message]:
+    for offset, g in enumerate(events):
+        yield Message(f"b4.{g.service}.events", g.key, g.value, (), 0, offset)
+
+
+def _p99(measure: Callable[[datetime], object], instants: list[datetime]) -> float:
+    for at in instants[:WARMUP]:
+        measure(at)
+    took = []
+    for at in instants:
+        started = time.perf_counter()
+        measure(at)
+        took.append((time.perf_counter() - started) * 1000)
+    return percentile(took, 0.99)
+
+
+def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
+    background = TINY_BACKGROUND if tiny else BACKGROUND
+    requests = TINY_REQUESTS if tiny else REQUESTS
+    case = case_events()
+    others = list(itertools.islice(event_stream(LoadProfile(seed=4), background // 9), background))
+    # The case's events arrive among the others, in business-time order.
+    backlog = sorted([*case, *others], key=lambda g: g.at)
+    first, last = min(g.at for g in case), max(g.at for g in case)
+    rng = random.Random(4)
+    instants = [
+        datetime.fromtimestamp(rng.uniform(first, last), UTC) for _ in range(requests + WARMUP)
+    ]
+    with stack(servers, "b4") as running:
+        settings = Settings(
+            var_dir=running.workdir / "var",
+            database_url=running.database_url,
+            topic_prefix=running.topic_prefix,
+            jwt_secret=SECRET,
+        )
+        store = feed_store(settings, "projection")
+        runner = projection_runner(settings, store, InProcessBus())
+        messages = list(_messages(backlog))
+        for start in range(0, len(messages), 2_000):
+            runner.consume_batch(messages[start : start + 2_000])
+        with store.database.transaction() as tx:
+            row = tx.fetchone("SELECT COUNT(*) AS n FROM timeline WHERE person_id = ?", (PERSON,))
+        rows = int(row["n"]) if row else 0
+        store.database.close()
+
+        headers = {"Authorization": f"Bearer {token(OFFICE, 'meeting_organiser')}"}
+        with TestClient(projection_app(settings)) as client:
+
+            def as_of(at: datetime) -> object:
+                response = client.get(
+                    f"/persons/{PERSON}/as-of", params={"at": at.isoformat()}, headers=headers
+                )
+                assert response.status_code == 200, response.text
+                return response.content
+
+            p99 = _p99(as_of, instants)
+
+        with psycopg.connect(running.database_url, autocommit=True) as connection:
+
+            def one_query(at: datetime) -> object:
+                return connection.execute(
+                    "SELECT * FROM projection.timeline WHERE person_id = %s AND at <= %s "
+                    "ORDER BY at, recorded_at, row_id",
+                    (PERSON, at.isoformat(timespec="microseconds")),
+                ).fetchall()
+
+            raw = _p99(one_query, instants)
+    note(
+        "B4",
+        case_events=CASE_EVENTS,
+        case_timeline_rows=rows,
+        background_events=len(others),
+        requests=requests,
+        path="GET /persons/{id}/as-of through FastAPI's TestClient, PostgreSQL",
+    )
+    value = show("B4.p99_ms", p99, "ms", baseline=raw, of="one SQL query for the rows")
+    return {"B4.p99_ms": value}
