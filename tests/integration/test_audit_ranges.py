@@ -1,0 +1,83 @@
+"""The audit chain checked in ranges by several processes names what the walk alone names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from services.platform.settings import Settings
+from services.platform.sql import PostgresDatabase
+from services.projection import audit
+from services.projection.audit import AuditLog, Verification
+from tests.integration.test_audit_postgres import (
+    Connection,
+    alter,
+    delete,
+    insert_forged,
+    swap,
+    viewed,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def log(distributed_settings: Settings) -> Iterator[AuditLog]:
+    assert distributed_settings.database_url
+    database = PostgresDatabase(distributed_settings.database_url, "projection")
+    yield AuditLog(database)
+    database.close()
+
+
+@pytest.fixture
+def raw(distributed_settings: Settings) -> Iterator[Connection]:
+    assert distributed_settings.database_url
+    with psycopg.connect(
+        distributed_settings.database_url,
+        autocommit=True,
+        row_factory=dict_row,
+        options="-c search_path=projection",
+    ) as connection:
+        yield connection
+
+
+def walked(log: AuditLog) -> Verification:
+    return log.verify(batch_size=3, parallel_from=10**9)
+
+
+def in_ranges(log: AuditLog) -> Verification:
+    return log.verify(batch_size=3, parallel_from=1)
+
+
+def late_alter(raw: Connection) -> None:
+    raw.execute("UPDATE audit_log SET categories = '[\"health\"]' WHERE position = 9")
+
+
+def untouched(raw: Connection) -> None:
+    del raw
+
+
+@pytest.mark.parametrize(
+    "change",
+    [untouched, alter, late_alter, delete, swap, insert_forged],
+    ids=lambda change: change.__name__,
+)
+def test_ranges_in_processes_agree_with_the_walk(
+    log: AuditLog,
+    raw: Connection,
+    change: Callable[[Connection], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ranges of three entries over two processes: every boundary is crossed somewhere.
+    monkeypatch.setattr(audit, "RANGE", 3)
+    for n in range(11):
+        log.append(viewed(n))
+    raw.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+    change(raw)
+
+    expected = walked(log)
+    assert in_ranges(log) == expected
+    assert expected.ok == (change is untouched)
