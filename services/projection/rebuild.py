@@ -8,16 +8,20 @@ and is never touched.
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from contracts.topics import Topics
 from services.platform.bus import Message, Publisher
 from services.platform.settings import Settings
 from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
+
+log = logging.getLogger(__name__)
 
 KEEP = ("view_purge",)
 Progress = Callable[[int, int], None]
@@ -91,8 +95,15 @@ def catch_up(
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             polled = consumer.poll(timeout_ms=500, max_records=batch)
             messages = [_message(record) for records in polled.values() for record in records]
-            if messages:
-                runner.consume_batch(messages)
+            while messages:
+                try:
+                    runner.consume_batch(messages)
+                    break
+                except (DeadlockDetected, SerializationFailure) as error:
+                    # Another replica's batch held rows this one needed (a referral identified
+                    # on another person's partition, a meeting about several persons) and the
+                    # server broke the deadlock: nothing of the batch was applied, so again.
+                    log.warning("batch rolled back; applying it again", extra={"error": str(error)})
             done += len(messages)
             if done - reported >= every:
                 progress(done, total)

@@ -74,6 +74,8 @@ def _any_of(sql_type: str) -> str:
 
 
 class _Copying(Protocol):
+    """The PostgreSQL transaction's bulk load (``sql._PostgresTransaction.copy_in``)."""
+
     def copy_in(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None: ...
@@ -287,9 +289,7 @@ _Keyed = tuple[tuple[Any, ...], Row]  # a stored row and its key
 
 def _keyed(table: Schema, rows: list[Row]) -> list[_Keyed]:
     key = table.key
-    return [
-        (tuple(row[c] for c in key), row) for row in rows
-    ]  # (stored row discarded first, values; None: deleted)
+    return [(tuple(row[c] for c in key), row) for row in rows]
 
 
 class _Batch:
@@ -435,7 +435,7 @@ class _Batch:
             self.stage(refresh(self))
 
     def stage(self, changes: Sequence[Change]) -> None:
-        """Lay one event's changes over the views, as the next event's projectors will see them."""
+        """Lay changes over the views, as whatever runs next in the batch will see them."""
         for change in changes:
             table = self._tables[change.table]
             pk = tuple(change.key[column] for column in table.key)
@@ -477,14 +477,18 @@ class _Batch:
         overlay[pk] = row
 
     def write(self) -> None:
-        """Send every staged change: deletions first, then one upsert per set of columns."""
-        for name, ops in self._ops.items():
-            table = self._tables[name]
-            gone = [pk for pk, (discarded, _) in ops.items() if discarded]
+        """Send every staged change: deletions first, then one upsert per set of columns.
+
+        Rows go in the order the batch first changed them, as one event at a time would have
+        inserted them: stored order is what an unordered read gives back.
+        """
+        for name, staged in self._ops.items():
+            table, ops = self._tables[name], list(staged.items())
+            gone = [pk for pk, (discarded, _) in ops if discarded]
             if gone:
                 self._delete(table, gone)
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
-            for pk, (_, values) in ops.items():
+            for pk, (_, values) in ops:
                 if values is not None:
                     groups[tuple(values)].append(pk + tuple(values.values()))
             for columns, rows in groups.items():
