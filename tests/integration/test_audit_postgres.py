@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,10 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg.rows import dict_row
 
 from services.platform.settings import Settings
-from services.platform.sql import PostgresDatabase
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog, entry_hash
 from services.wiring import service_app
 from tests.conftest import TokenFactory
@@ -34,27 +32,6 @@ def viewed(n: int) -> AuditEntry:
         person_id=f"p{n}",
         shown={"identity": ("consent", "c1")},
     )
-
-
-@pytest.fixture
-def log(distributed_settings: Settings) -> Iterator[AuditLog]:
-    assert distributed_settings.database_url
-    database = PostgresDatabase(distributed_settings.database_url, "projection")
-    yield AuditLog(database)
-    database.close()
-
-
-@pytest.fixture
-def raw(distributed_settings: Settings) -> Iterator[Connection]:
-    """A direct connection, as someone with write access to the database would have."""
-    assert distributed_settings.database_url
-    with psycopg.connect(
-        distributed_settings.database_url,
-        autocommit=True,
-        row_factory=dict_row,
-        options="-c search_path=projection",
-    ) as connection:
-        yield connection
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
-from services.platform.settings import Settings
-from services.platform.sql import PostgresDatabase
 from services.projection import audit
 from services.projection.audit import AuditLog, Verification
 from tests.integration.test_audit_postgres import (
@@ -22,26 +18,6 @@ from tests.integration.test_audit_postgres import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def log(distributed_settings: Settings) -> Iterator[AuditLog]:
-    assert distributed_settings.database_url
-    database = PostgresDatabase(distributed_settings.database_url, "projection")
-    yield AuditLog(database)
-    database.close()
-
-
-@pytest.fixture
-def raw(distributed_settings: Settings) -> Iterator[Connection]:
-    assert distributed_settings.database_url
-    with psycopg.connect(
-        distributed_settings.database_url,
-        autocommit=True,
-        row_factory=dict_row,
-        options="-c search_path=projection",
-    ) as connection:
-        yield connection
 
 
 def walked(log: AuditLog) -> Verification:
