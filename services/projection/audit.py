@@ -370,11 +370,16 @@ class AuditLog:
                 f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
                 tuple(row.values()),
             )
-            for category, (basis, basis_id) in entry.shown.items():
+            if entry.shown:
+                # One statement for every category shown: one round trip while the lock is held.
                 tx.execute(
-                    "INSERT INTO audit_basis (position, category, basis, basis_id) "
-                    "VALUES (?, ?, ?, ?)",
-                    (position, category, basis, basis_id),
+                    "INSERT INTO audit_basis (position, category, basis, basis_id) VALUES "
+                    + ", ".join("(?, ?, ?, ?)" for _ in entry.shown),
+                    [
+                        value
+                        for category, (basis, basis_id) in entry.shown.items()
+                        for value in (position, category, basis, basis_id)
+                    ],
                 )
         return AuditRecord.from_row(row)
 
