@@ -78,6 +78,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers == 1:
         uvicorn.run(_service_app(args.service, settings), **options)
     else:
+        # Built once here first, so that the tables exist before the workers start together:
+        # concurrent CREATE TABLE IF NOT EXISTS in PostgreSQL can fail ("tuple concurrently
+        # updated") and kill a worker.
+        app = _service_app(args.service, settings)
+        application = getattr(app.state, "application", None)
+        if application is not None:
+            application.close()
         # Each worker process builds its own app, told which by the environment it inherits.
         os.environ[SERVE_SERVICE] = args.service
         uvicorn.run("services.cli:worker_app", factory=True, workers=args.workers, **options)

@@ -529,6 +529,10 @@ class ViewStore:
         self.database = database
         self.journalled = journal
         with database.transaction() as tx:
+            if database.dialect == "postgresql":
+                # Replicas starting together would race on CREATE TABLE IF NOT EXISTS (a
+                # unique violation in the catalogue): one creates, the others wait for it.
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext('tsunagu view store DDL'))")
             for statement in (PROCESSED, POSITION, *(JOURNAL if journal else ()), *tables):
                 tx.execute(statement)
         self._tables = tuple(tables)
