@@ -12,11 +12,11 @@ from the table (not hidden by the API) and a ``view_purge`` row records it for t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from contracts import disclosure
 from contracts.envelope import CloudEvent
@@ -66,6 +66,7 @@ TABLES = (
 # The purposes an agency's standing view serves; a category shown under any of them is shown,
 # with the basis of the first purpose that allows it.
 VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
+_POLICY_VIEWER = "projection"
 SWEEP_CAUSE = "basis ended (expired or lapsed)"
 READ_CAUSE = "basis ended (found when the view was read)"
 
@@ -123,90 +124,12 @@ def _end(
 def allowed_categories(
     agency: str, record: disclosure.PersonRecord, at: datetime
 ) -> dict[str, Allowed]:
-    """What ``decide`` lets ``agency`` see of the person at ``at``, over the view's purposes.
-
-    The answer of ``disclosure.visible_categories`` for each purpose in turn, the first purpose
-    that allows a category giving its basis; but the bases are sorted out once for the agency
-    rather than once per category and purpose (``decide`` itself asks each a hundred times over).
-    """
-    own = {category for category, agencies in record.recorded_by.items() if agency in agencies}
-    consents = _latest_first(
-        (c for c in record.consents if c.person_id == record.person_id and agency in c.recipients),
-        lambda c: c.consent_id,
-    )
-    # A consent in force, with what it covers for this agency now: its categories not withdrawn.
-    covering = [
-        (
-            c,
-            {
-                category
-                for category in c.categories
-                if not any(w.at <= at and w.matches(agency, category) for w in c.withdrawals)
-            },
-        )
-        for c in consents
-        if c.valid_from <= at < c.valid_until
-    ]
-    meeting = next(
-        iter(
-            _latest_first(
-                (m for m in record.memberships if m.agency == agency and m.active(at)),
-                lambda m: m.meeting_id,
-            )
-        ),
-        None,
-    )
-    declarations = _latest_first(
-        (d for d in record.vital_interests if agency in d.recipients and d.valid_from <= at),
-        lambda d: d.declaration_id,
-    )
-    declarations = [d for d in declarations if at < d.valid_until]
-    if not (own or covering or meeting or declarations):
-        return {}
-    allowed: dict[str, Allowed] = {}
-    for purpose in VIEW_PURPOSES:
-        for category in reference().data_categories:
-            if category in allowed:
-                continue
-            allow = _first_basis(category, purpose, own, covering, meeting, declarations)
-            if allow is not None:
-                end = _end(record, agency, category, allow, at)
-                allowed[category] = Allowed(allow.basis, allow.basis_id, end)
-    return allowed
-
-
-_Dated = TypeVar(
-    "_Dated", disclosure.Consent, disclosure.MeetingMembership, disclosure.VitalInterest
-)
-
-
-def _latest_first(items: Iterable[_Dated], ident: Callable[[_Dated], str]) -> list[_Dated]:
-    """Latest start first, ties by the smallest id: ``decide`` takes the first that applies."""
-    return sorted(sorted(items, key=ident), key=lambda item: item.valid_from, reverse=True)
-
-
-def _first_basis(
-    category: str,
-    purpose: str,
-    own: set[str],
-    covering: list[tuple[disclosure.Consent, set[str]]],
-    meeting: disclosure.MeetingMembership | None,
-    declarations: list[disclosure.VitalInterest],
-) -> disclosure.Allow | None:
-    """``decide``'s bases in its order, for one category and purpose, from pre-sorted bases."""
-    if category in own:
-        return disclosure.Allow("own_record", None)
-    for consent, categories in covering:
-        if category in categories and purpose in consent.purposes:
-            return disclosure.Allow("consent", consent.consent_id)
-    if category == disclosure.TAX:
-        return None
-    if meeting is not None:
-        return disclosure.Allow("article9_meeting", meeting.meeting_id)
-    for declaration in declarations:
-        if category in declaration.categories:
-            return disclosure.Allow("vital_interest", declaration.declaration_id)
-    return None
+    """What ``decide`` lets ``agency`` see of the person at ``at``, over the view's purposes."""
+    viewer = disclosure.Viewer(agency=agency, staff_id=_POLICY_VIEWER)
+    return {
+        category: Allowed(allow.basis, allow.basis_id, _end(record, agency, category, allow, at))
+        for category, allow in disclosure.visible_for_any(viewer, record, VIEW_PURPOSES, at).items()
+    }
 
 
 def visible_to(agency: str, fact: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 
 from contracts import disclosure
+from contracts.reference import reference
 from services.projection.agency_view import VIEW_PURPOSES, Allowed, _end, allowed_categories
 from tests.unit.test_disclosure import Case, cases
 
@@ -19,9 +20,9 @@ def by_decide(agency: str, record: disclosure.PersonRecord, at: datetime) -> dic
     viewer = disclosure.Viewer(agency=agency, staff_id="projection")
     allowed: dict[str, Allowed] = {}
     for purpose in VIEW_PURPOSES:
-        shown = disclosure.visible_categories(viewer, record, purpose, at)
-        for category, allow in shown.items():
-            if category not in allowed:
+        for category in reference().data_categories:
+            allow = disclosure.decide(viewer, record, category, purpose, at)
+            if isinstance(allow, disclosure.Allow) and category not in allowed:
                 end = _end(record, agency, category, allow, at)
                 allowed[category] = Allowed(allow.basis, allow.basis_id, end)
     return allowed
