@@ -194,7 +194,7 @@ def _views(args: argparse.Namespace, settings: Settings) -> int:
         return _rebuild(args.service, settings)
     store = view_store(settings)
     # Consents expire and emergency windows close with no event: something must look.
-    if not settings.kafka_bootstrap_servers:
+    if not settings.distributed or not settings.kafka_bootstrap_servers:
         # Embedded: the running app publishes the purges recorded here.
         purges = sweep(store, args.at)
     else:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +27,7 @@ from services.projection.person_api import build_router
 from services.projection.person_facts import person_record
 from services.scenarios import Played, ScenarioPlayer
 from services.wiring import embedded_app
-from tests.conftest import TokenFactory
+from tests.conftest import JWT_SECRET, TokenFactory
 from tests.scenario_checks import (
     check_every_disclosure_replays,
     check_view_expectations,
@@ -397,3 +399,32 @@ def test_only_a_recorded_disclosure_can_be_replayed(client: TestClient, auth: Au
     [refusal] = client.get("/views/audit/agencies/zama-shuno", headers=officer).json()
     replay = client.get(f"/views/audit/entries/{refusal['position']}/replay", headers=officer)
     assert replay.status_code == 409
+
+
+def test_the_replay_command_rebuilds_a_recorded_view(
+    client: TestClient,
+    auth: Auth,
+    embedded_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    person, consent = person_with_consent(client, auth, datetime.now(UTC) + timedelta(days=30))
+    assert view(client, auth, person, "hellowork-atsugi")
+    monkeypatch.setenv("TSUNAGU_VAR_DIR", str(embedded_settings.var_dir))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["audit", "replay", "1"]) == 0
+    replay = json.loads(capsys.readouterr().out)
+    assert replay["matches"] is True and replay["position"] == 1
+    assert replay["bases"]["identity"] == {"basis": "consent", "basis_id": consent}
+
+
+def test_the_embedded_app_sweeps_lapsed_bases_by_itself(tmp_path: Path, auth: Auth) -> None:
+    settings = Settings(var_dir=tmp_path / "var", jwt_secret=JWT_SECRET, sweep_seconds=0.2)
+    with TestClient(embedded_app(settings)) as client:
+        person, _ = person_with_consent(client, auth, datetime.now(UTC) + timedelta(seconds=2))
+        count = "SELECT COUNT(*) FROM view_purge WHERE person_id = ? AND published = 1"
+        deadline = time.monotonic() + 30
+        while table_rows(settings, count, (person,)) == [(0,)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # No read and no event: the app's own sweeper purged the view and published the purge.
+        assert table_rows(settings, count, (person,)) == [(1,)]
