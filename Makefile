@@ -39,8 +39,9 @@ contracts: $(STAMP)
 	$(BIN)/python -m contracts.export
 
 ## The benchmarks of bench/ on real PostgreSQL and Kafka; figures to bench/results/latest.json.
+## Servers of their own (not the tests'), with PostgreSQL durable as in production.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	TSUNAGU_LOCAL_DIR=$(CURDIR)/var/bench TSUNAGU_PG_DURABLE=1 $(BIN)/python -m bench.run
 
 servers-up:
 	bash deploy/local/up.sh

@@ -23,6 +23,7 @@ from bench.common import (
     backends,
     children,
     cpu_seconds,
+    durability,
     machine_cpu_seconds,
     note,
     show,
@@ -128,6 +129,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     with stack(servers, "b1") as running:
         raw = raw_inserts(running.database_url, CLIENTS, seconds)
         raw_single = raw_inserts(running.database_url, 1, seconds / 2)
+        settings = durability(running.database_url)
         server, port = running.serve("intake", WORKERS)
         assert server.popen is not None
         processes = [server.popen.pid, *children(server.popen.pid)]
@@ -149,6 +151,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     note(
         "B1",
         raw_insert_tx_per_s_1_client=raw_single,
+        postgres=settings,
         clients=CLIENTS,
         intake_workers=WORKERS,
         seconds=outcome.seconds,

@@ -203,6 +203,15 @@ def backends(database_url: str) -> list[int]:
     return found
 
 
+def durability(database_url: str) -> dict[str, str]:
+    """The server's settings that decide what a commit costs (``make bench``'s: all on)."""
+    with psycopg.connect(database_url) as connection:
+        return {
+            name: str(connection.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+            for name in ("fsync", "synchronous_commit", "full_page_writes")
+        }
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (uvicorn's workers, for instance)."""
     found = []

@@ -21,7 +21,8 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_ENV = ROOT / "var" / "local" / "env"
+# deploy/local's state directory: the same variable and default as its scripts.
+LOCAL_DIR = Path(os.environ.get("TSUNAGU_LOCAL_DIR", ROOT / "var" / "local"))
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def provide() -> Iterator[Infrastructure]:
         )
         subprocess.run(["bash", str(ROOT / "deploy/local/up.sh")], check=True)
         try:
-            env = _read_env_file(LOCAL_ENV)
+            env = _read_env_file(LOCAL_DIR / "env")
             yield Infrastructure(
                 env["DATABASE_URL"], env["KAFKA_BOOTSTRAP_SERVERS"], "deploy/local"
             )
