@@ -10,8 +10,8 @@ relays key them. Then:
   of ``tsunagu views rebuild``) over its share of the partitions into one empty projection
   schema: partition k of every topic goes to replica k mod ``REPLICAS``, as faust's assignor
   gives co-partitioned topics to one worker, so each person's events stay with one replica.
-  Each poll's messages (2,000 at most) go to ``ProjectionRunner.consume_batch``, which is what
-  the faust agent calls for each batch it takes: every projector of the views feed, and one
+  Up to ``rebuild.BATCH`` messages at a time go to ``ProjectionRunner.consume_batch``, which is
+  what the faust agent calls for each batch it takes: every projector of the views feed, and one
   PostgreSQL transaction per batch with its rows, its feed positions and its journal entries.
 
 B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
@@ -36,7 +36,7 @@ from contracts.envelope import CONTENT_TYPE
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, ensure_topics
 from services.platform.settings import Settings
-from services.projection.rebuild import catch_up
+from services.projection.rebuild import BATCH, catch_up
 from services.wiring import FEEDS, feed_runner, feed_store
 from tests.infrastructure import Infrastructure
 
@@ -203,7 +203,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         ],
         postgres_cpu_us_per_event=round(sum(server_cpu.values()) / count * 1e6, 1),
         machine_busy_share=round(busy / total, 3) if total else None,
-        batch="one poll (2,000 messages at most) per transaction",
+        batch=f"{BATCH:,} messages at most per transaction",
     )
     events_per_s = show(
         "B3.events_per_s", rate, "events/s", baseline=raw_rate, of="kafka-python, read only"
