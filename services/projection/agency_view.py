@@ -170,7 +170,9 @@ def refresh_changes(
     held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for (holder, category, _), row in existing.items():
         held.setdefault(holder, []).append((category, row))
-    for agency in reference().agencies:
+    # Only an agency some basis names can be allowed anything, and only one holding rows can
+    # lose any: the others (thousands, in a national reference) have nothing to refresh.
+    for agency in sorted((named | held.keys()) & reference().agencies.keys()):
         allowed = allowed_categories(agency, record, now) if agency in named else {}
         grants = {
             category: (grant.basis, grant.basis_id, utc(grant.valid_until))
