@@ -28,7 +28,7 @@ from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
 from services.meeting.integration import to_cloudevent as meeting_cloudevent
 from services.platform.bus import InProcessBus, Publisher
-from services.platform.eventstore import TracingApplication, eventstore_env
+from services.platform.eventstore import TracingApplication, eventstore_env, wait_for_events
 from services.platform.http import create_app
 from services.platform.relay import Relay, RelayPosition, Translate
 from services.platform.settings import Settings
@@ -172,6 +172,7 @@ def relay(settings: Settings, service: str, app: TracingApplication, publisher: 
         topic=Topics(settings.topic_prefix).events(service),
         publisher=publisher,
         position=RelayPosition(database, service),
+        wait=wait_for_events(settings, app.recorder),
     )
 
 

@@ -8,21 +8,29 @@ event, so the relay can continue the trace that the HTTP request started.
 from __future__ import annotations
 
 import copy
-from typing import Any, TypeVar
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
 
 from contracts.errors import NotFound
 from services.platform.indexes import ListIndex
 from services.platform.settings import Settings
 from services.platform.tracing import current_carrier, tracer
 
+if TYPE_CHECKING:
+    import psycopg
+
 TRACE_KEY = "_trace"
 A = TypeVar("A", bound=Aggregate)
+# How often a long wait for new events looks whether it has been told to stop.
+STOP_CHECK_SECONDS = 0.1
 
 
 def eventstore_env(settings: Settings, service: str) -> dict[str, str]:
@@ -50,6 +58,60 @@ def eventstore_env(settings: Settings, service: str) -> dict[str, str]:
         "SQLITE_DBNAME": str(settings.var_dir / f"{service}-events.sqlite3"),
         "CREATE_TABLE": "y",
     }
+
+
+class NewEventsListener:
+    """Waits for PostgreSQL's word that events were stored in one application's event store.
+
+    The recorder's insert sends ``NOTIFY <channel>`` in its transaction, and PostgreSQL delivers
+    it only once that transaction has committed: a reader that looks after waking finds those
+    events. Called as ``listener(stop, seconds)``, like ``threading.Event.wait``.
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        self._url, self._channel = url, channel
+        self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    def __call__(self, stop: threading.Event, seconds: float) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            if self._connection is None:
+                self._connection = psycopg.connect(self._url, autocommit=True)
+                self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                # Nothing stored before the LISTEN was announced here: the caller looks now.
+                return
+            deadline = time.monotonic() + seconds
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                timeout = min(left, STOP_CHECK_SECONDS)
+                if list(self._connection.notifies(timeout=timeout, stop_after=1)):
+                    # Notices already queued are for commits the caller's next look covers too.
+                    list(self._connection.notifies(timeout=0))
+                    return
+        except psycopg.Error:
+            # A fresh connection (and LISTEN) at the next call; the caller retries meanwhile.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def wait_for_events(
+    settings: Settings, recorder: ApplicationRecorder
+) -> Callable[[threading.Event, float], object] | None:
+    """How a reader of ``recorder``'s notification log waits for more: on PostgreSQL, for the
+    notice each insert sends; None where the store sends none (the reader polls)."""
+    if not settings.database_url:
+        return None
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        return None
+    return NewEventsListener(settings.database_url, recorder.channel_name)
 
 
 class TracingMapper(Mapper[UUID]):

@@ -27,6 +27,9 @@ from services.platform.tracing import context_from, current_carrier, tracer
 log = logging.getLogger(__name__)
 
 Translate = Callable[[DomainEventProtocol[UUID]], CloudEvent | None]
+# (stop, seconds): returns once new events may have been stored, ``stop`` is set, or the seconds
+# have passed; the relay looks again whichever it was, so a late or lost wake-up costs time only.
+WaitForEvents = Callable[[threading.Event, float], object]
 # A service's reading of one of its domain events: the data, the municipality, the person.
 Translation = tuple[IntegrationEvent, str, UUID | None]
 
@@ -83,6 +86,7 @@ class Relay:
         publisher: Publisher,
         position: RelayPosition,
         batch_size: int = 200,
+        wait: WaitForEvents | None = None,
     ) -> None:
         self._recorder = recorder
         self._mapper = mapper
@@ -91,6 +95,8 @@ class Relay:
         self._publisher = publisher
         self._position = position
         self._batch_size = batch_size
+        # A store that announces its inserts wakes the relay at once; others are polled.
+        self._wait: WaitForEvents = wait or threading.Event.wait
         self._lock = threading.Lock()
 
     def pump(self) -> int:
@@ -116,10 +122,11 @@ class Relay:
         return total
 
     def run(self, stop: threading.Event, poll_seconds: float) -> None:
+        """Publish until ``stop``; when caught up, wait for new events ``poll_seconds`` at most."""
         while not stop.is_set():
             try:
                 if self.pump() < self._batch_size:
-                    stop.wait(poll_seconds)
+                    self._wait(stop, poll_seconds)
             except Exception:
                 log.exception("relay batch failed; retrying", extra={"topic": self._topic})
                 stop.wait(1.0)
