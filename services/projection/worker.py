@@ -23,10 +23,12 @@ from services.projection.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 
-# Messages per transaction at most: a backlog is caught up in batches of this many, while a
-# message arriving alone waits at most WITHIN seconds for company.
+# Messages per transaction at most: a backlog is caught up in batches of this many. Faust
+# hands over what has arrived every WITHIN seconds, counted from the end of the previous batch:
+# messages that arrive while a batch is being written already make the next one, so a longer
+# wait adds latency without adding much company (at 300/s, 20 ms cost 10 ms on average).
 BATCH = 1000
-WITHIN = 0.02
+WITHIN = 0.005
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
