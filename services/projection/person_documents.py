@@ -8,6 +8,7 @@ journalled events, so that the two can be compared byte for byte.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,6 @@ from services.projection.person_facts import Reader, record_from, utc
 
 # category -> (basis, basis id): what an audit entry records of a disclosure
 Shown = dict[str, tuple[str, str | None]]
-TIMELINE_FIELDS = ("at", "recorded_at", "event", "agency", "category", "event_id")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,24 @@ def standing_view(state: Reader, agency: str, person_id: str) -> Disclosure:
     return Disclosure(document, shown)
 
 
+def _timeline_order(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["at"], row["recorded_at"], row["row_id"])
+
+
+def _visible_to(agency: str) -> Callable[[dict[str, Any]], bool]:
+    """``visible_to`` for ``agency``, asked once per audience: a case's rows share a handful."""
+    answers: dict[str | None, bool] = {}
+
+    def check(row: dict[str, Any]) -> bool:
+        audience = row.get("audience")
+        answer = answers.get(audience)
+        if answer is None:
+            answer = answers[audience] = visible_to(agency, row)
+        return answer
+
+    return check
+
+
 def case_as_of(
     state: Reader,
     viewer_agency: str,
@@ -70,35 +88,47 @@ def case_as_of(
     entered later with an earlier business time (a contact written up afterwards).
     """
     known_at = None if back_entered else at
+    # Stored times are ``utc`` text: one text bound per instant compares every row.
+    until = utc(at)
+    known = utc(known_at) if known_at is not None else None
     viewer_allows = allowed_categories(viewer_agency, record_from(state, person_id), now)
-    then = record_from(state, person_id, as_of=at, known_at=known_at)
     rows = sorted(
         (
             row
             for row in state.rows("timeline", {"person_id": person_id})
-            if row["at"] <= utc(at) and (known_at is None or row["recorded_at"] <= utc(known_at))
+            if row["at"] <= until and (known is None or row["recorded_at"] <= known)
         ),
-        key=lambda row: (row["at"], row["recorded_at"], row["row_id"]),
+        key=_timeline_order,
     )
-
-    def viewer_sees(row: dict[str, Any]) -> bool:
-        return row["category"] in viewer_allows and visible_to(viewer_agency, row)
+    viewer_sees = _visible_to(viewer_agency)
+    shown_rows = [
+        row
+        for row in rows
+        # Basis events (consents, declarations) carry scopes, not the person's data.
+        if row["category"] is None or (row["category"] in viewer_allows and viewer_sees(row))
+    ]
+    # Every summary shown, parsed by one call as one JSON array: hundreds of ``json.loads``
+    # calls cost more in their Python wrapper than in parsing.
+    summaries: list[dict[str, Any]] = json.loads(
+        "[" + ",".join(row["summary"] for row in shown_rows) + "]"
+    )
 
     timeline: list[dict[str, Any]] = []
     status: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        # Basis events (consents, declarations) carry scopes, not the person's data.
-        if row["category"] is not None and not viewer_sees(row):
-            continue
+    for row, summary in zip(shown_rows, summaries, strict=True):
         timeline.append(
             {
-                key: row[key]
-                for key in ("at", "recorded_at", "event", "agency", "category", "event_id")
+                "at": row["at"],
+                "recorded_at": row["recorded_at"],
+                "event": row["event"],
+                "agency": row["agency"],
+                "category": row["category"],
+                "event_id": row["event_id"],
+                "summary": summary,
             }
-            | {"summary": json.loads(row["summary"])}
         )
         if row["category"] is not None:
-            status.setdefault(row["category"], {}).update(json.loads(row["summary"]))
+            status.setdefault(row["category"], {}).update(summary)
     shown: Shown = {
         c: (viewer_allows[c].basis, viewer_allows[c].basis_id) for c in status if c in viewer_allows
     }
@@ -110,23 +140,30 @@ def case_as_of(
         "state": status,
     }
     if agency is not None:
+        then = record_from(state, person_id, as_of=at, known_at=known_at)
         could = allowed_categories(agency, then, at)
+        agency_sees = _visible_to(agency)
+        # The fields of the rows the viewer may see now, as the timeline shows them.
+        fields_of = {
+            row["row_id"]: summary for row, summary in zip(shown_rows, summaries, strict=True)
+        }
         seen: dict[str, dict[str, Any]] = {}
         for row in rows:
             category = row["category"]
-            if category is None or category not in could or not visible_to(agency, row):
+            if category is None or category not in could or not agency_sees(row):
                 continue
+            fields = fields_of.get(row["row_id"])
+            # What the agency saw, shown only where the viewer may see it now.
             entry = seen.setdefault(
                 category,
                 {
                     "basis": could[category].basis,
                     "basis_id": could[category].basis_id,
-                    # What the agency saw, shown only where the viewer may see it now.
-                    "fields": {} if viewer_sees(row) else None,
+                    "fields": {} if fields is not None else None,
                 },
             )
-            if entry["fields"] is not None and viewer_sees(row):
-                entry["fields"].update(json.loads(row["summary"]))
+            if entry["fields"] is not None and fields is not None:
+                entry["fields"].update(fields)
                 shown[category] = (viewer_allows[category].basis, viewer_allows[category].basis_id)
         document["agency_view"] = {"agency": agency, "categories": seen}
     return Disclosure(document, shown)
