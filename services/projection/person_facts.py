@@ -459,9 +459,15 @@ def _facts_of(row: dict[str, Any]) -> list[Change]:
 
 
 def _attach(state: Reader, subject: str, person: str) -> list[Change]:
-    """Tie the rows waiting under ``subject`` to ``person``, and make them the person's facts."""
+    """Tie the rows waiting under ``subject`` to ``person``, and make them the person's facts.
+
+    Where rows set the same field, the last one's value stands, as it would have had the
+    person been known when each was projected: so they go in the order they were recorded,
+    whatever order the read (stored rows, then those pending in the batch) gives them in.
+    """
     changes: list[Change] = []
-    for row in state.rows("timeline", {"subject": subject}):
+    waiting = state.rows("timeline", {"subject": subject})
+    for row in sorted(waiting, key=lambda row: (row["recorded_at"], row["row_id"])):
         if row["person_id"] is not None:
             continue
         attached = {**row, "person_id": person}
@@ -608,15 +614,19 @@ def record_from(
     recorded_by: dict[str, set[str]] = {}
     until = utc(as_of) if as_of is not None else None
     known = utc(known_at) if known_at is not None else None
+    # A referral's rows repeat the same few audiences: each is parsed once.
+    audiences: set[str] = set()
     for row in state.rows("timeline", {"person_id": person_id}):
-        if row["category"] is None or (until is not None and row["at"] > until):
+        category = row["category"]
+        if category is None or (until is not None and row["at"] > until):
             continue
         if known is not None and row["recorded_at"] > known:
             continue
-        agencies = recorded_by.setdefault(row["category"], set())
-        agencies.add(row["agency"])
-        if row["category"] == REFERRAL_STATUS and row["audience"]:
-            agencies.update(json.loads(row["audience"]))
+        recorded_by.setdefault(category, set()).add(row["agency"])
+        if category == REFERRAL_STATUS and row["audience"]:
+            audiences.add(row["audience"])
+    for audience in audiences:
+        recorded_by[REFERRAL_STATUS].update(json.loads(audience))
     memberships = tuple(
         disclosure.MeetingMembership(
             meeting_id=row["meeting_id"],

@@ -17,6 +17,7 @@ from contracts.events import (
     ConsentWithdrawn,
     ConsultationAttached,
     ConsultationOpened,
+    ConsultationTriaged,
     IntegrationEvent,
     MeetingHeld,
     MeetingScheduled,
@@ -28,7 +29,7 @@ from contracts.events.meeting import Attendee, DiscussedPlan, Membership
 from services.projection import consents
 from services.projection.agency_view import agency_views
 from services.projection.changes import Change, Delete, Upsert
-from services.projection.person_facts import KEYS, project_person_facts, record_from
+from services.projection.person_facts import KEYS, project_person_facts, record_from, utc
 
 pytestmark = pytest.mark.unit
 
@@ -62,9 +63,12 @@ class Views:
             else:
                 table.pop(key, None)
 
-    def feed(self, data: IntegrationEvent, now: datetime = NOW) -> list[Change]:
-        """One event through the projection feed's projectors, applied together."""
-        event = cloudevent(data)
+    def feed(
+        self, data: IntegrationEvent, now: datetime = NOW, recorded: datetime = NOW
+    ) -> list[Change]:
+        """One event, recorded at ``recorded``, through the projection feed's projectors,
+        applied together."""
+        event = cloudevent(data, recorded)
         view = agency_views(lambda: now)(self, event, data)
         self.apply(
             [
@@ -83,13 +87,13 @@ class Views:
         }
 
 
-def cloudevent(data: IntegrationEvent) -> CloudEvent:
+def cloudevent(data: IntegrationEvent, time: datetime = NOW) -> CloudEvent:
     return CloudEvent.model_validate(
         dict(
             id=str(uuid4()),
             source=f"/tsunagu/{data.service}",
             type=data.cloudevent_type(),
-            time=NOW,
+            time=time,
             municipality="142182",
             partitionkey="k",
             eventversion=data.version,
@@ -182,6 +186,43 @@ def test_an_anonymous_consultation_joins_the_person_from_its_opening() -> None:
     timeline = sorted(r["at"] for r in views.rows("timeline", {"person_id": str(person)}))
     assert timeline[0] == opened.isoformat(timespec="microseconds")
     assert facts(views, person)[f"consultation:{consultation}.notes"] == "consultation"
+
+
+class NewestFirst(Views):
+    """Stored rows read back in the opposite order to the one they were written in: a read
+    promises no order of its own."""
+
+    def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
+        return super().rows(table, where)[::-1]
+
+
+def test_an_attached_consultation_has_the_facts_it_would_have_had_from_the_start() -> None:
+    person, consultation = uuid4(), uuid4()
+    # The later triage, recorded an hour after the first, is back-dated before it.
+    triages = [
+        (T0, NOW - timedelta(hours=2), "continue_here"),
+        (T0 - timedelta(days=1), NOW - timedelta(hours=1), "connect_elsewhere"),
+    ]
+    known, attached = Views(), NewestFirst()
+    for at, recorded, outcome in triages:
+        for views, whose in ((known, person), (attached, None)):
+            triaged = ConsultationTriaged(
+                **act(at=at), consultation_id=consultation, person_id=whose, outcome=outcome
+            )
+            views.feed(triaged, recorded=recorded)
+    for views in (known, attached):
+        views.feed(
+            ConsultationAttached(
+                **act(), consultation_id=consultation, person_id=person, consultation_opened_at=T0
+            )
+        )
+
+    def current(views: Views) -> dict[str, tuple[str, str]]:
+        return {row["field"]: (row["value"], row["at"]) for row in views.rows("person_fact", {})}
+
+    assert current(attached) == current(known)
+    latest = current(attached)[f"consultation:{consultation}.outcome"]
+    assert latest == ('"connect_elsewhere"', utc(T0 - timedelta(days=1)))
 
 
 def test_a_consent_opens_exactly_its_categories_until_it_ends() -> None:
