@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from contracts.reference import reference
 from services.platform.settings import Settings
 
 DEV_KEY_FILE = "dev-jwt-secret"
+# Verified tokens kept, at most: a client sends the same token with every request, and checking
+# its signature and claims again cost more than a command's own save (B1's profile).
+VERIFIED_TOKENS = 10_000
 
 
 def dev_secret(var_dir: Path) -> str:
@@ -64,9 +68,12 @@ def mint_token(
 
 
 class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        self._clock = clock
+        # token -> (the staff member, its expiry): never served once expired.
+        self._verified: dict[str, tuple[Staff, float]] = {}
         self._jwks: jwt.PyJWKClient | None = None
         self._secret: str | None = None
         if settings.jwks_url:
@@ -75,13 +82,24 @@ class TokenVerifier:
             self._secret = signing_secret(settings)
 
     def verify(self, token: str) -> Staff:
+        known = self._verified.get(token)
+        if known is not None:
+            staff, expires = known
+            if self._clock() < expires:
+                return staff
+            self._verified.pop(token, None)
+            raise Unauthenticated("token expired")
         try:
             claims = self._decode(token)
         except jwt.ExpiredSignatureError as error:
             raise Unauthenticated("token expired") from error
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"invalid token: {error}") from error
-        return self._staff(claims)
+        staff = self._staff(claims)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = (staff, float(claims["exp"]))
+        return staff
 
     def _decode(self, token: str) -> dict[str, Any]:
         if self._jwks is not None:

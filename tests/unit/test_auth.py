@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
-from services.platform.auth import dev_secret, mint_token
+from contracts.errors import Unauthenticated
+from services.platform.auth import TokenVerifier, dev_secret, mint_token
 from services.platform.settings import Settings
 from services.wiring import embedded_app
 from tests.conftest import JWT_SECRET, TokenFactory
@@ -160,3 +161,20 @@ def test_production_tokens_are_rs256_verified_against_a_jwks_url(
     forged = jwt.encode(claims, "guess", algorithm="HS256")
     denied = client.get("/views/consultations", headers={"Authorization": f"Bearer {forged}"})
     assert denied.status_code == 401
+
+
+def test_a_verified_token_is_not_checked_again_until_it_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [time.time()]
+    verifier = TokenVerifier(Settings(var_dir=tmp_path, jwt_secret=JWT_SECRET), lambda: now[0])
+    token = mint_token(JWT_SECRET, staff_id="s1", agency="zama-jiritsu", roles=["caseworker"])
+    first = verifier.verify(token)
+    decoded: list[str] = []
+    monkeypatch.setattr(jwt, "decode", lambda *args, **kwargs: decoded.append("again"))
+    assert verifier.verify(token) == first
+    assert decoded == []
+    # Past its expiry the kept verification is worthless, whatever the signature says.
+    now[0] += 8 * 3600 + 1
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token)
