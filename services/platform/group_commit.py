@@ -6,6 +6,12 @@ and commit. Here the saves that arrive while a transaction is in flight wait, an
 transaction writes them all: one lock, one INSERT and one commit for the group. A save still
 returns only once its own events are committed, and the order of ids still matches commit
 order. Nothing else changes: no thread of its own, and the same errors for the same saves.
+
+A group is written by one statement on an autocommit connection, a function that locks, inserts
+and notifies: the lock is then held only for the server's own work and the commit. Written as
+`eventsourcing` writes (lock, insert, then commit, each sent by the client), the lock was held
+while the writing process waited for its interpreter between statements: under B1's load a
+backend sat "idle in transaction" three quarters of the time, and every other writer waited.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
 
 # Bounds one transaction's size, so that a burst does not become one very long lock.
 MAX_GROUP_EVENTS = 1000
@@ -50,6 +58,33 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         self._lock = threading.Lock()
         self._waiting: deque[_Save] = deque()
         self._leading = False
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        self._function = f"tsunagu_insert_locked_{self.datastore.originator_id_type}"
+        # As eventsourcing's own insert function, with the table lock taken inside it.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ BEGIN "
+                "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "NOTIFY {channel}; "
+                "RETURN QUERY INSERT INTO {schema}.{table} AS t "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+                "RETURNING notification_id; "
+                "END; $BODY$"
+            ).format(
+                schema=schema,
+                function=Identifier(self._function),
+                event=Identifier(self.stored_event_type_name),
+                lock_timeout=self.datastore.lock_timeout,
+                table=table,
+                channel=Identifier(self.channel_name),
+            )
+        )
+        self._insert_locked = SQL("SELECT * FROM {schema}.{function}(%s)").format(
+            schema=schema, function=Identifier(self._function)
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -91,7 +126,7 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
 
     def _write(self, group: list[_Save]) -> None:
         try:
-            ids: Sequence[int] | None = super().insert_events(
+            ids: Sequence[int] | None = self._insert_group(
                 [event for save in group for event in save.events]
             )
         except IntegrityError as clash:
@@ -111,3 +146,14 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
             end = start + len(save.events)
             save.finish(ids[start:end] if ids is not None else None, None)
             start = end
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _insert_group(self, events: Sequence[StoredEvent]) -> Sequence[int]:
+        """Insert the events in one statement, its own transaction; their notification ids."""
+        rows = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in events
+        ]
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self._insert_locked, (rows,), prepare=True)
+            return [row[self._function] for row in cursor.fetchall()]

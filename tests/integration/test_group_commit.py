@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
 
 from services.platform.eventstore import TracingApplication, eventstore_env
 from services.platform.group_commit import GroupCommitRecorder
@@ -41,13 +40,13 @@ def hold_first(monkeypatch: pytest.MonkeyPatch, saves: Saves) -> Callable[[], li
     it returns the size of each transaction, as they are written."""
     recorder = saves.recorder
     assert isinstance(recorder, GroupCommitRecorder)
-    insert = PostgresApplicationRecorder.insert_events
+    insert = GroupCommitRecorder._insert_group
 
     def arm() -> list[int]:
         sizes: list[int] = []
 
         def held_insert(
-            self: PostgresApplicationRecorder, events: Sequence[StoredEvent], **kwargs: Any
+            self: GroupCommitRecorder, events: Sequence[StoredEvent], **kwargs: Any
         ) -> Any:
             if not sizes:
                 for _ in range(6000):  # a minute at most, should a save never arrive
@@ -57,7 +56,7 @@ def hold_first(monkeypatch: pytest.MonkeyPatch, saves: Saves) -> Callable[[], li
             sizes.append(len(events))
             return insert(self, events, **kwargs)
 
-        monkeypatch.setattr(PostgresApplicationRecorder, "insert_events", held_insert)
+        monkeypatch.setattr(GroupCommitRecorder, "_insert_group", held_insert)
         return sizes
 
     return arm
