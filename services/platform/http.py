@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.errors import PlatformError
 from services.platform.auth import TokenVerifier
+from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -122,10 +122,5 @@ def create_app(title: str, settings: Settings, description: str = "") -> FastAPI
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="health", exclude_spans=["receive", "send"]
     )
-    # What is loaded and built by now (modules, models, the app) lives as long as the process:
-    # frozen, it is left out of every collection, or each full collection walks all of it and
-    # the request that triggers it waits tens of milliseconds. Garbage is collected first so
-    # that none is kept for good; the objects of an earlier freeze are not walked again.
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived()
     return app

@@ -7,7 +7,6 @@ and is never touched.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from contracts.topics import Topics
 from services.platform.bus import Message, Publisher
+from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
 from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
@@ -75,9 +75,7 @@ def catch_up(
     ``share`` = (k, n): only partitions whose number is k modulo n, of every topic, as the k-th
     of n replicas holds them: a person's events, keyed alike on every topic, stay with one.
     """
-    # What is loaded by now lives as long as the process: the collector need not walk it again
-    # on every collection (a sixth of a catch-up's time, otherwise).
-    gc.freeze()
+    freeze_long_lived()
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,

@@ -9,7 +9,6 @@ after a crash is dropped by event id, so nothing is lost or doubled.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import faust
 
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message
+from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
 from services.projection.runner import ProjectionRunner
 
@@ -115,9 +115,7 @@ def run_worker(
     from faust.worker import Worker
 
     app = create_faust_app(settings, runner, consumer, sources)
-    # What is loaded by now lives as long as the worker: the collector need not walk it again
-    # on every collection.
-    gc.freeze()
+    freeze_long_lived()
     Worker(app, loglevel="WARNING").execute_from_commandline()
 
 
