@@ -16,12 +16,15 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import detail
+import psycopg
+
+from bench.common import detail, note
 from tests.infrastructure import Infrastructure, provide
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,6 +39,8 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
 )
 
 Benchmark = Callable[..., dict[str, float]]
+# A 1-minute load average below this is a machine at rest (2 cores; the servers idle).
+QUIET_LOAD = 0.5
 
 
 def machine() -> dict[str, float]:
@@ -55,12 +60,26 @@ def selected(only: str | None) -> list[tuple[str, Benchmark]]:
     return chosen
 
 
+def quiet(servers: Infrastructure, *, settle: float = QUIET_LOAD, longest: float = 120) -> None:
+    """Start a benchmark on a quiet machine: the previous one's dirty pages written out and
+    the load average fallen below ``settle`` (waiting ``longest`` seconds at most), so that
+    no benchmark pays for the one before it. The load it started at is kept with its figures."""
+    with psycopg.connect(servers.database_url, autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+    deadline = time.monotonic() + longest
+    while os.getloadavg()[0] >= settle and time.monotonic() < deadline:
+        time.sleep(2)
+
+
 def run(
     benchmarks: Sequence[tuple[str, Benchmark]], servers: Infrastructure, *, tiny: bool
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     for name, benchmark in benchmarks:
         print(f"--- {name}", flush=True)
+        if not tiny:
+            quiet(servers)
+        note(name, load_average_before=[round(load, 2) for load in os.getloadavg()])
         figures.update(benchmark(servers, tiny=tiny))
     return figures
 
@@ -97,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     benchmarks = selected(args.only)
     directory = args.results or (Path(tempfile.mkdtemp(prefix="bench-")) if args.tiny else RESULTS)
-    facts: dict[str, object] = {"tiny": args.tiny, "load_average_before": os.getloadavg()}
+    facts: dict[str, object] = {"tiny": args.tiny}
     with provide() as servers:
         figures = run(benchmarks, servers, tiny=args.tiny)
     ran = [name for name, _ in benchmarks]
