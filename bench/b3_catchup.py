@@ -16,6 +16,11 @@ relays key them. Then:
 
 B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
 last one's end); B3.ratio is that over the baseline's rate.
+
+The detail also keeps a floor, measured the same way by the same replicas: each message read,
+its CloudEvent and data validated, and kept in a journal table by COPY, one transaction per
+batch (``JournalOnly``), with no view at all. It is what any durable projection pays in this
+stack before it does its own work: what B3 costs above it is the lawful views'.
 """
 
 from __future__ import annotations
@@ -24,19 +29,22 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import backends, cpu_seconds, machine_cpu_seconds, note, show, stack
 from bench.load import NEW_PER_YEAR, LoadProfile, event_stream
-from contracts.envelope import CONTENT_TYPE
+from contracts.envelope import CONTENT_TYPE, CloudEvent
+from contracts.events import parse
 from contracts.topics import Topics
-from services.platform.bus import KafkaPublisher, ensure_topics
+from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.projection.rebuild import BATCH, catch_up
+from services.projection.runner import ProjectionRunner
 from services.wiring import FEEDS, feed_runner, feed_store
 from tests.infrastructure import Infrastructure
 
@@ -113,30 +121,116 @@ def consume_raw(settings: Settings) -> int:
         consumer.close()
 
 
+class JournalOnly:
+    """The floor: every message validated and journalled, one COPY and commit per batch."""
+
+    TABLE = "floor_journal"
+
+    def __init__(self, database_url: str) -> None:
+        self._connection = psycopg.connect(database_url)
+
+    @classmethod
+    def create(cls, database_url: str) -> None:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(
+                f"CREATE TABLE {cls.TABLE} (seq BIGSERIAL PRIMARY KEY, "
+                "event_id TEXT NOT NULL UNIQUE, partition_key TEXT NOT NULL, body TEXT NOT NULL)"
+            )
+
+    def consume_batch(self, messages: Sequence[Message]) -> list[str]:
+        rows = []
+        for message in messages:
+            event = CloudEvent.from_bytes(message.value)
+            parse(event)
+            rows.append((event.id, event.partitionkey, message.value.decode("utf-8")))
+        columns = "event_id, partition_key, body"
+        with (
+            self._connection.cursor() as cursor,
+            cursor.copy(f"COPY {self.TABLE} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        self._connection.commit()
+        return [event_id for event_id, _, _ in rows]
+
+    def close(self) -> None:
+        self._connection.close()
+
+    @classmethod
+    def drop(cls, database_url: str) -> None:
+        """Gone, with its pages written out, before the views' run: it pays for none of it."""
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(f"DROP TABLE {cls.TABLE}")
+            connection.execute("CHECKPOINT")
+
+
 def replica(
-    settings: Settings, number: int, start_at: float
+    settings: Settings, number: int, start_at: float, floor: bool = False
 ) -> tuple[int, float, float, dict[int, float]]:
     """One replica's share of the backlog, from ``start_at`` (epoch seconds) on: the events it
     applied, when it finished, its own CPU seconds, and the CPU seconds of every PostgreSQL
-    server process of the database then (its own among them)."""
+    server process of the database then (its own among them). ``floor``: fed to
+    ``JournalOnly`` rather than to the views."""
     assert settings.kafka_bootstrap_servers and settings.database_url
-    store = feed_store(settings, "projection")
-    dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
-    runner = feed_runner(settings, "projection", store, dead_letters)
+    runner: JournalOnly | ProjectionRunner
+    if floor:
+        journal = runner = JournalOnly(settings.database_url)
+        close = journal.close
+    else:
+        store = feed_store(settings, "projection")
+        dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
+        runner = feed_runner(settings, "projection", store, dead_letters)
+
+        def close() -> None:
+            dead_letters.close()
+            store.database.close()
+
     topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
     time.sleep(max(0.0, start_at - time.time()))
     own = time.process_time()
     try:
         applied = catch_up(
-            settings, runner, topics, _progress, share=(number, REPLICAS), every=100_000
+            settings,
+            runner,
+            topics,
+            _quiet if floor else _progress,
+            share=(number, REPLICAS),
+            every=100_000,
         )
         finished = time.time()
         own = time.process_time() - own
         postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
     finally:
-        dead_letters.close()
-        store.database.close()
+        close()
     return applied, finished, own, postgres
+
+
+Replicated = tuple[float, list[tuple[int, float, float, dict[int, float]]], float]
+
+
+def replicated(settings: Settings, *, tiny: bool, floor: bool = False) -> Replicated:
+    """``REPLICAS`` processes catching up side by side: their wall seconds, what each returned,
+    and the share of the machine's CPU that was busy meanwhile."""
+    # Spawned processes take a while to import; all start applying at the same instant.
+    start_at = time.time() + (5 if tiny else 15)
+    busy, total = machine_cpu_seconds()
+    with ProcessPoolExecutor(REPLICAS, mp_context=get_context("spawn")) as pool:
+        done = list(
+            pool.map(
+                replica,
+                [settings] * REPLICAS,
+                range(REPLICAS),
+                [start_at] * REPLICAS,
+                [floor] * REPLICAS,
+            )
+        )
+    busy, total = machine_cpu_seconds()[0] - busy, machine_cpu_seconds()[1] - total
+    seconds = max(finished for _, finished, _, _ in done) - start_at
+    return seconds, done, busy / total if total else 0.0
+
+
+def _quiet(done: int, total: int) -> None:
+    """The floor's progress goes unprinted."""
 
 
 def _progress(done: int, total: int) -> None:
@@ -167,23 +261,16 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         read, raw_seconds = _timed(lambda: consume_raw(settings))
         assert read == count, f"the baseline read {read} of {count} messages"
 
+        assert settings.database_url
+        JournalOnly.create(settings.database_url)
+        floor_seconds, floored, _ = replicated(settings, tiny=tiny, floor=True)
+        assert sum(events for events, _, _, _ in floored) == count
+        JournalOnly.drop(settings.database_url)
+
         # The schema is made once here: replicas making it at once would race on its DDL.
         feed_store(settings, "projection").database.close()
-        # Spawned processes take a while to import; all start applying at the same instant.
-        start_at = time.time() + (5 if tiny else 15)
-        busy, total = machine_cpu_seconds()
-        with ProcessPoolExecutor(REPLICAS, mp_context=get_context("spawn")) as pool:
-            done = list(
-                pool.map(replica, [settings] * REPLICAS, range(REPLICAS), [start_at] * REPLICAS)
-            )
-        busy, total = machine_cpu_seconds()[0] - busy, machine_cpu_seconds()[1] - total
-        seconds = max(finished for _, finished, _, _ in done) - start_at
+        seconds, done, busy = replicated(settings, tiny=tiny)
         applied = sum(events for events, _, _, _ in done)
-        # A server process each replica saw: the last look at it is its total.
-        server_cpu: dict[int, float] = {}
-        for _, _, _, seen in done:
-            for pid, used in seen.items():
-                server_cpu[pid] = max(server_cpu.get(pid, 0.0), used)
         views = feed_store(settings, "projection")
         journalled = views.count("event_journal")
         views.database.close()
@@ -197,15 +284,40 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         replicas=REPLICAS,
         seconds=round(seconds, 1),
         baseline_seconds=round(raw_seconds, 2),
-        per_replica=[
-            {"events": events, "cpu_us_per_event": round(own / events * 1e6, 1)}
-            for events, _, own, _ in done
-        ],
-        postgres_cpu_us_per_event=round(sum(server_cpu.values()) / count * 1e6, 1),
-        machine_busy_share=round(busy / total, 3) if total else None,
+        per_replica=_per_replica(done),
+        postgres_cpu_us_per_event=_server_cpu_us(done, count),
+        machine_busy_share=round(busy, 3),
+        floor={
+            "what": "read, validate and journal each message (JournalOnly), same replicas",
+            "events_per_s": round(count / floor_seconds),
+            "ratio": round(count / floor_seconds / raw_rate, 3),
+            "per_replica": _per_replica(floored),
+            "postgres_cpu_us_per_event": _server_cpu_us(floored, count),
+        },
         batch=f"{BATCH:,} messages at most per transaction",
+    )
+    print(
+        f"  floor (validate and journal only): {count / floor_seconds:,.0f} events/s, "
+        f"ratio {count / floor_seconds / raw_rate:.3f}",
+        flush=True,
     )
     events_per_s = show(
         "B3.events_per_s", rate, "events/s", baseline=raw_rate, of="kafka-python, read only"
     )
     return {"B3.events_per_s": events_per_s, "B3.ratio": rate / raw_rate}
+
+
+def _per_replica(done: list[tuple[int, float, float, dict[int, float]]]) -> list[dict[str, float]]:
+    return [
+        {"events": events, "cpu_us_per_event": round(own / events * 1e6, 1)}
+        for events, _, own, _ in done
+    ]
+
+
+def _server_cpu_us(done: list[tuple[int, float, float, dict[int, float]]], count: int) -> float:
+    """PostgreSQL's CPU per event: each server process a replica saw, at its last look."""
+    server_cpu: dict[int, float] = {}
+    for _, _, _, seen in done:
+        for pid, used in seen.items():
+            server_cpu[pid] = max(server_cpu.get(pid, 0.0), used)
+    return round(sum(server_cpu.values()) / count * 1e6, 1)

@@ -8,8 +8,8 @@ and is never touched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from psycopg.errors import DeadlockDetected, SerializationFailure
@@ -30,6 +30,12 @@ KEEP = ("view_purge",)
 # process); 20,000 gained nothing more.
 BATCH = 10_000
 Progress = Callable[[int, int], None]
+
+
+class BatchConsumer(Protocol):
+    """What a catch-up feeds: the projection runner (the benchmark feeds a leaner one too)."""
+
+    def consume_batch(self, messages: Sequence[Message]) -> Sequence[object]: ...
 
 
 def _message(record: Any) -> Message:
@@ -61,7 +67,7 @@ def rebuild(
 
 def catch_up(
     settings: Settings,
-    runner: ProjectionRunner,
+    runner: BatchConsumer,
     topics: list[str],
     progress: Progress,
     *,
