@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--within", default="catch_up", help="count stacks through this")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
-    with args.stacks.open(encoding="utf-8") as lines:
+    with args.stacks.open(encoding="utf-8", errors="replace") as lines:
         print(markdown(summarise(lines, args.within), args.top), end="")
     return 0
 

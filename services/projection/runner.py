@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanKind
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.events import IntegrationEvent, InvalidEventData, UnknownEvent, parse
 from services.platform.bus import Message, Publisher
+from services.platform.collector import paused
 from services.platform.tracing import context_from, tracer
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.person_facts import reads
@@ -74,6 +75,8 @@ class ProjectionRunner:
         [result] = self.consume_batch([message])
         return result
 
+    # A batch's objects are freed by reference counting when it is done: see ``paused``.
+    @paused()
     def consume_batch(self, messages: Sequence[Message]) -> list[Result]:
         """Apply the messages in order, in one transaction; dead letters are published first.
 

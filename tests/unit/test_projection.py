@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from contracts.events import ConsultationOpened, parse
+from contracts.envelope import CloudEvent
+from contracts.events import ConsultationOpened, IntegrationEvent, parse
 from services.platform.bus import InProcessBus, Message
+from services.platform.collector import paused
 from services.platform.sql import SqliteDatabase
-from services.projection.changes import Upsert
+from services.projection.changes import Change, Upsert
 from services.projection.projectors import consultations
 from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, Outcome, ProjectionRunner
 from services.projection.store import CONSULTATION_VIEW, ViewStore
@@ -75,3 +79,31 @@ def test_unknown_event_version_is_dead_lettered(
     runner.consume(Message("t", "k", opened_event(eventversion=7).to_bytes()))
     assert "version 7" in (dead[0].header(REASON_HEADER) or "")
     assert store.count("consultation_view") == 0
+
+
+def test_the_collector_stands_aside_while_a_batch_is_applied_and_resumes_after() -> None:
+    seen: list[bool] = []
+
+    def watching(state: object, event: CloudEvent, data: IntegrationEvent) -> list[Change]:
+        seen.append(gc.isenabled())
+        return []
+
+    store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
+    runner = ProjectionRunner(store, [watching], InProcessBus(), "dlq")
+    assert gc.isenabled()
+    runner.consume_batch([Message("t", "k", opened_event().to_bytes())])
+    assert seen == [False]
+    assert gc.isenabled()
+
+
+def test_a_paused_collector_is_left_as_it_was_found() -> None:
+    gc.disable()
+    try:
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), paused():
+        raise RuntimeError("the block failed")
+    assert gc.isenabled()
