@@ -7,10 +7,10 @@ for instance::
     py-spy record --subprocesses --nonblocking --format raw -o b3.raw -- \\
         python -m bench.run --only B3 --results /tmp/b3
 
-Only stacks passing through a frame of ``--within`` (by default ``catch_up``: the replicas'
-loop) are counted. The summary, in Markdown, lists the functions by their own samples (the
-frame on top of the stack) and by their inclusive samples (anywhere in the stack, once per
-stack), each as a share of the samples counted.
+Only stacks passing through a frame of ``--within`` (a function, or ``file.py:function``; by
+default ``catch_up``, the replicas' loop) are counted, from that frame up. The summary, in
+Markdown, lists the functions by their own samples (the frame on top of the stack) and by their
+inclusive samples (anywhere in the stack, once per stack), each as a share of those counted.
 """
 
 from __future__ import annotations
@@ -53,8 +53,13 @@ def summarise(lines: Iterable[str], within: str) -> Profile:
         if not stack or not count.isdigit():
             continue
         functions = [function_of(frame) for frame in stack.split(";")]
-        if not any(f.rpartition(":")[2] == within for f in functions):
+        entered = next(
+            (at for at, f in enumerate(functions) if within in (f, f.rpartition(":")[2])), None
+        )
+        if entered is None:
             continue
+        # The frames below it (processes, pools, the benchmark) hold every sample alike.
+        functions = functions[entered:]
         samples += int(count)
         own[functions[-1]] += int(count)
         for function in set(functions):

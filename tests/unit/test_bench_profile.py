@@ -37,6 +37,11 @@ def test_only_the_stacks_through_the_function_asked_for_are_counted() -> None:
     assert profile.inclusive["runner.py:consume_batch"] == 40
     assert profile.inclusive["rebuild.py:catch_up"] == 50
     assert "b3_catchup.py:publish" not in profile.inclusive
+    # Frames below the one asked for hold every sample alike: they are left out.
+    assert not any(function.startswith("process ") for function in profile.inclusive)
+    assert summarise(STACKS, "consume_batch").inclusive["runner.py:consume_batch"] == 40
+    assert summarise(STACKS, "runner.py:consume_batch").samples == 40
+    assert summarise(STACKS, "other.py:consume_batch").samples == 0
 
 
 def test_the_summary_gives_shares_of_the_samples_counted(
