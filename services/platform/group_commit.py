@@ -24,6 +24,8 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 # Bounds one transaction's size, so that a burst does not become one very long lock.
@@ -85,6 +87,13 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         self._insert_locked = SQL("SELECT * FROM {schema}.{function}(%s)").format(
             schema=schema, function=Identifier(self._function)
         )
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Processes starting together (``serve --workers``) each replace the same functions:
+        # concurrent CREATE OR REPLACE FUNCTION fails with "tuple concurrently updated".
+        # One at a time, then; the lock is released with the transaction.
+        curs.execute("SELECT pg_advisory_xact_lock(hashtext('tsunagu event store DDL'))")
+        super()._create_table(curs)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

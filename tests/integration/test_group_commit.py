@@ -115,3 +115,31 @@ def test_a_conflicting_save_fails_alone(saves: Saves, hold_first: Callable[[], l
     assert not [o for o in outcomes if isinstance(o, Exception) and o not in conflicts]
     assert len(saves.fetch(ListIndex, contested.id, "index").ids) == 1
     assert all(saves.find(ListIndex, index.id) is not None for index in others)
+
+
+def test_processes_starting_together_all_build_their_event_store(
+    distributed_settings: Settings,
+) -> None:
+    """``serve --workers N`` starts N processes at once, each creating (or replacing) the same
+    tables and functions: PostgreSQL answered one "tuple concurrently updated", killing it."""
+    env = eventstore_env(distributed_settings, "together")
+    Saves(env=env).close()  # the tables exist, as ``serve`` makes sure before its workers
+    for _ in range(5):
+        start = threading.Barrier(WAITING)
+        failures: list[Exception] = []
+        builders = [
+            threading.Thread(target=_build, args=(env, start, failures)) for _ in range(WAITING)
+        ]
+        for builder in builders:
+            builder.start()
+        for builder in builders:
+            builder.join()
+        assert failures == []
+
+
+def _build(env: dict[str, str], start: threading.Barrier, failures: list[Exception]) -> None:
+    start.wait()
+    try:
+        Saves(env=env).close()
+    except Exception as error:
+        failures.append(error)
