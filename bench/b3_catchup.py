@@ -36,7 +36,7 @@ from multiprocessing import get_context
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import backends, cpu_seconds, machine_cpu_seconds, note, show, stack
+from bench.common import backends, checkpoint, cpu_seconds, machine_cpu_seconds, note, show, stack
 from bench.load import NEW_PER_YEAR, LoadProfile, event_stream
 from contracts.envelope import CONTENT_TYPE, CloudEvent
 from contracts.events import parse
@@ -161,7 +161,7 @@ class JournalOnly:
         """Gone, with its pages written out, before the views' run: it pays for none of it."""
         with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute(f"DROP TABLE {cls.TABLE}")
-            connection.execute("CHECKPOINT")
+        checkpoint(database_url)
 
 
 def replica(

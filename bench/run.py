@@ -22,9 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from bench.common import detail, note
+from bench.common import checkpoint, detail, note
 from tests.infrastructure import Infrastructure, provide
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,8 +62,7 @@ def quiet(servers: Infrastructure, *, settle: float = QUIET_LOAD, longest: float
     """Start a benchmark on a quiet machine: the previous one's dirty pages written out and
     the load average fallen below ``settle`` (waiting ``longest`` seconds at most), so that
     no benchmark pays for the one before it. The load it started at is kept with its figures."""
-    with psycopg.connect(servers.database_url, autocommit=True) as connection:
-        connection.execute("CHECKPOINT")
+    checkpoint(servers.database_url)
     deadline = time.monotonic() + longest
     while os.getloadavg()[0] >= settle and time.monotonic() < deadline:
         time.sleep(2)
