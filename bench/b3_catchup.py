@@ -25,6 +25,7 @@ stack before it does its own work: what B3 costs above it is the lawful views'.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -164,31 +165,29 @@ class JournalOnly:
         checkpoint(database_url)
 
 
-def replica(
-    settings: Settings, number: int, start_at: float, floor: bool = False
-) -> tuple[int, float, float, dict[int, float]]:
-    """One replica's share of the backlog, from ``start_at`` (epoch seconds) on: the events it
-    applied, when it finished, its own CPU seconds, and the CPU seconds of every PostgreSQL
-    server process of the database then (its own among them). ``floor``: fed to
-    ``JournalOnly`` rather than to the views."""
+# What a replica returns: the events it applied, when it finished (epoch seconds), its own CPU
+# seconds, and the CPU seconds of each PostgreSQL server process of the database by then.
+Finished = tuple[int, float, float, dict[int, float]]
+
+
+def replica(settings: Settings, number: int, start_at: float, floor: bool = False) -> Finished:
+    """One replica's share of the backlog, from ``start_at`` (epoch seconds) on (its own server
+    process among those it reports). ``floor``: fed to ``JournalOnly`` rather than the views."""
     assert settings.kafka_bootstrap_servers and settings.database_url
-    runner: JournalOnly | ProjectionRunner
-    if floor:
-        journal = runner = JournalOnly(settings.database_url)
-        close = journal.close
-    else:
-        store = feed_store(settings, "projection")
-        dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
-        runner = feed_runner(settings, "projection", store, dead_letters)
-
-        def close() -> None:
-            dead_letters.close()
-            store.database.close()
-
-    topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
-    time.sleep(max(0.0, start_at - time.time()))
-    own = time.process_time()
-    try:
+    with contextlib.ExitStack() as resources:
+        runner: JournalOnly | ProjectionRunner
+        if floor:
+            journal = runner = JournalOnly(settings.database_url)
+            resources.callback(journal.close)
+        else:
+            store = feed_store(settings, "projection")
+            resources.callback(store.database.close)
+            dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
+            resources.callback(dead_letters.close)
+            runner = feed_runner(settings, "projection", store, dead_letters)
+        topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
+        time.sleep(max(0.0, start_at - time.time()))
+        own = time.process_time()
         applied = catch_up(
             settings,
             runner,
@@ -200,15 +199,12 @@ def replica(
         finished = time.time()
         own = time.process_time() - own
         postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
-    finally:
-        close()
     return applied, finished, own, postgres
 
 
-Replicated = tuple[float, list[tuple[int, float, float, dict[int, float]]], float]
-
-
-def replicated(settings: Settings, *, tiny: bool, floor: bool = False) -> Replicated:
+def replicated(
+    settings: Settings, *, tiny: bool, floor: bool = False
+) -> tuple[float, list[Finished], float]:
     """``REPLICAS`` processes catching up side by side: their wall seconds, what each returned,
     and the share of the machine's CPU that was busy meanwhile."""
     # Spawned processes take a while to import; all start applying at the same instant.
@@ -307,14 +303,14 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     return {"B3.events_per_s": events_per_s, "B3.ratio": rate / raw_rate}
 
 
-def _per_replica(done: list[tuple[int, float, float, dict[int, float]]]) -> list[dict[str, float]]:
+def _per_replica(done: list[Finished]) -> list[dict[str, float]]:
     return [
         {"events": events, "cpu_us_per_event": round(own / events * 1e6, 1)}
         for events, _, own, _ in done
     ]
 
 
-def _server_cpu_us(done: list[tuple[int, float, float, dict[int, float]]], count: int) -> float:
+def _server_cpu_us(done: list[Finished], count: int) -> float:
     """PostgreSQL's CPU per event: each server process a replica saw, at its last look."""
     server_cpu: dict[int, float] = {}
     for _, _, _, seen in done:
