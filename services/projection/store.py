@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any, Protocol, cast
 
 from services.platform.sql import Database, Row, Transaction
-from services.projection.changes import Change, Delete, Refresh, Upsert, ViewState
+from services.projection.changes import Change, Delete, Refresh, ViewState
 
 PROCESSED = """CREATE TABLE IF NOT EXISTS processed_event (
     event_id TEXT PRIMARY KEY,
@@ -111,38 +111,6 @@ class _Stages:
             self._used.add(table)
         cast(_Copying, self._tx).copy_in(stage, columns, rows)
         return stage
-
-
-class _State(ViewState):
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-
-    def get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-        where = " AND ".join(f"{column} = ?" for column in key)
-        return self._tx.fetchone(f"SELECT * FROM {table} WHERE {where}", tuple(key.values()))
-
-    def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every row matching ``where`` (the person views read a person's facts at once)."""
-        clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
-        return self._tx.fetchall(f"SELECT * FROM {table} WHERE {clause}", tuple(where.values()))
-
-
-def _apply(tx: Transaction, change: Change) -> None:
-    if isinstance(change, Upsert):
-        row = {**change.key, **change.values}
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in change.values) or None
-        conflict = f"ON CONFLICT ({', '.join(change.key)}) " + (
-            f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        )
-        tx.execute(
-            f"INSERT INTO {change.table} ({columns}) VALUES ({marks}) {conflict}",
-            tuple(row.values()),
-        )
-    elif isinstance(change, Delete):
-        where = " AND ".join(f"{column} = ?" for column in change.key)
-        tx.execute(f"DELETE FROM {change.table} WHERE {where}", tuple(change.key.values()))
 
 
 @dataclass(frozen=True)
@@ -343,6 +311,8 @@ class _Batch:
         self._index = {}
         self._ops: dict[str, dict[tuple[Any, ...], _Op]] = {}
         self._held: dict[str, Refresh] = {}
+        # column -> the values the batch's events name (``warm``)
+        self._named: dict[str, Collection[Any]] = {}
         self._after: list[Refresh] = []
 
     # --- reading ---------------------------------------------------------------------------
@@ -368,18 +338,22 @@ class _Batch:
     def warm(self, column: str, values: Collection[Any]) -> None:
         """Read, one query per table, the rows of ``values`` the projectors read by ``column``.
 
-        Only tables the projectors have read by ``column`` before (with or without other
-        columns) are read, and they need an index that starts with ``column``.
+        Tables the projectors have read by ``column`` before (with or without other columns)
+        are read now; one first read by it later in the batch is read then, for all ``values``.
+        Either way the table needs an index that starts with ``column``.
         """
-        shape = (column,)
+        self._named[column] = values
         for table in sorted(t for t, c in self._learned if c == column):
-            known = self._stored.setdefault(table, {}).setdefault(shape, {})
-            wanted = [(value,) for value in values if (value,) not in known]
-            for chunk in self._chunks(wanted):
-                for found in chunk:
-                    known[found] = []
-                for keyed in self._select_many(self._tables[table], column, chunk):
-                    known[(keyed[1][column],)].append(keyed)
+            self._warm_table(table, column, values)
+
+    def _warm_table(self, table: str, column: str, values: Collection[Any]) -> None:
+        known = self._stored.setdefault(table, {}).setdefault((column,), {})
+        wanted = [(value,) for value in values if (value,) not in known]
+        for chunk in self._chunks(wanted):
+            for found in chunk:
+                known[found] = []
+            for keyed in self._select_many(self._tables[table], column, chunk):
+                known[(keyed[1][column],)].append(keyed)
 
     def _chunks(self, items: list[Any]) -> Iterable[list[Any]]:
         size = len(items) if self._dialect == "postgresql" else _SQLITE_ROWS
@@ -418,6 +392,13 @@ class _Batch:
                         for pk, r in rows
                         if all(v is not None and r[c] == v for c, v in rest)
                     ]
+        for column in shape:
+            if column in self._named and (table, column) not in self._learned:
+                # Without this, the first batch would read a row at a time (a catch-up's first
+                # batch of 50,000 read referral lines in 24,000 queries).
+                self._learned.add((table, column))
+                self._warm_table(table, column, self._named[column])
+                return self._read(table, shape, values)
         clause = " AND ".join(f"{column} = ?" for column in shape) or "1 = 1"
         selected = self._tx.fetchall(f"SELECT * FROM {table} WHERE {clause}", values)
         found = known.setdefault(shape, {})[values] = _keyed(self._tables[table], selected)
@@ -671,8 +652,23 @@ class ViewStore:
     def apply_now(self, changes: Callable[[ViewState], Sequence[Change]]) -> None:
         """Apply changes that no event carries (a refresh at an instant): nothing to dedupe."""
         with self.database.transaction() as tx:
-            for change in changes(_State(tx)):
-                _apply(tx, change)
+            self.apply_in(tx, changes)
+
+    def apply_in(
+        self,
+        tx: Transaction,
+        changes: Callable[[ViewState], Sequence[Change]],
+        warm: Mapping[str, Collection[Any]] | None = None,
+    ) -> None:
+        """``apply_now`` in the caller's transaction (one that claims what it refreshes, say).
+
+        ``warm`` as for ``apply_batch``: the rows of many persons are read a query per table.
+        """
+        batch = _Batch(tx, self.database.dialect, self._schema, self._learned)
+        for column, values in (warm or {}).items():
+            batch.warm(column, values)
+        batch.stage(changes(batch))
+        batch.write()
 
     def advance(self, position: Position) -> None:
         """Move past a message that changed no view (a dead letter)."""
