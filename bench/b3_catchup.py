@@ -13,6 +13,9 @@ relays key them. Then:
   Up to ``rebuild.BATCH`` messages at a time go to ``ProjectionRunner.consume_batch``, which is
   what the faust agent calls for each batch it takes: every projector of the views feed, and one
   PostgreSQL transaction per batch with its rows, its feed positions and its journal entries.
+  The runner is a rebuild's: it marks each person's views stale rather than deciding them per
+  batch, and once its share is in, each replica decides persons' views (``agency_view.settle``)
+  until none is left stale; the wall time includes that.
 
 B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
 last one's end); B3.ratio is that over the baseline's rate.
@@ -33,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import NamedTuple
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -165,9 +169,15 @@ class JournalOnly:
         checkpoint(database_url)
 
 
-# What a replica returns: the events it applied, when it finished (epoch seconds), its own CPU
-# seconds, and the CPU seconds of each PostgreSQL server process of the database by then.
-Finished = tuple[int, float, float, dict[int, float]]
+class Finished(NamedTuple):
+    """What a replica returns."""
+
+    events: int  # applied
+    at: float  # when it finished, epoch seconds
+    cpu: float  # its own CPU seconds
+    postgres: dict[int, float]  # CPU seconds of each server process of the database by then
+    settled: int = 0  # persons whose views it decided once its share was in
+    settle_seconds: float = 0.0
 
 
 def replica(settings: Settings, number: int, start_at: float, floor: bool = False) -> Finished:
@@ -184,7 +194,7 @@ def replica(settings: Settings, number: int, start_at: float, floor: bool = Fals
             resources.callback(store.database.close)
             dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
             resources.callback(dead_letters.close)
-            runner = feed_runner(settings, "projection", store, dead_letters)
+            runner = feed_runner(settings, "projection", store, dead_letters, catching_up=True)
         topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
         time.sleep(max(0.0, start_at - time.time()))
         own = time.process_time()
@@ -196,10 +206,17 @@ def replica(settings: Settings, number: int, start_at: float, floor: bool = Fals
             share=(number, REPLICAS),
             every=100_000,
         )
+        settled, settling = 0, time.perf_counter()
+        if not floor:
+            # The replicas then share the deciding of each person's views, as in a rebuild.
+            settle = FEEDS["projection"].settle
+            assert settle is not None
+            settled = settle(store)
+        settling = time.perf_counter() - settling
         finished = time.time()
         own = time.process_time() - own
         postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
-    return applied, finished, own, postgres
+    return Finished(applied, finished, own, postgres, settled, settling)
 
 
 def replicated(
@@ -221,7 +238,7 @@ def replicated(
             )
         )
     busy, total = machine_cpu_seconds()[0] - busy, machine_cpu_seconds()[1] - total
-    seconds = max(finished for _, finished, _, _ in done) - start_at
+    seconds = max(replica.at for replica in done) - start_at
     return seconds, done, busy / total if total else 0.0
 
 
@@ -260,13 +277,13 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         assert settings.database_url
         JournalOnly.create(settings.database_url)
         floor_seconds, floored, _ = replicated(settings, tiny=tiny, floor=True)
-        assert sum(events for events, _, _, _ in floored) == count
+        assert sum(replica.events for replica in floored) == count
         JournalOnly.drop(settings.database_url)
 
         # The schema is made once here: replicas making it at once would race on its DDL.
         feed_store(settings, "projection").database.close()
         seconds, done, busy = replicated(settings, tiny=tiny)
-        applied = sum(events for events, _, _, _ in done)
+        applied = sum(replica.events for replica in done)
         views = feed_store(settings, "projection")
         journalled = views.count("event_journal")
         views.database.close()
@@ -305,15 +322,20 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
 
 def _per_replica(done: list[Finished]) -> list[dict[str, float]]:
     return [
-        {"events": events, "cpu_us_per_event": round(own / events * 1e6, 1)}
-        for events, _, own, _ in done
+        {
+            "events": replica.events,
+            "cpu_us_per_event": round(replica.cpu / replica.events * 1e6, 1),
+            "settled_persons": replica.settled,
+            "settle_seconds": round(replica.settle_seconds, 1),
+        }
+        for replica in done
     ]
 
 
 def _server_cpu_us(done: list[Finished], count: int) -> float:
     """PostgreSQL's CPU per event: each server process a replica saw, at its last look."""
     server_cpu: dict[int, float] = {}
-    for _, _, _, seen in done:
-        for pid, used in seen.items():
+    for replica in done:
+        for pid, used in replica.postgres.items():
             server_cpu[pid] = max(server_cpu.get(pid, 0.0), used)
     return round(sum(server_cpu.values()) / count * 1e6, 1)

@@ -237,10 +237,11 @@ def _rebuild(service: str, settings: Settings) -> int:
     replayed = rebuild(
         settings,
         feed_store(settings, service),
-        lambda store, dlq: feed_runner(settings, service, store, dlq),
+        lambda store, dlq: feed_runner(settings, service, store, dlq, catching_up=True),
         dead_letters,
         FEEDS[service].sources,
         show,
+        settle=FEEDS[service].settle,
     )
     dead_letters.close()
     print(json.dumps({"service": service, "replayed": replayed}))

@@ -33,7 +33,7 @@ from services.platform.http import create_app
 from services.platform.relay import Relay, RelayPosition, Translate
 from services.platform.settings import Settings
 from services.platform.sql import connect
-from services.projection import consents
+from services.projection import agency_view, consents
 from services.projection import feed as projection_feed
 from services.projection.api import build_router as views_router
 from services.projection.audit import AuditLog
@@ -41,6 +41,7 @@ from services.projection.audit_api import build_router as audit_router
 from services.projection.changes import Projector
 from services.projection.person_api import build_router as person_router
 from services.projection.purges import publish_purges, sweep_and_publish
+from services.projection.rebuild import Settle
 from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
 from services.referral.api import build_router as referral_router
@@ -59,6 +60,10 @@ class Feed:
     sources: tuple[str, ...]
     # Keep every applied event in commit order (the views: what disclosure replay reads).
     journal: bool = False
+    # A catch-up over a backlog (a rebuild): its projectors, if they differ, and what decides
+    # at its end the work they postpone (the agency views: ``agency_view.settle``).
+    catching_up: tuple[Projector, ...] | None = None
+    settle: Settle | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ FEEDS: dict[str, Feed] = {
         projection_feed.projectors(),
         ("intake", "referral", "meeting"),
         journal=True,
+        catching_up=projection_feed.projectors(postponed=True),
+        settle=agency_view.settle,
     ),
     # Referral decides on consents: it keeps its own replica of the ledger.
     "referral": Feed(consents.TABLES, (consents.project_consents,), ("intake",)),
@@ -148,10 +155,18 @@ def view_store(settings: Settings) -> ViewStore:
 
 
 def feed_runner(
-    settings: Settings, service: str, store: ViewStore, dead_letters: Publisher
+    settings: Settings,
+    service: str,
+    store: ViewStore,
+    dead_letters: Publisher,
+    *,
+    catching_up: bool = False,
 ) -> ProjectionRunner:
+    """``catching_up``: the runner of a catch-up, whose feed's ``settle`` must follow it."""
+    feed = FEEDS[service]
+    projectors = (feed.catching_up if catching_up else None) or feed.projectors
     return ProjectionRunner(
-        store, FEEDS[service].projectors, dead_letters, Topics(settings.topic_prefix).dead_letter
+        store, projectors, dead_letters, Topics(settings.topic_prefix).dead_letter
     )
 
 

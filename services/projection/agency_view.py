@@ -7,6 +7,10 @@ from the table (not hidden by the API) and a ``view_purge`` row records it for t
 (the ViewPurged record). Bases that end with time alone — a consent's expiry, a 支援会議
 (Article 9 support meeting) membership's end, a vital-interest window — are caught by
 ``sweep``, which finds the rows whose ``valid_until`` has passed.
+
+A catch-up over a backlog (a rebuild) does not decide a person's views after every batch: it
+marks the person stale (``view_stale``), and ``settle`` decides each one once, at the end. Reads
+are unaffected: a person's view is decided again at the instant it is read.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ConsentWithdrawn, IntegrationEvent
 from contracts.reference import reference
+from services.platform.sql import Transaction
 from services.projection import consents
 from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
 from services.projection.person_facts import (
@@ -61,6 +66,9 @@ TABLES = (
     )""",
     "CREATE INDEX IF NOT EXISTS view_purge_person ON view_purge (person_id, at)",
     "CREATE INDEX IF NOT EXISTS view_purge_unpublished ON view_purge (published, at)",
+    # The persons a catch-up has applied events about and not yet decided the views of
+    # (``settle``): kept with the events, so a catch-up that dies leaves them to the sweep.
+    "CREATE TABLE IF NOT EXISTS view_stale (person_id TEXT PRIMARY KEY)",
 )
 
 # The purposes an agency's standing view serves; a category shown under any of them is shown,
@@ -69,6 +77,9 @@ VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
 _POLICY_VIEWER = "projection"
 SWEEP_CAUSE = "basis ended (expired or lapsed)"
 READ_CAUSE = "basis ended (found when the view was read)"
+SETTLE_CAUSE = "basis ended (found when a catch-up's views were decided)"
+# Persons whose views one ``settle`` transaction decides: their rows are read a query per table.
+SETTLE_CHUNK = 2000
 
 Clock = Callable[[], datetime]
 
@@ -254,7 +265,7 @@ def agency_views(clock: Clock = _now) -> Projector:
     return project
 
 
-def person_views(clock: Clock = _now) -> Projector:
+def person_views(clock: Clock = _now, *, postponed: bool = False) -> Projector:
     """The consent replica's, the facts' and ``agency_views``' changes, as one projector.
 
     The same changes as the three in a row, but the consents and facts are worked out once
@@ -263,10 +274,18 @@ def person_views(clock: Clock = _now) -> Projector:
     about them, and the purge names the first of those events; an event that changes one of
     the person's bases (a basis may end with it) has them refreshed at once, so that a purge
     names the event that ended the basis.
+
+    ``postponed`` (a catch-up over a backlog): the persons are only marked stale, and
+    ``settle`` decides each one's views once, when the catch-up is done. A catch-up rebuilds
+    views from nothing, so there is nothing shown in between to purge; the purges it would
+    otherwise record again are history, kept from the live run.
     """
 
     def project(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
         upcoming = _upcoming(view, event, data)
+        if postponed:
+            stale = [Upsert("view_stale", {"person_id": p}, {}) for p in _touched(data, upcoming)]
+            return [*upcoming, *stale]
         # Looked up rather than isinstance(view, Deferring): a runtime protocol check costs
         # more than the rest of a small event's projection.
         defer = getattr(view, "defer", None)
@@ -340,9 +359,48 @@ def refresh(store: ViewStore, person_id: str, now: datetime, cause: str) -> list
     return purges
 
 
+def settle(store: ViewStore, now: datetime | None = None, chunk: int = SETTLE_CHUNK) -> int:
+    """Decide, at ``now``, the views of every person a catch-up left stale; how many.
+
+    Each transaction claims up to ``chunk`` persons and decides their views, so replicas
+    settling side by side share the work (PostgreSQL: rows another has claimed are skipped)
+    and a crash leaves the unsettled ones marked.
+    """
+    at, settled = now or _now(), 0
+    while True:
+        with store.database.transaction() as tx:
+            claimed = _claim_stale(tx, store.database.dialect, chunk)
+            if not claimed:
+                return settled
+            decided = partial(_decided, persons=claimed, now=at)
+            store.apply_in(tx, decided, warm={"person_id": claimed})
+        settled += len(claimed)
+
+
+def _decided(view: ViewState, *, persons: list[str], now: datetime) -> list[Change]:
+    state, key = reader_of(view), f"settle:{utc(now)}"
+    return [
+        change
+        for person in persons
+        for change in refresh_changes(state, person, now, SETTLE_CAUSE, key)[0]
+    ]
+
+
+def _claim_stale(tx: Transaction, dialect: str, size: int) -> list[str]:
+    skip = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    rows = tx.fetchall(
+        "DELETE FROM view_stale WHERE person_id IN "
+        f"(SELECT person_id FROM view_stale ORDER BY person_id LIMIT ?{skip}) RETURNING person_id",
+        (size,),
+    )
+    return sorted(row["person_id"] for row in rows)
+
+
 def sweep(store: ViewStore, now: datetime | None = None) -> list[Purge]:
-    """Refresh every person whose view holds a row whose basis has ended by ``now``."""
+    """Refresh every person whose view holds a row whose basis has ended by ``now``; first,
+    decide the views a catch-up that stopped short left stale."""
     at = now or _now()
+    settle(store, at)
     with store.database.transaction() as tx:
         due = tx.fetchall(
             "SELECT DISTINCT person_id FROM agency_view "

@@ -22,13 +22,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def person_projectors(clock: Callable[[], datetime] = _now) -> tuple[Projector, ...]:
+def person_projectors(
+    clock: Callable[[], datetime] = _now, *, postponed: bool = False
+) -> tuple[Projector, ...]:
     """``clock``: the instant each agency's view is decided at (a replay's is the entry's).
 
-    The consent replica, the facts and the agency views, in one projector (``person_views``).
+    The consent replica, the facts and the agency views, in one projector (``person_views``);
+    ``postponed``: a catch-up's, whose views ``agency_view.settle`` decides at its end.
     """
-    return (agency_view.person_views(clock),)
+    return (agency_view.person_views(clock, postponed=postponed),)
 
 
-def projectors() -> tuple[Projector, ...]:
-    return (consultations, statistics.count, *person_projectors())
+def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
+    return (consultations, statistics.count, *person_projectors(postponed=postponed))

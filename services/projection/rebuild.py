@@ -31,6 +31,8 @@ KEEP = ("view_purge",)
 # 353; a batch of 50,000 holds about 0.7 GB while it is applied.
 BATCH = 50_000
 Progress = Callable[[int, int], None]
+# What decides, once a catch-up is done, what its projectors postponed; how many it decided.
+Settle = Callable[[ViewStore], int]
 
 
 class BatchConsumer(Protocol):
@@ -54,16 +56,21 @@ def rebuild(
     progress: Progress,
     every: int = 1000,
     batch: int = BATCH,
+    settle: Settle | None = None,
 ) -> int:
     """The number of messages replayed; ``progress(done, total)`` is called as it goes.
 
-    Up to ``batch`` messages are applied in one transaction.
+    Up to ``batch`` messages are applied in one transaction; then ``settle`` does what the
+    runner's projectors left to the end.
     """
     assert settings.kafka_bootstrap_servers, "a rebuild reads the topics: KAFKA_BOOTSTRAP_SERVERS"
     store.reset(keep=KEEP)
     runner = runner_for(store, dead_letters)
     topics = [Topics(settings.topic_prefix).events(s) for s in sources]
-    return catch_up(settings, runner, topics, progress, every=every, batch=batch)
+    replayed = catch_up(settings, runner, topics, progress, every=every, batch=batch)
+    if settle is not None:
+        log.info("views decided", extra={"persons": settle(store)})
+    return replayed
 
 
 def catch_up(

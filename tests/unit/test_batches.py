@@ -14,7 +14,7 @@ from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
 from services.platform.bus import InProcessBus, Message
 from services.platform.sql import Database, SqliteDatabase
-from services.projection import feed, statistics
+from services.projection import agency_view, feed, statistics
 from services.projection.changes import Change, ViewState
 from services.projection.projectors import consultations
 from services.projection.runner import Outcome, ProjectionRunner
@@ -35,12 +35,13 @@ def messages(count: int, persons: int = 300) -> list[Message]:
     ]
 
 
-def runner(database: Database) -> tuple[ProjectionRunner, ViewStore]:
+def runner(database: Database, *, postponed: bool = False) -> tuple[ProjectionRunner, ViewStore]:
+    """``postponed``: a catch-up's runner, which leaves each person's views to ``settle``."""
     store = ViewStore(database, feed.TABLES, journal=True)
     projectors = (
         consultations,
         statistics.count,
-        *feed.person_projectors(lambda: DECIDED_AT),
+        *feed.person_projectors(lambda: DECIDED_AT, postponed=postponed),
     )
     return ProjectionRunner(store, projectors, InProcessBus(), "dlq"), store
 
@@ -130,3 +131,47 @@ def test_a_batch_that_fails_leaves_nothing_behind() -> None:
         failing.consume_batch(stream)
 
     assert all(rows == [] for rows in tables(store).values())
+
+
+def caught_up(stream: Sequence[Message], database: Database) -> ViewStore:
+    """The stream applied by a catch-up's runner in batches: views not yet decided."""
+    caught, store = runner(database, postponed=True)
+    for batch in in_batches(stream, 700):
+        assert {r.outcome for r in caught.consume_batch(batch)} == {Outcome.APPLIED}
+    assert store.count("agency_view") == 0
+    return store
+
+
+def live_views(stream: Sequence[Message]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table as the live projector, one event at a time, leaves it."""
+    one, store = runner(SqliteDatabase(":memory:"))
+    for message in stream:
+        one.consume(message)
+    return tables(store)
+
+
+def without_purges(views: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: rows for table, rows in views.items() if table != "view_purge"}
+
+
+def test_a_catch_up_decides_each_person_once_at_its_end_as_the_live_projector_left_them() -> None:
+    stream = messages(3000)
+    store = caught_up(stream, SqliteDatabase(":memory:"))
+    stale = store.count("view_stale")
+
+    assert agency_view.settle(store, DECIDED_AT, chunk=100) == stale > 100
+    live, settled = live_views(stream), tables(store)
+    assert settled == {**live, "view_purge": []}
+    # The purges the live run recorded are history: a catch-up from nothing makes none again.
+    assert live["view_purge"] and live["agency_view"]
+
+
+def test_the_sweep_decides_what_a_catch_up_that_stopped_short_left_stale() -> None:
+    stream = messages(1000)
+    store = caught_up(stream, SqliteDatabase(":memory:"))
+    assert store.count("view_stale") > 0
+
+    agency_view.sweep(store, DECIDED_AT)
+
+    assert store.count("view_stale") == 0
+    assert without_purges(tables(store)) == without_purges(live_views(stream))
