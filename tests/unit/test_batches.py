@@ -175,3 +175,21 @@ def test_the_sweep_decides_what_a_catch_up_that_stopped_short_left_stale() -> No
 
     assert store.count("view_stale") == 0
     assert without_purges(tables(store)) == without_purges(live_views(stream))
+
+
+def test_a_settle_that_fails_leaves_its_persons_stale_and_no_view_half_written() -> None:
+    stream = messages(1000)
+    store = caught_up(stream, SqliteDatabase(":memory:"))
+    stale = store.count("view_stale")
+    applying = store.apply_in
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        applying(*args, **kwargs)
+        raise RuntimeError("the process died before the commit")
+
+    store.apply_in = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        agency_view.settle(store, DECIDED_AT, chunk=50)
+
+    assert store.count("view_stale") == stale
+    assert store.count("agency_view") == 0
