@@ -206,13 +206,14 @@ def replica(settings: Settings, number: int, start_at: float, floor: bool = Fals
             share=(number, REPLICAS),
             every=100_000,
         )
-        settled, settling = 0, time.perf_counter()
+        settled, settling = 0, 0.0
         if not floor:
             # The replicas then share the deciding of each person's views, as in a rebuild.
             settle = FEEDS["projection"].settle
             assert settle is not None
+            settling = time.perf_counter()
             settled = settle(store)
-        settling = time.perf_counter() - settling
+            settling = time.perf_counter() - settling
         finished = time.time()
         own = time.process_time() - own
         postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}

@@ -58,13 +58,13 @@ def selected(only: str | None) -> list[tuple[str, Benchmark]]:
     return chosen
 
 
-def quiet(servers: Infrastructure, *, settle: float = QUIET_LOAD, longest: float = 120) -> None:
+def quiet(servers: Infrastructure, *, below: float = QUIET_LOAD, longest: float = 120) -> None:
     """Start a benchmark on a quiet machine: the previous one's dirty pages written out and
-    the load average fallen below ``settle`` (waiting ``longest`` seconds at most), so that
+    the load average fallen below ``below`` (waiting ``longest`` seconds at most), so that
     no benchmark pays for the one before it. The load it started at is kept with its figures."""
     checkpoint(servers.database_url)
     deadline = time.monotonic() + longest
-    while os.getloadavg()[0] >= settle and time.monotonic() < deadline:
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
         time.sleep(2)
 
 
