@@ -20,10 +20,15 @@ relays key them. Then:
 B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
 last one's end); B3.ratio is that over the baseline's rate.
 
-The detail also keeps a floor, measured the same way by the same replicas: each message read,
-its CloudEvent and data validated, and kept in a journal table by COPY, one transaction per
-batch (``JournalOnly``), with no view at all. It is what any durable projection pays in this
-stack before it does its own work: what B3 costs above it is the lawful views'.
+The detail also keeps two bounds, measured the same way by the same replicas:
+
+- the floor: each message read, its CloudEvent and data validated, and kept in a journal table
+  by COPY, one transaction per batch (``JournalOnly``), with no view at all. It is what any
+  durable projection pays in this stack before it does its own work: what B3 costs above it is
+  the lawful views';
+- the ceiling: each message read and validated, the same projectors applied and each stale
+  person's views decided, over dicts in the replica's memory (``bench.memory_views``), with no
+  database at all. No storage of these views, however fast, catches up faster than that.
 """
 
 from __future__ import annotations
@@ -36,13 +41,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import backends, checkpoint, cpu_seconds, machine_cpu_seconds, note, show, stack
 from bench.load import NEW_PER_YEAR, LoadProfile, event_stream
+from bench.memory_views import MemoryFold
 from contracts.envelope import CONTENT_TYPE, CloudEvent
 from contracts.events import parse
 from contracts.topics import Topics
@@ -60,6 +66,8 @@ PROFILE = LoadProfile(municipalities=900, scale=1_000_000 / (900 * NEW_PER_YEAR)
 # About ten events a lifecycle: enough lifecycles that the backlog is cut from a full stream.
 EVENTS_PER_PERSON = 9
 REPLICAS = os.cpu_count() or 1
+# What a replica feeds: the views (Tsunagu), or one of the two bounds (see above).
+Feeding = Literal["views", "floor", "ceiling"]
 
 
 def publish(settings: Settings, count: int) -> dict[str, int]:
@@ -180,15 +188,19 @@ class Finished(NamedTuple):
     settle_seconds: float = 0.0
 
 
-def replica(settings: Settings, number: int, start_at: float, floor: bool = False) -> Finished:
+def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) -> Finished:
     """One replica's share of the backlog, from ``start_at`` (epoch seconds) on (its own server
-    process among those it reports). ``floor``: fed to ``JournalOnly`` rather than the views."""
+    process among those it reports)."""
     assert settings.kafka_bootstrap_servers and settings.database_url
     with contextlib.ExitStack() as resources:
-        runner: JournalOnly | ProjectionRunner
-        if floor:
+        runner: JournalOnly | MemoryFold | ProjectionRunner
+        if feeding == "floor":
             journal = runner = JournalOnly(settings.database_url)
             resources.callback(journal.close)
+        elif feeding == "ceiling":
+            views = FEEDS["projection"]
+            assert views.catching_up is not None
+            fold = runner = MemoryFold(views.tables, views.catching_up)
         else:
             store = feed_store(settings, "projection")
             resources.callback(store.database.close)
@@ -202,18 +214,19 @@ def replica(settings: Settings, number: int, start_at: float, floor: bool = Fals
             settings,
             runner,
             topics,
-            _quiet if floor else _progress,
+            _progress if feeding == "views" else _quiet,
             share=(number, REPLICAS),
             every=100_000,
         )
-        settled, settling = 0, 0.0
-        if not floor:
+        settled, settling = 0, time.perf_counter()
+        if feeding == "views":
             # The replicas then share the deciding of each person's views, as in a rebuild.
             settle = FEEDS["projection"].settle
             assert settle is not None
-            settling = time.perf_counter()
             settled = settle(store)
-            settling = time.perf_counter() - settling
+        elif feeding == "ceiling":
+            settled = fold.settle()
+        settling = time.perf_counter() - settling
         finished = time.time()
         own = time.process_time() - own
         postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
@@ -221,7 +234,7 @@ def replica(settings: Settings, number: int, start_at: float, floor: bool = Fals
 
 
 def replicated(
-    settings: Settings, *, tiny: bool, floor: bool = False
+    settings: Settings, *, tiny: bool, feeding: Feeding = "views"
 ) -> tuple[float, list[Finished], float]:
     """``REPLICAS`` processes catching up side by side: their wall seconds, what each returned,
     and the share of the machine's CPU that was busy meanwhile."""
@@ -235,7 +248,7 @@ def replicated(
                 [settings] * REPLICAS,
                 range(REPLICAS),
                 [start_at] * REPLICAS,
-                [floor] * REPLICAS,
+                [feeding] * REPLICAS,
             )
         )
     busy, total = machine_cpu_seconds()[0] - busy, machine_cpu_seconds()[1] - total
@@ -244,7 +257,7 @@ def replicated(
 
 
 def _quiet(done: int, total: int) -> None:
-    """The floor's progress goes unprinted."""
+    """The bounds' progress goes unprinted."""
 
 
 def _progress(done: int, total: int) -> None:
@@ -277,9 +290,11 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
 
         assert settings.database_url
         JournalOnly.create(settings.database_url)
-        floor_seconds, floored, _ = replicated(settings, tiny=tiny, floor=True)
+        floor_seconds, floored, _ = replicated(settings, tiny=tiny, feeding="floor")
         assert sum(replica.events for replica in floored) == count
         JournalOnly.drop(settings.database_url)
+        ceiling_seconds, ceiled, _ = replicated(settings, tiny=tiny, feeding="ceiling")
+        assert sum(replica.events for replica in ceiled) == count
 
         # The schema is made once here: replicas making it at once would race on its DDL.
         feed_store(settings, "projection").database.close()
@@ -308,11 +323,23 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             "per_replica": _per_replica(floored),
             "postgres_cpu_us_per_event": _server_cpu_us(floored, count),
         },
+        ceiling={
+            "what": "read, validate, project and decide each stale person's views in memory "
+            "(bench.memory_views), no database, same replicas",
+            "events_per_s": round(count / ceiling_seconds),
+            "ratio": round(count / ceiling_seconds / raw_rate, 3),
+            "per_replica": _per_replica(ceiled),
+        },
         batch=f"{BATCH:,} messages at most per transaction",
     )
     print(
         f"  floor (validate and journal only): {count / floor_seconds:,.0f} events/s, "
         f"ratio {count / floor_seconds / raw_rate:.3f}",
+        flush=True,
+    )
+    print(
+        f"  ceiling (project and decide in memory, no database): "
+        f"{count / ceiling_seconds:,.0f} events/s, ratio {count / ceiling_seconds / raw_rate:.3f}",
         flush=True,
     )
     events_per_s = show(

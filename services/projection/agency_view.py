@@ -372,12 +372,13 @@ def settle(store: ViewStore, now: datetime | None = None, chunk: int = SETTLE_CH
             claimed = _claim_stale(tx, store.database.dialect, chunk)
             if not claimed:
                 return settled
-            decided = partial(_decided, persons=claimed, now=at)
+            decided = partial(settle_changes, persons=claimed, now=at)
             store.apply_in(tx, decided, warm={"person_id": claimed})
         settled += len(claimed)
 
 
-def _decided(view: ViewState, *, persons: list[str], now: datetime) -> list[Change]:
+def settle_changes(view: ViewState, persons: list[str], now: datetime) -> list[Change]:
+    """The changes that decide the views of ``persons``, once each, at ``now``."""
     state, key = reader_of(view), f"settle:{utc(now)}"
     return [
         change

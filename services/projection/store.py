@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Protocol, cast
 
@@ -237,6 +237,7 @@ class Schema:
     name: str
     types: dict[str, str]
     key: tuple[str, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)  # column -> its DEFAULT's value
 
 
 def _parts(body: str) -> list[str]:
@@ -257,6 +258,7 @@ def schema(statement: str) -> Schema | None:
     if name is None:
         return None
     types: dict[str, str] = {}
+    defaults: dict[str, Any] = {}
     key: tuple[str, ...] = ()
     for part in _parts(statement[statement.index("(") + 1 : statement.rindex(")")]):
         words = part.split()
@@ -267,7 +269,10 @@ def schema(statement: str) -> Schema | None:
             types[words[0]] = words[1].lower()
             if "PRIMARY KEY" in part:
                 key = (words[0],)
-    return Schema(name, types, key)
+            if "DEFAULT" in words:
+                given = words[words.index("DEFAULT") + 1].rstrip(",")
+                defaults[words[0]] = int(given) if given.lstrip("-").isdigit() else given.strip("'")
+    return Schema(name, types, key, defaults)
 
 
 # A shape is the sorted names of the columns a read matches on; its values follow that order.

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from bench.load import LoadProfile, event_stream
+from bench.memory_views import MemoryFold
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
 from services.platform.bus import InProcessBus, Message
 from services.platform.sql import Database, SqliteDatabase
 from services.projection import agency_view, feed, statistics
-from services.projection.changes import Change, ViewState
+from services.projection.changes import Change, Projector, ViewState
 from services.projection.projectors import consultations
 from services.projection.runner import Outcome, ProjectionRunner
 from services.projection.store import ViewStore, schema
@@ -35,15 +36,19 @@ def messages(count: int, persons: int = 300) -> list[Message]:
     ]
 
 
-def runner(database: Database, *, postponed: bool = False) -> tuple[ProjectionRunner, ViewStore]:
-    """``postponed``: a catch-up's runner, which leaves each person's views to ``settle``."""
-    store = ViewStore(database, feed.TABLES, journal=True)
-    projectors = (
+def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
+    """The feed's projectors, deciding views at ``DECIDED_AT``; ``postponed``: a catch-up's,
+    which leave each person's views to ``settle``."""
+    return (
         consultations,
         statistics.count,
         *feed.person_projectors(lambda: DECIDED_AT, postponed=postponed),
     )
-    return ProjectionRunner(store, projectors, InProcessBus(), "dlq"), store
+
+
+def runner(database: Database, *, postponed: bool = False) -> tuple[ProjectionRunner, ViewStore]:
+    store = ViewStore(database, feed.TABLES, journal=True)
+    return ProjectionRunner(store, projectors(postponed=postponed), InProcessBus(), "dlq"), store
 
 
 def tables(store: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
@@ -193,3 +198,24 @@ def test_a_settle_that_fails_leaves_its_persons_stale_and_no_view_half_written()
 
     assert store.count("view_stale") == stale
     assert store.count("agency_view") == 0
+
+
+def test_the_benchmarks_catch_up_in_memory_leaves_the_rows_the_view_store_does() -> None:
+    """B3's ceiling (``bench.memory_views``) must do a catch-up's work, no less, to bound it."""
+    stream = messages(3000)
+    store = caught_up(stream, SqliteDatabase(":memory:"))
+    agency_view.settle(store, DECIDED_AT)
+    fold = MemoryFold(feed.TABLES, projectors(postponed=True))
+
+    for batch in in_batches([*stream, stream[0]], 700):
+        fold.consume_batch(batch)
+    settled = fold.settle(DECIDED_AT)
+
+    declared = [t for t in map(schema, feed.TABLES) if t is not None]
+    in_memory = {
+        t.name: sorted(tuple(str(row.get(c)) for c in t.types) for row in fold.views.table(t.name))
+        for t in declared
+    }
+    stored = tables(store)
+    assert settled > 100 and in_memory["agency_view"]
+    assert in_memory == {t.name: stored[t.name] for t in declared}
