@@ -15,6 +15,7 @@ from typing import Any
 from contracts.envelope import CloudEvent
 from contracts.events import parse
 from services.platform.bus import Message
+from services.platform.collector import freeze_long_lived, paused
 from services.platform.sql import Row
 from services.projection import agency_view
 from services.projection.changes import Change, Delete, Projector, Upsert
@@ -88,6 +89,8 @@ class MemoryFold:
         self._projectors = tuple(projectors)
         self._applied: set[str] = set()
 
+    # As the projection runner's batches do: see ``paused``.
+    @paused()
     def consume_batch(self, messages: Sequence[Message]) -> list[str]:
         """The messages' events applied in order; their ids."""
         applied = []
@@ -99,8 +102,11 @@ class MemoryFold:
             self._applied.add(event.id)
             self.views.apply([c for p in self._projectors for c in p(self.views, event, data)])
             applied.append(event.id)
+        # The rows kept live as long as the fold: no later collection need walk them again.
+        freeze_long_lived()
         return applied
 
+    @paused()
     def settle(self, now: datetime | None = None) -> int:
         """Decide the views of every person left stale, as ``agency_view.settle`` does."""
         stale = sorted(row["person_id"] for row in self.views.table("view_stale"))
