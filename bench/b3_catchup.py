@@ -332,16 +332,15 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         },
         batch=f"{BATCH:,} messages at most per transaction",
     )
-    print(
-        f"  floor (validate and journal only): {count / floor_seconds:,.0f} events/s, "
-        f"ratio {count / floor_seconds / raw_rate:.3f}",
-        flush=True,
-    )
-    print(
-        f"  ceiling (project and decide in memory, no database): "
-        f"{count / ceiling_seconds:,.0f} events/s, ratio {count / ceiling_seconds / raw_rate:.3f}",
-        flush=True,
-    )
+    for bound, bound_seconds in (
+        ("floor (validate and journal only)", floor_seconds),
+        ("ceiling (project and decide in memory, no database)", ceiling_seconds),
+    ):
+        print(
+            f"  {bound}: {count / bound_seconds:,.0f} events/s, "
+            f"ratio {count / bound_seconds / raw_rate:.3f}",
+            flush=True,
+        )
     events_per_s = show(
         "B3.events_per_s", rate, "events/s", baseline=raw_rate, of="kafka-python, read only"
     )

@@ -34,6 +34,8 @@ class MemoryViews:
     def __init__(self, tables: Sequence[str]) -> None:
         declared = [t for t in map(schema, tables) if t is not None]
         self._keys = {t.name: t.key for t in declared}
+        # A read by exactly the key's columns, in any order, is a lookup, not an index.
+        self._sorted_keys = {t.name: tuple(sorted(t.key)) for t in declared}
         self._defaults = {t.name: t.defaults for t in declared}
         self._rows: dict[str, dict[_Key, Row]] = {name: {} for name in self._keys}
         # table -> columns read by -> their values -> keys of the rows holding them
@@ -46,7 +48,7 @@ class MemoryViews:
 
     def rows(self, table: str, where: dict[str, Any]) -> list[dict[str, Any]]:
         columns = tuple(sorted(where))
-        if columns == tuple(sorted(self._keys[table])):
+        if columns == self._sorted_keys[table]:
             found = self.get(table, where)
             return [found] if found is not None else []
         index = self._indexes[table].get(columns)
