@@ -27,9 +27,9 @@ DEV_KEY_FILE = "dev-jwt-secret"
 VERIFIED_TOKENS = 10_000
 
 
-def dev_secret(var_dir: Path) -> str:
-    """The local signing key for development tokens, created on first use."""
-    path = var_dir / DEV_KEY_FILE
+def dev_secret(var_dir: Path, name: str = DEV_KEY_FILE) -> str:
+    """A local development key (by default the one that signs tokens), created on first use."""
+    path = var_dir / name
     if not path.exists():
         var_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
