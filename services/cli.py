@@ -55,10 +55,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         load_demo(app, settings)
     url = f"http://{args.host}:{args.port}"
     print(
-        f"\nTsunagu (embedded) at {url}  —  API docs: {url}/docs\n"
+        f"\nTsunagu (embedded) at {url}  —  the desk: {url}/  (development sign-in)\n"
+        f"API docs: {url}/docs\n"
         f"Data: {settings.var_dir.resolve()}\n"
-        "Token: .venv/bin/tsunagu token --agency zama-jiritsu --role caseworker --staff s001\n"
-        f'Try:   curl -H "Authorization: Bearer $TOKEN" {url}/views/consultations\n'
+        "TOKEN=$(.venv/bin/tsunagu token --agency zama-jiritsu --role caseworker --staff s001)\n"
+        f'curl -H "Authorization: Bearer $TOKEN" {url}/views/consultations\n'
         "Stop:  Ctrl-C\n",
         flush=True,
     )
@@ -267,8 +268,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-demo", action="store_true", help="start without the scenario data")
     run.set_defaults(handler=_run)
 
-    serve = commands.add_parser("serve", help="one service's HTTP API (distributed)")
-    serve.add_argument("service", choices=[*COMMAND_SERVICES, "projection"])
+    serve = commands.add_parser("serve", help="one service's HTTP API, or the desk (distributed)")
+    serve.add_argument("service", choices=[*COMMAND_SERVICES, "projection", "web"])
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(

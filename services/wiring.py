@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from fastapi import APIRouter, FastAPI
 
 from contracts.topics import Topics
@@ -47,6 +48,8 @@ from services.projection.store import ViewStore
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
 from services.referral.integration import to_cloudevent as referral_cloudevent
+from services.web.app import build_web
+from services.web.client import Services, embedded_urls
 
 AfterCommand = Callable[[], object]
 
@@ -203,6 +206,8 @@ def intake_relay(settings: Settings, intake: TracingApplication, publisher: Publ
 
 def service_app(settings: Settings, service: str) -> FastAPI:
     """One service's HTTP API in distributed mode (its relay and feed run as other processes)."""
+    if service == "web":
+        return distributed_web_app(settings)
     if service == "projection":
         views = view_store(settings)
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
@@ -218,6 +223,19 @@ def service_app(settings: Settings, service: str) -> FastAPI:
     app.state.application = application
     app.include_router(spec.routes(application, store, lambda: None))
     return app
+
+
+def web_app(settings: Settings, services: Services, *, dev_signin: bool = False) -> FastAPI:
+    """The desk. Its development sign-in exists only where no identity provider is set."""
+    app = build_web(settings, services)
+    app.state.dev_signin = dev_signin and settings.jwks_url is None
+    app.state.oidc = None
+    return app
+
+
+def distributed_web_app(settings: Settings) -> FastAPI:
+    """``tsunagu serve web``: the desk in front of each service's URL."""
+    return web_app(settings, Services(settings.service_urls))
 
 
 def intake_app(settings: Settings) -> FastAPI:
@@ -283,4 +301,8 @@ def embedded_app(settings: Settings) -> FastAPI:
     app.state.audit = AuditLog(stores["projection"].database)
     app.include_router(audit_router(app.state.audit, stores["projection"]), prefix="/views")
     app.include_router(person_views(stores["projection"], settings), prefix="/views")
+    # The desk last, at "/": every route above is matched first. It calls this same app's
+    # routes in-process, with the signed-in user's token, exactly as it would over the network.
+    in_process = Services(embedded_urls(), httpx.ASGITransport(app=app))
+    app.mount("/", web_app(settings, in_process, dev_signin=True))
     return app

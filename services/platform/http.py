@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -19,6 +22,7 @@ from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
+SWAGGER_UI = Path(__file__).with_name("swagger_ui")
 
 
 def error_body(code: str, message: str, **detail: Any) -> dict[str, Any]:
@@ -105,7 +109,9 @@ async def _http_error(_: Request, error: Exception) -> Response:
 
 def create_app(title: str, settings: Settings, description: str = "") -> FastAPI:
     """A FastAPI app with /health open and every other route expected to require a token."""
-    app = FastAPI(title=title, description=description, version="0.1.0")
+    app = FastAPI(
+        title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.add_exception_handler(PlatformError, _platform_error)
@@ -116,6 +122,19 @@ def create_app(title: str, settings: Settings, description: str = "") -> FastAPI
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    # Swagger UI from files of our own: a closed municipal network (LGWAN) reaches no CDN.
+    app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{title} — API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
 
     # One server span per request is the trace's root; spans for each ASGI send and receive
     # would triple the tracing work of a command and tell nothing the root does not.

@@ -32,6 +32,13 @@ class Settings:
     small_cell_threshold: int = 3
     # How often the sweeper looks for bases that lapsed with no event (expiry, meeting end).
     sweep_seconds: float = 60.0
+    # The desk (services/web): a session ends after this many minutes without a request.
+    web_idle_minutes: float = 30.0
+    # Secure cookies need HTTPS; set where the desk is served over TLS.
+    web_secure_cookies: bool = False
+    web_session_secret: str | None = None
+    # Distributed mode: where the desk finds each service (intake, referral, meeting, views).
+    service_urls: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -57,4 +64,12 @@ class Settings:
             acknowledgement_hours=int(env.get("TSUNAGU_ACKNOWLEDGEMENT_HOURS", "72")),
             small_cell_threshold=int(env.get("TSUNAGU_SMALL_CELL_THRESHOLD", "3")),
             sweep_seconds=float(env.get("TSUNAGU_SWEEP_SECONDS", "60")),
+            web_idle_minutes=float(env.get("TSUNAGU_WEB_IDLE_MINUTES", "30")),
+            web_secure_cookies=env.get("TSUNAGU_WEB_SECURE_COOKIES", "") == "1",
+            web_session_secret=env.get("TSUNAGU_WEB_SESSION_SECRET") or None,
+            service_urls={
+                service: env[f"TSUNAGU_{service.upper()}_URL"]
+                for service in ("intake", "referral", "meeting", "views")
+                if env.get(f"TSUNAGU_{service.upper()}_URL")
+            },
         )
