@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 
@@ -49,3 +50,16 @@ class Invalid(PlatformError):
         if allowed is not None:
             problem["allowed"] = list(allowed)
         super().__init__(f"{field}: {message}", problems=[problem])
+
+
+def not_before(field: str, at: datetime, step: str, step_at: datetime) -> None:
+    """A business time may be back-dated, since stories are entered later, but never before the
+    step it follows: 422 naming both times (``earliest`` is the one it may not precede)."""
+    if at < step_at:
+        error = Invalid(
+            field,
+            "before_previous_step",
+            f"{at.isoformat()} is before {step} at {step_at.isoformat()}",
+        )
+        error.detail["problems"][0]["earliest"] = step_at.isoformat()
+        raise error

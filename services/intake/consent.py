@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate, event
 
 from contracts import disclosure
-from contracts.errors import Conflict, Invalid
+from contracts.errors import Conflict, Invalid, not_before
 from contracts.reference import reference
 
 METHODS = ("written_application_form", "written_tsunagu_sheet", "verbal_with_witness")
@@ -109,6 +109,8 @@ class Consent(Aggregate):
                     f"can only withdraw {field} this consent covers",
                     allowed=allowed,
                 )
+        # A consent is dated from when it was given (valid_from, never later than its recording).
+        not_before("at", at, "the consent was given", self.valid_from)
         if not self._still_grants(recipients, categories):
             raise Conflict(
                 "this consent is already withdrawn for everything named",

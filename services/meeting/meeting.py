@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from contracts import disclosure
-from contracts.errors import Conflict, Forbidden, Invalid
+from contracts.errors import Conflict, Forbidden, Invalid, not_before
 from contracts.reference import reference
 
 INDIVIDUAL = "individual_coordination"
@@ -202,6 +202,7 @@ class Meeting(Aggregate):
             raise Conflict(
                 "information is shared at a held 支援会議 (法9条)", allowed=list(self.moves())
             )
+        not_before("at", at, "the meeting was held", self.held_at)
         if not self.is_member(agency, at):
             raise Forbidden(f"{agency} is not a member of this 支援会議 at {at.isoformat()}")
         allowed = reference().data_categories

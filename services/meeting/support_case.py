@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from contracts.errors import Conflict, Invalid
+from contracts.errors import Conflict, Invalid, not_before
 from contracts.reference import reference
 
 EVALUATION_OUTCOMES = ("close", "replan")
@@ -159,6 +159,8 @@ class SupportCase(Aggregate):
         self.municipality = municipality
         self.agency = agency
         self.opened_at = at
+        # The (re)opening a closure follows.
+        self.open_since = at
         self.person_id = person_id
         self.consultation_id = consultation_id
         self.closed = False
@@ -464,6 +466,7 @@ class SupportCase(Aggregate):
         note: str | None,
     ) -> None:
         self._require("close")
+        not_before("at", at, "the case was (re)opened", self.open_since)
         allowed = reference().closure_reasons
         if reason not in allowed:
             raise Invalid("reason", "reference_code", f"unknown closure reason {reason!r}", allowed)
@@ -504,6 +507,7 @@ class SupportCase(Aggregate):
         reason: str,
     ) -> None:
         self.closed, self.closure_reason, self.follow_up_until = False, None, None
+        self.open_since = at
 
     def record_follow_up(self, staff: tuple[str, str], at: datetime, note: str) -> None:
         self._require("record_follow_up")

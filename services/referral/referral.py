@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from contracts.errors import Conflict, Forbidden, Invalid
+from contracts.errors import Conflict, Forbidden, Invalid, not_before
 
 # 利用勧奨 (法8条), connection to the support office, a service request to a provider, or a
 # concern from the community (a neighbour or minsei volunteer, who may not know of any consent).
@@ -170,6 +170,7 @@ class Referral(Aggregate):
             raise Invalid("reason", "required", f"a reason is required to {move}")
         if move == "complete" and not (outcome and outcome.strip()):
             raise Invalid("outcome", "required", "completion carries an outcome")
+        self._not_before_last_step(at)
         self._move(
             municipality=self.municipality,
             sender=self.sender,
@@ -244,6 +245,7 @@ class Referral(Aggregate):
             raise Invalid(
                 "follow_up_on", "required", "a return to the sender keeps a follow-up date"
             )
+        self._not_before_last_step(at)
         self._follow_up(
             municipality=self.municipality,
             sender=self.sender,
@@ -313,6 +315,9 @@ class Referral(Aggregate):
 
     def acknowledgement_overdue(self, now: datetime, deadline_hours: int) -> bool:
         return self.state == "sent" and now - self.sent_at > timedelta(hours=deadline_hours)
+
+    def _not_before_last_step(self, at: datetime) -> None:
+        not_before("at", at, f"the referral's previous step ({self.state})", self.state_at)
 
     def _side(self, agency: str) -> str | None:
         if agency == self.sender:

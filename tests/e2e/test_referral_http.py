@@ -178,14 +178,16 @@ def test_an_unfollowed_decline_needs_action_in_the_senders_view(
 
     client = TestClient(embedded_app(replace(embedded_settings, decline_follow_up_days=0)))
     person, consent = registered_with_consent(client, auth, ["zama-shakyo"])
-    referral = send(client, auth, person, consent).json()
+    sent_at = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
+    referral = send(client, auth, person, consent, at=sent_at).json()
     url = f"/referral/referrals/{referral['id']}"
-    declined_at = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    client.post(
+    declined_at = (datetime.now(UTC) - timedelta(minutes=20)).isoformat()
+    declined = client.post(
         f"{url}/decline",
         json={"reason": "定員超過", "at": declined_at},
         headers=auth("zama-shakyo"),
     )
+    assert declined.status_code == 200, declined.text
     [row] = get(client, auth, "/referrals/outbox", "zama-jiritsu")
     assert row["needs_action"] is True
     followed = client.post(

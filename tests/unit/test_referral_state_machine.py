@@ -94,7 +94,8 @@ def test_a_move_by_the_wrong_side_is_403(move: str) -> None:
 def test_either_side_may_reroute_but_a_third_agency_may_not() -> None:
     for agency in PARTY.values():
         referral = referral_in("declined")
-        referral.move("reroute", agency=agency, staff_id="s", at=T0, reason="別の団体へ")
+        at = T0 + timedelta(hours=1)
+        referral.move("reroute", agency=agency, staff_id="s", at=at, reason="別の団体へ")
         assert referral.state == "rerouted"
     with pytest.raises(Forbidden, match="neither"):
         referral_in("sent").move("accept", agency="zama-shuno", staff_id="s", at=T0)
@@ -157,8 +158,21 @@ def test_a_decline_needs_action_until_the_sender_closes_the_loop() -> None:
 
 def test_a_reroute_closes_a_decline_too() -> None:
     referral = referral_in("declined")
-    referral.move("reroute", agency="zama-jiritsu", staff_id="s", at=T0, reason="他県の法人へ")
+    later = T0 + timedelta(days=2)
+    referral.move("reroute", agency="zama-jiritsu", staff_id="s", at=later, reason="他県の法人へ")
     assert not referral.needs_action(T0 + timedelta(days=30), follow_up_days=7)
+
+
+def test_a_follow_up_is_never_dated_before_the_decline_it_follows() -> None:
+    referral = referral_in("declined")
+    with pytest.raises(Invalid) as refused:
+        referral.follow_up_decline(
+            "resource_gap", agency="zama-jiritsu", staff_id="s", at=T0, note="x", follow_up_on=None
+        )
+    [problem] = refused.value.detail["problems"]
+    assert (problem["field"], problem["rule"]) == ("at", "before_previous_step")
+    assert problem["earliest"] == (T0 + timedelta(hours=1)).isoformat()
+    assert not referral.decline_followed_up
 
 
 def test_unacknowledged_referrals_become_overdue() -> None:
