@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit integration e2e servers-up servers-down contracts bench clean
+.PHONY: vendor run test install lint typecheck unit integration e2e servers-up servers-down contracts bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tsunagu run
 
-## Lint, type-check and every test, on real PostgreSQL and Kafka (started and stopped here).
+## Lint, type-check and every test, on real PostgreSQL and Kafka (started and stopped here) and,
+## for the desk, Debian's Chromium (installed here if missing).
 test: $(STAMP)
+	bash deploy/local/chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -33,6 +35,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m unit
+
+## Refresh the desk's vendored browser assets from the npm registry (not needed by run or test).
+vendor:
+	bash services/web/vendor.sh
 
 ## Regenerate contracts/schemas and contracts/asyncapi.yaml from the event models.
 contracts: $(STAMP)
