@@ -1,0 +1,89 @@
+"""つなぐ: the inbox and outbox, a slip with the moves the API allows now, and its print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from contracts.reference import reference
+from services.web.desk import Desk, check_csrf, desk
+from services.web.pages.forms import body, options, values
+
+router = APIRouter()
+PAGE = 20
+# Moves that need words from the user: a reason (the API refuses them without one) or an outcome.
+NEEDS_REASON = frozenset({"decline", "withdraw", "hold", "fail", "reroute"})
+NEEDS_OUTCOME = frozenset({"complete"})
+FOLLOW_UPS = ("return_to_sender", "resource_gap")
+LABELS = {
+    "reason": "referral.move_reason",
+    "outcome": "referral.outcome",
+    "to": "referral.to",
+    "action": "referral.moves",
+    "note": "referral.move_reason",
+}
+
+
+@router.get("/referrals/inbox")
+async def inbox(cursor: str | None = None, d: Desk = Depends(desk)) -> Response:
+    answer = await d.get("referral", "/referrals/inbox", limit=PAGE, cursor=cursor)
+    return _box(d, answer.body if answer.ok else [], "in", answer.next_cursor)
+
+
+@router.get("/referrals/outbox")
+async def outbox(cursor: str | None = None, d: Desk = Depends(desk)) -> Response:
+    answer = await d.get("referral", "/referrals/outbox", limit=PAGE, cursor=cursor)
+    return _box(d, answer.body if answer.ok else [], "out", answer.next_cursor)
+
+
+def _box(d: Desk, rows: list[dict[str, Any]], direction: str, cursor: str | None) -> Response:
+    return d.render("referral_box.html", rows=rows, direction=direction, cursor=cursor)
+
+
+def _slip_context(d: Desk, slip: dict[str, Any]) -> dict[str, Any]:
+    receiving = slip.get("receiver") == d.user.agency
+    return {
+        "r": slip,
+        "receiving": receiving,
+        "moves": slip.get("allowed_moves", []),
+        "needs_reason": NEEDS_REASON,
+        "needs_outcome": NEEDS_OUTCOME,
+        "follow_ups": options(d.t, "follow_up", FOLLOW_UPS),
+        "agencies": options(d.t, "agency", reference().agencies),
+        "labels": LABELS,
+    }
+
+
+@router.get("/referrals/{referral_id}")
+async def show(referral_id: str, d: Desk = Depends(desk)) -> Response:
+    slip = await d.read("referral", f"/referrals/{referral_id}")
+    return d.render("referral.html", **_slip_context(d, slip))
+
+
+@router.get("/referrals/{referral_id}/sheet")
+async def sheet(referral_id: str, d: Desk = Depends(desk)) -> Response:
+    """The つなぐシート laid out for printing (A4, print CSS), as the API shows it to the caller."""
+    slip = await d.read("referral", f"/referrals/{referral_id}")
+    return d.render("referral_sheet.html", **_slip_context(d, slip))
+
+
+@router.post("/referrals/{referral_id}/move/{move}")
+async def move(
+    referral_id: str, move: str, form: Any = Depends(check_csrf), d: Desk = Depends(desk)
+) -> Response:
+    typed = values(form, ("reason", "outcome", "to", "action", "note"))
+    if move == "reroute":
+        path, request = "reroute", body(typed, ("to", "reason"))
+    elif move == "follow-up":
+        path, request = "follow-up", body(typed, ("action", "note"))
+    else:
+        path, request = move, body(typed, ("reason", "outcome"))
+    answer = await d.post("referral", f"/referrals/{referral_id}/{path}", request)
+    if answer.ok:
+        target = answer.body.get("id", referral_id) if move == "reroute" else referral_id
+        return d.redirect(f"/referrals/{target}", "referral.done")
+    slip = await d.read("referral", f"/referrals/{referral_id}")
+    context = _slip_context(d, slip)
+    return d.refused_form("referral.html", answer, {}, values=typed, failed_move=move, **context)
