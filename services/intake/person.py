@@ -7,13 +7,13 @@ aggregate's events and in no log line. Duplicates are merged as a reversible lin
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict
+from contracts.names import fold
 
 SEXES = ("female", "male", "other", "unknown")
 
@@ -176,17 +176,6 @@ class Person(Aggregate):
         )
 
 
-def _fold_kana(text: str) -> str:
-    """NFKC (half-width kana to full-width), katakana to hiragana, no spaces, lower case."""
-    folded = []
-    for char in unicodedata.normalize("NFKC", text):
-        if "ァ" <= char <= "ヶ":
-            char = chr(ord(char) - 0x60)
-        if not char.isspace():
-            folded.append(char.lower())
-    return "".join(folded)
-
-
 def duplicate_key(
     family: str | None, given: str | None, birth_date: date | None, birth_year: int | None
 ) -> str | None:
@@ -194,4 +183,4 @@ def duplicate_key(
     born = birth_date.isoformat() if birth_date else (str(birth_year) if birth_year else None)
     if not family or not given or born is None:
         return None
-    return f"{_fold_kana(family)}|{_fold_kana(given)}|{born}"
+    return f"{fold(family)}|{fold(given)}|{born}"
