@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from services.web import presenting
 from services.web.catalogue import DEFAULT_LOCALE, Translator
 from services.web.client import Answer, Services
 from services.web.session import CSRF_FIELD, CSRF_HEADER, User, csrf_token, csrf_valid
@@ -113,6 +114,7 @@ def render(
     values: dict[str, Any] = {
         "_": t,
         "t": t,
+        "show": lambda field, value: presenting.show(t, field, value),
         "locale": t.locale,
         "csrf": csrf_token(request),
         "csrf_field": CSRF_FIELD,

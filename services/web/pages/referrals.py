@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from contracts.reference import reference
+from services.referral.referral import KINDS
 from services.web.desk import Desk, check_csrf, desk
 from services.web.pages.forms import body, options, values
 
@@ -54,6 +55,73 @@ def _slip_context(d: Desk, slip: dict[str, Any]) -> dict[str, Any]:
         "agencies": options(d.t, "agency", reference().agencies),
         "labels": LABELS,
     }
+
+
+SEND_FIELDS = ("kind", "to", "reason", "consent_id", "person_id", "verbal_consent_witness")
+PROVISIONAL = ("family_name", "given_name", "family_name_kana", "given_name_kana", "phone")
+SEND_LABELS = (
+    LABELS
+    | {
+        "kind": "referral.kind",
+        "categories": "referral.categories",
+        "consent_id": "referral.consent",
+        "verbal_consent_witness": "referral.witness",
+    }
+    | {name: f"person.{name}" for name in PROVISIONAL}
+)
+
+
+async def _send_context(d: Desk, person_id: str) -> dict[str, Any]:
+    consents: list[dict[str, Any]] = []
+    if person_id:
+        found = await d.get("intake", f"/persons/{person_id}/consents")
+        consents = found.body if found.ok else []
+    return {
+        "person_id": person_id,
+        "consents": consents,
+        "kinds": options(d.t, "kind", KINDS),
+        "agencies": options(d.t, "agency", reference().agencies),
+        "categories": options(d.t, "category", reference().data_categories),
+        "labels": SEND_LABELS,
+    }
+
+
+@router.get("/referrals/new")
+async def new(person_id: str = "", d: Desk = Depends(desk)) -> Response:
+    context = await _send_context(d, person_id)
+    chosen = {"consent_id": context["consents"][0]["id"]} if context["consents"] else {}
+    return d.render("referral_new.html", values={"person_id": person_id, **chosen}, **context)
+
+
+@router.get("/referrals/coverage")
+async def coverage(consent_id: str = "", to: str = "", d: Desk = Depends(desk)) -> Response:
+    """htmx: what the chosen consent lets the chosen receiver be sent, before sending."""
+    found = None
+    if consent_id and to:
+        answer = await d.get(
+            "intake", f"/consents/{consent_id}/coverage", recipient=to, purpose="referral"
+        )
+        found = answer.body if answer.ok else None
+    return d.render("_coverage.html", coverage=found)
+
+
+@router.post("/referrals")
+async def send(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> Response:
+    typed = values(form, (*SEND_FIELDS, *PROVISIONAL), ("categories",))
+    request = body(typed, (*SEND_FIELDS, "categories"))
+    if not typed["person_id"]:
+        request["provisional_identity"] = body(typed, PROVISIONAL)
+    answer = await d.post("referral", "/referrals", request)
+    if not answer.ok:
+        context = await _send_context(d, typed["person_id"])
+        return d.refused_form(
+            "referral_new.html",
+            answer,
+            {f"provisional_identity.{name}": name for name in PROVISIONAL},
+            values=typed,
+            **context,
+        )
+    return d.redirect(f"/referrals/{answer.body['id']}", "referral.sent")
 
 
 @router.get("/referrals/{referral_id}")

@@ -1,0 +1,139 @@
+"""本人検索, 本人登録 and 本人の情報: find a person, register one (duplicates shown first), and
+see the person as the caller's agency may, each category with its basis in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from services.web.desk import Desk, check_csrf, desk
+from services.web.pages.forms import body, options, values
+
+router = APIRouter()
+PAGE = 20
+SEXES = ("male", "female", "other", "unknown")
+PERSON_FIELDS = (
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "birth_date",
+    "sex",
+    "address",
+    "phone",
+    "local_id",
+)
+KANA_AND_NAME = ("family_name_kana", "given_name_kana", "family_name", "given_name")
+LABELS = {name: f"person.{name}" for name in PERSON_FIELDS} | {
+    "q": "person.query",
+    "local_id": "person.local_id",
+}
+
+
+def identity(document: dict[str, Any]) -> dict[str, Any]:
+    """The identity fields a summary shows (empty when identity is withheld)."""
+    for category in document.get("categories", []):
+        if category["category"] == "identity":
+            return dict(category["fields"])
+    return {}
+
+
+@router.get("/persons")
+async def search(
+    q: str = "",
+    birth_date: str = "",
+    local_id: str = "",
+    consultation: str = "",
+    cursor: str | None = None,
+    d: Desk = Depends(desk),
+) -> Response:
+    typed = {"q": q.strip(), "birth_date": birth_date, "local_id": local_id.strip()}
+    context: dict[str, Any] = {
+        "values": typed,
+        "consultation": consultation,
+        "labels": LABELS,
+        "results": None,
+    }
+    if any(typed.values()):
+        answer = await d.get(
+            "views", "/persons/search", **body(typed, typed), limit=PAGE, cursor=cursor
+        )
+        if not answer.ok:
+            return d.refused_form("persons.html", answer, {}, **context)
+        context["results"] = [(r, identity(r)) for r in answer.body]
+        context["cursor"] = answer.next_cursor
+    return d.render("persons.html", **context)
+
+
+def _register_context(d: Desk, consultation: str) -> dict[str, Any]:
+    return {
+        "sexes": options(d.t, "sex", SEXES),
+        "labels": LABELS,
+        "consultation": consultation,
+    }
+
+
+@router.get("/persons/new")
+async def new(consultation: str = "", d: Desk = Depends(desk)) -> Response:
+    return d.render(
+        "person_new.html", values={"sex": "unknown"}, **_register_context(d, consultation)
+    )
+
+
+@router.post("/persons")
+async def register(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> Response:
+    typed = values(form, (*PERSON_FIELDS, "confirmed", "consultation"))
+    context = _register_context(d, typed["consultation"])
+    if typed["confirmed"] != "1":
+        # Duplicates first: the worker decides before a second record of the same person exists.
+        check = body(typed, (*KANA_AND_NAME, "birth_date"))
+        if any(check.get(name) for name in KANA_AND_NAME):
+            found = await d.get("views", "/persons/candidates", **check, limit=PAGE)
+            if found.ok and found.body:
+                candidates = [(c, identity(c)) for c in found.body]
+                return d.render("person_new.html", values=typed, candidates=candidates, **context)
+    answer = await d.post("intake", "/persons", body(typed, PERSON_FIELDS))
+    if not answer.ok:
+        return d.refused_form("person_new.html", answer, {}, values=typed, **context)
+    person_id = answer.body["id"]
+    if typed["consultation"]:
+        await d.post(
+            "intake", f"/consultations/{typed['consultation']}/attach", {"person_id": person_id}
+        )
+    return d.redirect(f"/persons/{person_id}", "person.saved")
+
+
+@router.get("/persons/{person_id}")
+async def show(person_id: str, d: Desk = Depends(desk)) -> Response:
+    person = await d.read("views", f"/persons/{person_id}")
+    consents = await d.get("intake", f"/persons/{person_id}/consents")
+    return d.render(
+        "person.html",
+        p=person,
+        name=identity(person),
+        consents=consents.body if consents.ok else [],
+        labels=LABELS,
+    )
+
+
+@router.post("/persons/{person_id}/links")
+async def link(
+    person_id: str, form: Any = Depends(check_csrf), d: Desk = Depends(desk)
+) -> Response:
+    typed = values(form, ("local_id",))
+    answer = await d.post("intake", f"/persons/{person_id}/links", body(typed, ("local_id",)))
+    if answer.ok:
+        return d.redirect(f"/persons/{person_id}", "person.linked")
+    person = await d.read("views", f"/persons/{person_id}")
+    return d.refused_form(
+        "person.html",
+        answer,
+        {},
+        p=person,
+        name=identity(person),
+        consents=[],
+        values=typed,
+        labels=LABELS,
+    )

@@ -1,0 +1,59 @@
+"""How a person view's field values read on a page: codes as words, times as forms write them.
+
+The API names each field (``family_name``, ``route_in``, ``valid_until``); which fields hold
+codes of which kind, or times, is presentation and lives here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.web import formatting
+from services.web.catalogue import Translator
+
+# field -> the catalogue kind its codes are labelled under
+CODE_FIELDS = {
+    "channel": "channel",
+    "route_in": "route_in",
+    "caller_kind": "caller_kind",
+    "sex": "sex",
+    "categories": "category",
+    "issues": "issue",
+    "triage_outcome": "outcome",
+    "method": "method",
+    "purposes": "purpose",
+    "recipients": "agency",
+    "target_agency": "agency",
+    "triage_target_agency": "agency",
+    "provider": "agency",
+    "attendees": "agency",
+    "members": "agency",
+    "rerouted_to": "agency",
+    "basis": "basis",
+    "program": "program",
+    "role": "role",
+}
+DATE_FIELDS = frozenset({"birth_date", "follow_up_on", "follow_up_until", "scheduled_for"})
+
+
+def _is_time(field: str) -> bool:
+    return field.endswith("_at") or field in ("valid_from", "valid_until", "period_from")
+
+
+def show(t: Translator, field: str, value: Any) -> str:
+    """One field's value as words."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return t("value.yes" if value else "value.no")
+    if isinstance(value, list):
+        return "、".join(show(t, field, item) for item in value)
+    if isinstance(value, dict):
+        return "、".join(f"{t('field.' + k)}：{show(t, k, v)}" for k, v in value.items())
+    if field in CODE_FIELDS:
+        return t.code(CODE_FIELDS[field], str(value))
+    if field in DATE_FIELDS:
+        return formatting.wareki(str(value))
+    if _is_time(field) or field == "period_until":
+        return formatting.jst_time(str(value))
+    return str(value)
