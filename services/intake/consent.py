@@ -164,6 +164,29 @@ class Consent(Aggregate):
             for c in (categories or self.categories)
         )
 
+    def coverage(self, recipient: str, purpose: str, at: datetime) -> list[str]:
+        """The categories this consent lets ``recipient`` receive for ``purpose`` at ``at``,
+        in reference order: what a slip under it may carry (tax included only if named)."""
+        policy = self.as_policy()
+        return [c for c in reference().data_categories if policy.covers(recipient, c, purpose, at)]
+
+    def withdrawal_effect(
+        self, recipients: list[str] | None, categories: list[str] | None, at: datetime
+    ) -> dict[str, list[str]]:
+        """Before a withdrawal: each recipient that would stop receiving categories under this
+        consent at ``at`` (for any of its purposes), and those categories."""
+        policy = self.as_policy()
+        losses = {}
+        for recipient in recipients or self.recipients:
+            lost = [
+                c
+                for c in categories or self.categories
+                if any(policy.covers(recipient, c, p, at) for p in self.purposes)
+            ]
+            if lost:
+                losses[recipient] = lost
+        return losses
+
     def as_policy(self) -> disclosure.Consent:
         """This consent as the disclosure policy reads it."""
         return disclosure.Consent(

@@ -253,3 +253,49 @@ def test_a_consent_is_read_only_by_its_recorder_recipients_and_privacy_officers(
         intake.readable_consent(SHUNO, consent_id)
     officer = Staff("p1", "zama-shuno", frozenset({"privacy_officer"}), "142182")
     assert intake.readable_consent(officer, consent_id).id == consent_id
+
+
+def test_coverage_names_what_a_receiver_may_be_sent_under_a_consent_now(
+    intake: IntakeApplication,
+) -> None:
+    person = register(intake, family_name="佐藤")
+    consent_id = consent(
+        intake,
+        person,
+        recipients=["zama-jiritsu", "zama-shakyo"],
+        categories=["tax", "identity", "contact"],
+        purposes=["referral"],
+    )
+    intake.withdraw_consent(
+        JIRITSU, consent_id, WithdrawConsent(recipients=["zama-shakyo"], categories=["tax"])
+    )
+    terms, now = intake.consent(consent_id), datetime.now(UTC)
+    assert terms.coverage("zama-jiritsu", "referral", now) == ["identity", "contact", "tax"]
+    assert terms.coverage("zama-shakyo", "referral", now) == ["identity", "contact"]
+    assert terms.coverage("zama-shakyo", "meeting", now) == []  # a purpose not consented to
+    assert terms.coverage("oneaid", "referral", now) == []  # not a recipient
+
+
+def test_a_withdrawal_effect_lists_who_would_lose_what_before_it_is_made(
+    intake: IntakeApplication,
+) -> None:
+    person = register(intake, family_name="志村")
+    consent_id = consent(
+        intake,
+        person,
+        recipients=["zama-shakyo", "oneaid"],
+        categories=["identity", "debt", "housing"],
+    )
+    intake.withdraw_consent(
+        JIRITSU, consent_id, WithdrawConsent(recipients=["oneaid"], categories=["debt"])
+    )
+    terms, now = intake.consent(consent_id), datetime.now(UTC)
+    assert terms.withdrawal_effect(None, None, now) == {
+        "zama-shakyo": ["identity", "debt", "housing"],
+        "oneaid": ["identity", "housing"],  # debt is already withdrawn for it
+    }
+    assert terms.withdrawal_effect(["oneaid"], ["debt"], now) == {}
+    assert terms.withdrawal_effect(None, ["housing"], now) == {
+        "zama-shakyo": ["housing"],
+        "oneaid": ["housing"],
+    }
