@@ -2,7 +2,9 @@
 
 Development and tests sign with HS256 and a shared secret (``TSUNAGU_JWT_SECRET``, else a key
 file made once under the var dir). A production deployment sets ``TSUNAGU_JWKS_URL`` and its
-identity provider signs with RS256.
+identity provider signs with RS256 (an OpenID provider's access tokens: ``TSUNAGU_JWT_ISSUER`` is
+its issuer URL, and it adds ``agency``, ``municipality``, ``roles``, ``staff_id`` and audience
+``tsunagu``, as deploy/keycloak/tsunagu-realm.json shows).
 """
 
 from __future__ import annotations
@@ -133,7 +135,12 @@ class TokenVerifier:
         unknown = sorted(set(roles) - set(ROLES))
         if unknown:
             raise Forbidden(f"unknown roles {unknown}; known: {list(ROLES)}")
-        return Staff(str(claims["sub"]), agency_id, frozenset(roles), municipality)
+        # An identity provider's subject is its own opaque id (Keycloak: a UUID); the
+        # municipality's staff number, where the provider carries one, is what the records name.
+        staff_id = claims.get("staff_id", claims["sub"])
+        if not isinstance(staff_id, str) or not staff_id:
+            raise Unauthenticated("token staff_id must be a non-empty string")
+        return Staff(staff_id, agency_id, frozenset(roles), municipality)
 
 
 def authenticated_staff(request: Request) -> Staff:

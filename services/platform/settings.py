@@ -22,6 +22,11 @@ class Settings:
     jwks_url: str | None = None
     jwt_issuer: str = "tsunagu"
     jwt_audience: str = "tsunagu"
+    # The OpenID provider the desk signs staff in with: its issuer URL (discovery is read there).
+    oidc_issuer: str | None = None
+    # The desk's confidential client at that provider, and its secret.
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
     otlp_endpoint: str | None = None
     relay_poll_seconds: float = 0.02
     # A declined referral must be followed up within this many days (no silent end).
@@ -58,6 +63,9 @@ class Settings:
             jwks_url=env.get("TSUNAGU_JWKS_URL") or None,
             jwt_issuer=env.get("TSUNAGU_JWT_ISSUER", "tsunagu"),
             jwt_audience=env.get("TSUNAGU_JWT_AUDIENCE", "tsunagu"),
+            oidc_issuer=env.get("TSUNAGU_OIDC_ISSUER") or None,
+            oidc_client_id=env.get("TSUNAGU_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=env.get("TSUNAGU_OIDC_CLIENT_SECRET") or None,
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             relay_poll_seconds=float(env.get("TSUNAGU_RELAY_POLL_SECONDS", "0.02")),
             decline_follow_up_days=int(env.get("TSUNAGU_DECLINE_FOLLOW_UP_DAYS", "7")),

@@ -178,3 +178,34 @@ def test_a_verified_token_is_not_checked_again_until_it_expires(
     now[0] += 8 * 3600 + 1
     with pytest.raises(Unauthenticated, match="expired"):
         verifier.verify(token)
+
+
+def test_provider_tokens_name_the_staff_by_staff_id_else_by_subject(
+    tmp_path: Path, jwks_server: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    url, key = jwks_server
+    issuer = "http://127.0.0.1:8080/realms/tsunagu"
+    verifier = TokenVerifier(Settings(var_dir=tmp_path, jwks_url=url, jwt_issuer=issuer))
+    now = int(time.time())
+    claims = {
+        "sub": "3f1c9a2e-provider-uuid",
+        "agency": "zama-shakyo",
+        "roles": ["caseworker"],
+        "municipality": "142182",
+        "iat": now,
+        "exp": now + 600,
+        "iss": issuer,
+        "aud": "tsunagu",
+    }
+
+    def sign(**extra: object) -> str:
+        return jwt.encode({**claims, **extra}, key, algorithm="RS256", headers={"kid": "k1"})
+
+    assert verifier.verify(sign(staff_id="shakyo-001")).staff_id == "shakyo-001"
+    assert verifier.verify(sign()).staff_id == "3f1c9a2e-provider-uuid"
+    for bad in ("", 42):
+        with pytest.raises(Unauthenticated, match="staff_id"):
+            verifier.verify(sign(staff_id=bad))
+    # The issuer is the provider's realm URL: a token of another realm on it does not pass.
+    with pytest.raises(Unauthenticated, match="invalid token"):
+        verifier.verify(sign(iss="http://127.0.0.1:8080/realms/master"))
