@@ -9,7 +9,14 @@ import pytest
 
 from services.platform.auth import mint_token
 from services.platform.settings import Settings
-from tests.infrastructure import Infrastructure, Process, fresh_database, provide
+from tests.infrastructure import (
+    Infrastructure,
+    OpenIDProvider,
+    Process,
+    fresh_database,
+    provide,
+    provide_keycloak,
+)
 
 JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -47,6 +54,13 @@ def embedded_settings(tmp_path: Path) -> Settings:
 def infrastructure() -> Iterator[Infrastructure]:
     with provide() as servers:
         yield servers
+
+
+@pytest.fixture(scope="session")
+def openid_provider() -> Iterator[OpenIDProvider]:
+    """The real OpenID provider (Keycloak, ~30 s to start): only tests that ask for it pay."""
+    with provide_keycloak() as provider:
+        yield provider
 
 
 @pytest.fixture

@@ -3,12 +3,20 @@
 Where they come from, in order: ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS`` when set;
 testcontainers when a Docker engine answers; else ``deploy/local/`` starts them on this
 machine (and stops them afterwards, if it was this run that started them).
+
+The OpenID provider (Keycloak with the test realm) the same way, only for tests that ask for it:
+``KEYCLOAK_URL`` when set, else ``deploy/local/keycloak.sh``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import html
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,8 +25,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
+
+from services.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # deploy/local's state directory: the same variable and default as its scripts.
@@ -84,6 +96,120 @@ def provide() -> Iterator[Infrastructure]:
         finally:
             if not running and not os.environ.get("TSUNAGU_KEEP_SERVERS"):
                 subprocess.run(["bash", str(ROOT / "deploy/local/down.sh")], check=False)
+
+
+@dataclass(frozen=True)
+class OpenIDProvider:
+    """The local Keycloak, its realm deploy/keycloak/tsunagu-realm.json and the desk's client."""
+
+    url: str
+    realm: str = "tsunagu"
+    client_id: str = "tsunagu-web"
+    client_secret: str = "tsunagu-web-secret"
+    # Every test user's password (the realm file's description says so).
+    password: str = "tsunagu"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/realms/{self.realm}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/certs"
+
+    def settings(self, var_dir: Path) -> Settings:
+        """A platform that verifies this provider's tokens, and a desk that signs in with it."""
+        return Settings(
+            var_dir=var_dir,
+            jwks_url=self.jwks_url,
+            jwt_issuer=self.issuer,
+            oidc_issuer=self.issuer,
+            oidc_client_id=self.client_id,
+            oidc_client_secret=self.client_secret,
+        )
+
+    def sign_in(self, username: str) -> dict[str, Any]:
+        """The token response for a test user, by the desk's flow: authorization code with
+        PKCE, the login form posted as a browser would."""
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        # Keycloak lets any port follow a loopback host; nothing needs to listen there.
+        redirect_uri = "http://127.0.0.1:9/auth/callback"
+        endpoint = f"{self.issuer}/protocol/openid-connect"
+        with provider_browser() as browser:
+            page = browser.get(
+                f"{endpoint}/auth",
+                params={
+                    "client_id": self.client_id,
+                    "response_type": "code",
+                    "scope": "openid",
+                    "redirect_uri": redirect_uri,
+                    "code_challenge": challenge.rstrip(b"=").decode(),
+                    "code_challenge_method": "S256",
+                },
+            )
+            back = submit_login(browser, page, username, self.password)
+            code = httpx.URL(back.headers["location"]).params["code"]
+            answer = browser.post(
+                f"{endpoint}/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": redirect_uri,
+                    "code_verifier": verifier,
+                },
+                auth=(self.client_id, self.client_secret),
+            )
+        answer.raise_for_status()
+        tokens: dict[str, Any] = answer.json()
+        return tokens
+
+
+def provider_browser() -> httpx.Client:
+    """A client that keeps the provider's cookies from page to page; redirects are not followed."""
+    browser = httpx.Client(follow_redirects=False, timeout=30)
+
+    def as_browsers_do(_: httpx.Response) -> None:
+        # Keycloak marks its login cookies Secure and fails its login form without them;
+        # browsers send Secure cookies to http://127.0.0.1, httpx would not.
+        for cookie in browser.cookies.jar:
+            cookie.secure = False
+
+    browser.event_hooks["response"] = [as_browsers_do]
+    return browser
+
+
+def submit_login(
+    browser: httpx.Client, page: httpx.Response, username: str, password: str
+) -> httpx.Response:
+    """Fills in the provider's login page; its answer is the redirect back to the client."""
+    form = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', page.text)
+    assert form, f"no login form in the provider's answer ({page.status_code}): {page.text[:500]}"
+    answer = browser.post(
+        html.unescape(form.group(1)), data={"username": username, "password": password}
+    )
+    assert answer.status_code == 302, f"login as {username} refused: {answer.text[:500]}"
+    return answer
+
+
+@contextlib.contextmanager
+def provide_keycloak() -> Iterator[OpenIDProvider]:
+    """``KEYCLOAK_URL`` when set; else deploy/local/keycloak.sh, stopped at the end if this run
+    started it (unless ``TSUNAGU_KEEP_SERVERS``)."""
+    url = os.environ.get("KEYCLOAK_URL")
+    if url:
+        yield OpenIDProvider(url.rstrip("/"))
+        return
+    script = str(ROOT / "deploy/local/keycloak.sh")
+    running = subprocess.run(["bash", script, "status"], capture_output=True).returncode == 0
+    started = subprocess.run(["bash", script, "start"], check=True, stdout=subprocess.PIPE)
+    key, _, value = started.stdout.decode().strip().partition("=")
+    assert key == "KEYCLOAK_URL", started.stdout
+    try:
+        yield OpenIDProvider(value)
+    finally:
+        if not running and not os.environ.get("TSUNAGU_KEEP_SERVERS"):
+            subprocess.run(["bash", script, "stop"], check=False)
 
 
 def fresh_database(server_url: str) -> str:
