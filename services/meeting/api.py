@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import disclosure
 from contracts.identity import Staff
 from services.meeting.application import (
     DeclareVitalInterest,
     DraftPlan,
     HoldMeeting,
+    KnownApplication,
     MeetingApplication,
+    MemberPreview,
     ScheduleMeeting,
     ServiceLine,
     SharedItem,
@@ -167,6 +170,14 @@ class PlanResponse(BaseModel):
     outcome: str | None
 
 
+class AssessmentResponse(BaseModel):
+    number: int
+    at: datetime
+    issues: list[str]
+    strengths: list[str]
+    notes: str | None
+
+
 class CaseResponse(BaseModel):
     id: UUID
     person_id: UUID
@@ -177,6 +188,7 @@ class CaseResponse(BaseModel):
     closure_reason: str | None
     follow_up_until: date | None
     assessments: int
+    assessment_records: list[AssessmentResponse]
     plans: list[PlanResponse]
     resource_gaps: list[dict[str, Any]]
     follow_ups: int
@@ -195,6 +207,12 @@ class CaseResponse(BaseModel):
             closure_reason=c.closure_reason,
             follow_up_until=c.follow_up_until,
             assessments=len(c.assessments),
+            assessment_records=[
+                AssessmentResponse(
+                    number=a.number, at=a.at, issues=a.issues, strengths=a.strengths, notes=a.notes
+                )
+                for a in c.assessments
+            ],
             plans=[
                 PlanResponse(
                     version=p.version,
@@ -286,6 +304,48 @@ class SharedItemResponse(BaseModel):
         )
 
 
+class ApplicationResponse(BaseModel):
+    consultation_id: UUID
+    agency: str
+    received_at: datetime
+
+    @classmethod
+    def of(cls, a: KnownApplication) -> ApplicationResponse:
+        return cls(consultation_id=a.consultation_id, agency=a.agency, received_at=a.received_at)
+
+
+class PreviewBasis(BaseModel):
+    """A member's view of one category of the item: the basis, or why there is none."""
+
+    basis: str | None
+    basis_id: str | None
+    denied: str | None
+
+    @classmethod
+    def of(cls, decision: disclosure.Decision) -> PreviewBasis:
+        if isinstance(decision, disclosure.Allow):
+            return cls(basis=decision.basis, basis_id=decision.basis_id, denied=None)
+        return cls(basis=None, basis_id=None, denied=decision.reason)
+
+
+class MemberPreviewResponse(BaseModel):
+    agency: str
+    valid_from: datetime
+    valid_until: datetime
+    active: bool
+    categories: dict[str, PreviewBasis]
+
+    @classmethod
+    def of(cls, m: MemberPreview) -> MemberPreviewResponse:
+        return cls(
+            agency=m.agency,
+            valid_from=m.valid_from,
+            valid_until=m.valid_until,
+            active=m.active,
+            categories={c: PreviewBasis.of(d) for c, d in m.decisions.items()},
+        )
+
+
 class DeclarationResponse(BaseModel):
     id: UUID
     person_id: UUID
@@ -342,6 +402,24 @@ def build_router(
         return case_reply(
             meetings.open_case(staff, facts, body.consultation_id, body.person_id, body.at)
         )
+
+    @router.get("/cases", response_model=list[CaseResponse])
+    def cases(
+        status: Literal["open", "closed"] | None = None, staff: Staff = Caller
+    ) -> list[CaseResponse]:
+        """The caller's agency's cases, oldest first; ``status`` keeps the open or closed ones."""
+        closed = None if status is None else status == "closed"
+        return [CaseResponse.of(c) for c in meetings.cases_held(staff, closed)]
+
+    @router.get("/persons/{person_id}/case", response_model=CaseResponse)
+    def case_of_person(person_id: UUID, staff: Staff = Caller) -> CaseResponse:
+        """The person's case (one per person, reopened rather than duplicated), or 404."""
+        return CaseResponse.of(meetings.case_of_person(staff, person_id))
+
+    @router.get("/persons/{person_id}/applications", response_model=list[ApplicationResponse])
+    def applications(person_id: UUID, staff: Staff = Caller) -> list[ApplicationResponse]:
+        """The person's applications (利用申込) a case may be opened from, for the office."""
+        return [ApplicationResponse.of(a) for a in meetings.applications(staff, facts, person_id)]
 
     @router.get("/cases/{case_id}", response_model=CaseResponse)
     def get_case(case_id: UUID, staff: Staff = Caller) -> CaseResponse:
@@ -420,6 +498,23 @@ def build_router(
         )
         return meeting_reply(meetings.schedule_meeting(staff, command))
 
+    @router.get("/meetings", response_model=list[MeetingResponse])
+    def organised(staff: Staff = Caller) -> list[MeetingResponse]:
+        """The meetings the caller's agency organises, the latest scheduled first."""
+        return [MeetingResponse.of(m) for m in meetings.meetings_organised(staff)]
+
+    @router.get("/persons/{person_id}/meetings", response_model=list[MeetingResponse])
+    def meetings_of_person(person_id: UUID, staff: Staff = Caller) -> list[MeetingResponse]:
+        """The 支援会議 on the person and the coordination meetings on their case the caller
+        may read, in the order they were scheduled for."""
+        return [MeetingResponse.of(m) for m in meetings.meetings_of_person(staff, person_id)]
+
+    @router.get("/meetings/{meeting_id}/resource-gaps", response_model=list[dict[str, Any]])
+    def resource_gaps(meeting_id: UUID, staff: Staff = Caller) -> list[dict[str, Any]]:
+        """A regular meeting's gaps: those it reviewed, or before it is held, those noted since
+        the last regular meeting."""
+        return meetings.resource_gaps_for(staff, meeting_id)
+
     @router.get("/meetings/{meeting_id}", response_model=MeetingResponse)
     def get_meeting(meeting_id: UUID, staff: Staff = Caller) -> MeetingResponse:
         return MeetingResponse.of(meetings.readable_meeting(staff, meeting_id))
@@ -445,6 +540,21 @@ def build_router(
         )
         after_command()
         return {"item_id": item_id, "meeting_id": meeting_id}
+
+    @router.get(
+        "/meetings/{meeting_id}/information/preview", response_model=list[MemberPreviewResponse]
+    )
+    def preview_share(
+        meeting_id: UUID,
+        categories: list[str] = Query(description="What would be shared."),
+        at: datetime | None = None,
+        staff: Staff = Caller,
+    ) -> list[MemberPreviewResponse]:
+        """Before sharing at a 支援会議: refused exactly as the share would be (a tax share
+        without every member's consent: 403 naming the law and the members), or each other
+        member with what they would see and on what basis. Nothing is shared or recorded."""
+        previews = meetings.preview_share(staff, facts, meeting_id, categories, at)
+        return [MemberPreviewResponse.of(p) for p in previews]
 
     @router.get("/meetings/{meeting_id}/information", response_model=list[SharedItemResponse])
     def information(

@@ -51,6 +51,18 @@ class IntakeFacts(Protocol):
     def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]: ...
 
 
+class KnownApplications(Protocol):
+    def applications_of(self, person_id: UUID) -> list[KnownApplication]:
+        """The applications (利用申込) received from the person, oldest first."""
+
+
+@dataclass(frozen=True)
+class KnownApplication:
+    consultation_id: UUID
+    agency: str
+    received_at: datetime
+
+
 @dataclass(frozen=True)
 class ServiceLine:
     provider: str
@@ -112,6 +124,17 @@ class SharedItem:
     bases: dict[str, disclosure.Allow]
 
 
+@dataclass(frozen=True)
+class MemberPreview:
+    """What one member of a 支援会議 would see of an item about to be shared, and why."""
+
+    agency: str
+    valid_from: datetime
+    valid_until: datetime
+    active: bool
+    decisions: dict[str, disclosure.Decision]
+
+
 class MeetingApplication(TracingApplication):
     name = "meeting"
 
@@ -156,8 +179,15 @@ class MeetingApplication(TracingApplication):
             person_id=person_id,
             consultation_id=consultation_id,
         )
-        self.save(case)
+        self.save(case, self.listed(_agency_cases_key(staff.agency), case.id))
         return case.id
+
+    def applications(
+        self, staff: Staff, facts: KnownApplications, person_id: UUID
+    ) -> list[KnownApplication]:
+        """The person's applications a case may be opened from, for the office that opens it."""
+        self._require_office(staff, "open a support case")
+        return facts.applications_of(person_id)
 
     def case(self, case_id: UUID) -> SupportCase:
         return self.fetch(SupportCase, case_id, "case")
@@ -165,14 +195,21 @@ class MeetingApplication(TracingApplication):
     def readable_case(self, staff: Staff, case_id: UUID) -> SupportCase:
         """A case, to the agency holding it, the approving municipality and privacy officers."""
         case = self.case(case_id)
-        agency = reference().agency(staff.agency)
-        if not (
-            case.agency == staff.agency
-            or (agency is not None and agency.approves_plans)
-            or staff.has_role("privacy_officer")
-        ):
+        if not _reads_case(staff, case):
             raise Forbidden(f"case {case_id} is read by the agency holding it and the approver")
         return case
+
+    def case_of_person(self, staff: Staff, person_id: UUID) -> SupportCase:
+        """The person's one case (reopened, never duplicated), to whoever may read it."""
+        case = self.find(SupportCase, SupportCase.create_id(person_id))
+        if case is None:
+            raise NotFound(f"no support case for person {person_id}")
+        return self.readable_case(staff, case.id)
+
+    def cases_held(self, staff: Staff, closed: bool | None = None) -> list[SupportCase]:
+        """The caller's agency's cases, oldest first; ``closed`` keeps the closed (or open) ones."""
+        cases = [self.case(c) for c in self._ids(_agency_cases_key(staff.agency))]
+        return [c for c in cases if closed is None or c.closed == closed]
 
     def held_case(self, staff: Staff, case_id: UUID) -> SupportCase:
         """The case, for a step only the agency holding it takes."""
@@ -341,9 +378,10 @@ class MeetingApplication(TracingApplication):
             if command.kind == REGULAR
             else None
         )
-        changed: list[Aggregate] = [meeting]
+        changed: list[Aggregate] = [meeting, self.listed(_organised_key(staff.agency), meeting.id)]
         if key is not None:
             changed.append(self.listed(key, meeting.id))
+        changed += [self.listed(_case_meetings_key(c.id), meeting.id) for c in cases]
         self.save(*changed)
         return meeting.id
 
@@ -353,14 +391,34 @@ class MeetingApplication(TracingApplication):
     def readable_meeting(self, staff: Staff, meeting_id: UUID) -> Meeting:
         """A meeting, to its organiser, its members and attendees, and privacy officers."""
         meeting = self.meeting(meeting_id)
-        if not (
-            meeting.agency == staff.agency
-            or meeting.is_member(staff.agency)
-            or any(a["agency"] == staff.agency for a in meeting.attendees)
-            or staff.has_role("privacy_officer")
-        ):
+        if not _reads_meeting(staff, meeting):
             raise Forbidden(f"meeting {meeting_id} is read by its organiser and participants")
         return meeting
+
+    def meetings_organised(self, staff: Staff) -> list[Meeting]:
+        """The meetings the caller's agency organises, the latest scheduled first."""
+        meetings = [self.meeting(m) for m in self._ids(_organised_key(staff.agency))]
+        return sorted(meetings, key=lambda m: m.scheduled_for, reverse=True)
+
+    def meetings_of_person(self, staff: Staff, person_id: UUID) -> list[Meeting]:
+        """The 支援会議 on the person and the coordination meetings on their case that the
+        caller may read, in the order they were scheduled for."""
+        ids = self._ids(_meetings_key(person_id)) + self._ids(
+            _case_meetings_key(SupportCase.create_id(person_id))
+        )
+        meetings = [self.meeting(m) for m in dict.fromkeys(ids)]
+        readable = [m for m in meetings if _reads_meeting(staff, m)]
+        return sorted(readable, key=lambda m: m.scheduled_for)
+
+    def resource_gaps_for(self, staff: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
+        """The gaps a regular meeting reviews: those it listed once held, or, before, those
+        noted since the last regular meeting held."""
+        meeting = self.readable_meeting(staff, meeting_id)
+        if meeting.kind != REGULAR:
+            raise NotFound(f"meeting {meeting_id} is not a regular coordination meeting")
+        if meeting.held_at is not None:
+            return meeting.resource_gaps
+        return self._gaps_since_last_regular(meeting, datetime.now(UTC))
 
     def hold_meeting(self, staff: Staff, meeting_id: UUID, command: HoldMeeting) -> None:
         meeting = self.meeting(meeting_id)
@@ -417,6 +475,39 @@ class MeetingApplication(TracingApplication):
         self.save(meeting)
         return item_id
 
+    def preview_share(
+        self,
+        staff: Staff,
+        facts: IntakeFacts,
+        meeting_id: UUID,
+        categories: list[str],
+        at: datetime | None = None,
+    ) -> list[MemberPreview]:
+        """Before sharing: refused as the share would be (tax without every member's consent:
+        地方税法第22条), or each other member with what they would see and on what basis."""
+        meeting = self.meeting(meeting_id)
+        moment = past_or_now("at", at)
+        consents = facts.consents_of(meeting.person_id) if meeting.person_id else ()
+        shared = meeting.check_share(staff.agency, moment, categories, consents)
+        declarations = self._declarations_of(meeting.person_id) if meeting.person_id else ()
+        record = _item_record(meeting, staff.agency, shared, consents, declarations)
+        return [
+            MemberPreview(
+                agency=m.agency,
+                valid_from=m.valid_from,
+                valid_until=m.valid_until,
+                active=m.active(moment),
+                decisions={
+                    c: disclosure.decide(
+                        disclosure.Viewer(m.agency, ""), record, c, MEETING_PURPOSE, moment
+                    )
+                    for c in shared
+                },
+            )
+            for m in meeting.memberships()
+            if m.agency != staff.agency
+        ]
+
     def information(
         self, staff: Staff, facts: IntakeFacts, meeting_id: UUID, at: datetime | None = None
     ) -> list[SharedItem]:
@@ -435,12 +526,8 @@ class MeetingApplication(TracingApplication):
         viewer = disclosure.Viewer(staff.agency, staff.staff_id)
         visible = []
         for item in meeting.shared:
-            record = disclosure.PersonRecord(
-                person_id=str(meeting.person_id),
-                recorded_by={c: frozenset({item["agency"]}) for c in item["categories"]},
-                consents=consents,
-                memberships=meeting.memberships(),
-                vital_interests=declarations,
+            record = _item_record(
+                meeting, item["agency"], item["categories"], consents, declarations
             )
             decisions = {
                 c: disclosure.decide(viewer, record, c, MEETING_PURPOSE, moment)
@@ -587,6 +674,41 @@ def _who(staff: Staff) -> tuple[str, str]:
     return staff.agency, staff.staff_id
 
 
+def _item_record(
+    meeting: Meeting,
+    sharer: str,
+    categories: list[str],
+    consents: tuple[disclosure.Consent, ...],
+    declarations: tuple[disclosure.VitalInterest, ...],
+) -> disclosure.PersonRecord:
+    """One shared item as the policy reads it: recorded by its sharer, under this meeting."""
+    return disclosure.PersonRecord(
+        person_id=str(meeting.person_id),
+        recorded_by={c: frozenset({sharer}) for c in categories},
+        consents=consents,
+        memberships=meeting.memberships(),
+        vital_interests=declarations,
+    )
+
+
+def _reads_case(staff: Staff, case: SupportCase) -> bool:
+    agency = reference().agency(staff.agency)
+    return (
+        case.agency == staff.agency
+        or (agency is not None and agency.approves_plans)
+        or staff.has_role("privacy_officer")
+    )
+
+
+def _reads_meeting(staff: Staff, meeting: Meeting) -> bool:
+    return (
+        meeting.agency == staff.agency
+        or meeting.is_member(staff.agency)
+        or any(a["agency"] == staff.agency for a in meeting.attendees)
+        or staff.has_role("privacy_officer")
+    )
+
+
 def _oversees(staff: Staff) -> bool:
     return any(staff.has_role(role) for role in OVERSIGHT_ROLES)
 
@@ -611,3 +733,15 @@ def _meetings_key(person_id: UUID) -> str:
 
 def _declarations_key(person_id: UUID) -> str:
     return f"meeting:vital_interest:{person_id}"
+
+
+def _agency_cases_key(agency: str) -> str:
+    return f"meeting:cases:{agency}"
+
+
+def _organised_key(agency: str) -> str:
+    return f"meeting:organised:{agency}"
+
+
+def _case_meetings_key(case_id: UUID) -> str:
+    return f"meeting:case_meetings:{case_id}"

@@ -8,11 +8,13 @@ schema, never from intake's database.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ApplicationReceived, IntegrationEvent
+from services.meeting.application import KnownApplication
 from services.projection import consents
 from services.projection.changes import Change, Upsert, ViewState
 from services.projection.store import ViewStore
@@ -59,6 +61,22 @@ class FeedFacts:
                 (str(consultation_id),),
             )
         return UUID(row["person_id"]) if row else None
+
+    def applications_of(self, person_id: UUID) -> list[KnownApplication]:
+        with self._store.database.transaction() as tx:
+            rows = tx.fetchall(
+                "SELECT consultation_id, agency, received_at FROM known_application "
+                "WHERE person_id = ? ORDER BY received_at, consultation_id",
+                (str(person_id),),
+            )
+        return [
+            KnownApplication(
+                UUID(row["consultation_id"]),
+                row["agency"],
+                datetime.fromisoformat(row["received_at"]),
+            )
+            for row in rows
+        ]
 
     def knows_person(self, person_id: UUID) -> bool:
         with self._store.database.transaction() as tx:

@@ -198,6 +198,28 @@ class Meeting(Aggregate):
         consents: tuple[disclosure.Consent, ...],
     ) -> None:
         """A member shares information; ``consents`` are the person's, for the tax rule."""
+        shared = self.check_share(agency, at, categories, consents)
+        assert self.person_id is not None
+        self._share(
+            municipality=self.municipality,
+            agency=agency,
+            staff_id=staff_id,
+            at=at,
+            person_id=self.person_id,
+            item_id=item_id,
+            categories=shared,
+            note=note,
+        )
+
+    def check_share(
+        self,
+        agency: str,
+        at: datetime,
+        categories: list[str],
+        consents: tuple[disclosure.Consent, ...],
+    ) -> list[str]:
+        """Whether ``agency`` may share ``categories`` at ``at`` (raises why not): the categories
+        as they would be recorded. A preview runs it without sharing."""
         if self.kind != ARTICLE9 or self.held_at is None:
             raise Conflict(
                 "information is shared at a held 支援会議 (法9条)", allowed=list(self.moves())
@@ -222,17 +244,7 @@ class Meeting(Aggregate):
                     members_without_consent=unconsented,
                     law="地方税法第22条",
                 )
-        assert self.person_id is not None
-        self._share(
-            municipality=self.municipality,
-            agency=agency,
-            staff_id=staff_id,
-            at=at,
-            person_id=self.person_id,
-            item_id=item_id,
-            categories=list(dict.fromkeys(categories)),
-            note=note,
-        )
+        return list(dict.fromkeys(categories))
 
     def members_without_tax_consent(
         self, sharer: str, at: datetime, consents: tuple[disclosure.Consent, ...]

@@ -63,6 +63,15 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Assessment:
+    number: int
+    at: datetime
+    issues: list[str]
+    strengths: list[str]
+    notes: str | None
+
+
+@dataclass(frozen=True)
 class Gap:
     gap_id: UUID
     gap: str
@@ -166,7 +175,7 @@ class SupportCase(Aggregate):
         self.closed = False
         self.closure_reason: str | None = None
         self.follow_up_until: date | None = None
-        self.assessments: list[tuple[datetime, list[str]]] = []
+        self.assessments: list[Assessment] = []
         self.plans: list[Plan] = []
         self.gaps: list[Gap] = []
         self.follow_ups: list[datetime] = []
@@ -276,7 +285,7 @@ class SupportCase(Aggregate):
         strengths: list[str],
         notes: str | None,
     ) -> None:
-        self.assessments.append((at, issues))
+        self.assessments.append(Assessment(number, at, issues, strengths, notes))
 
     def draft_plan(
         self,
