@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
@@ -14,21 +14,71 @@ from contracts.errors import Forbidden
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.platform.auth import authenticated_staff
+from services.platform.pagination import Page, page, respond
 from services.platform.settings import Settings
-from services.projection import statistics
+from services.platform.times import MUNICIPAL_OFFSET, municipal
+from services.projection import queries, statistics
 from services.projection.store import ViewStore
 
 
+class Triage(BaseModel):
+    outcome: str
+    target_agency: str | None
+    target_system: str | None
+    follow_up_on: date | None
+    at: str | None
+
+
 class ConsultationView(BaseModel):
+    """A line of the agency's consultation list; every time at the municipality's offset."""
+
     consultation_id: UUID
-    municipality: str
+    municipality: str | None
     person_id: UUID | None
-    opened_at: datetime
-    channel: str
-    route_in: str
-    caller_kind: str
+    opened_at: str
+    channel: str | None
+    route_in: str | None
+    caller_kind: str | None
     main_complaint: str | None
     notes: str | None
+    triage: Triage | None
+    application_received: bool
+    application_at: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ConsultationView:
+        triage = None
+        if row["triage_outcome"] is not None:
+            triage = Triage(
+                outcome=row["triage_outcome"],
+                target_agency=row["triage_target_agency"],
+                target_system=row["triage_target_system"],
+                follow_up_on=row["follow_up_on"],
+                at=_time(row["triaged_at"]),
+            )
+        return cls(
+            **{name: row[name] for name in _AS_STORED},
+            opened_at=municipal(row["opened_at"]),
+            triage=triage,
+            application_received=row["application_at"] is not None,
+            application_at=_time(row["application_at"]),
+        )
+
+
+_AS_STORED = (
+    "consultation_id",
+    "municipality",
+    "person_id",
+    "channel",
+    "route_in",
+    "caller_kind",
+    "main_complaint",
+    "notes",
+)
+
+
+def _time(stored: str | None) -> str | None:
+    return municipal(stored) if stored is not None else None
 
 
 # Who may read the municipality's figures: the support office's staff and these roles.
@@ -80,12 +130,29 @@ def build_router(views: ViewStore, settings: Settings) -> APIRouter:
 
     @router.get("/consultations", response_model=list[ConsultationView])
     def consultations(
-        agency: str | None = None, staff: Staff = Depends(authenticated_staff)
+        request: Request,
+        response: Response,
+        agency: str | None = None,
+        follow_up_due_by: date | None = Query(
+            None, description="only connect_elsewhere triages due on or before this day"
+        ),
+        opened_since: date | None = Query(
+            None, description="only consultations opened on or after this day (JST)"
+        ),
+        asked: Page = Depends(page),
+        staff: Staff = Depends(authenticated_staff),
     ) -> list[ConsultationView]:
+        """The caller's own agency's consultations, oldest first, a page at a time."""
         if agency is not None and agency != staff.agency:
             raise Forbidden(
                 f"staff of {staff.agency!r} may read only their own agency's view, not {agency!r}"
             )
-        return [ConsultationView.model_validate(row) for row in views.consultations(staff.agency)]
+        since = datetime.combine(opened_since, time(), MUNICIPAL_OFFSET) if opened_since else None
+        with views.database.transaction() as tx:
+            rows = queries.consultations(
+                tx, staff.agency, asked, follow_up_due_by=follow_up_due_by, opened_since=since
+            )
+        shown = respond(rows, queries.consultation_key, asked, request, response)
+        return [ConsultationView.of(row) for row in shown]
 
     return router

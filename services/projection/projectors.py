@@ -7,30 +7,63 @@ projection runner; they do no I/O of their own, so they are tested without any s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from contracts.envelope import CloudEvent
-from contracts.events import ConsultationOpened, IntegrationEvent
+from contracts.events import (
+    ApplicationReceived,
+    ConsultationAttached,
+    ConsultationOpened,
+    ConsultationTriaged,
+    IntegrationEvent,
+)
 from services.projection.changes import Change, Upsert, ViewState
+from services.projection.person_facts import utc
+
+CONSULTATION_EVENTS = (
+    ConsultationOpened,
+    ConsultationTriaged,
+    ConsultationAttached,
+    ApplicationReceived,
+)
 
 
-def consultations(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
-    """The opening agency's list of consultations (its own record, so no disclosure check)."""
-    if not isinstance(data, ConsultationOpened):
+def consultations(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+    """The holding agency's list of consultations, with triage, person and application (its own
+    record, so no disclosure check).
+
+    Each event sets only its own columns: a consultation's events may arrive out of order (see
+    ``CONSULTATION_VIEW``), and an opening without a person must not undo a later attach.
+    """
+    if not isinstance(data, CONSULTATION_EVENTS):
         return []
-    return [
-        Upsert(
-            "consultation_view",
-            key={"agency": data.agency, "consultation_id": str(data.consultation_id)},
-            values={
-                "municipality": event.municipality,
-                "person_id": str(data.person_id) if data.person_id else None,
-                "opened_at": data.at.isoformat(),
-                "channel": data.channel,
-                "route_in": data.route_in,
-                "caller_kind": data.caller_kind,
-                "main_complaint": data.main_complaint,
-                "notes": data.notes,
-                "event_id": event.id,
-            },
-        )
-    ]
+    key = {"agency": data.agency, "consultation_id": str(data.consultation_id)}
+    values: dict[str, Any] = {}
+    if data.person_id is not None:
+        values["person_id"] = str(data.person_id)
+    if isinstance(data, ConsultationOpened):
+        values |= {
+            "municipality": event.municipality,
+            "opened_at": utc(data.at),
+            "channel": data.channel,
+            "route_in": data.route_in,
+            "caller_kind": data.caller_kind,
+            "main_complaint": data.main_complaint,
+            "notes": data.notes,
+            "event_id": event.id,
+        }
+    elif isinstance(data, ConsultationTriaged):
+        triaged_at = utc(data.at)
+        current = view.get("consultation_view", key)
+        if current is not None and (current.get("triaged_at") or "") > triaged_at:
+            return []  # a later triage arrived first: it stands
+        values |= {
+            "triage_outcome": data.outcome,
+            "triage_target_agency": data.target_agency,
+            "triage_target_system": data.target_system,
+            "follow_up_on": data.follow_up_on.isoformat() if data.follow_up_on else None,
+            "triaged_at": triaged_at,
+        }
+    elif isinstance(data, ApplicationReceived):
+        values["application_at"] = utc(data.at)
+    return [Upsert("consultation_view", key=key, values=values)]

@@ -46,21 +46,33 @@ JOURNAL = (
     )""",
 )
 
+# Each agency's own consultations, with their triage and application. Only the key is required:
+# once a person is attached, a consultation's events are keyed by the person and may arrive
+# before its opening (another partition), so each event sets only the columns it knows.
 CONSULTATION_VIEW = (
     """CREATE TABLE IF NOT EXISTS consultation_view (
         agency TEXT NOT NULL,
         consultation_id TEXT NOT NULL,
-        municipality TEXT NOT NULL,
+        municipality TEXT,
         person_id TEXT,
-        opened_at TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        route_in TEXT NOT NULL,
-        caller_kind TEXT NOT NULL,
+        opened_at TEXT,
+        channel TEXT,
+        route_in TEXT,
+        caller_kind TEXT,
         main_complaint TEXT,
         notes TEXT,
-        event_id TEXT NOT NULL,
+        event_id TEXT,
+        triage_outcome TEXT,
+        triage_target_agency TEXT,
+        triage_target_system TEXT,
+        follow_up_on TEXT,
+        triaged_at TEXT,
+        application_at TEXT,
         PRIMARY KEY (agency, consultation_id)
     )""",
+    # The list's order, and its keyset pages.
+    "CREATE INDEX IF NOT EXISTS consultation_view_opened "
+    "ON consultation_view (agency, opened_at, consultation_id)",
 )
 
 # Rows per statement when SQLite writes several.
@@ -694,15 +706,6 @@ class ViewStore:
                     tx.execute(f"DROP TABLE IF EXISTS {name}")
             for statement in (PROCESSED, POSITION, *self._tables):
                 tx.execute(statement)
-
-    def consultations(self, agency: str) -> list[Row]:
-        with self.database.transaction() as tx:
-            rows: list[Row] = tx.fetchall(
-                "SELECT * FROM consultation_view WHERE agency = ? "
-                "ORDER BY opened_at, consultation_id",
-                (agency,),
-            )
-        return rows
 
     def count(self, table: str) -> int:
         with self.database.transaction() as tx:

@@ -1,14 +1,26 @@
 from __future__ import annotations
 
 import gc
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import uuid4
 
 import pytest
 
 from contracts.envelope import CloudEvent
-from contracts.events import ConsultationOpened, IntegrationEvent, parse
+from contracts.events import (
+    ApplicationReceived,
+    ConsultationAttached,
+    ConsultationOpened,
+    ConsultationTriaged,
+    IntegrationEvent,
+    parse,
+)
 from services.platform.bus import InProcessBus, Message
 from services.platform.collector import paused
+from services.platform.pagination import Page
 from services.platform.sql import SqliteDatabase
+from services.projection import queries
 from services.projection.changes import Change, Upsert
 from services.projection.projectors import consultations
 from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, Outcome, ProjectionRunner
@@ -67,7 +79,9 @@ def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_next_one_a
     assert (
         runner.consume(Message("t.intake.events", "k", good.to_bytes())).outcome is Outcome.APPLIED
     )
-    assert store.consultations("zama-jiritsu")[0]["consultation_id"] == str(
+    with store.database.transaction() as tx:
+        [row] = queries.consultations(tx, "zama-jiritsu", Page())
+    assert row["consultation_id"] == str(
         ConsultationOpened.model_validate(good.data).consultation_id
     )
 
@@ -107,3 +121,86 @@ def test_a_paused_collector_is_left_as_it_was_found() -> None:
     with pytest.raises(RuntimeError), paused():
         raise RuntimeError("the block failed")
     assert gc.isenabled()
+
+
+def later_event(opened: CloudEvent, data: IntegrationEvent, version: int) -> CloudEvent:
+    """An event of the same consultation after ``opened``, as intake's relay would key it."""
+    person = getattr(data, "person_id", None)
+    return opened.model_copy(
+        update={
+            "id": f"{opened.id}-{version}",
+            "type": data.cloudevent_type(),
+            "partitionkey": str(person) if person else opened.partitionkey,
+            "data": data.model_dump(mode="json"),
+        }
+    )
+
+
+def consultation_row(events: list[CloudEvent]) -> dict[str, Any]:
+    store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
+    runner = ProjectionRunner(store, [consultations], InProcessBus(), "dlq")
+    for event in events:
+        assert runner.consume(Message("t", "k", event.to_bytes())).outcome is Outcome.APPLIED
+    with store.database.transaction() as tx:
+        rows: list[dict[str, Any]] = tx.fetchall("SELECT * FROM consultation_view")
+    [row] = rows
+    return row
+
+
+def lifecycle() -> tuple[CloudEvent, list[CloudEvent]]:
+    """An anonymous consultation, then triaged elsewhere, attached, and applied for."""
+    opened = opened_event()
+    data = ConsultationOpened.model_validate(opened.data)
+    person = uuid4()
+    common: dict[str, Any] = {
+        "consultation_id": data.consultation_id,
+        "agency": "zama-jiritsu",
+        "staff_id": "s1",
+    }
+    later: list[IntegrationEvent] = [
+        ConsultationTriaged(
+            **common,
+            at=datetime(2025, 8, 3, 1, tzinfo=UTC),
+            outcome="connect_elsewhere",
+            target_agency="zama-seikatsushien",
+            follow_up_on=date(2025, 8, 10),
+        ),
+        ConsultationAttached(
+            **common,
+            at=datetime(2025, 8, 4, tzinfo=UTC),
+            person_id=person,
+            consultation_opened_at=data.at,
+        ),
+        ApplicationReceived(**common, at=datetime(2025, 8, 5, tzinfo=UTC), person_id=person),
+    ]
+    return opened, [later_event(opened, d, n) for n, d in enumerate(later, start=2)]
+
+
+def test_the_consultation_line_gains_its_triage_person_and_application() -> None:
+    opened, later = lifecycle()
+    row = consultation_row([opened, *later])
+    assert row["triage_outcome"] == "connect_elsewhere"
+    assert row["triage_target_agency"] == "zama-seikatsushien"
+    assert row["follow_up_on"] == "2025-08-10"
+    assert row["person_id"] == later[-1].data["person_id"]
+    assert row["application_at"] == "2025-08-05T00:00:00.000000+00:00"
+    assert row["route_in"] == "self"
+
+
+def test_events_keyed_by_the_person_may_arrive_before_the_opening() -> None:
+    opened, later = lifecycle()
+    # Attach and application go on the person's partition, ahead of the opening's.
+    row = consultation_row([later[1], later[2], opened, later[0]])
+    assert row["person_id"] == later[-1].data["person_id"]
+    assert row["opened_at"] == "2025-08-03T00:00:00.000000+00:00"
+    assert row["application_at"] is not None and row["triage_outcome"] == "connect_elsewhere"
+
+
+def test_an_earlier_triage_arriving_late_does_not_undo_a_later_one() -> None:
+    opened, [triaged, *_] = lifecycle()
+    data = ConsultationTriaged.model_validate(triaged.data)
+    again = data.model_copy(
+        update={"at": datetime(2025, 8, 6, tzinfo=UTC), "outcome": "continue_here"}
+    )
+    row = consultation_row([opened, later_event(opened, again, 9), triaged])
+    assert row["triage_outcome"] == "continue_here"

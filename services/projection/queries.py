@@ -1,0 +1,69 @@
+"""The desk's lists, read from the views a keyset page at a time, and whether a person is known.
+
+Each list is sorted by columns that never change once set (the opening instant, the sending
+instant, then the row's id), so a page after a cursor is the same whatever arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from services.platform.pagination import Key, Page
+from services.platform.sql import Row, Transaction
+from services.projection.person_facts import utc
+
+CONNECT_ELSEWHERE = "connect_elsewhere"
+_CONSULTATIONS = ("opened_at", "consultation_id")
+# A box line made by a move that arrived before its slip has no sending instant yet.
+_BOX = ("COALESCE(sent_at, '')", "referral_id")
+
+
+def consultations(
+    tx: Transaction,
+    agency: str,
+    asked: Page,
+    *,
+    follow_up_due_by: date | None = None,
+    opened_since: datetime | None = None,
+) -> list[Row]:
+    """The agency's consultations, oldest first; with ``follow_up_due_by``, only those connected
+    elsewhere whose follow-up falls on or before that day."""
+    where, params = ["agency = ?", "opened_at IS NOT NULL"], [agency]
+    if follow_up_due_by is not None:
+        where += ["triage_outcome = ?", "follow_up_on <= ?"]
+        params += [CONNECT_ELSEWHERE, follow_up_due_by.isoformat()]
+    if opened_since is not None:
+        where.append("opened_at >= ?")
+        params.append(utc(opened_since))
+    after, values = asked.keyset(_CONSULTATIONS)
+    return tx.fetchall(
+        f"SELECT * FROM consultation_view WHERE {' AND '.join(where)} AND {after} "
+        f"ORDER BY {', '.join(_CONSULTATIONS)} LIMIT ?",
+        (*params, *values, asked.fetch),
+    )
+
+
+def consultation_key(row: Row) -> Key:
+    return (row["opened_at"], row["consultation_id"])
+
+
+def referral_box(tx: Transaction, agency: str, direction: str, asked: Page) -> list[Row]:
+    """The agency's inbox (``in``) or outbox (``out``) lines, oldest slip first."""
+    after, values = asked.keyset(_BOX)
+    return tx.fetchall(
+        f"SELECT * FROM referral_box WHERE agency = ? AND direction = ? AND {after} "
+        f"ORDER BY {', '.join(_BOX)} LIMIT ?",
+        (agency, direction, *values, asked.fetch),
+    )
+
+
+def box_key(row: Row) -> Key:
+    return (row["sent_at"] or "", row["referral_id"])
+
+
+def person_known(tx: Transaction, person_id: str) -> bool:
+    """Whether any event about the person has reached the views."""
+    return (
+        tx.fetchone("SELECT 1 AS known FROM timeline WHERE person_id = ? LIMIT 1", (person_id,))
+        is not None
+    )
