@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.errors import Invalid
 from contracts.identity import Staff
 from services.intake.application import (
     IntakeApplication,
@@ -18,11 +19,13 @@ from services.intake.application import (
     RegisterPerson,
     Triage,
     WithdrawConsent,
+    consent_order,
 )
 from services.intake.consent import Consent
 from services.intake.consultation import Consultation
 from services.intake.person import Person
 from services.platform.auth import authenticated_staff
+from services.platform.pagination import Page, after_cursor, page, respond
 
 Name = Field(None, max_length=200)
 
@@ -321,14 +324,23 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
         recipient: str,
         category: str,
         purpose: str,
+        request: Request,
+        response: Response,
         at: datetime | None = None,
+        asked: Page = Depends(page),
         staff: Staff = Caller,
     ) -> list[ConsentResponse]:
-        """The ledger's question: which consents covered R, C and P at instant T (default now)."""
+        """The ledger's question: which consents covered R, C and P at instant T (default now),
+        oldest first, a page at a time."""
         intake.require(staff, person_id, "identity")
+        if at is not None and at.tzinfo is None:
+            raise Invalid("at", "timezone_required", "give the time with its UTC offset (+09:00)")
         moment = at or datetime.now().astimezone()
         found = intake.consents_in_force(person_id, recipient, category, purpose, moment)
-        return [ConsentResponse.of(c) for c in found]
+        rows = after_cursor(found, consent_order, asked)
+        return [
+            ConsentResponse.of(c) for c in respond(rows, consent_order, asked, request, response)
+        ]
 
     @router.post("/consents", status_code=201, response_model=ConsentResponse)
     def record_consent(body: ConsentRequest, staff: Staff = Caller) -> ConsentResponse:

@@ -322,12 +322,16 @@ class IntakeApplication(TracingApplication):
     def consents_in_force(
         self, person_id: UUID, recipient: str, category: str, purpose: str, at: datetime
     ) -> list[Consent]:
-        """Which consents covered ``recipient``, ``category`` and ``purpose`` at instant ``at``."""
-        return [
-            c
-            for c in self.consents_of(person_id)
-            if c.as_policy().covers(recipient, category, purpose, at)
-        ]
+        """Which consents covered ``recipient``, ``category`` and ``purpose`` at instant ``at``,
+        in ``consent_order``."""
+        return sorted(
+            (
+                c
+                for c in self.consents_of(person_id)
+                if c.as_policy().covers(recipient, category, purpose, at)
+            ),
+            key=consent_order,
+        )
 
     # Disclosure: what intake itself may show
 
@@ -382,3 +386,10 @@ class IntakeApplication(TracingApplication):
 
 def _blank_to_none(text: str | None) -> str | None:
     return text if text and text.strip() else None
+
+
+def consent_order(consent: Consent) -> tuple[str, str]:
+    """Consents listed oldest first (by the start of their validity); also the key a page of
+    the list starts after."""
+    start = consent.valid_from.astimezone(UTC).isoformat(timespec="microseconds")
+    return (start, str(consent.id))

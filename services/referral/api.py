@@ -7,16 +7,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import disclosure
 from contracts.identity import Staff
 from services.platform.auth import authenticated_staff
+from services.platform.pagination import Page, after_cursor, page, respond
 from services.platform.settings import Settings
 from services.projection.consents import consents_of
 from services.projection.store import ViewStore
-from services.referral.application import ReferralApplication, SendReferral
+from services.referral.application import ReferralApplication, SendReferral, box_order
 from services.referral.referral import Referral
 
 
@@ -115,9 +116,25 @@ def build_router(
             return consents_of(tx, str(person_id))
 
     def view(referral: Referral, staff: Staff) -> dict[str, Any]:
+        """The slip (receiver) or its status (sender), with the moves the caller may make."""
         if staff.agency == referral.receiver:
-            return slip_of(referral, referrals.settings)
-        return status_of(referral, referrals.settings)
+            shown = slip_of(referral, referrals.settings)
+        else:
+            shown = status_of(referral, referrals.settings)
+        return {**shown, "allowed_moves": referral.open_moves(staff.agency)}
+
+    def box(
+        listed: list[Referral],
+        state: str | None,
+        staff: Staff,
+        asked: Page,
+        request: Request,
+        response: Response,
+    ) -> list[dict[str, Any]]:
+        found = after_cursor(
+            (r for r in listed if state is None or r.state == state), box_order, asked
+        )
+        return [view(r, staff) for r in respond(found, box_order, asked, request, response)]
 
     @router.post("/referrals", status_code=201)
     def send(
@@ -145,22 +162,26 @@ def build_router(
         return status_of(referrals.referral(sent.referral_id), referrals.settings)
 
     @router.get("/referrals/inbox")
-    def inbox(state: str | None = None, staff: Staff = Caller) -> list[dict[str, Any]]:
+    def inbox(
+        request: Request,
+        response: Response,
+        state: str | None = None,
+        asked: Page = Depends(page),
+        staff: Staff = Caller,
+    ) -> list[dict[str, Any]]:
         """What was sent to the caller's agency, oldest first, overdue acknowledgements flagged."""
-        return [
-            slip_of(r, referrals.settings)
-            for r in referrals.inbox(staff.agency)
-            if state is None or r.state == state
-        ]
+        return box(referrals.inbox(staff.agency), state, staff, asked, request, response)
 
     @router.get("/referrals/outbox")
-    def outbox(state: str | None = None, staff: Staff = Caller) -> list[dict[str, Any]]:
+    def outbox(
+        request: Request,
+        response: Response,
+        state: str | None = None,
+        asked: Page = Depends(page),
+        staff: Staff = Caller,
+    ) -> list[dict[str, Any]]:
         """What the caller's agency sent: status only, declines needing action flagged."""
-        return [
-            status_of(r, referrals.settings)
-            for r in referrals.outbox(staff.agency)
-            if state is None or r.state == state
-        ]
+        return box(referrals.outbox(staff.agency), state, staff, asked, request, response)
 
     @router.get("/referrals/{referral_id}")
     def get(referral_id: UUID, staff: Staff = Caller) -> dict[str, Any]:

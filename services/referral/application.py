@@ -211,10 +211,10 @@ class ReferralApplication(TracingApplication):
         return referral
 
     def inbox(self, agency: str) -> list[Referral]:
-        return sorted(self._listed(f"inbox:{agency}"), key=lambda r: (r.sent_at, str(r.id)))
+        return sorted(self._listed(f"inbox:{agency}"), key=box_order)
 
     def outbox(self, agency: str) -> list[Referral]:
-        return sorted(self._listed(f"outbox:{agency}"), key=lambda r: (r.sent_at, str(r.id)))
+        return sorted(self._listed(f"outbox:{agency}"), key=box_order)
 
     def _check(self, staff: Staff, command: SendReferral) -> None:
         ref = reference()
@@ -315,3 +315,9 @@ class ReferralApplication(TracingApplication):
     def _listed(self, key: str) -> list[Referral]:
         index = self.index(key)
         return [self.referral(i) for i in (index.ids if index else [])]
+
+
+def box_order(referral: Referral) -> tuple[str, str]:
+    """A box's order, oldest slip first; also the key a page of the box starts after."""
+    sent = referral.sent_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return (sent, str(referral.id))

@@ -34,6 +34,8 @@ MOVES: dict[str, tuple[str, tuple[str, ...], str, bool]] = {
 }
 # After a decline, the sender closes the loop one of these ways (a reroute also closes it).
 FOLLOW_UPS = ("return_to_sender", "resource_gap")
+# Closing a decline's loop, named as a desk offers it beside the moves (its route's name).
+FOLLOW_UP = "follow-up"
 
 
 def allowed_moves(state: str) -> list[str]:
@@ -226,7 +228,7 @@ class Referral(Aggregate):
     ) -> None:
         if self._side(agency) != SENDER:
             raise Forbidden("only the sender follows up a declined referral")
-        if self.state != "declined" or self.decline_followed_up:
+        if not self._awaits_follow_up():
             raise Conflict(
                 f"only a declined referral not yet followed up can be; this one is {self.state}",
                 state=self.state,
@@ -304,11 +306,28 @@ class Referral(Aggregate):
     ) -> None:
         self.person_id = person_id
 
+    def open_moves(self, agency: str) -> list[str]:
+        """What ``agency`` may do to the referral now, by ``MOVES`` (and the decline's
+        follow-up): what a desk offers, so that it never offers a move the API refuses."""
+        side = self._side(agency)
+        if side is None:
+            return []
+        moves = [
+            move
+            for move, (who, starts, _, _) in MOVES.items()
+            if self.state in starts and who in (side, EITHER)
+        ]
+        if side == SENDER and self._awaits_follow_up():
+            moves.append(FOLLOW_UP)
+        return moves
+
+    def _awaits_follow_up(self) -> bool:
+        return self.state == "declined" and not self.decline_followed_up
+
     def needs_action(self, now: datetime, follow_up_days: int) -> bool:
         """A decline nobody has followed up within the allowed days."""
         return (
-            self.state == "declined"
-            and not self.decline_followed_up
+            self._awaits_follow_up()
             and self.declined_at is not None
             and now - self.declined_at > timedelta(days=follow_up_days)
         )
