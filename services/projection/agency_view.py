@@ -74,7 +74,7 @@ TABLES = (
 # The purposes an agency's standing view serves; a category shown under any of them is shown,
 # with the basis of the first purpose that allows it.
 VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
-_POLICY_VIEWER = "projection"
+POLICY_VIEWER = "projection"
 SWEEP_CAUSE = "basis ended (expired or lapsed)"
 READ_CAUSE = "basis ended (found when the view was read)"
 SETTLE_CAUSE = "basis ended (found when a catch-up's views were decided)"
@@ -136,7 +136,7 @@ def allowed_categories(
     agency: str, record: disclosure.PersonRecord, at: datetime
 ) -> dict[str, Allowed]:
     """What ``decide`` lets ``agency`` see of the person at ``at``, over the view's purposes."""
-    viewer = disclosure.Viewer(agency=agency, staff_id=_POLICY_VIEWER)
+    viewer = disclosure.Viewer(agency=agency, staff_id=POLICY_VIEWER)
     return {
         category: Allowed(allow.basis, allow.basis_id, _end(record, agency, category, allow, at))
         for category, allow in disclosure.visible_for_any(viewer, record, VIEW_PURPOSES, at).items()
@@ -348,14 +348,25 @@ def _refreshed(
 
 def refresh(store: ViewStore, person_id: str, now: datetime, cause: str) -> list[Purge]:
     """Recompute one person's rows in every agency's view at ``now``; what was purged."""
+    return refresh_all(store, [person_id], now, cause)
+
+
+def refresh_all(store: ViewStore, persons: Sequence[str], now: datetime, cause: str) -> list[Purge]:
+    """``refresh`` for several persons (a page of search results) in one transaction, their
+    rows read a query per table."""
     purges: list[Purge] = []
+    key = f"refresh:{utc(now)}"
 
     def changes(view: ViewState) -> list[Change]:
-        found, lost = refresh_changes(reader_of(view), person_id, now, cause, f"refresh:{utc(now)}")
-        purges.extend(lost)
+        state, found = reader_of(view), []
+        for person in persons:
+            changed, lost = refresh_changes(state, person, now, cause, key)
+            found += changed
+            purges.extend(lost)
         return found
 
-    store.apply_now(changes)
+    with store.database.transaction() as tx:
+        store.apply_in(tx, changes, warm={"person_id": persons})
     return purges
 
 

@@ -1,7 +1,8 @@
 """What the projection keeps from every service's events: its tables and its projectors.
 
 The person tables and projectors are the part a disclosure replay needs to build a person's
-views again from the journal; the rest (consultations, statistics) is not about one person.
+views again from the journal; the rest (consultations, statistics, the search keys) is not
+about one person's view.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from services.projection import agency_view, consents, person_facts, statistics
+from services.projection import agency_view, consents, person_facts, person_search, statistics
 from services.projection.changes import Projector
 from services.projection.projectors import consultations
 from services.projection.store import CONSULTATION_VIEW
 
 PERSON_TABLES = consents.TABLES + person_facts.TABLES + agency_view.TABLES
-TABLES = CONSULTATION_VIEW + statistics.TABLES + PERSON_TABLES
+TABLES = CONSULTATION_VIEW + statistics.TABLES + person_search.TABLES + PERSON_TABLES
 
 
 def _now() -> datetime:
@@ -34,4 +35,9 @@ def person_projectors(
 
 
 def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
-    return (consultations, statistics.count, *person_projectors(postponed=postponed))
+    return (
+        consultations,
+        statistics.count,
+        person_search.project_search_keys,
+        *person_projectors(postponed=postponed),
+    )

@@ -8,27 +8,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from contracts.errors import Forbidden, Invalid, NotFound
 from contracts.identity import Staff
+from contracts.names import fold
+from contracts.reference import reference
 from services.platform.auth import authenticated_staff
-from services.projection.agency_view import READ_CAUSE, refresh
+from services.platform.pagination import Page, page, respond
+from services.platform.sql import Row
+from services.projection import person_search, queries
+from services.projection.agency_view import READ_CAUSE, refresh, refresh_all
 from services.projection.audit_api import record_view
 from services.projection.person_documents import (
+    PERSON_VIEW_SHAPE,
+    SUMMARY,
     Disclosure,
     case_as_of,
-    standing_view,
+    person_view,
     view_request,
 )
 from services.projection.person_facts import TxReader
+from services.projection.person_search import Candidate, Criteria, full_key
 from services.projection.store import ViewStore, journal_position
 
 REPLAY_ROLES = ("meeting_organiser", "privacy_officer")
 JSON = "application/json"
+# Who checks for duplicates before registering a person: intake's desk.
+CANDIDATES_ROLE = "self_reliance_office"
+NAME_LENGTH = 200
 
 
 def _now() -> datetime:
@@ -83,14 +94,12 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(tags=["views"])
 
-    def box(staff: Staff, direction: str) -> list[dict[str, Any]]:
+    def box(
+        staff: Staff, direction: str, asked: Page, request: Request, response: Response
+    ) -> list[dict[str, Any]]:
         now = clock()
         with views.database.transaction() as tx:
-            rows = tx.fetchall(
-                "SELECT * FROM referral_box WHERE agency = ? AND direction = ? "
-                "ORDER BY sent_at, referral_id",
-                (staff.agency, direction),
-            )
+            rows = queries.referral_box(tx, staff.agency, direction, asked)
         return [
             {
                 "referral_id": row["referral_id"],
@@ -110,18 +119,63 @@ def build_router(
                 and now - datetime.fromisoformat(row["changed_at"])
                 > timedelta(days=decline_follow_up_days),
             }
-            for row in rows
+            for row in respond(rows, queries.box_key, asked, request, response)
         ]
 
     @router.get("/inbox")
-    def inbox(staff: Staff = Depends(authenticated_staff)) -> list[dict[str, Any]]:
-        """Referrals received by the caller's agency, with states and overdue flags."""
-        return box(staff, "in")
+    def inbox(
+        request: Request,
+        response: Response,
+        asked: Page = Depends(page),
+        staff: Staff = Depends(authenticated_staff),
+    ) -> list[dict[str, Any]]:
+        """Referrals received by the caller's agency, oldest first, with overdue flags."""
+        return box(staff, "in", asked, request, response)
 
     @router.get("/outbox")
-    def outbox(staff: Staff = Depends(authenticated_staff)) -> list[dict[str, Any]]:
-        """Referrals the caller's agency sent, with states and overdue flags."""
-        return box(staff, "out")
+    def outbox(
+        request: Request,
+        response: Response,
+        asked: Page = Depends(page),
+        staff: Staff = Depends(authenticated_staff),
+    ) -> list[dict[str, Any]]:
+        """Referrals the caller's agency sent, oldest first, with overdue flags."""
+        return box(staff, "out", asked, request, response)
+
+    def summaries(
+        request: Request, staff: Staff, rows: list[Row], asked_for: str
+    ) -> list[Disclosure]:
+        """Each person's summary (their identity, as the caller's view shows it), decided
+        now and recorded in the audit log as a read of that person when it shows anything."""
+        now = clock()
+        persons = [row["person_id"] for row in rows]
+        refresh_all(views, persons, now, READ_CAUSE)
+        with views.database.transaction(snapshot=True) as tx:
+            position = journal_position(tx)
+            reader = TxReader(tx)
+            found = [person_view(reader, staff.agency, p, now, SUMMARY) for p in persons]
+        view = view_request("person_summary", asked=asked_for)
+        for person, disclosure in zip(persons, found, strict=True):
+            if disclosure.shown:
+                body = disclosure.body()
+                record_view(
+                    request.app.state.audit,
+                    request,
+                    staff,
+                    person,
+                    disclosure.shown,
+                    body,
+                    at=now,
+                    state_position=position,
+                    view=view,
+                )
+        return found
+
+    def listing(found: list[Disclosure], response: Response) -> Response:
+        """The documents as one JSON list, each exactly the body hashed into its entry."""
+        body = b"[" + b",".join(d.body() for d in found) + b"]"
+        link = response.headers.get("link")
+        return Response(body, media_type=JSON, headers={"Link": link} if link else None)
 
     @router.get("/persons/by-local-id")
     def by_local_id(local_id: str, staff: Staff = Depends(authenticated_staff)) -> dict[str, str]:
@@ -135,6 +189,68 @@ def build_router(
             raise NotFound(f"{staff.agency} has filed no person under that local id")
         return {"person_id": row["person_id"]}
 
+    @router.get("/persons/search")
+    def search(
+        request: Request,
+        response: Response,
+        q: str | None = Query(
+            None,
+            max_length=NAME_LENGTH,
+            description="the start of the name or kana, family name first",
+        ),
+        birth_date: date | None = None,
+        local_id: str | None = Query(None, max_length=100, description="the caller's own id"),
+        asked: Page = Depends(page),
+        staff: Staff = Depends(authenticated_staff),
+    ) -> Response:
+        """Persons the caller's agency may see the identity of, matching every criterion
+        given, in kana order. Each result is the person's identity as the caller's view shows
+        it, and is recorded in the audit log as a read of that person."""
+        name = fold(q) if q is not None else None
+        if q is not None and not name:
+            raise Invalid("q", "not_empty", "give some of the name or kana to look for")
+        wanted = local_id.strip() if local_id is not None else None
+        if not (name or birth_date or wanted):
+            raise Invalid("q", "one_required", "give q, birth_date or local_id")
+        criteria = Criteria(name=name, birth_date=birth_date, local_id=wanted)
+        with views.database.transaction() as tx:
+            rows = person_search.search(tx, staff.agency, criteria, asked)
+        shown = respond(rows, person_search.result_key, asked, request, response)
+        found = summaries(request, staff, shown, "search")
+        # A basis that ended since the last event is found by the read: its person is no result.
+        return listing([d for d in found if d.shown], response)
+
+    @router.get("/persons/candidates")
+    def candidates(
+        request: Request,
+        response: Response,
+        family_name_kana: str | None = Query(None, max_length=NAME_LENGTH),
+        given_name_kana: str | None = Query(None, max_length=NAME_LENGTH),
+        family_name: str | None = Query(None, max_length=NAME_LENGTH),
+        given_name: str | None = Query(None, max_length=NAME_LENGTH),
+        birth_date: date | None = None,
+        asked: Page = Depends(page),
+        staff: Staff = Depends(authenticated_staff),
+    ) -> Response:
+        """Before registering a person: those already registered with the same folded kana
+        or name (and birth date, when given), intake's duplicate rule. Each candidate shows
+        what the caller's view may (its identity, or why it is withheld); audited as a read."""
+        agency = reference().agency(staff.agency)
+        if agency is None or agency.role != CANDIDATES_ROLE:
+            raise Forbidden("only a self-reliance support office checks for duplicate persons")
+        kana, name = full_key(family_name_kana, given_name_kana), full_key(family_name, given_name)
+        if not (kana or name):
+            raise Invalid(
+                "family_name_kana",
+                "one_required",
+                "give the kana or the name (family and given) of the person to register",
+            )
+        candidate = Candidate(name_key=name or None, kana_key=kana or None, birth_date=birth_date)
+        with views.database.transaction() as tx:
+            rows = person_search.candidates(tx, candidate, asked)
+        shown = respond(rows, person_search.result_key, asked, request, response)
+        return listing(summaries(request, staff, shown, "candidates"), response)
+
     @router.get("/persons/{person_id}")
     def person(
         person_id: str,
@@ -142,16 +258,20 @@ def build_router(
         agency: str | None = None,
         staff: Staff = Depends(authenticated_staff),
     ) -> Response:
-        """The caller's agency's view of the person: allowed categories, fields and bases."""
+        """The caller's agency's view of the person: each allowed category with its basis
+        and its fields under readable names, and the withheld categories with the reason."""
         _own_agency(staff, agency)
+        with views.database.transaction() as tx:
+            if not queries.person_known(tx, person_id):
+                raise NotFound(f"the views know of no person {person_id}")
         now = clock()
         # The person's rows are made what ``decide`` allows at this instant first: a basis
         # may have started or ended since the last event (the sweeper may not have run).
         refresh(views, person_id, now, READ_CAUSE)
         with views.database.transaction(snapshot=True) as tx:
             position = journal_position(tx)
-            disclosure = standing_view(TxReader(tx), staff.agency, person_id)
-        view = view_request("person")
+            disclosure = person_view(TxReader(tx), staff.agency, person_id, now)
+        view = view_request("person", shape=PERSON_VIEW_SHAPE)
         return _disclose(request, staff, person_id, disclosure, view, now, position)
 
     @router.get("/persons/{person_id}/as-of")

@@ -8,12 +8,21 @@ journalled events, so that the two can be compared byte for byte.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.projection.agency_view import allowed_categories, visible_to
+from contracts import disclosure
+from contracts.reference import reference
+from services.platform.times import municipal, municipal_times
+from services.projection.agency_view import (
+    POLICY_VIEWER,
+    VIEW_PURPOSES,
+    allowed_categories,
+    visible_to,
+)
+from services.projection.field_names import readable
 from services.projection.person_facts import Reader, record_from, utc
 
 # category -> (basis, basis id): what an audit entry records of a disclosure
@@ -30,8 +39,96 @@ class Disclosure:
         return json.dumps(self.document, ensure_ascii=False, sort_keys=True).encode()
 
 
-def standing_view(state: Reader, agency: str, person_id: str) -> Disclosure:
-    """``agency``'s materialised view of the person: allowed categories, fields and bases."""
+# The person view's shape: a RecordViewed entry names it, and the entries recorded before
+# shape 2 (categories keyed by name, internal field keys, UTC times) replay in their own shape.
+PERSON_VIEW_SHAPE = 2
+# A search result or duplicate candidate shows these categories of the person view, no more.
+SUMMARY = ("identity",)
+# The views a replay decides again at the entry's instant before rendering, as the read did.
+DECIDED_AT_READ = ("person", "person_summary")
+
+
+def person_view(
+    state: Reader,
+    agency: str,
+    person_id: str,
+    at: datetime,
+    only: Collection[str] | None = None,
+) -> Disclosure:
+    """``agency``'s materialised view of the person (``only`` some categories), decided at
+    ``at``: each allowed category with its basis and its fields under readable names, and the
+    categories held about the person that ``decide`` withholds, with the reason.
+
+    Categories come in reference order; every time is at the municipality's offset.
+    """
+    wanted = reference().data_categories if only is None else only
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in state.rows("agency_view", {"agency": agency, "person_id": person_id}):
+        if row["category"] in wanted:
+            rows.setdefault(row["category"], []).append(row)
+    categories = [_category(c, rows[c]) for c in wanted if c in rows]
+    shown = {c: (rows[c][0]["basis"], rows[c][0]["basis_id"]) for c in wanted if c in rows}
+    document = {
+        "person_id": person_id,
+        "agency": agency,
+        "categories": categories,
+        "withheld": _withheld(state, agency, person_id, at, [c for c in wanted if c not in rows]),
+    }
+    return Disclosure(document, shown)
+
+
+def _category(category: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    first = rows[0]
+    ends = first["valid_until"]
+    fields: dict[str, Any] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda row: row["field"]):
+        named = readable(row["field"])
+        value = municipal_times(json.loads(row["value"]))
+        if named.record is None:
+            fields[named.field] = value
+        else:
+            subject = row["field"].partition(".")[0]
+            record = records.setdefault(subject, {**named.record, "fields": {}})
+            record["fields"][named.field] = value
+    return {
+        "category": category,
+        "basis": {
+            "kind": first["basis"],
+            "id": first["basis_id"],
+            "ends_at": municipal(ends) if ends is not None else None,
+        },
+        "fields": fields,
+        "records": [records[subject] for subject in sorted(records)],
+    }
+
+
+def _withheld(
+    state: Reader, agency: str, person_id: str, at: datetime, candidates: Sequence[str]
+) -> list[dict[str, str]]:
+    """Of ``candidates``, the categories the views hold facts of for ``agency``'s eyes that
+    ``decide`` does not allow it now, each with ``decide``'s reason; never their content."""
+    held = {
+        fact["category"]
+        for fact in state.rows("person_fact", {"person_id": person_id})
+        if fact["category"] in candidates and visible_to(agency, fact)
+    }
+    if not held:
+        return []
+    record = record_from(state, person_id)
+    allowed = allowed_categories(agency, record, at)
+    viewer = disclosure.Viewer(agency=agency, staff_id=POLICY_VIEWER)
+    withheld = []
+    for category in candidates:
+        if category in held and category not in allowed:
+            decision = disclosure.decide(viewer, record, category, VIEW_PURPOSES[0], at)
+            assert isinstance(decision, disclosure.Deny)
+            withheld.append({"category": category, "reason": decision.reason})
+    return withheld
+
+
+def standing_view_shape_1(state: Reader, agency: str, person_id: str) -> Disclosure:
+    """The person view as served before shape 2, for replaying the entries that recorded it."""
     rows = sorted(
         state.rows("agency_view", {"agency": agency, "person_id": person_id}),
         key=lambda row: (row["category"], row["field"]),
@@ -179,7 +276,11 @@ def render(
 ) -> Disclosure:
     """The response a recorded ``view_request`` was answered with, built again from ``state``."""
     if request["view"] == "person":
-        return standing_view(state, viewer_agency, person_id)
+        if request.get("shape") == PERSON_VIEW_SHAPE:
+            return person_view(state, viewer_agency, person_id, now)
+        return standing_view_shape_1(state, viewer_agency, person_id)
+    if request["view"] == "person_summary":
+        return person_view(state, viewer_agency, person_id, now, SUMMARY)
     if request["view"] == "as_of":
         return case_as_of(
             state,

@@ -23,7 +23,7 @@ from services.projection.agency_view import READ_CAUSE, refresh
 from services.projection.audit import RECORD_VIEWED, AuditRecord
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.feed import PERSON_TABLES, person_projectors
-from services.projection.person_documents import render
+from services.projection.person_documents import DECIDED_AT_READ, render
 from services.projection.person_facts import TxReader
 from services.projection.store import ViewStore
 
@@ -88,7 +88,7 @@ def replay_disclosure(views: ViewStore, entry: AuditRecord) -> Replay:
         for body in journal(views, entry.state_position):
             _apply(scratch, projectors, body)
             replayed += 1
-        if entry.view_request["view"] == "person":
+        if entry.view_request["view"] in DECIDED_AT_READ:
             refresh(scratch, entry.person_id, at, READ_CAUSE)
         with scratch.database.transaction() as tx:
             disclosure = render(

@@ -52,10 +52,10 @@ def story(client: TestClient, token: TokenFactory) -> Story:
 
 
 def view(client: TestClient, auth: Auth, person: str, agency: str) -> dict[str, Any]:
+    """The categories ``agency`` sees of the person, by name."""
     response = client.get(f"/views/persons/{person}", headers=auth(agency))
     assert response.status_code == 200, response.text
-    categories: dict[str, Any] = response.json()["categories"]
-    return categories
+    return {entry["category"]: entry for entry in response.json()["categories"]}
 
 
 def seen_at(client: TestClient, auth: Auth, played: Played, agency: str, on: str) -> dict[str, Any]:
@@ -84,10 +84,10 @@ def test_scenario_01_each_agency_sees_what_its_consent_covers_now(story: Story, 
     offender = played["01-released-offender-a"]
     hellowork = view(client, auth, offender.person, "hellowork-atsugi")
     assert set(hellowork) == {"identity", "contact", "consultation", "employment"}
-    assert {c["basis_id"] for c in hellowork.values()} == {offender.consents[0]}
+    assert {c["basis"]["id"] for c in hellowork.values()} == {offender.consents[0]}
     oneaid = view(client, auth, offender.person, "oneaid")
     assert {"identity", "contact", "housing", "criminal_record"} <= set(oneaid)
-    assert oneaid["housing"]["basis_id"] == offender.consents[1]
+    assert oneaid["housing"]["basis"]["id"] == offender.consents[1]
     assert not {"health", "employment", "mental_health"} & set(oneaid)
     assert view(client, auth, offender.person, "zama-shuno") == {}
 
@@ -299,7 +299,7 @@ def test_a_read_purges_what_lapsed_before_it_answers(
     later.state.audit = client.app.state.audit  # type: ignore[attr-defined]
     later.include_router(build_router(views, clock=lambda: ends))
     response = TestClient(later).get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
-    assert response.json()["categories"] == {}
+    assert response.json()["categories"] == []
     assert table_rows(
         embedded_settings, "SELECT agency FROM view_purge WHERE person_id = ?", (person,)
     ) == [("hellowork-atsugi",)]
