@@ -114,6 +114,12 @@ def asyncapi() -> dict[str, Any]:
         "description": "Messages no consumer could read, unchanged, with headers dlq-reason and "
         "dlq-original-topic.",
     }
+    channels["auditCheckpoints"] = {
+        "address": topics.audit_checkpoints,
+        "description": "Signed checkpoints of the audit chain (JSON, not CloudEvents): "
+        "municipality, length, head, at, key_id and an Ed25519 signature over them; keyed by "
+        "municipality, one partition, kept for ever. Read back by `tsunagu audit verify`.",
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {

@@ -21,3 +21,8 @@ class Topics:
     @property
     def dead_letter(self) -> str:
         return f"{self.prefix}.deadletter"
+
+    @property
+    def audit_checkpoints(self) -> str:
+        """Signed checkpoints of the audit chain: outside the database the chain is kept in."""
+        return f"{self.prefix}.audit.checkpoints"

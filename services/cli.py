@@ -22,6 +22,8 @@ from services.platform.tracing import setup_tracing
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from services.projection.audit import AuditLog
+
 log = logging.getLogger("tsunagu")
 SERVE_SERVICE = "TSUNAGU_SERVE_SERVICE"
 
@@ -161,10 +163,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from services.wiring import view_store
 
     log = AuditLog(view_store(settings).database)
-    if args.question == "verify":
-        verification = log.verify()
-        print(json.dumps(asdict(verification), ensure_ascii=False))
-        return 0 if verification.ok else 1
+    if args.question in ("verify", "checkpoint"):
+        return _anchor(args, settings, log)
     if args.question == "replay":
         from services.projection.replay import replay_disclosure
 
@@ -182,6 +182,30 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     for record in records:
         print(json.dumps(asdict(record), ensure_ascii=False))
     return 0
+
+
+def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog) -> int:
+    from dataclasses import asdict
+
+    from services.projection.checkpoint import Checkpointer, anchoring
+
+    # Verifying needs the public keys alone: the signing key is loaded only to sign.
+    anchor = anchoring(settings, signing=args.question == "checkpoint")
+    try:
+        if args.question == "verify":
+            verification = anchor.verify(log)
+            print(json.dumps(asdict(verification), ensure_ascii=False))
+            return 0 if verification.ok else 1
+        if args.every is None:
+            print(anchor.checkpoint(log).to_json())
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            Checkpointer(anchor, log).run(args.every or settings.checkpoint_seconds, stop)
+        return 0
+    finally:
+        anchor.store.close()
 
 
 def _views(args: argparse.Namespace, settings: Settings) -> int:
@@ -290,7 +314,22 @@ def parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the privacy officer's questions to the audit log")
     audit.set_defaults(handler=_audit)
     questions = audit.add_subparsers(dest="question", required=True)
-    questions.add_parser("verify", help="check the hash chain; exit 1 naming the first bad entry")
+    questions.add_parser(
+        "verify",
+        help="check the hash chain and the signed checkpoints (public keys only); exit 1 "
+        "naming each tampering",
+    )
+    checkpoint = questions.add_parser(
+        "checkpoint", help="sign the chain's length and head, kept outside its database"
+    )
+    checkpoint.add_argument(
+        "--every",
+        type=float,
+        nargs="?",
+        const=0.0,
+        help="keep signing every this many seconds while the chain grows (the checkpointer "
+        "process); with no value or 0, TSUNAGU_CHECKPOINT_SECONDS",
+    )
     person = questions.add_parser("person", help="who saw this person (JSON lines)")
     person.add_argument("id")
     agency = questions.add_parser("agency", help="everything this agency saw (JSON lines)")

@@ -40,6 +40,7 @@ from services.projection.api import build_router as views_router
 from services.projection.audit import AuditLog
 from services.projection.audit_api import build_router as audit_router
 from services.projection.changes import Projector
+from services.projection.checkpoint import Checkpointer, anchoring
 from services.projection.person_api import build_router as person_router
 from services.projection.purges import publish_purges, sweep_and_publish
 from services.projection.rebuild import Settle
@@ -213,7 +214,8 @@ def service_app(settings: Settings, service: str) -> FastAPI:
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
         app.state.views, app.state.audit = views, AuditLog(views.database)
         app.include_router(views_router(views, settings))
-        app.include_router(audit_router(app.state.audit, views))
+        signed = anchoring(settings, signing=True)
+        app.include_router(audit_router(app.state.audit, views, signed))
         app.include_router(person_views(views, settings))
         return app
     spec = COMMAND_SERVICES[service]
@@ -268,6 +270,9 @@ def embedded_app(settings: Settings) -> FastAPI:
         publish_purges(views, bus, purged)
 
     relay_all()
+    audit = AuditLog(views.database)
+    anchor = anchoring(settings, signing=True)
+    checkpointer = Checkpointer(anchor, audit)
 
     async def sweep_now_and_then() -> None:
         # No sweeper process runs here: bases that lapse with no event are swept from inside.
@@ -278,10 +283,15 @@ def embedded_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(sweep_now_and_then())
+        # No checkpointer process runs here either.
+        signing = asyncio.create_task(checkpointer.run_inside(settings.checkpoint_seconds))
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in (sweeper, signing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # What this run appended is anchored before it stops.
+        await asyncio.to_thread(checkpointer.tick)
         for application in applications.values():
             application.close()
         for store in stores.values():
@@ -298,8 +308,8 @@ def embedded_app(settings: Settings) -> FastAPI:
         routes = spec.routes(applications[name], stores.get(name), relay_all)
         app.include_router(routes, prefix=f"/{name}")
     app.include_router(views_router(stores["projection"], settings), prefix="/views")
-    app.state.audit = AuditLog(stores["projection"].database)
-    app.include_router(audit_router(app.state.audit, stores["projection"]), prefix="/views")
+    app.state.audit = audit
+    app.include_router(audit_router(audit, views, anchor), prefix="/views")
     app.include_router(person_views(stores["projection"], settings), prefix="/views")
     # The desk last, at "/": every route above is matched first. It calls this same app's
     # routes in-process, with the signed-in user's token, exactly as it would over the network.

@@ -90,8 +90,14 @@ class KafkaPublisher(Publisher):
         self._producer.close(timeout=5)
 
 
-def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics if missing; an existing topic is left as it is."""
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    partitions: int,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create the topics if missing, with ``configs`` (e.g. retention); an existing topic is
+    left as it is."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -99,7 +105,9 @@ def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name=t, num_partitions=partitions, replication_factor=1, topic_configs=configs or {}
+            )
             for t in topics
             if t not in existing
         ]

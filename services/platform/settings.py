@@ -37,6 +37,16 @@ class Settings:
     small_cell_threshold: int = 3
     # How often the sweeper looks for bases that lapsed with no event (expiry, meeting end).
     sweep_seconds: float = 60.0
+    # How often the audit chain's head is signed and kept outside its database (a checkpoint):
+    # an entry forged after the last checkpoint goes unnoticed at most this long.
+    checkpoint_seconds: float = 60.0
+    # The Ed25519 key that signs checkpoints (PEM text, or a file); else a development key
+    # made under the var dir, its public key exported beside it.
+    checkpoint_key: str | None = None
+    checkpoint_key_file: Path | None = None
+    # The public keys (a PEM bundle) a checkpoint may be signed with, old ones kept: all the
+    # verifier needs.
+    checkpoint_public_keys: Path | None = None
     # The desk (services/web): a session ends after this many minutes without a request.
     web_idle_minutes: float = 30.0
     # Secure cookies need HTTPS; set where the desk is served over TLS.
@@ -72,6 +82,10 @@ class Settings:
             acknowledgement_hours=int(env.get("TSUNAGU_ACKNOWLEDGEMENT_HOURS", "72")),
             small_cell_threshold=int(env.get("TSUNAGU_SMALL_CELL_THRESHOLD", "3")),
             sweep_seconds=float(env.get("TSUNAGU_SWEEP_SECONDS", "60")),
+            checkpoint_seconds=float(env.get("TSUNAGU_CHECKPOINT_SECONDS", "60")),
+            checkpoint_key=env.get("TSUNAGU_CHECKPOINT_KEY") or None,
+            checkpoint_key_file=_path(env.get("TSUNAGU_CHECKPOINT_KEY_FILE")),
+            checkpoint_public_keys=_path(env.get("TSUNAGU_CHECKPOINT_PUBLIC_KEYS")),
             web_idle_minutes=float(env.get("TSUNAGU_WEB_IDLE_MINUTES", "30")),
             web_secure_cookies=env.get("TSUNAGU_WEB_SECURE_COOKIES", "") == "1",
             web_session_secret=env.get("TSUNAGU_WEB_SESSION_SECRET") or None,
@@ -81,3 +95,7 @@ class Settings:
                 if env.get(f"TSUNAGU_{service.upper()}_URL")
             },
         )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -13,7 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -252,6 +252,8 @@ class Verification:
     checked: int
     first_bad_position: int | None
     problem: str | None
+    # What the problem is: altered, deleted, reordered, inserted or broken_link.
+    kind: str | None = None
 
 
 def _with_next(rows: Iterator[Row]) -> Iterator[tuple[Row, Row | None]]:
@@ -264,27 +266,40 @@ def _with_next(rows: Iterator[Row]) -> Iterator[tuple[Row, Row | None]]:
 
 def _problem(
     row: Row, after: Row | None, before: Row | None, position: int, previous_hash: str
-) -> tuple[int, str] | None:
-    """Where and how ``row`` breaks the chain verified up to ``position - 1``, if it does."""
+) -> tuple[int, str, str] | None:
+    """Where, what and how ``row`` breaks the chain verified up to ``position - 1``, if it
+    does: (first bad position, kind, description)."""
     at = row["position"]
     if at > position:
-        return position, f"deleted: entries {position}..{at - 1} are missing"
+        return position, "deleted", f"deleted: entries {position}..{at - 1} are missing"
     if at < position:
-        return at, f"inserted: entry {at} is outside the sequence that starts at 1"
+        return at, "inserted", f"inserted: entry {at} is outside the sequence that starts at 1"
     if row["previous_hash"] != previous_hash:
         if before is not None and row["previous_hash"] == before["previous_hash"]:
             first = before["position"]
-            return first, f"inserted: entries {first} and {at} both follow entry {first - 1}"
+            return (
+                first,
+                "inserted",
+                f"inserted: entries {first} and {at} both follow entry {first - 1}",
+            )
         if after is not None and row["previous_hash"] == after["entry_hash"]:
-            return at, f"reordered: entry {at} comes after entry {at + 1} in the chain"
+            return at, "reordered", f"reordered: entry {at} comes after entry {at + 1} in the chain"
         if after is not None and after["previous_hash"] == previous_hash:
-            return at, f"inserted: entry {at} does not belong between {at - 1} and {at + 1}"
-        return at, (
-            f"broken link: entry {at} does not follow entry {at - 1} "
-            "(an entry was removed or the link altered)"
+            return (
+                at,
+                "inserted",
+                f"inserted: entry {at} does not belong between {at - 1} and {at + 1}",
+            )
+        return (
+            at,
+            "broken_link",
+            (
+                f"broken link: entry {at} does not follow entry {at - 1} "
+                "(an entry was removed or the link altered)"
+            ),
         )
     if entry_hash(previous_hash, row) != row["entry_hash"]:
-        return at, f"altered: entry {at} no longer matches its hash"
+        return at, "altered", f"altered: entry {at} no longer matches its hash"
     return None
 
 
@@ -293,6 +308,9 @@ def _problem(
 PARALLEL_FROM = 200_000
 # Entries per range: small enough to spread over the processes, large enough to stream well.
 RANGE = 250_000
+# Positions per query when looking up the hashes checkpoints signed: well under SQLite's limit
+# of bound parameters.
+HASHES_PER_QUERY = 500
 
 
 def _sound(url: str, schema: str, entries: int) -> int:
@@ -343,6 +361,11 @@ def _first_unsound(url: str, schema: str, first: int, last: int) -> int | None:
     return None
 
 
+def _head(tx: Transaction) -> tuple[int, str]:
+    last = tx.fetchone("SELECT position, entry_hash FROM audit_log ORDER BY position DESC LIMIT 1")
+    return (int(last["position"]), str(last["entry_hash"])) if last else (0, ZERO_HASH)
+
+
 class AuditLog:
     """The append-only, hash-chained record of every disclosure, on the views' database."""
 
@@ -359,11 +382,8 @@ class AuditLog:
                 # Each position is max + 1 and links to the last hash: appends must take turns.
                 # EXCLUSIVE still lets the verifier and the queries read meanwhile.
                 tx.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-            last = tx.fetchone(
-                "SELECT position, entry_hash FROM audit_log ORDER BY position DESC LIMIT 1"
-            )
-            position = int(last["position"]) + 1 if last else 1
-            previous = str(last["entry_hash"]) if last else ZERO_HASH
+            last, previous = _head(tx)
+            position = last + 1
             hashed = {"position": position, **columns}
             row = {**hashed, "previous_hash": previous, "entry_hash": entry_hash(previous, hashed)}
             tx.execute(
@@ -406,11 +426,31 @@ class AuditLog:
         for row, after in _with_next(self._rows(batch_size, position - 1 if before else None)):
             problem = _problem(row, after, before, position, previous_hash)
             if problem is not None:
-                first_bad, description = problem
+                first_bad, kind, description = problem
                 # Everything before the first bad entry is sound (none, if it sits before 1).
-                return Verification(False, max(first_bad - 1, 0), first_bad, description)
+                return Verification(False, max(first_bad - 1, 0), first_bad, description, kind)
             position, previous_hash, before = position + 1, row["entry_hash"], row
         return Verification(True, position - 1, None, None)
+
+    def head(self) -> tuple[int, str]:
+        """The last entry's position and hash: what a checkpoint signs (0 and zeros if none)."""
+        with self.database.transaction() as tx:
+            return _head(tx)
+
+    def hashes_at(self, positions: Iterable[int]) -> dict[int, str]:
+        """The stored hash of each entry asked for that exists."""
+        wanted = sorted(set(positions))
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), HASHES_PER_QUERY):
+            chunk = wanted[start : start + HASHES_PER_QUERY]
+            with self.database.transaction() as tx:
+                rows = tx.fetchall(
+                    "SELECT position, entry_hash FROM audit_log WHERE position IN "
+                    f"({', '.join('?' for _ in chunk)})",
+                    chunk,
+                )
+            found.update((int(row["position"]), str(row["entry_hash"])) for row in rows)
+        return found
 
     def _entries(self) -> int | None:
         """How many entries there are, when their positions are exactly 1..that (else None)."""

@@ -28,8 +28,8 @@ from services.projection.audit import (
     AuditLog,
     AuditRecord,
     Review,
-    Verification,
 )
+from services.projection.checkpoint import AnchoredVerification, Anchoring, Checkpoint
 from services.projection.replay import Replay, replay_disclosure
 from services.projection.store import ViewStore
 
@@ -122,7 +122,7 @@ def purges_of(views: ViewStore, person_id: str) -> list[PurgeRecord]:
     ]
 
 
-def build_router(log: AuditLog, views: ViewStore) -> APIRouter:
+def build_router(log: AuditLog, views: ViewStore, anchoring: Anchoring) -> APIRouter:
     router = APIRouter(prefix="/audit", tags=["audit"])
 
     def privacy_officer(request: Request, staff: Staff = Depends(authenticated_staff)) -> Staff:
@@ -187,8 +187,15 @@ def build_router(log: AuditLog, views: ViewStore) -> APIRouter:
         """What was purged from which agency's view of the person, when and why (ViewPurged)."""
         return purges_of(views, person_id)
 
-    @router.get("/verify", response_model=Verification)
-    def verify(_: Staff = Depends(privacy_officer)) -> Verification:
-        return log.verify()
+    @router.get("/verify", response_model=AnchoredVerification)
+    def verify(_: Staff = Depends(privacy_officer)) -> AnchoredVerification:
+        """The chain checked link by link and against every signed checkpoint: each tampering
+        named in ``findings``; entries after the last checkpoint counted as not yet anchored."""
+        return anchoring.verify(log)
+
+    @router.post("/checkpoints", status_code=201, response_model=Checkpoint)
+    def checkpoint(_: Staff = Depends(privacy_officer)) -> Checkpoint:
+        """Sign the chain's length and head now, and keep it outside the database."""
+        return anchoring.checkpoint(log)
 
     return router

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +15,9 @@ from fastapi.testclient import TestClient
 from services.cli import parser
 from services.platform.settings import Settings
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
+from services.projection.checkpoint import CHECKPOINT_FILE, DEV_KEY_FILE
 from services.wiring import embedded_app
+from tests.audit_tampering import tamper_file
 from tests.infrastructure import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +31,7 @@ ROUTES = [
     ("GET", "/views/audit/vital-interest/pending"),
     ("POST", "/views/audit/vital-interest/1/review"),
     ("GET", "/views/audit/verify"),
+    ("POST", "/views/audit/checkpoints"),
 ]
 
 
@@ -91,12 +93,21 @@ def test_a_privacy_officer_asks_who_saw_what(client: TestClient, auth: Auth) -> 
     again = client.post("/views/audit/vital-interest/2/review", json={"note": "x"}, headers=officer)
     assert again.status_code == 409
 
+    checkpoint = client.post("/views/audit/checkpoints", headers=officer)
+    assert checkpoint.status_code == 201, checkpoint.text
+    assert (checkpoint.json()["length"], checkpoint.json()["municipality"]) == (2, "142182")
+    disclose(audit(client), {"identity": ("consent", "c1")})
     verified = client.get("/views/audit/verify", headers=officer)
     assert verified.json() == {
         "ok": True,
-        "checked": 2,
+        "checked": 3,
         "first_bad_position": None,
         "problem": None,
+        "findings": [],
+        "checkpoints": 1,
+        "anchored": 2,
+        "not_yet_anchored": 1,
+        "last_checkpoint": checkpoint.json(),
     }
 
 
@@ -159,11 +170,10 @@ def test_the_cli_verifies_the_chain_and_names_the_tampered_entry(
     assert sound.returncode == 0, sound.stderr
     assert json.loads(sound.stdout)["checked"] == 3
 
-    database = sqlite3.connect(embedded_settings.var_dir / "projection-feed.sqlite3")
-    database.execute("DROP TRIGGER audit_log_no_update")
-    database.execute("UPDATE audit_log SET viewer_staff_id = 's999' WHERE position = 2")
-    database.commit()
-    database.close()
+    tamper_file(
+        embedded_settings.var_dir / "projection-feed.sqlite3",
+        lambda raw: raw.execute("UPDATE audit_log SET viewer_staff_id = 's999' WHERE position = 2"),
+    )
     tampered = tsunagu(embedded_settings, "audit", "verify")
     assert tampered.returncode == 1
     result = json.loads(tampered.stdout)
@@ -205,3 +215,34 @@ def test_the_cli_refuses_times_without_an_offset(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         parser().parse_args(["audit", "person", "p1", "--since", "2025-04-01T09:00"])
     assert "UTC offset" in capsys.readouterr().err
+
+
+def test_the_cli_signs_checkpoints_and_verifies_with_the_public_key_alone(
+    client: TestClient, embedded_settings: Settings
+) -> None:
+    for _ in range(4):
+        disclose(audit(client), {"identity": ("consent", "c1")})
+    signed = tsunagu(embedded_settings, "audit", "checkpoint")
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(signed.stdout)["length"] == 4
+    # The verifier holds no private key.
+    (embedded_settings.var_dir / DEV_KEY_FILE).unlink()
+    tamper_file(
+        embedded_settings.var_dir / "projection-feed.sqlite3",
+        lambda raw: raw.execute("DELETE FROM audit_log WHERE position >= 3"),
+    )
+    cut = tsunagu(embedded_settings, "audit", "verify")
+    assert cut.returncode == 1, cut.stderr
+    result = json.loads(cut.stdout)
+    assert [f["kind"] for f in result["findings"]] == ["truncated"]
+    assert (result["first_bad_position"], result["checked"]) == (3, 2)
+
+
+def test_the_embedded_app_anchors_what_it_appended_before_it_stops(
+    embedded_settings: Settings,
+) -> None:
+    with TestClient(embedded_app(embedded_settings)) as client:
+        disclose(audit(client), {"identity": ("consent", "c1")})
+        disclose(audit(client), {"identity": ("consent", "c1")})
+    [line] = (embedded_settings.var_dir / CHECKPOINT_FILE).read_text().splitlines()
+    assert json.loads(line)["length"] == 2

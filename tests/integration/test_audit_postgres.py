@@ -1,37 +1,38 @@
-"""The audit log on real PostgreSQL: triggers, tampering caught, concurrent appends in one chain."""
+"""The audit log on real PostgreSQL: triggers, tampering caught (against checkpoints on their own
+Kafka topic), concurrent appends in one chain."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.topics import Topics
 from services.platform.settings import Settings
-from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog, entry_hash
+from services.projection.audit import AuditLog
+from services.projection.checkpoint import KafkaCheckpoints, anchoring
 from services.wiring import service_app
+from tests.audit_tampering import (
+    SEVEN,
+    Named,
+    PostgresRaw,
+    Tamper,
+    alter,
+    anchored_chain,
+    assert_named,
+    delete,
+    insert_forged,
+    swap,
+    viewed,
+)
 from tests.conftest import TokenFactory
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
 Connection = psycopg.Connection[dict[str, Any]]
-
-
-def viewed(n: int) -> AuditEntry:
-    return AuditEntry(
-        kind=RECORD_VIEWED,
-        viewer_staff_id=f"s{n:03}",
-        viewer_agency="zama-shakyo",
-        viewer_roles=("caseworker",),
-        recorded_at=T0 + timedelta(seconds=n),
-        person_id=f"p{n}",
-        shown={"identity": ("consent", "c1")},
-    )
 
 
 @pytest.mark.parametrize(
@@ -50,54 +51,60 @@ def test_stored_entries_can_be_neither_changed_nor_removed(
     assert log.verify().checked == 1
 
 
-def move(raw: Connection, first: int, by: int) -> None:
-    raw.execute("UPDATE audit_log SET position = position + 1000000 WHERE position >= %s", (first,))
-    raw.execute(
-        "UPDATE audit_log SET position = position - 1000000 + %s WHERE position >= 1000000", (by,)
-    )
-
-
-def alter(raw: Connection) -> None:
-    raw.execute("UPDATE audit_log SET categories = '[\"health\"]' WHERE position = 4")
-
-
-def delete(raw: Connection) -> None:
-    raw.execute("DELETE FROM audit_log WHERE position = 4")
-
-
-def swap(raw: Connection) -> None:
-    raw.execute("UPDATE audit_log SET position = -1 WHERE position = 4")
-    raw.execute("UPDATE audit_log SET position = 4 WHERE position = 5")
-    raw.execute("UPDATE audit_log SET position = 5 WHERE position = -1")
-
-
-def insert_forged(raw: Connection) -> None:
-    third = raw.execute("SELECT * FROM audit_log WHERE position = 3").fetchone()
-    assert third is not None
-    forged = {**third, "position": 4, "person_id": "invented", "previous_hash": third["entry_hash"]}
-    forged["entry_hash"] = entry_hash(third["entry_hash"], forged)
-    move(raw, 4, 1)
-    columns = ", ".join(forged)
-    marks = ", ".join(["%s"] * len(forged))
-    raw.execute(f"INSERT INTO audit_log ({columns}) VALUES ({marks})", tuple(forged.values()))
-
-
 @pytest.mark.parametrize(
     ("change", "kind"),
     [(alter, "altered"), (delete, "deleted"), (swap, "reordered"), (insert_forged, "inserted")],
     ids=["altered", "deleted", "reordered", "inserted"],
 )
 def test_the_verifier_names_the_first_tampered_entry(
-    log: AuditLog, raw: Connection, change: Callable[[Connection], None], kind: str
+    log: AuditLog, raw: Connection, change: Tamper, kind: str
 ) -> None:
     for n in range(8):
         log.append(viewed(n))
     assert log.verify(batch_size=3).ok
-    raw.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
-    change(raw)
+    change(PostgresRaw(raw))
     verification = log.verify(batch_size=3)
-    assert (verification.ok, verification.first_bad_position) == (False, 4)
-    assert verification.problem is not None and verification.problem.startswith(kind)
+    assert (verification.ok, verification.first_bad_position, verification.kind) == (
+        False,
+        4,
+        kind,
+    )
+
+
+@pytest.mark.parametrize(("change", "named"), SEVEN, ids=[change.__name__ for change, _ in SEVEN])
+def test_each_tampering_is_named_against_the_checkpoints_on_the_topic(
+    log: AuditLog,
+    raw: Connection,
+    distributed_settings: Settings,
+    change: Tamper,
+    named: Named,
+) -> None:
+    anchor = anchoring(distributed_settings, signing=True)
+    assert isinstance(anchor.store, KafkaCheckpoints)
+    anchored_chain(log, anchor)
+    change(PostgresRaw(raw))
+    assert_named(anchor.verify(log), named)
+    anchor.store.close()
+
+
+def test_checkpoints_have_a_topic_of_their_own_kept_for_ever(
+    log: AuditLog, distributed_settings: Settings
+) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    anchor = anchoring(distributed_settings, signing=True)
+    anchor.checkpoint(log)
+    anchor.store.close()
+    topic = Topics(distributed_settings.topic_prefix).audit_checkpoints
+    bootstrap = distributed_settings.kafka_bootstrap_servers
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [described] = admin.describe_topics([topic])
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    assert len(described["partitions"]) == 1
+    assert configs["topic"][topic]["retention.ms"]["value"] == "-1"
 
 
 def test_concurrent_appends_make_one_gapless_chain(log: AuditLog) -> None:
@@ -117,4 +124,7 @@ def test_the_projection_service_answers_the_privacy_officer(
         officer = {"Authorization": f"Bearer {token(role='privacy_officer')}"}
         response = client.get("/audit/agencies/zama-jiritsu", headers=officer)
         assert [entry["kind"] for entry in response.json()] == ["access_denied"]
-        assert client.get("/audit/verify", headers=officer).json()["ok"]
+        signed = client.post("/audit/checkpoints", headers=officer)
+        assert signed.status_code == 201, signed.text
+        verified = client.get("/audit/verify", headers=officer).json()
+        assert (verified["ok"], verified["checkpoints"], verified["anchored"]) == (True, 1, 1)

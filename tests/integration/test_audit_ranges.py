@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from services.projection import audit
 from services.projection.audit import AuditLog, Verification
-from tests.integration.test_audit_postgres import (
-    Connection,
+from tests.audit_tampering import (
+    PostgresRaw,
+    Raw,
+    Tamper,
     alter,
     delete,
     insert_forged,
+    late_alter,
     swap,
     viewed,
 )
+from tests.integration.test_audit_postgres import Connection
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +30,7 @@ def in_ranges(log: AuditLog) -> Verification:
     return log.verify(batch_size=3, parallel_from=1)
 
 
-def late_alter(raw: Connection) -> None:
-    raw.execute("UPDATE audit_log SET categories = '[\"health\"]' WHERE position = 9")
-
-
-def untouched(raw: Connection) -> None:
+def untouched(raw: Raw) -> None:
     del raw
 
 
@@ -44,15 +42,14 @@ def untouched(raw: Connection) -> None:
 def test_ranges_in_processes_agree_with_the_walk(
     log: AuditLog,
     raw: Connection,
-    change: Callable[[Connection], None],
+    change: Tamper,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Ranges of three entries over two processes: every boundary is crossed somewhere.
     monkeypatch.setattr(audit, "RANGE", 3)
     for n in range(11):
         log.append(viewed(n))
-    raw.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
-    change(raw)
+    change(PostgresRaw(raw))
 
     expected = walked(log)
     assert in_ranges(log) == expected

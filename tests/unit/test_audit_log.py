@@ -1,22 +1,30 @@
-"""The audit log on SQLite: the chain, the privacy officer's questions, and tampering caught."""
+"""The audit log on SQLite: the chain, the privacy officer's questions, and tampering caught,
+against signed checkpoints kept in a file beside it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
+import stat
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 
 from contracts.errors import Conflict
 from contracts.identity import Staff
+from services.platform.settings import Settings
 from services.platform.sql import Row, SqliteDatabase, Transaction
 from services.projection.audit import (
     APPEND_ONLY,
@@ -28,11 +36,37 @@ from services.projection.audit import (
     entry_hash,
 )
 from services.projection.audit_api import record_view
+from services.projection.checkpoint import (
+    CHECKPOINT_FILE,
+    DEV_KEY_FILE,
+    PUBLIC_KEYS_FILE,
+    Anchoring,
+    Checkpoint,
+    Checkpointer,
+    FileCheckpoints,
+    PublicKeys,
+    anchoring,
+    signer,
+)
+from tests.audit_tampering import (
+    SEVEN,
+    Named,
+    Tamper,
+    alter,
+    anchored_chain,
+    assert_named,
+    delete,
+    delete_and_renumber,
+    insert_before_the_start,
+    insert_forged,
+    insert_stray,
+    swap,
+    tamper_file,
+)
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
-Tamper = Callable[[sqlite3.Connection], None]
 
 
 def viewed(
@@ -187,86 +221,12 @@ def test_only_a_pending_vital_interest_disclosure_can_be_reviewed(
 # Tampering: someone with write access to the file drops the triggers first.
 
 
-def row(connection: sqlite3.Connection, position: int) -> dict[str, Any]:
-    connection.row_factory = sqlite3.Row
-    found = connection.execute("SELECT * FROM audit_log WHERE position = ?", (position,))
-    return dict(found.fetchone())
-
-
-def move(connection: sqlite3.Connection, first: int, by: int) -> None:
-    """Shift the positions from ``first`` on, through a free range so no key collides."""
-    connection.execute(
-        "UPDATE audit_log SET position = position + 1000000 WHERE position >= ?", (first,)
-    )
-    connection.execute(
-        "UPDATE audit_log SET position = position - 1000000 + ? WHERE position >= 1000000", (by,)
-    )
-
-
-def insert(connection: sqlite3.Connection, values: dict[str, Any]) -> None:
-    marks = ", ".join("?" for _ in values)
-    connection.execute(
-        f"INSERT INTO audit_log ({', '.join(values)}) VALUES ({marks})", tuple(values.values())
-    )
-
-
-def alter(connection: sqlite3.Connection) -> None:
-    connection.execute("UPDATE audit_log SET person_id = 'someone-else' WHERE position = 4")
-
-
-def delete(connection: sqlite3.Connection) -> None:
-    connection.execute("DELETE FROM audit_log WHERE position = 4")
-
-
-def delete_and_renumber(connection: sqlite3.Connection) -> None:
-    delete(connection)
-    move(connection, 5, -1)
-
-
-def swap(connection: sqlite3.Connection) -> None:
-    connection.execute("UPDATE audit_log SET position = -1 WHERE position = 4")
-    connection.execute("UPDATE audit_log SET position = 4 WHERE position = 5")
-    connection.execute("UPDATE audit_log SET position = 5 WHERE position = -1")
-
-
-def insert_forged(connection: sqlite3.Connection) -> None:
-    # A forger who knows the algorithm links the row correctly and hashes it correctly.
-    previous = row(connection, 3)["entry_hash"]
-    forged = {
-        **row(connection, 3),
-        "position": 4,
-        "person_id": "invented",
-        "previous_hash": previous,
-    }
-    forged["entry_hash"] = entry_hash(previous, forged)
-    move(connection, 4, 1)
-    insert(connection, forged)
-
-
-def insert_stray(connection: sqlite3.Connection) -> None:
-    stray = {**row(connection, 3), "position": 4, "previous_hash": "f" * 64}
-    move(connection, 4, 1)
-    insert(connection, stray)
-
-
-def insert_before_the_start(connection: sqlite3.Connection) -> None:
-    insert(connection, {**row(connection, 1), "position": 0})
-
-
-def tamper(path: Path, change: Tamper) -> None:
-    connection = sqlite3.connect(path, isolation_level=None)
-    for name in ("audit_log_no_update", "audit_log_no_delete"):
-        connection.execute(f"DROP TRIGGER {name}")
-    change(connection)
-    connection.close()
-
-
 @pytest.mark.parametrize(
     ("change", "first_bad", "kind"),
     [
         (alter, 4, "altered"),
         (delete, 4, "deleted"),
-        (delete_and_renumber, 4, "broken link"),
+        (delete_and_renumber, 4, "broken_link"),
         (swap, 4, "reordered"),
         (insert_forged, 4, "inserted"),
         (insert_stray, 4, "inserted"),
@@ -279,11 +239,12 @@ def test_the_verifier_names_the_first_tampered_entry(
 ) -> None:
     fill(log, 8)
     assert log.verify().ok
-    tamper(path, change)
+    tamper_file(path, change)
     verification = log.verify()
     assert not verification.ok
-    assert verification.first_bad_position == first_bad
-    assert verification.problem is not None and verification.problem.startswith(kind)
+    assert (verification.first_bad_position, verification.kind) == (first_bad, kind)
+    assert verification.problem is not None
+    assert verification.problem.startswith(kind.replace("_", " "))
     assert verification.checked == max(first_bad - 1, 0)
 
 
@@ -331,7 +292,7 @@ def test_verify_reads_the_chain_in_batches_and_stops_at_the_first_bad_one(
     assert batched.verify(batch_size=3) == Verification(True, 10, None, None)
     assert counting.fetched == [3, 3, 3, 1]
 
-    tamper(path, lambda c: c.execute("DELETE FROM audit_log WHERE position = 8").close())
+    tamper_file(path, lambda raw: raw.execute("DELETE FROM audit_log WHERE position = 8"))
     counting.fetched.clear()
     verification = batched.verify(batch_size=3)
     assert verification.first_bad_position == 8
@@ -388,3 +349,170 @@ def test_record_view_without_a_request_id_or_a_trace_makes_up_an_id(log: AuditLo
     [record] = log.seen_person("p1")
     assert uuid.UUID(record.request_id or "")
     assert record.trace_id is None
+
+
+# Anchoring: signed checkpoints of the chain, kept outside its database (a JSON-lines file).
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def anchor(settings: Settings) -> Anchoring:
+    return anchoring(settings, signing=True)
+
+
+def stored(settings: Settings) -> list[str]:
+    return (settings.var_dir / CHECKPOINT_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def pem(key: Ed25519PrivateKey) -> str:
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+@pytest.mark.parametrize(("change", "named"), SEVEN, ids=[change.__name__ for change, _ in SEVEN])
+def test_each_tampering_is_named_against_the_signed_checkpoints(
+    log: AuditLog, path: Path, anchor: Anchoring, change: Tamper, named: Named
+) -> None:
+    anchored_chain(log, anchor)
+    tamper_file(path, change)
+    assert_named(anchor.verify(log), named)
+
+
+def test_a_checkpoint_names_its_key_and_is_kept_outside_the_database(
+    log: AuditLog, path: Path, anchor: Anchoring, settings: Settings
+) -> None:
+    fill(log, 3)
+    signed = anchor.checkpoint(log)
+    assert (signed.municipality, signed.length, signed.head) == ("142182", 3, log.head()[1])
+    [line] = stored(settings)
+    assert Checkpoint.parse(line) == signed
+    keys = PublicKeys.from_file(settings.var_dir / PUBLIC_KEYS_FILE)
+    assert signed.key_id in keys and keys.refusal(signed) is None
+    # The signature covers every field: a checkpoint moved to another length no longer holds.
+    assert keys.refusal(replace(signed, length=2)) == "forged_checkpoint"
+    database = SqliteDatabase(path)
+    with database.transaction() as tx:
+        tables = [r["name"] for r in tx.fetchall("SELECT name FROM sqlite_master")]
+    assert not [name for name in tables if "checkpoint" in name]
+
+
+def test_verifying_needs_the_public_keys_alone(
+    log: AuditLog, anchor: Anchoring, settings: Settings
+) -> None:
+    fill(log, 3)
+    anchor.checkpoint(log)
+    (settings.var_dir / DEV_KEY_FILE).unlink()
+    verifier = anchoring(settings, signing=False)
+    assert verifier.signer is None
+    verification = verifier.verify(log)
+    assert (verification.ok, verification.checkpoints, verification.anchored) == (True, 1, 3)
+    with pytest.raises(RuntimeError, match="no signing key"):
+        verifier.checkpoint(log)
+
+
+def test_a_forged_or_unreadable_checkpoint_is_named_and_anchors_nothing(
+    log: AuditLog, anchor: Anchoring, settings: Settings
+) -> None:
+    fill(log, 3)
+    anchor.checkpoint(log)
+    [line] = stored(settings)
+    # Someone able to write the file claims the chain was longer, to hide entries as deleted.
+    claimed = json.loads(line) | {"length": 5}
+    file = settings.var_dir / CHECKPOINT_FILE
+    file.write_text(json.dumps(claimed) + "\nnot json\n", encoding="utf-8")
+    verification = anchor.verify(log)
+    assert not verification.ok
+    assert [f.kind for f in verification.findings] == ["forged_checkpoint", "unreadable_checkpoint"]
+    assert "line 1" in verification.findings[0].message
+    assert "line 2" in verification.findings[1].message
+    assert (verification.checkpoints, verification.anchored, verification.not_yet_anchored) == (
+        0,
+        0,
+        3,
+    )
+
+
+def test_a_new_key_signs_new_checkpoints_and_old_ones_verify_while_their_key_is_listed(
+    log: AuditLog, tmp_path: Path, settings: Settings
+) -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    keys = tmp_path / "keys.pem"
+    configured = replace(settings, checkpoint_public_keys=keys)
+    old_anchor = anchoring(replace(configured, checkpoint_key=pem(old)), signing=True)
+    new_key_file = tmp_path / "new.pem"
+    new_key_file.write_text(pem(new), encoding="utf-8")
+    new_anchor = anchoring(replace(configured, checkpoint_key_file=new_key_file), signing=True)
+    assert old_anchor.signer and new_anchor.signer
+    keys.write_bytes(old_anchor.signer.public_pem())
+
+    fill(log, 2)
+    first = old_anchor.checkpoint(log)
+    fill(log, 2)
+    # Rotation: the new public key joins the list, the old one stays.
+    keys.write_bytes(old_anchor.signer.public_pem() + new_anchor.signer.public_pem())
+    second = new_anchor.checkpoint(log)
+    assert first.key_id != second.key_id
+    verification = new_anchor.verify(log)
+    assert (verification.ok, verification.checkpoints, verification.anchored) == (True, 2, 4)
+
+    keys.write_bytes(new_anchor.signer.public_pem())
+    [finding] = new_anchor.verify(log).findings
+    assert finding.kind == "unknown_key" and first.key_id in finding.message
+    # A configured key never adds itself to the list the verifier trusts.
+    assert not (settings.var_dir / PUBLIC_KEYS_FILE).exists()
+
+
+def test_the_development_key_is_made_once_private_and_its_public_key_listed(
+    settings: Settings,
+) -> None:
+    first, again = signer(settings), signer(settings)
+    assert first.key_id == again.key_id
+    key_file = settings.var_dir / DEV_KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    listed = (settings.var_dir / PUBLIC_KEYS_FILE).read_bytes()
+    assert listed == first.public_pem()
+
+
+def test_a_signing_key_that_is_not_ed25519_is_refused(settings: Settings) -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+    text = other.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    with pytest.raises(ValueError, match="Ed25519"):
+        signer(replace(settings, checkpoint_key=text))
+
+
+def test_another_municipalitys_checkpoints_say_nothing_of_this_chain(
+    log: AuditLog, anchor: Anchoring, settings: Settings
+) -> None:
+    fill(log, 2)
+    assert anchor.signer is not None
+    elsewhere = anchor.signer.sign("141500", 99, "e" * 64, datetime.now(UTC))
+    FileCheckpoints(settings.var_dir / CHECKPOINT_FILE).append(elsewhere)
+    verification = anchor.verify(log)
+    assert (verification.ok, verification.checkpoints, verification.not_yet_anchored) == (
+        True,
+        0,
+        2,
+    )
+
+
+def test_an_empty_chain_is_anchored_at_length_zero(log: AuditLog, anchor: Anchoring) -> None:
+    signed = anchor.checkpoint(log)
+    assert (signed.length, signed.head) == (0, ZERO_HASH)
+    fill(log, 1)
+    verification = anchor.verify(log)
+    assert (verification.ok, verification.anchored, verification.not_yet_anchored) == (True, 0, 1)
+
+
+def test_the_checkpointer_signs_only_when_the_chain_has_grown(
+    log: AuditLog, anchor: Anchoring, settings: Settings
+) -> None:
+    checkpointer = Checkpointer(anchor, log)
+    assert checkpointer.tick() is not None
+    assert checkpointer.tick() is None
+    fill(log, 2)
+    grown = checkpointer.tick()
+    assert grown is not None and grown.length == 2
+    assert len(stored(settings)) == 2

@@ -80,6 +80,7 @@ def test_topic_names() -> None:
     topics = Topics("tsunagu")
     assert topics.events("intake") == "tsunagu.intake.events"
     assert topics.dead_letter == "tsunagu.deadletter"
+    assert topics.audit_checkpoints == "tsunagu.audit.checkpoints"
     with pytest.raises(ValueError, match="unknown service"):
         topics.events("billing")
 
