@@ -32,6 +32,8 @@ def test_compose_parses_and_runs_every_process_of_the_platform() -> None:
     for feed in FEEDS:
         assert ["project", feed] in commands.values()
     assert commands["sweeper"] == ["views", "sweep", "--every", "60"]
+    assert commands["checkpointer"] == ["audit", "checkpoint", "--every"]
+    assert compose["x-tsunagu"]["volumes"] == ["tsunagu-var:/tmp/tsunagu"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     tsunagu_env = compose["x-tsunagu"]["environment"]
     assert tsunagu_env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector")
