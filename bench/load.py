@@ -411,7 +411,13 @@ def lifecycle(
     if slip is not None and local_id is not None:
         at = b.add(_soon(rng, at), "link", OFFICE, desk=slip.sender, local_id=local_id)
     if path == "information_only":
-        b.add(_soon(rng, at), "triage", OFFICE, outcome="information_only")
+        b.add(
+            _soon(rng, at),
+            "triage",
+            OFFICE,
+            [("triage.information_only", 1, False)],
+            outcome="information_only",
+        )
     elif path == "continued":
         at = b.add(_soon(rng, at), "triage", OFFICE, outcome="continue_here")
         if not registered and rng.random() < 0.5:
@@ -425,7 +431,7 @@ def lifecycle(
             _soon(rng, at),
             "triage",
             OFFICE,
-            [("to_public_assistance", 1, True)],
+            [("triage.connect_elsewhere", 1, False), ("to_public_assistance", 1, True)],
             outcome="connect_elsewhere",
             target_agency=PUBLIC_ASSISTANCE,
             follow_up_on=(at + timedelta(days=14)).date(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from contracts.errors import Forbidden
+from contracts.errors import Forbidden, Invalid
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.platform.auth import authenticated_staff
@@ -83,7 +84,12 @@ def _time(stored: str | None) -> str | None:
 
 # Who may read the municipality's figures: the support office's staff and these roles.
 STATISTICS_ROLES = ("privacy_officer", "meeting_organiser", "supervisor")
-MONTH = Path(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH = Path(pattern=MONTH_PATTERN, description="YYYY-MM")
+MAX_MONTHS = 24
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# How an exported month becomes a file's bytes.
+Rendering = Callable[[dict[str, Any]], bytes]
 
 
 def _statistics_reader(staff: Staff) -> None:
@@ -101,16 +107,39 @@ def _statistics_reader(staff: Staff) -> None:
 def build_router(views: ViewStore, settings: Settings) -> APIRouter:
     router = APIRouter(tags=["views"])
 
+    @router.get("/statistics")
+    def monthly_range(
+        first: str = Query(alias="from", pattern=MONTH_PATTERN, description="YYYY-MM"),
+        last: str = Query(alias="to", pattern=MONTH_PATTERN, description="YYYY-MM"),
+        staff: Staff = Depends(authenticated_staff),
+    ) -> Any:
+        """Each month from ``from`` to ``to`` (at most 24), as ``/statistics/{month}`` answers
+        it: for charts of a year, in one call."""
+        _statistics_reader(staff)
+        if last < first:
+            raise Invalid("to", "before_from", f"{last} is before {first}")
+        if len(statistics.months(first, last)) > MAX_MONTHS:
+            raise Invalid("from", "range_too_long", f"at most {MAX_MONTHS} months at a time")
+        with views.database.transaction() as tx:
+            found = statistics.monthly_range(tx, staff.municipality, first, last)
+        return {
+            "municipality": staff.municipality,
+            "from": first,
+            "to": last,
+            "months": [
+                statistics.month_answer(staff.municipality, month, figures)
+                for month, figures in found.items()
+            ],
+        }
+
     @router.get("/statistics/{month}")
     def monthly(month: str = MONTH, staff: Staff = Depends(authenticated_staff)) -> Any:
-        """The month's figures for the caller's municipality, exact (not for export)."""
+        """The month's figures for the caller's municipality, exact (not for export): by metric
+        (``figures``) and in the national form's fixed layout (``report``)."""
         _statistics_reader(staff)
         with views.database.transaction() as tx:
-            return {
-                "municipality": staff.municipality,
-                "month": month,
-                "figures": statistics.monthly(tx, staff.municipality, month),
-            }
+            figures = statistics.monthly(tx, staff.municipality, month)
+        return statistics.month_answer(staff.municipality, month, figures)
 
     @router.get("/statistics/{month}/export.json")
     def export_json(month: str = MONTH, staff: Staff = Depends(authenticated_staff)) -> Any:
@@ -119,14 +148,42 @@ def build_router(views: ViewStore, settings: Settings) -> APIRouter:
         with views.database.transaction() as tx:
             return statistics.export(tx, staff.municipality, month, settings.small_cell_threshold)
 
-    @router.get("/statistics/{month}/export.csv", response_class=PlainTextResponse)
-    def export_csv(month: str = MONTH, staff: Staff = Depends(authenticated_staff)) -> Response:
-        """CSV with Japanese column headings, small counts suppressed."""
+    def _file(
+        month: str, staff: Staff, extension: str, media_type: str, body: Rendering
+    ) -> Response:
         _statistics_reader(staff)
         with views.database.transaction() as tx:
-            report = statistics.export(tx, staff.municipality, month, settings.small_cell_threshold)
-        body = statistics.as_csv(staff.municipality, month, report["figures"])
-        return Response(body, media_type="text/csv; charset=utf-8")
+            exported = statistics.export(
+                tx, staff.municipality, month, settings.small_cell_threshold
+            )
+        disposition = statistics.content_disposition(staff.municipality, month, extension)
+        return Response(
+            body(exported), media_type=media_type, headers={"Content-Disposition": disposition}
+        )
+
+    @router.get("/statistics/{month}/export.csv", response_class=PlainTextResponse)
+    def export_csv(
+        month: str = MONTH,
+        encoding: str = Query(
+            "utf-8", pattern="^(utf-8|cp932)$", description="cp932 for Excel before 2016"
+        ),
+        staff: Staff = Depends(authenticated_staff),
+    ) -> Response:
+        """The month as one CSV header line and row, the same columns every month, Japanese
+        headings, small counts suppressed; UTF-8 with a BOM, or CP932."""
+        charset = "utf-8" if encoding == "utf-8" else "shift_jis"
+        return _file(
+            month,
+            staff,
+            "csv",
+            f"text/csv; charset={charset}",
+            lambda exported: statistics.as_csv(exported, encoding),
+        )
+
+    @router.get("/statistics/{month}/export.xlsx")
+    def export_xlsx(month: str = MONTH, staff: Staff = Depends(authenticated_staff)) -> Response:
+        """The CSV's header and row as an Excel workbook, with the notes on a second sheet."""
+        return _file(month, staff, "xlsx", XLSX, statistics.as_xlsx)
 
     @router.get("/consultations", response_model=list[ConsultationView])
     def consultations(

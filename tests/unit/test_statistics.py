@@ -5,15 +5,19 @@ import io
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 from uuid import uuid4
 
 import pytest
+from openpyxl import load_workbook
 
 from contracts import events as ev
 from contracts.envelope import CloudEvent, event_id
+from contracts.reference import reference
 from services.platform.sql import SqliteDatabase
 from services.projection import statistics
 from services.projection.store import ViewStore
+from services.web.catalogue import Translator
 
 pytestmark = pytest.mark.unit
 
@@ -165,8 +169,170 @@ def test_exports_suppress_small_counts_and_carry_japanese_headings(store: ViewSt
     assert figures["route_in.self"] == 3
     assert figures["route_in.tax_desk"] == statistics.SUPPRESSED
     assert figures["applications"] == 0  # zero singles nobody out
-    rows = list(csv.reader(io.StringIO(statistics.as_csv("142182", "2024-03", figures))))
+    text = statistics.as_csv(exported).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
     heading = dict(zip(rows[0], rows[1], strict=True))
     assert heading["新規相談受付件数"] == "4"
-    assert heading["相談経路：tax_desk"] == "*"
+    assert heading["相談経路：税務担当課"] == "*"
     assert heading["年月"] == "2024-03"
+    # A rate of a hidden count would give it away; a count of 4 in Zama is 3.0 per 100,000.
+    assert heading["新規相談受付件数（人口10万人あたり）"] == "3.0"
+    [tax_desk] = [r for r in exported["report"]["breakdowns"][0]["rows"] if r["code"] == "tax_desk"]
+    assert tax_desk["value"] == statistics.SUPPRESSED
+
+
+def opened(route_in: str = "self", channel: str = "visit") -> ev.ConsultationOpened:
+    return ev.ConsultationOpened(
+        **who(), consultation_id=uuid4(), channel=channel, route_in=route_in, caller_kind="self"
+    )
+
+
+def test_triage_outcomes_the_national_form_counts_count_once_per_consultation(
+    store: ViewStore,
+) -> None:
+    elsewhere, informed = uuid4(), uuid4()
+    connect: dict[str, Any] = {
+        "consultation_id": elsewhere,
+        "outcome": "connect_elsewhere",
+        "target_agency": "zama-kaigo",
+        "follow_up_on": AT.date(),
+    }
+    apply(
+        store,
+        ev.ConsultationTriaged(**who(), **connect),
+        ev.ConsultationTriaged(**who(), **connect),  # the same triage entered again
+        ev.ConsultationTriaged(**who(), consultation_id=informed, outcome="information_only"),
+        ev.ConsultationTriaged(**who(), consultation_id=uuid4(), outcome="continue_here"),
+    )
+    items = {i["code"]: i for i in statistics.report("142182", "2024-03", report(store))["items"]}
+    assert items["connected_elsewhere"]["value"] == 1
+    assert items["information_only"]["value"] == 1
+    assert report(store).get("to_public_assistance") == 0  # 介護保険課 is not public assistance
+
+
+def test_the_layout_is_the_same_every_month_with_every_code(store: ViewStore) -> None:
+    apply(store, opened("tax_desk", "phone"), opened("tax_desk", "phone"))
+    busy = statistics.report("142182", "2024-03", report(store))
+    quiet = statistics.report("142182", "2024-04", report(store, "2024-04"))
+
+    def shape(layout: dict[str, Any]) -> Any:
+        return (
+            sorted(layout),
+            [sorted(item) for item in layout["items"]],
+            [i["code"] for i in layout["items"]],
+            [o["code"] for o in layout["other"]],
+            [(s["code"], [r["code"] for r in s["rows"]]) for s in layout["breakdowns"]],
+        )
+
+    assert shape(busy) == shape(quiet)
+    assert [i["code"] for i in busy["items"]] == [
+        i["code"] for i in reference().raw["national_report"]["items"]
+    ]
+    routes = {s["code"]: s["rows"] for s in quiet["breakdowns"]}["route_in"]
+    assert [r["code"] for r in routes] == list(reference().routes_in)
+    assert {r["value"] for r in routes} == {0}
+
+
+def test_items_not_recorded_are_null_with_a_note_never_invented(store: ViewStore) -> None:
+    items = {i["code"]: i for i in statistics.report("142182", "2024-03", report(store))["items"]}
+    for code in ("employment_support_targets", "work_or_income_rate", "step_up_rate"):
+        assert items[code]["value"] is None and items[code]["note"], code
+    assert items["employment_support_targets"]["per_100k"] is None
+    assert items["into_work"]["value"] == 0 and items["into_work"]["note"] is None
+    assert items["into_work"]["breakdown"] == {
+        "value": None,
+        "note": "no_employment_support_flag",
+    }
+
+
+@pytest.mark.parametrize(
+    ("month", "year", "latest", "guide"),
+    [
+        ("2016-03", "H27", False, 20),  # March belongs to the fiscal year begun the April before
+        ("2016-04", "H28", False, 22),
+        ("2017-12", "H29", False, 24),
+        ("2025-09", "H29", True, 24),  # no guide given for FY2025: the latest, marked
+    ],
+)
+def test_the_guide_value_is_the_fiscal_years_or_the_latest_given(
+    month: str, year: str, latest: bool, guide: int
+) -> None:
+    layout = statistics.report("142182", month, {"new_consultations": 33})
+    assert (layout["guide"]["year"], layout["guide"]["latest_given_used"]) == (year, latest)
+    [first] = [i for i in layout["items"] if i["code"] == "new_consultations"]
+    assert first["guide_per_100k"] == guide
+    assert first["per_100k"] == round(33 * 100_000 / 131_982, 1) == 25.0
+
+
+def test_no_guide_before_the_act_and_no_rate_without_a_population() -> None:
+    assert statistics.report("142182", "2015-03", {})["guide"] is None
+    [first, *_] = statistics.report("999999", "2025-09", {"new_consultations": 3})["items"]
+    assert first["value"] == 3 and first["per_100k"] is None
+
+
+def exported_month(store: ViewStore, month: str) -> dict[str, Any]:
+    with store.database.transaction() as tx:
+        return statistics.export(tx, "142182", month, threshold=3)
+
+
+def test_files_have_one_header_every_month_in_japanese_only(store: ViewStore) -> None:
+    apply(store, *(opened("real_estate_agent", "sns") for _ in range(4)))
+    busy, quiet = exported_month(store, "2024-03"), exported_month(store, "2024-04")
+    utf8 = [statistics.as_csv(e).decode("utf-8-sig").splitlines() for e in (busy, quiet)]
+    cp932 = [statistics.as_csv(e, "cp932").decode("cp932").splitlines() for e in (busy, quiet)]
+    assert utf8[0][0] == utf8[1][0] == cp932[0][0] == cp932[1][0]
+    assert utf8[0][1] != utf8[1][1] and utf8 == cp932
+    assert statistics.as_csv(quiet).startswith(b"\xef\xbb\xbf")
+    ref = reference()
+    codes = {
+        *ref.routes_in,
+        *ref.channels,
+        *ref.issue_categories,
+        *ref.closure_reasons,
+        *statistics.REFERRAL_OUTCOMES.values(),
+        *statistics.ITEM_METRICS,
+        *statistics.ITEM_METRICS.values(),
+        *statistics.OTHER_METRICS,
+    }
+    for text in utf8[0] + utf8[1]:
+        assert [code for code in codes if code in text] == []
+
+
+def number_or_text(cell: Any) -> float | str:
+    try:
+        return float(cell)
+    except ValueError:
+        return str(cell)
+
+
+def test_the_workbook_holds_the_csvs_header_and_row(store: ViewStore) -> None:
+    apply(store, *(opened() for _ in range(3)))
+    exported = exported_month(store, "2024-03")
+    book = load_workbook(io.BytesIO(statistics.as_xlsx(exported)))
+    sheet = book["支援状況調査"]
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    header, row = list(csv.reader(io.StringIO(statistics.as_csv(exported).decode("utf-8-sig"))))
+    assert rows[0] == header
+    assert [number_or_text(v) for v in rows[1]] == [number_or_text(c) for c in row]
+    assert dict(zip(rows[0], rows[1], strict=True))["新規相談受付件数"] == 3  # a number, not text
+    assert any("「*」" in str(line.value) for line in book["注記"]["A"])
+
+
+def test_national_headings_are_the_forms_own_words() -> None:
+    t = Translator("ja")
+    ref = reference().raw
+    assert [t(f"report.item.{i['code']}") for i in ref["national_report"]["items"]] == [
+        i["ja"] for i in ref["national_report"]["items"]
+    ]
+    assert [t.code("issue", c["code"]) for c in ref["issue_categories"]] == [
+        c["ja"] for c in ref["issue_categories"]
+    ]
+    assert [t.code("closure", c) for c in ref["closure_reasons"]] == list(
+        ref["closure_reasons"].values()
+    )
+
+
+def test_the_file_name_is_japanese_with_an_ascii_fallback() -> None:
+    header = statistics.content_disposition("142182", "2025-09", "csv")
+    assert header.startswith('attachment; filename="shien-jokyo-chosa_142182_2025-09.csv"; ')
+    assert header.endswith("filename*=UTF-8''" + quote("支援状況調査_142182_2025-09.csv"))

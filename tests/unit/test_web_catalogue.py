@@ -38,6 +38,8 @@ def codes() -> list[tuple[str, str]]:
         "move": list(MOVES),
         "state": STATES,
         "follow_up": FOLLOW_UPS,
+        "issue": ref.issue_categories,
+        "closure": ref.closure_reasons,
     }
     return [(kind, code) for kind, values in kinds.items() for code in values]
 
