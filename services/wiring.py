@@ -49,6 +49,7 @@ from services.projection.store import ViewStore
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
 from services.referral.integration import to_cloudevent as referral_cloudevent
+from services.web import oidc
 from services.web.app import build_web
 from services.web.client import Services, embedded_urls
 
@@ -231,7 +232,7 @@ def web_app(settings: Settings, services: Services, *, dev_signin: bool = False)
     """The desk. Its development sign-in exists only where no identity provider is set."""
     app = build_web(settings, services)
     app.state.dev_signin = dev_signin and settings.jwks_url is None
-    app.state.oidc = None
+    app.state.oidc = oidc.install(app, settings)
     return app
 
 
