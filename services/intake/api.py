@@ -7,11 +7,12 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import Invalid
 from contracts.identity import Staff
+from contracts.reference import reference
 from services.intake.application import (
     IntakeApplication,
     OpenConsultation,
@@ -321,22 +322,33 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
     @router.get("/persons/{person_id}/consents", response_model=list[ConsentResponse])
     def consents_in_force(
         person_id: UUID,
-        recipient: str,
-        category: str,
-        purpose: str,
         request: Request,
         response: Response,
+        recipient: str | None = None,
+        category: str | None = None,
+        purpose: str | None = None,
         at: datetime | None = None,
         asked: Page = Depends(page),
         staff: Staff = Caller,
     ) -> list[ConsentResponse]:
-        """The ledger's question: which consents covered R, C and P at instant T (default now),
-        oldest first, a page at a time."""
+        """With ``recipient``, ``category`` and ``purpose``, the ledger's question: which
+        consents covered them at instant T (default now). Without, every consent of the person
+        the caller may read (its recorder, its recipients, privacy officers), in force or not.
+        Oldest first, a page at a time."""
         intake.require(staff, person_id, "identity")
         if at is not None and at.tzinfo is None:
             raise Invalid("at", "timezone_required", "give the time with its UTC offset (+09:00)")
-        moment = at or datetime.now().astimezone()
-        found = intake.consents_in_force(person_id, recipient, category, purpose, moment)
+        question = {"recipient": recipient, "category": category, "purpose": purpose}
+        if any(question.values()):
+            for name, value in question.items():
+                if not value:
+                    raise Invalid(name, "required", "recipient, category and purpose go together")
+            moment = at or datetime.now().astimezone()
+            found = intake.consents_in_force(
+                person_id, str(recipient), str(category), str(purpose), moment
+            )
+        else:
+            found = intake.readable_consents(staff, person_id)
         rows = after_cursor(found, consent_order, asked)
         return [
             ConsentResponse.of(c) for c in respond(rows, consent_order, asked, request, response)
@@ -356,6 +368,43 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
     def consent_receipt(consent_id: UUID, staff: Staff = Caller) -> dict[str, Any]:
         """A Kantara-shaped consent receipt to hand to the person."""
         return intake.readable_consent(staff, consent_id).receipt()
+
+    @router.get("/consents/{consent_id}/coverage")
+    def consent_coverage(
+        consent_id: UUID,
+        recipient: str = Query(max_length=100),
+        purpose: str = Query(max_length=100),
+        at: datetime | None = None,
+        staff: Staff = Caller,
+    ) -> dict[str, Any]:
+        """What a slip under this consent may carry to ``recipient`` for ``purpose`` now (or at
+        ``at``): the categories covered, and the rest; before a sender chooses."""
+        covered = intake.readable_consent(staff, consent_id).coverage(
+            recipient, purpose, at or datetime.now().astimezone()
+        )
+        every = reference().data_categories
+        return {
+            "recipient": recipient,
+            "purpose": purpose,
+            "covered": covered,
+            "not_covered": [c for c in every if c not in covered],
+        }
+
+    @router.get("/consents/{consent_id}/withdrawal-effect")
+    def withdrawal_effect(
+        consent_id: UUID,
+        recipients: list[str] | None = Query(None),
+        categories: list[str] | None = Query(None),
+        staff: Staff = Caller,
+    ) -> dict[str, Any]:
+        """Before a withdrawal (all of it, or some recipients or categories): which agencies
+        would stop receiving which categories under this consent."""
+        losses = intake.readable_consent(staff, consent_id).withdrawal_effect(
+            recipients, categories, datetime.now().astimezone()
+        )
+        return {
+            "losses": [{"agency": agency, "categories": lost} for agency, lost in losses.items()]
+        }
 
     @router.post(
         "/consents/{consent_id}/withdrawals", status_code=201, response_model=ConsentResponse

@@ -291,11 +291,7 @@ class IntakeApplication(TracingApplication):
     def readable_consent(self, staff: Staff, consent_id: UUID) -> Consent:
         """A consent, to its recording agency, its recipients and privacy officers."""
         consent = self.consent(consent_id)
-        if not (
-            staff.agency == consent.agency
-            or staff.agency in consent.recipients
-            or staff.has_role("privacy_officer")
-        ):
+        if not _may_read(staff, consent):
             raise Forbidden(
                 f"consent {consent_id} is readable by its recording agency, its recipients "
                 "and privacy officers"
@@ -318,6 +314,11 @@ class IntakeApplication(TracingApplication):
     def consents_of(self, person_id: UUID) -> list[Consent]:
         index = self.index(consents_key(person_id))
         return [self.consent(c) for c in (index.ids if index else [])]
+
+    def readable_consents(self, staff: Staff, person_id: UUID) -> list[Consent]:
+        """The person's consents, in force or not, that ``staff`` may read, in consent order."""
+        readable = (c for c in self.consents_of(person_id) if _may_read(staff, c))
+        return sorted(readable, key=consent_order)
 
     def consents_in_force(
         self, person_id: UUID, recipient: str, category: str, purpose: str, at: datetime
@@ -393,3 +394,11 @@ def consent_order(consent: Consent) -> tuple[str, str]:
     the list starts after."""
     start = consent.valid_from.astimezone(UTC).isoformat(timespec="microseconds")
     return (start, str(consent.id))
+
+
+def _may_read(staff: Staff, consent: Consent) -> bool:
+    return (
+        staff.agency == consent.agency
+        or staff.agency in consent.recipients
+        or staff.has_role("privacy_officer")
+    )

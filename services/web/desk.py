@@ -114,7 +114,7 @@ def render(
     values: dict[str, Any] = {
         "_": t,
         "t": t,
-        "show": lambda field, value: presenting.show(t, field, value),
+        "show": lambda field, value, record=None: presenting.show(t, field, value, record),
         "locale": t.locale,
         "csrf": csrf_token(request),
         "csrf_field": CSRF_FIELD,

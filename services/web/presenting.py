@@ -32,7 +32,11 @@ CODE_FIELDS = {
     "basis": "basis",
     "program": "program",
     "role": "role",
+    "state": "state",
+    "service_class": "service_class",
 }
+# Fields whose codes depend on the record they belong to.
+RECORD_CODE_FIELDS = {("referral", "kind"): "kind", ("meeting", "kind"): "meeting_kind"}
 DATE_FIELDS = frozenset({"birth_date", "follow_up_on", "follow_up_until", "scheduled_for"})
 
 
@@ -40,18 +44,19 @@ def _is_time(field: str) -> bool:
     return field.endswith("_at") or field in ("valid_from", "valid_until", "period_from")
 
 
-def show(t: Translator, field: str, value: Any) -> str:
-    """One field's value as words."""
+def show(t: Translator, field: str, value: Any, record: str | None = None) -> str:
+    """One field's value as words (``record``: the kind of record it belongs to, if any)."""
     if value is None or value == "" or value == []:
         return "—"
     if isinstance(value, bool):
         return t("value.yes" if value else "value.no")
     if isinstance(value, list):
-        return "、".join(show(t, field, item) for item in value)
+        return "、".join(show(t, field, item, record) for item in value)
     if isinstance(value, dict):
         return "、".join(f"{t('field.' + k)}：{show(t, k, v)}" for k, v in value.items())
-    if field in CODE_FIELDS:
-        return t.code(CODE_FIELDS[field], str(value))
+    kind = RECORD_CODE_FIELDS.get((record or "", field)) or CODE_FIELDS.get(field)
+    if kind is not None:
+        return t.code(kind, str(value))
     if field in DATE_FIELDS:
         return formatting.wareki(str(value))
     if _is_time(field) or field == "period_until":

@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SERIOUS = ("serious", "critical")
+# A code or catalogue key shown as it is (route_in.minsei_volunteer, use_recommendation,
+# field.state): the desk must always show words.
+RAW_CODE = re.compile(r"\b[a-z]+(?:[._][a-z]+)+\b")
 
 
 def _free_port() -> int:
@@ -121,12 +124,14 @@ AccessibilityCheck = Callable[[Page, str], None]
 
 @pytest.fixture
 def checked(axe: Axe) -> AccessibilityCheck:
-    """Checks the page as it stands with axe-core (no serious or critical violation) and
-    keeps a screenshot of it under var/screenshots for review."""
+    """Checks the page as it stands with axe-core (no serious or critical violation), that no
+    code shows raw, and keeps a screenshot of it under var/screenshots for review."""
 
     def check(page: Page, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        raw = sorted(set(RAW_CODE.findall(page.locator("body").inner_text())))
+        assert raw == [], f"{name}: codes shown raw: {raw}"
         results: dict[str, Any] = axe.run(page).response
         serious = [
             f"{v['id']} ({v['impact']}): {v['help']} — "

@@ -3,17 +3,22 @@ forms do."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import UTC, date, datetime
 
 import pytest
+from pydantic import BaseModel
 
-from contracts import disclosure
+from contracts import disclosure, events
 from contracts.identity import ROLES
 from contracts.reference import reference
 from services.intake.consent import METHODS
 from services.intake.consultation import TRIAGE_OUTCOMES
+from services.projection.field_names import FIELD_NAMES
+from services.projection.person_facts import _NAMING as NAMING
 from services.referral.referral import FOLLOW_UPS, KINDS, MOVES
-from services.web import formatting
+from services.web import formatting, presenting
 from services.web.catalogue import LOCALES, Translator, messages
 
 pytestmark = pytest.mark.unit
@@ -91,3 +96,29 @@ def test_a_typed_date_and_time_become_a_japan_time_instant() -> None:
     assert formatting.business_time("2025-09-01", "10:05") == "2025-09-01T10:05:00+09:00"
     assert formatting.business_time("2025-09-01") == "2025-09-01T00:00:00+09:00"
     assert formatting.business_time("") is None
+
+
+def event_fields() -> set[str]:
+    """Every field a person view can name: the integration events' fields under the names the
+    views give them, less those that only say who acted or which record is meant."""
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(events.__path__):
+        loaded = importlib.import_module(f"{events.__name__}.{module.name}")
+        for model in vars(loaded).values():
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names |= set(model.model_fields)
+    return (names - NAMING) | set(FIELD_NAMES.values()) | {"named_on_slip", "state"}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_field_a_person_view_can_show_has_a_label(locale: str) -> None:
+    t = Translator(locale)
+    assert sorted(f for f in event_fields() if not t.knows(f"field.{f}")) == []
+
+
+def test_a_code_field_reads_in_its_records_own_words() -> None:
+    t = Translator("ja")
+    assert presenting.show(t, "kind", "use_recommendation", "referral") == "利用勧奨（法第8条）"
+    assert presenting.show(t, "categories", ["tax", "identity"]).startswith("税情報、")
+    assert presenting.show(t, "birth_date", "1979-06-15") == "昭和54年6月15日"
+    assert presenting.show(t, "named_on_slip", True) == "はい"

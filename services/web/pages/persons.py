@@ -108,13 +108,17 @@ async def register(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> 
 @router.get("/persons/{person_id}")
 async def show(person_id: str, d: Desk = Depends(desk)) -> Response:
     person = await d.read("views", f"/persons/{person_id}")
-    consents = await d.get("intake", f"/persons/{person_id}/consents")
+    return d.render("person.html", p=person, name=identity(person), labels=LABELS)
+
+
+@router.get("/persons/{person_id}/consents")
+async def consents(person_id: str, d: Desk = Depends(desk)) -> Response:
+    """The person's consents the caller may read: loaded into the person page after it shows
+    (htmx), or a page of its own without script."""
+    found = await d.get("intake", f"/persons/{person_id}/consents")
+    template = "_person_consents.html" if d.request.headers.get("hx-request") else "consents.html"
     return d.render(
-        "person.html",
-        p=person,
-        name=identity(person),
-        consents=consents.body if consents.ok else [],
-        labels=LABELS,
+        template, person_id=person_id, consents=found.body if found.ok else [], refusal=None
     )
 
 
