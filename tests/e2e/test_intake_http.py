@@ -174,3 +174,68 @@ def test_connecting_elsewhere_needs_a_target_and_a_follow_up(
         f"/intake/consultations/{opened['id']}/application", json={}, headers=auth()
     )
     assert application.status_code == 409  # no person attached yet
+
+
+def test_a_persons_consents_are_listed_to_those_who_may_read_them(
+    client: TestClient, auth: Auth
+) -> None:
+    person_id = person(client, auth)
+    for recipients in (["zama-shakyo"], ["oneaid"]):
+        recorded = client.post(
+            "/intake/consents",
+            json=consent_body(person_id, recipients=recipients),
+            headers=auth(),
+        )
+        assert recorded.status_code == 201, recorded.text
+    listed = client.get(f"/intake/persons/{person_id}/consents", headers=auth())
+    assert [c["recipients"] for c in listed.json()] == [["zama-shakyo"], ["oneaid"]]
+    # A recipient sees its own consent only (its identity basis is that consent).
+    shakyo = client.get(f"/intake/persons/{person_id}/consents", headers=auth("zama-shakyo"))
+    assert [c["recipients"] for c in shakyo.json()] == [["zama-shakyo"]]
+    half = client.get(
+        f"/intake/persons/{person_id}/consents", params={"recipient": "oneaid"}, headers=auth()
+    )
+    assert half.status_code == 422
+    assert half.json()["problems"][0]["field"] == "category"
+
+
+def test_coverage_and_withdrawal_effect_answer_before_the_user_commits(
+    client: TestClient, auth: Auth
+) -> None:
+    person_id = person(client, auth)
+    consent = client.post(
+        "/intake/consents",
+        json=consent_body(
+            person_id,
+            recipients=["zama-shakyo", "oneaid"],
+            categories=["identity", "tax"],
+            purposes=["referral"],
+        ),
+        headers=auth(),
+    ).json()
+    path = f"/intake/consents/{consent['id']}"
+    coverage = client.get(
+        f"{path}/coverage", params={"recipient": "oneaid", "purpose": "referral"}, headers=auth()
+    ).json()
+    assert coverage["covered"] == ["identity", "tax"]
+    assert "health" in coverage["not_covered"]
+    effect = client.get(
+        f"{path}/withdrawal-effect", params={"categories": ["tax"]}, headers=auth()
+    ).json()
+    assert effect == {
+        "losses": [
+            {"agency": "zama-shakyo", "categories": ["tax"]},
+            {"agency": "oneaid", "categories": ["tax"]},
+        ]
+    }
+    # A preview changes nothing: the consent still covers tax.
+    again = client.get(
+        f"{path}/coverage", params={"recipient": "oneaid", "purpose": "referral"}, headers=auth()
+    ).json()
+    assert again["covered"] == ["identity", "tax"]
+    stranger = client.get(
+        f"{path}/coverage",
+        params={"recipient": "oneaid", "purpose": "referral"},
+        headers=auth("zama-suido"),
+    )
+    assert stranger.status_code == 403
