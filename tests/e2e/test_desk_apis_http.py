@@ -5,6 +5,7 @@ moves a referral offers."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.platform.settings import Settings
-from services.projection.audit import AuditLog
+from services.projection.agency_view import READ_CAUSE, refresh
+from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
+from services.projection.person_documents import standing_view_shape_1
+from services.projection.person_facts import TxReader
+from services.projection.store import journal_position
 from services.wiring import embedded_app
 
 pytestmark = pytest.mark.e2e
@@ -475,3 +480,30 @@ def test_each_side_is_offered_exactly_the_moves_the_api_allows(
     ok(client.post(f"/referral/referrals/{slip}/follow-up", json=follow_up, headers=auth()))
     assert moves(OFFICE) == ["reroute"]
     assert ok(client.get("/referral/referrals/outbox", headers=auth(SHUNO))) == []
+
+
+def test_an_entry_served_in_the_old_shape_still_replays(client: TestClient, auth: Auth) -> None:
+    person = register(client, auth)
+    consent(client, auth, person, [HELLOWORK], ["identity"])
+    views, now = client.app.state.views, datetime.now(UTC)  # type: ignore[attr-defined]
+    refresh(views, person, now, READ_CAUSE)
+    with views.database.transaction() as tx:
+        position = journal_position(tx)
+        served = standing_view_shape_1(TxReader(tx), HELLOWORK, person)
+    entry = audit(client).append(
+        AuditEntry(
+            kind=RECORD_VIEWED,
+            viewer_staff_id="s001",
+            viewer_agency=HELLOWORK,
+            viewer_roles=("caseworker",),
+            recorded_at=now,
+            person_id=person,
+            shown=served.shown,
+            view_request={"view": "person"},
+            state_position=position,
+            response_hash=hashlib.sha256(served.body()).hexdigest(),
+        )
+    )
+    officer = auth(OFFICE, "privacy_officer")
+    replay = ok(client.get(f"/views/audit/entries/{entry.position}/replay", headers=officer))
+    assert replay["matches"] is True and "identity" in replay["document"]["categories"]

@@ -67,6 +67,10 @@ def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
         assert response.status_code == 200, response.text
         return {entry["category"]: entry for entry in response.json()["categories"]}
 
+    def projected() -> bool:  # until then, the views know of no such person: 404
+        return views.get(f"/persons/{person}", headers=auth()).status_code == 200
+
+    wait_for(projected, 90, f"the person in the views\n{feed.output()}")
     wait_for(lambda: "identity" in hellowork_sees(), 90, f"the consented view\n{feed.output()}")
     assert hellowork_sees()["identity"]["basis"]["id"] == consent_id
     assert "contact" not in hellowork_sees()
