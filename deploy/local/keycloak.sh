@@ -19,7 +19,7 @@
 # Environment:
 #   TSUNAGU_CACHE_DIR                distribution cache   (default ~/.cache/tsunagu)
 #   TSUNAGU_LOCAL_DIR                runtime state        (default <repo>/var/local)
-#   TSUNAGU_KEYCLOAK_START_TIMEOUT   seconds to wait for the realm's discovery document (240)
+#   TSUNAGU_KEYCLOAK_START_TIMEOUT   seconds to wait for the realm's discovery document (300)
 set -euo pipefail
 
 readonly KEYCLOAK_VERSION=26.5.6
@@ -34,7 +34,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd -P)
 CACHE_DIR=${TSUNAGU_CACHE_DIR:-${HOME:-/tmp}/.cache/tsunagu}
 LOCAL_DIR=${TSUNAGU_LOCAL_DIR:-$REPO_DIR/var/local}
-START_TIMEOUT=${TSUNAGU_KEYCLOAK_START_TIMEOUT:-240}
+START_TIMEOUT=${TSUNAGU_KEYCLOAK_START_TIMEOUT:-300}
 REALM_FILE=$REPO_DIR/deploy/keycloak/$REALM-realm.json
 
 DIST_DIR=$CACHE_DIR/keycloak-$KEYCLOAK_VERSION
