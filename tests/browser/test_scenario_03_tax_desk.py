@@ -144,3 +144,10 @@ def test_scenario_03_the_tax_desk_connects_a_taxpayer_through_the_screens(
     sent = page.get_by_role("row", name=re.compile("座間市 地域福祉課")).last
     expect(sent).to_contain_text("受入れ")
     checked(page, "s03-outbox")
+    # Its view of him: its own records, and the office's consultation named as withheld only.
+    page.goto(person_url)
+    withheld = page.locator("section", has=page.locator("#h-withheld"))
+    expect(withheld).to_contain_text("相談内容")
+    expect(page.locator("#h-consultation")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("職員の同行")
+    checked(page, "s03-person-at-tax-desk")
