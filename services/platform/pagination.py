@@ -41,12 +41,16 @@ class Page:
             raise _bad_cursor()
         return self.after
 
-    def keyset(self, columns: Sequence[str]) -> tuple[str, list[str]]:
-        """SQL: the condition for rows after the cursor, sorted ascending by ``columns``."""
-        after = self.after_key(len(columns))
+    def keyset(self, columns: Sequence[str], by_id: str | None = None) -> tuple[str, list[str]]:
+        """SQL: the condition for rows after the cursor, sorted ascending by ``columns``.
+
+        ``by_id``: a query that finds the sort key from the row's id, for a cursor that holds
+        only the id, where the sort key must not travel in URLs (a person's name).
+        """
+        after = self.after_key(1 if by_id else len(columns))
         if after is None:
             return "1 = 1", []
-        marks = ", ".join("?" for _ in columns)
+        marks = by_id or ", ".join("?" for _ in columns)
         return f"({', '.join(columns)}) > ({marks})", list(after)
 
     @property

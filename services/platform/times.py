@@ -24,6 +24,11 @@ def municipal(at: datetime | str) -> str:
     return moment.astimezone(MUNICIPAL_OFFSET).isoformat(timespec="seconds")
 
 
+def municipal_or_none(at: str | None) -> str | None:
+    """``municipal`` of a time that may be unknown."""
+    return municipal(at) if at is not None else None
+
+
 def municipal_times(value: Any) -> Any:
     """``value`` (parsed JSON) with every instant in it at the municipality's offset; calendar
     dates and other text as they are."""

@@ -17,7 +17,7 @@ from contracts.reference import reference
 from services.platform.auth import authenticated_staff
 from services.platform.pagination import Page, page, respond
 from services.platform.settings import Settings
-from services.platform.times import MUNICIPAL_OFFSET, municipal
+from services.platform.times import MUNICIPAL_OFFSET, municipal, municipal_or_none
 from services.projection import queries, statistics
 from services.projection.store import ViewStore
 
@@ -55,14 +55,14 @@ class ConsultationView(BaseModel):
                 target_agency=row["triage_target_agency"],
                 target_system=row["triage_target_system"],
                 follow_up_on=row["follow_up_on"],
-                at=_time(row["triaged_at"]),
+                at=municipal_or_none(row["triaged_at"]),
             )
         return cls(
             **{name: row[name] for name in _AS_STORED},
             opened_at=municipal(row["opened_at"]),
             triage=triage,
             application_received=row["application_at"] is not None,
-            application_at=_time(row["application_at"]),
+            application_at=municipal_or_none(row["application_at"]),
         )
 
 
@@ -76,10 +76,6 @@ _AS_STORED = (
     "main_complaint",
     "notes",
 )
-
-
-def _time(stored: str | None) -> str | None:
-    return municipal(stored) if stored is not None else None
 
 
 # Who may read the municipality's figures: the support office's staff and these roles.
@@ -98,9 +94,10 @@ def _statistics_reader(staff: Staff) -> None:
         (agency is not None and agency.role == "self_reliance_office")
         or any(staff.has_role(role) for role in STATISTICS_ROLES)
     ):
+        # In words, not role codes: the desk shows this reason to the person refused.
         raise Forbidden(
-            "the monthly figures are for the support office and for "
-            f"{', '.join(STATISTICS_ROLES)} roles"
+            "the monthly figures are for the support office's staff and for privacy officers, "
+            "meeting organisers and supervisors"
         )
 
 

@@ -20,6 +20,7 @@ from contracts.reference import reference
 from services.platform.auth import authenticated_staff
 from services.platform.pagination import Page, page, respond
 from services.platform.sql import Row
+from services.platform.times import municipal, municipal_or_none
 from services.projection import person_search, queries
 from services.projection.agency_view import READ_CAUSE, refresh, refresh_all
 from services.projection.audit_api import record_view
@@ -108,8 +109,8 @@ def build_router(
                 "kind": row["kind"],
                 "categories": json.loads(row["categories"]) if row["categories"] else [],
                 "state": row["state"],
-                "sent_at": row["sent_at"],
-                "changed_at": row["changed_at"],
+                "sent_at": municipal_or_none(row["sent_at"]),
+                "changed_at": municipal(row["changed_at"]),
                 "acknowledgement_overdue": row["state"] == "sent"
                 and row["sent_at"] is not None
                 and now - datetime.fromisoformat(row["sent_at"])

@@ -31,6 +31,8 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS person_search_kana ON person_search (kana_key, name_key)",
 )
 _ORDER = ("s.kana_key", "s.name_key", "s.person_id")
+# A page's cursor names the last person only; their keys (folded names) stay out of URLs.
+_KEY_OF = "SELECT kana_key, name_key, person_id FROM person_search WHERE person_id = ?"
 # The caller may be shown the person's identity: its own view holds identity rows now.
 _IDENTITY_SHOWN = (
     "EXISTS (SELECT 1 FROM agency_view v WHERE v.agency = ? AND v.person_id = s.person_id "
@@ -91,9 +93,9 @@ def _like_prefix(text: str) -> str:
 
 
 def _page(tx: Transaction, where: list[str], params: list[object], asked: Page) -> list[Row]:
-    after, values = asked.keyset(_ORDER)
+    after, values = asked.keyset(_ORDER, by_id=_KEY_OF)
     return tx.fetchall(
-        f"SELECT s.person_id, s.kana_key, s.name_key FROM person_search s "
+        f"SELECT s.person_id FROM person_search s "
         f"WHERE {' AND '.join(where)} AND {after} ORDER BY {', '.join(_ORDER)} LIMIT ?",
         (*params, *values, asked.fetch),
     )
@@ -135,4 +137,4 @@ def candidates(tx: Transaction, candidate: Candidate, asked: Page) -> list[Row]:
 
 
 def result_key(row: Row) -> Key:
-    return (row["kana_key"], row["name_key"], row["person_id"])
+    return (row["person_id"],)

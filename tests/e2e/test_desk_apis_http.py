@@ -10,10 +10,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from fastapi.testclient import TestClient
 
+from services.platform.pagination import decode_cursor
 from services.platform.settings import Settings
 from services.projection.agency_view import READ_CAUSE, refresh
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
@@ -172,7 +174,7 @@ def test_a_link_keeps_the_query_and_names_the_next_cursor(client: TestClient, au
         ("limit=ten", "limit"),
         ("cursor=%21%21not-base64", "cursor"),
         ("cursor=" + base64.urlsafe_b64encode(b'{"a": 1}').decode(), "cursor"),
-        ("cursor=" + base64.urlsafe_b64encode(b'["only one"]').decode(), "cursor"),
+        ("cursor=" + base64.urlsafe_b64encode(b'["a", "b", "c"]').decode(), "cursor"),
     ],
 )
 def test_a_bad_limit_or_cursor_is_422_naming_it(
@@ -293,6 +295,12 @@ def test_search_folds_kana_width_spaces_and_variant_kanji(client: TestClient, au
     assert found("q=高") == [other, takahashi]  # kana order; no kana sorts first
     assert found("birth_date=1960-04-01") == [takahashi]
     assert found("q=たかはし&birth_date=1961-04-01") == []
+    # The next page's cursor names the last person, never their name.
+    response = client.get("/views/persons/search?q=高&limit=1", headers=auth())
+    match = NEXT.match(response.headers["link"])
+    assert match
+    cursor = parse_qs(urlparse(match.group(1)).query)["cursor"][0]
+    assert decode_cursor(cursor) == (other,)
     [row] = ok(client.get("/views/persons/search?q=たかはし", headers=auth()))
     [identity] = row["categories"]
     assert identity["category"] == "identity" and identity["basis"]["kind"] == "own_record"
@@ -467,6 +475,8 @@ def test_each_side_is_offered_exactly_the_moves_the_api_allows(
         return list(one)
 
     assert moves(HELLOWORK) == ["acknowledge", "accept", "decline", "reroute"]
+    [line] = ok(client.get("/views/inbox", headers=auth(HELLOWORK)))
+    assert line["sent_at"].endswith("+09:00") and line["changed_at"].endswith("+09:00")
     assert moves(OFFICE) == ["withdraw", "reroute"]
     declined = client.post(
         f"/referral/referrals/{slip}/decline", json={"reason": "定員超過"}, headers=auth(HELLOWORK)
