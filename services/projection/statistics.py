@@ -333,6 +333,7 @@ def report(municipality: str, month: str, figures: dict[str, Any]) -> dict[str, 
             {
                 "code": code,
                 "value": value,
+                "has_per_100k": per_100k,
                 "per_100k": _per_100k(value, population) if per_100k else None,
                 "guide_per_100k": guide_value,
                 "breakdown": {"value": None, "note": BREAKDOWN_NOTE}
@@ -406,14 +407,14 @@ def columns(exported: dict[str, Any]) -> list[tuple[str, Figure]]:
         (t("report.population"), cell(layout["population"])),
         (t("report.guide_year"), _guide_label(t, layout["guide"])),
     ]
-    for defined, item in zip(national_items(), layout["items"], strict=True):
+    for item in layout["items"]:
         name = t(f"report.item.{item['code']}")
         found.append((name, cell(item["value"], item["note"])))
         if item["breakdown"] is not None:
             breakdown = item["breakdown"]
             heading = f"{name}（{t('report.breakdown')}）"
             found.append((heading, cell(breakdown["value"], breakdown["note"])))
-        if defined.get("per_100k"):
+        if item["has_per_100k"]:
             found.append(
                 (f"{name}（{t('report.per_100k')}）", cell(item["per_100k"], item["note"]))
             )

@@ -19,7 +19,15 @@ from services.web import formatting
 from services.web.client import Services, ServiceUnavailable
 from services.web.desk import CsrfRejected, Refused, SignInRequired, render
 from services.web.keys import session_secret
-from services.web.pages import consents, consultations, home, persons, referrals, signin
+from services.web.pages import (
+    consents,
+    consultations,
+    home,
+    persons,
+    referrals,
+    reports,
+    signin,
+)
 
 HERE = Path(__file__).parent
 # No inline script or style and no other origin: what a closed municipal network can load.
@@ -78,7 +86,7 @@ def build_web(settings: Settings, services: Services) -> FastAPI:
     app.state.settings = settings
     app.state.idle_seconds = settings.web_idle_minutes * 60
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for page in (signin, home, consultations, persons, consents, referrals):
+    for page in (signin, home, consultations, persons, consents, referrals, reports):
         app.include_router(page.router)
 
     async def to_sign_in(request: Request, error: Exception) -> Response:

@@ -24,6 +24,8 @@ class Answer:
     body: Any
     headers: Mapping[str, str]
     links: Mapping[str, Mapping[str, str]]
+    # The body's bytes as sent: a file (CSV in CP932, .xlsx) passed on to the user unchanged.
+    content: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -98,7 +100,7 @@ class Services:
         is_json = response.headers.get("content-type", "").startswith("application/json")
         body: Any = response.json() if is_json and response.content else response.text
         links = {str(rel): link for rel, link in response.links.items()}
-        return Answer(response.status_code, body, response.headers, links)
+        return Answer(response.status_code, body, response.headers, links, response.content)
 
 
 def embedded_urls(origin: str = "http://tsunagu.embedded") -> dict[str, str]:

@@ -14,12 +14,14 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from services.web import presenting
+from services.web import formatting, presenting
 from services.web.catalogue import DEFAULT_LOCALE, Translator
-from services.web.client import Answer, Services
+from services.web.client import Answer, Services, ServiceUnavailable
 from services.web.session import CSRF_FIELD, CSRF_HEADER, User, csrf_token, csrf_valid
 
 LANG_COOKIE = "tsunagu_lang"
+# The session's note of whether the views API serves this user the monthly figures.
+READS_STATISTICS = "reads_statistics"
 
 
 class SignInRequired(Exception):
@@ -135,7 +137,7 @@ async def check_csrf(request: Request) -> Mapping[str, Any]:
     return form
 
 
-def desk(request: Request) -> Desk:
+async def desk(request: Request) -> Desk:
     """FastAPI dependency: the page's desk, or a redirect to sign in."""
     from services.web.session import current_user
 
@@ -143,4 +145,17 @@ def desk(request: Request) -> Desk:
     user, expired = current_user(request, state.idle_seconds)
     if user is None:
         raise SignInRequired(expired)
-    return Desk(request, user, Translator(locale_of(request)), state.services, state.templates)
+    found = Desk(request, user, Translator(locale_of(request)), state.services, state.templates)
+    if READS_STATISTICS not in request.session:
+        await _ask_who_reads_statistics(found)
+    return found
+
+
+async def _ask_who_reads_statistics(d: Desk) -> None:
+    """Whether the menu offers 月次統計: the views API decides who reads the figures, so it is
+    asked, once a session (a new sign-in starts a new one), rather than second-guessed here."""
+    try:
+        answer = await d.get("views", f"/statistics/{formatting.today():%Y-%m}")
+    except ServiceUnavailable:
+        return  # asked again on the next page
+    d.request.session[READS_STATISTICS] = answer.ok

@@ -238,6 +238,8 @@ def test_items_not_recorded_are_null_with_a_note_never_invented(store: ViewStore
     for code in ("employment_support_targets", "work_or_income_rate", "step_up_rate"):
         assert items[code]["value"] is None and items[code]["note"], code
     assert items["employment_support_targets"]["per_100k"] is None
+    assert items["employment_support_targets"]["has_per_100k"] is True
+    assert items["step_up_rate"]["has_per_100k"] is False
     assert items["into_work"]["value"] == 0 and items["into_work"]["note"] is None
     assert items["into_work"]["breakdown"] == {
         "value": None,
