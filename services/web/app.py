@@ -20,13 +20,17 @@ from services.web.client import Services, ServiceUnavailable
 from services.web.desk import CsrfRejected, Refused, SignInRequired, render
 from services.web.keys import session_secret
 from services.web.pages import (
+    cases,
     consents,
     consultations,
     home,
+    meetings,
     persons,
     referrals,
+    replay,
     reports,
     signin,
+    vital_interest,
 )
 
 HERE = Path(__file__).parent
@@ -86,7 +90,19 @@ def build_web(settings: Settings, services: Services) -> FastAPI:
     app.state.settings = settings
     app.state.idle_seconds = settings.web_idle_minutes * 60
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for page in (signin, home, consultations, persons, consents, referrals, reports):
+    for page in (
+        signin,
+        home,
+        consultations,
+        persons,
+        consents,
+        referrals,
+        reports,
+        cases,
+        meetings,
+        replay,
+        vital_interest,
+    ):
         app.include_router(page.router)
 
     async def to_sign_in(request: Request, error: Exception) -> Response:

@@ -15,15 +15,20 @@ from contracts.identity import ROLES
 from contracts.reference import reference
 from services.intake.consent import METHODS
 from services.intake.consultation import TRIAGE_OUTCOMES
+from services.meeting.support_case import EMERGENCY_KINDS, EVALUATION_OUTCOMES, WORK_OUTCOMES
+from services.meeting.support_case import MOVES as CASE_MOVES
 from services.projection.field_names import FIELD_NAMES
 from services.projection.person_facts import _NAMING as NAMING
 from services.referral.referral import FOLLOW_UPS, KINDS, MOVES
 from services.web import formatting, presenting
 from services.web.catalogue import LOCALES, Translator, messages
+from services.web.pages import replay
 
 pytestmark = pytest.mark.unit
 
 STATES = {"sent", *(target for _, _, target, _ in MOVES.values())}
+PLAN_STATUSES = ("draft", "approved", "evaluated")
+MEETING_MOVES = ("hold", "share_information")
 
 
 def codes() -> list[tuple[str, str]]:
@@ -45,6 +50,17 @@ def codes() -> list[tuple[str, str]]:
         "follow_up": FOLLOW_UPS,
         "issue": ref.issue_categories,
         "closure": ref.closure_reasons,
+        "meeting_kind": list(ref.meeting_kinds),
+        "program": ref.programs,
+        "service_class": ref.service_classes,
+        "plan_status": PLAN_STATUSES,
+        "evaluation": EVALUATION_OUTCOMES,
+        "work_outcome": WORK_OUTCOMES,
+        "emergency": EMERGENCY_KINDS,
+        "case_move": (*CASE_MOVES, "replan"),
+        "meeting_move": MEETING_MOVES,
+        "event": [schema.name for schema in events.latest_versions()],
+        "replay.mode": replay.MODES,
     }
     return [(kind, code) for kind, values in kinds.items() for code in values]
 
