@@ -96,11 +96,16 @@ def build_router(
     router = APIRouter(tags=["views"])
 
     def box(
-        staff: Staff, direction: str, asked: Page, request: Request, response: Response
+        staff: Staff,
+        direction: str,
+        state: str | None,
+        asked: Page,
+        request: Request,
+        response: Response,
     ) -> list[dict[str, Any]]:
         now = clock()
         with views.database.transaction() as tx:
-            rows = queries.referral_box(tx, staff.agency, direction, asked)
+            rows = queries.referral_box(tx, staff.agency, direction, asked, state)
         return [
             {
                 "referral_id": row["referral_id"],
@@ -127,21 +132,23 @@ def build_router(
     def inbox(
         request: Request,
         response: Response,
+        state: str | None = Query(None, max_length=40, description="only slips in this state"),
         asked: Page = Depends(page),
         staff: Staff = Depends(authenticated_staff),
     ) -> list[dict[str, Any]]:
         """Referrals received by the caller's agency, oldest first, with overdue flags."""
-        return box(staff, "in", asked, request, response)
+        return box(staff, "in", state, asked, request, response)
 
     @router.get("/outbox")
     def outbox(
         request: Request,
         response: Response,
+        state: str | None = Query(None, max_length=40, description="only slips in this state"),
         asked: Page = Depends(page),
         staff: Staff = Depends(authenticated_staff),
     ) -> list[dict[str, Any]]:
         """Referrals the caller's agency sent, oldest first, with overdue flags."""
-        return box(staff, "out", asked, request, response)
+        return box(staff, "out", state, asked, request, response)
 
     def summaries(
         request: Request, staff: Staff, rows: list[Row], asked_for: str

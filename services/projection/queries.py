@@ -47,13 +47,17 @@ def consultation_key(row: Row) -> Key:
     return (row["opened_at"], row["consultation_id"])
 
 
-def referral_box(tx: Transaction, agency: str, direction: str, asked: Page) -> list[Row]:
-    """The agency's inbox (``in``) or outbox (``out``) lines, oldest slip first."""
+def referral_box(
+    tx: Transaction, agency: str, direction: str, asked: Page, state: str | None = None
+) -> list[Row]:
+    """The agency's inbox (``in``) or outbox (``out``) lines, oldest slip first; only those
+    in ``state`` when given."""
     after, values = asked.keyset(_BOX)
+    in_state, states = ("state = ?", [state]) if state is not None else ("1 = 1", [])
     return tx.fetchall(
-        f"SELECT * FROM referral_box WHERE agency = ? AND direction = ? AND {after} "
-        f"ORDER BY {', '.join(_BOX)} LIMIT ?",
-        (agency, direction, *values, asked.fetch),
+        f"SELECT * FROM referral_box WHERE agency = ? AND direction = ? AND {in_state} "
+        f"AND {after} ORDER BY {', '.join(_BOX)} LIMIT ?",
+        (agency, direction, *states, *values, asked.fetch),
     )
 
 

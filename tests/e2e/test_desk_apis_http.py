@@ -517,3 +517,19 @@ def test_an_entry_served_in_the_old_shape_still_replays(client: TestClient, auth
     officer = auth(OFFICE, "privacy_officer")
     replay = ok(client.get(f"/views/audit/entries/{entry.position}/replay", headers=officer))
     assert replay["matches"] is True and "identity" in replay["document"]["categories"]
+
+
+def test_the_views_boxes_filter_by_state_for_the_worklist(client: TestClient, auth: Auth) -> None:
+    person = register(client, auth)
+    consent_id = consent(client, auth, person, ["zama-shakyo", "oneaid"], ["identity", "contact"])
+    accepted = referral(client, auth, person, consent_id, "zama-shakyo")
+    waiting = referral(client, auth, person, consent_id, "oneaid")
+    ok(client.post(f"/referral/referrals/{accepted}/accept", json={}, headers=auth("zama-shakyo")))
+    sent = ok(client.get("/views/outbox", params={"state": "sent"}, headers=auth()))
+    assert [r["referral_id"] for r in sent] == [waiting]
+    taken = ok(
+        client.get("/views/inbox", params={"state": "accepted"}, headers=auth("zama-shakyo"))
+    )
+    assert [r["referral_id"] for r in taken] == [accepted]
+    every = ok(client.get("/views/outbox", headers=auth()))
+    assert {r["referral_id"] for r in every} == {accepted, waiting}

@@ -24,10 +24,8 @@ async def home(
     d: Desk = Depends(desk),
 ) -> Response:
     today = formatting.today()
-    new = await d.get("referral", "/referrals/inbox", state="sent", limit=PAGE, cursor=new_cursor)
-    declined = await d.get(
-        "referral", "/referrals/outbox", state="declined", limit=PAGE, cursor=declined_cursor
-    )
+    new = await d.get("views", "/inbox", state="sent", limit=PAGE, cursor=new_cursor)
+    declined = await d.get("views", "/outbox", state="declined", limit=PAGE, cursor=declined_cursor)
     due = await d.get(
         "views",
         "/consultations",
@@ -48,7 +46,7 @@ async def home(
         today=today,
         new=slips,
         overdue=[s for s in slips if s.get("acknowledgement_overdue")],
-        declined=[s for s in (declined.body if declined.ok else []) if s.get("needs_action")],
+        declined=[s for s in (declined.body if declined.ok else []) if s["follow_up_overdue"]],
         due=due.body if due.ok else [],
         recent=recent.body if recent.ok else [],
         cursors={

@@ -29,13 +29,13 @@ LABELS = {
 
 @router.get("/referrals/inbox")
 async def inbox(cursor: str | None = None, d: Desk = Depends(desk)) -> Response:
-    answer = await d.get("referral", "/referrals/inbox", limit=PAGE, cursor=cursor)
+    answer = await d.get("views", "/inbox", limit=PAGE, cursor=cursor)
     return _box(d, answer.body if answer.ok else [], "in", answer.next_cursor)
 
 
 @router.get("/referrals/outbox")
 async def outbox(cursor: str | None = None, d: Desk = Depends(desk)) -> Response:
-    answer = await d.get("referral", "/referrals/outbox", limit=PAGE, cursor=cursor)
+    answer = await d.get("views", "/outbox", limit=PAGE, cursor=cursor)
     return _box(d, answer.body if answer.ok else [], "out", answer.next_cursor)
 
 
