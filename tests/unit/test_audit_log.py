@@ -7,6 +7,7 @@ import hashlib
 import json
 import sqlite3
 import stat
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -516,3 +517,30 @@ def test_the_checkpointer_signs_only_when_the_chain_has_grown(
     grown = checkpointer.tick()
     assert grown is not None and grown.length == 2
     assert len(stored(settings)) == 2
+
+
+class FlakyStore(FileCheckpoints):
+    """Fails its first append (a full disk, say), stops the checkpointer after its second."""
+
+    def __init__(self, path: Path, stop: threading.Event) -> None:
+        super().__init__(path)
+        self.stop, self.appended = stop, 0
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        self.appended += 1
+        if self.appended == 1:
+            raise OSError("no space left on device")
+        super().append(checkpoint)
+        self.stop.set()
+
+
+def test_the_checkpointer_process_signs_again_after_a_failed_checkpoint(
+    log: AuditLog, anchor: Anchoring, settings: Settings
+) -> None:
+    stop = threading.Event()
+    flaky = FlakyStore(settings.var_dir / CHECKPOINT_FILE, stop)
+    fill(log, 2)
+    Checkpointer(replace(anchor, store=flaky), log).run(0, stop)
+    assert flaky.appended == 2
+    [line] = stored(settings)
+    assert Checkpoint.parse(line).length == 2
