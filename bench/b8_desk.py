@@ -1,0 +1,169 @@
+"""B8: the desk's pages against the API calls behind them, among 50,000 persons.
+
+The persons: lifecycles from ``bench.load`` (consultations, consents, referrals, plans,
+meetings, closures) in one municipality, applied through the views feed (``ProjectionRunner``)
+into a fresh PostgreSQL schema. Then, in this process, through FastAPI's TestClient, a support
+office caseworker signed in to the desk (``services.web``) whose API client calls the views
+service's app in-process, as embedded mode does:
+
+- the worklist (``GET /``): four calls to the views (new slips, declines, follow-ups due,
+  recent consultations), each a page of 20;
+- a person page (``GET /persons/{id}``): one call, the person view, for persons the office has
+  a view of, drawn at random.
+
+Baseline: the same API calls, made directly to the views app through its own TestClient, one
+after another, with the same token: what a page costs above the API is the rendering and the
+hop. Figures: p50 and p99 of each page, beside the sum of its calls' times.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+from fastapi.testclient import TestClient
+
+from bench.common import OFFICE, SECRET, note, percentile, show, stack, token
+from bench.load import LoadProfile, event_stream
+from services.platform.bus import InProcessBus, Message
+from services.platform.settings import Settings
+from services.web.client import SERVICES, Services
+from services.web.formatting import today
+from services.wiring import feed_store, projection_app, projection_runner, web_app
+from tests.infrastructure import Infrastructure
+
+PERSONS, TINY_PERSONS = 50_000, 300
+REQUESTS, TINY_REQUESTS = 1_000, 30
+WARMUP = 20
+PAGE = 20
+PROFILE = LoadProfile(seed=20250808, municipalities=1)
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def worklist_calls() -> list[tuple[str, dict[str, str | int]]]:
+    """The calls the worklist makes (``services/web/pages/home.py``), as paths and queries."""
+    day = today()
+    return [
+        ("/inbox", {"state": "sent", "limit": PAGE}),
+        ("/outbox", {"state": "declined", "limit": PAGE}),
+        ("/consultations", {"follow_up_due_by": day.isoformat(), "limit": PAGE}),
+        ("/consultations", {"opened_since": (day - timedelta(days=14)).isoformat(), "limit": PAGE}),
+    ]
+
+
+def _timings(measure: Callable[[int], object], count: int) -> list[float]:
+    """Milliseconds each call took, after ``WARMUP`` calls that are not counted."""
+    for i in range(WARMUP):
+        measure(i)
+    took = []
+    for i in range(count):
+        started = time.perf_counter()
+        measure(i)
+        took.append((time.perf_counter() - started) * 1000)
+    return took
+
+
+def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
+    persons = TINY_PERSONS if tiny else PERSONS
+    requests = TINY_REQUESTS if tiny else REQUESTS
+    with stack(servers, "b8") as running:
+        settings = Settings(
+            var_dir=running.workdir / "var",
+            database_url=running.database_url,
+            topic_prefix=running.topic_prefix,
+            jwt_secret=SECRET,
+        )
+        store = feed_store(settings, "projection")
+        runner = projection_runner(settings, store, InProcessBus())
+        events = 0
+        batch: list[Message] = []
+        for g in event_stream(PROFILE, persons):
+            batch.append(Message(f"b8.{g.service}.events", g.key, g.value, (), 0, events))
+            events += 1
+            if len(batch) == 5_000:
+                runner.consume_batch(batch)
+                batch = []
+        runner.consume_batch(batch)
+        with store.database.transaction() as tx:
+            seen = [
+                row["person_id"]
+                for row in tx.fetchall(
+                    "SELECT DISTINCT person_id FROM agency_view WHERE agency = ?", (OFFICE,)
+                )
+            ]
+        store.database.close()
+        rng = random.Random(8)
+        chosen = [rng.choice(seen) for _ in range(requests + WARMUP)]
+
+        views = projection_app(settings)
+        urls = {service: f"http://{service}.b8" for service in SERVICES}
+        desk = web_app(settings, Services(urls, httpx.ASGITransport(app=views)), dev_signin=True)
+        headers = {"Authorization": f"Bearer {token(OFFICE, 'caseworker')}"}
+        with TestClient(views) as api, TestClient(desk) as browser:
+            signed = browser.post(
+                "/signin",
+                data={
+                    "csrf_token": CSRF.findall(browser.get("/signin").text)[0],
+                    "agency": OFFICE,
+                    "role": "caseworker",
+                    "staff_id": "bench",
+                },
+                follow_redirects=False,
+            )
+            assert signed.status_code == 303, signed.text
+
+            def page(path: str) -> Callable[[int], object]:
+                def get(i: int) -> object:
+                    answer = browser.get(path.format(person=chosen[i]))
+                    assert answer.status_code == 200, answer.text[:500]
+                    return answer.content
+
+                return get
+
+            def calls(made: list[tuple[str, dict[str, str | int]]]) -> Callable[[int], object]:
+                def get(i: int) -> object:
+                    for path, params in made:
+                        answer = api.get(
+                            path.format(person=chosen[i]), params=params, headers=headers
+                        )
+                        assert answer.status_code == 200, answer.text[:500]
+                    return None
+
+                return get
+
+            worklist = _timings(page("/"), requests)
+            worklist_api = _timings(calls(worklist_calls()), requests)
+            person = _timings(page("/persons/{person}"), requests)
+            person_api = _timings(calls([("/persons/{person}", {})]), requests)
+    note(
+        "B8",
+        persons=persons,
+        events=events,
+        persons_the_office_sees=len(seen),
+        requests=requests,
+        worklist_p50_ms=round(percentile(worklist, 0.5), 2),
+        worklist_api_p50_ms=round(percentile(worklist_api, 0.5), 2),
+        person_p50_ms=round(percentile(person, 0.5), 2),
+        person_api_p50_ms=round(percentile(person_api, 0.5), 2),
+        path="desk page through FastAPI's TestClient, its API calls in-process (ASGI), PostgreSQL",
+    )
+    return {
+        "B8.worklist_p99_ms": show(
+            "B8.worklist_p99_ms",
+            percentile(worklist, 0.99),
+            "ms",
+            baseline=percentile(worklist_api, 0.99),
+            of="its 4 API calls",
+        ),
+        "B8.person_p99_ms": show(
+            "B8.person_p99_ms",
+            percentile(person, 0.99),
+            "ms",
+            baseline=percentile(person_api, 0.99),
+            of="its API call",
+        ),
+    }
