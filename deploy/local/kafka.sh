@@ -19,7 +19,10 @@ readonly KAFKA_VERSION=3.9.1
 readonly STOP_GRACE_SECONDS=20
 readonly START_ATTEMPTS=3
 
+readonly NAME=kafka.sh
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=deploy/local/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd -P)
 CACHE_DIR=${TSUNAGU_CACHE_DIR:-${HOME:-/tmp}/.cache/tsunagu}
 LOCAL_DIR=${TSUNAGU_LOCAL_DIR:-$REPO_DIR/var/local}
@@ -30,19 +33,6 @@ KAFKA_HOME=$CACHE_DIR/kafka-$KAFKA_VERSION
 LIBS_DIR=$KAFKA_HOME/libs
 # Kept outside libs/ so it can never end up on the classpath.
 LIBS_MARKER=$KAFKA_HOME/libs.complete
-
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-now_ms() { date +%s%3N; }
-# Prints milliseconds since $1 as seconds with one decimal.
-elapsed_s() {
-  local ms=$(($(now_ms) - $1))
-  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
-}
 
 # Paths end up inside server.properties and on the java command line, which
 # are resolved relative to other working directories, so make them absolute.
@@ -56,29 +46,8 @@ resolve_local_dir() {
   CONSOLE_LOG=$STATE_DIR/console.log
 }
 
-# Serialises concurrent start/stop calls (e.g. parallel test jobs). Every
-# long-lived child must be started with 9>&- or it would hold the lock forever.
-take_lock() {
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$LOCAL_DIR/.kafka.lock"
-    flock -w 300 9 || die "timed out waiting for $LOCAL_DIR/.kafka.lock"
-  fi
-}
-
 require_python() {
   command -v python3 >/dev/null 2>&1 || die "python3 is required (picks free ports, makes the cluster id)"
-}
-
-require_java() {
-  command -v java >/dev/null 2>&1 ||
-    die "java not found in PATH; Kafka $KAFKA_VERSION needs a JRE 11+ (Debian: apt-get install -y --no-install-recommends openjdk-17-jre-headless)"
-  local version major
-  version=$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1)
-  major=${version%%.*}
-  if [[ $major == 1 ]]; then major=$(cut -d. -f2 <<<"$version"); fi # 1.8 style
-  if [[ $major =~ ^[0-9]+$ ]] && ((major < 11)); then
-    die "java $version is too old; Kafka $KAFKA_VERSION needs Java 11+"
-  fi
 }
 
 # Downloads the broker jars once. copy-dependencies writes into a scratch
@@ -99,20 +68,12 @@ fetch_libs() {
       return 0
     fi
   fi
-  command -v mvn >/dev/null 2>&1 ||
-    die "mvn not found in PATH; it is needed once to fetch the Kafka jars into $LIBS_DIR (Debian: apt-get install -y --no-install-recommends maven)"
-
   local partial=$KAFKA_HOME/libs.partial fetch_log=$KAFKA_HOME/fetch.log t0
   t0=$(now_ms)
   log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $LIBS_DIR ..."
   rm -rf "$partial" "$LIBS_MARKER"
-  if ! mvn -q -B -f "$SCRIPT_DIR/kafka/pom.xml" \
-    dependency:copy-dependencies -DoutputDirectory="$partial" \
-    </dev/null >"$fetch_log" 2>&1; then
-    tail -n 50 "$fetch_log" >&2 || true
-    rm -rf "$partial"
-    die "mvn failed to fetch the Kafka jars (full log: $fetch_log)"
-  fi
+  mvn_fetch "$SCRIPT_DIR/kafka/pom.xml" copy-dependencies "$partial" "$fetch_log" \
+    "the Kafka jars into $LIBS_DIR"
   [[ -f $partial/kafka_2.13-$KAFKA_VERSION.jar ]] ||
     die "mvn finished but $partial has no kafka_2.13-$KAFKA_VERSION.jar"
   rm -rf "$LIBS_DIR"
@@ -125,27 +86,9 @@ fetch_libs() {
 # The pid file alone is not trusted: after a reboot or crash the pid may
 # belong to an unrelated process.
 is_ours() {
-  local pid=$1 cmdline
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  local cmdline
+  cmdline=$(cmdline_of "$1") || return 1
   [[ $cmdline == *"kafka.Kafka $STATE_DIR/server.properties"* ]]
-}
-
-running_pid() {
-  local pid
-  [[ -f $PID_FILE ]] || return 1
-  pid=$(<"$PID_FILE")
-  is_ours "$pid" || return 1
-  printf '%s\n' "$pid"
-}
-
-# Also finds brokers whose pid file was lost (state dir deleted by hand).
-all_our_pids() {
-  local p pid
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    if is_ours "$pid"; then printf '%s\n' "$pid"; fi
-  done
 }
 
 env_line() { printf 'KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:%s\n' "$(<"$STATE_DIR/port")"; }
@@ -226,36 +169,6 @@ print_logs() {
   done
 }
 
-# kill -0 alone is not enough: a broker that died while still being our
-# child stays a zombie (and "alive" for kill -0) until this script exits.
-alive() {
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# TERM first so the broker shuts down cleanly; KILL if it hangs.
-kill_and_wait() {
-  local pids=("$@") pid remaining killed=""
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_GRACE_SECONDS))
-  while :; do
-    remaining=()
-    for pid in "${pids[@]}"; do
-      if alive "$pid"; then remaining+=("$pid"); fi
-    done
-    ((${#remaining[@]})) || return 0
-    if [[ -z $killed ]] && ((SECONDS >= deadline)); then
-      log "broker did not exit within ${STOP_GRACE_SECONDS}s of TERM; sending KILL to ${remaining[*]}"
-      kill -KILL "${remaining[@]}" 2>/dev/null || true
-      killed=1
-    fi
-    sleep 0.2
-  done
-}
-
 # Returns 0 when ready, 2 when the broker died because a port was taken in
 # the meantime (worth retrying with new ports), 1 on any other failure.
 launch_and_wait() {
@@ -321,30 +234,24 @@ launch_and_wait() {
 
 cmd_start() {
   resolve_local_dir
-  take_lock
+  take_lock kafka 300
   if running_pid >/dev/null && [[ -f $STATE_DIR/port ]]; then
     log "already running (pid $(running_pid), state $STATE_DIR)"
     env_line >"$ENV_FILE"
     env_line
     return 0
   fi
-  require_java
+  require_java 11 "Kafka $KAFKA_VERSION"
   require_python
   # Leftovers of a crashed or half-started broker would make format fail.
   stop_broker quiet
 
-  local t0 attempt rc=1
+  local t0
   t0=$(now_ms)
   fetch_libs
   local t_start
   t_start=$(now_ms)
-  for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
-    rc=0
-    launch_and_wait || rc=$?
-    ((rc == 2)) || break
-    stop_broker quiet
-  done
-  if ((rc != 0)); then
+  if ! launch_retrying stop_broker; then
     # The state dir is wiped below; keep the logs for a post-mortem.
     cat "$STATE_DIR"/format.log "$CONSOLE_LOG" "$SERVER_LOG" >"$LOCAL_DIR/kafka-failure.log" 2>/dev/null || true
     stop_broker quiet
@@ -356,62 +263,25 @@ cmd_start() {
 }
 
 stop_broker() {
-  local quiet=${1:-} pids=()
-  local pid
-  while read -r pid; do
-    [[ -n $pid ]] && pids+=("$pid")
-  done < <(
-    running_pid || true
-    all_our_pids
-  )
-  if ((${#pids[@]})); then
-    mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -u)
-    [[ -n $quiet ]] || log "stopping broker (pid ${pids[*]})"
-    kill_and_wait "${pids[@]}"
-  elif [[ -z $quiet ]]; then
-    log "not running"
-  fi
+  stop_ours "$@"
   rm -rf "$STATE_DIR"
   rm -f "$ENV_FILE"
 }
 
 cmd_stop() {
   resolve_local_dir
-  take_lock
+  take_lock kafka 300
   stop_broker
 }
 
 cmd_status() {
   resolve_local_dir
-  local pid
-  if pid=$(running_pid); then
-    echo "running pid=$pid $(env_line)"
-  else
-    echo "not running"
-    return 3
-  fi
+  pid_status
 }
 
 cmd_env() {
   resolve_local_dir
-  if running_pid >/dev/null && [[ -f $ENV_FILE ]]; then
-    cat "$ENV_FILE"
-  else
-    die "Kafka is not running (run: $0 start)"
-  fi
-}
-
-main() {
-  case ${1:-} in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-      echo "usage: $0 start|stop|status|env" >&2
-      exit 2
-      ;;
-  esac
+  pid_env Kafka
 }
 
 main "$@"

@@ -30,7 +30,10 @@ readonly START_ATTEMPTS=3
 # only ever holds test data and listens on loopback.
 readonly ADMIN_USER=admin ADMIN_PASSWORD=admin
 
+readonly NAME=keycloak.sh
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=deploy/local/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd -P)
 CACHE_DIR=${TSUNAGU_CACHE_DIR:-${HOME:-/tmp}/.cache/tsunagu}
 LOCAL_DIR=${TSUNAGU_LOCAL_DIR:-$REPO_DIR/var/local}
@@ -40,18 +43,6 @@ REALM_FILE=$REPO_DIR/deploy/keycloak/$REALM-realm.json
 DIST_DIR=$CACHE_DIR/keycloak-$KEYCLOAK_VERSION
 # Kept outside the distribution so that it is never mistaken for part of it.
 DIST_MARKER=$CACHE_DIR/keycloak-$KEYCLOAK_VERSION.complete
-
-log() { printf 'keycloak.sh: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-now_ms() { date +%s%3N; }
-elapsed_s() {
-  local ms=$(($(now_ms) - $1))
-  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
-}
 
 resolve_local_dir() {
   mkdir -p "$LOCAL_DIR"
@@ -68,29 +59,8 @@ resolve_local_dir() {
   CONSOLE_LOG=$STATE_DIR/console.log
 }
 
-# Serialises concurrent start/stop calls. Every long-lived child must be
-# started with 9>&- or it would hold the lock forever.
-take_lock() {
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$LOCAL_DIR/.keycloak.lock"
-    flock -w 600 9 || die "timed out waiting for $LOCAL_DIR/.keycloak.lock"
-  fi
-}
-
 require_python() {
   command -v python3 >/dev/null 2>&1 || die "python3 is required (unpacks the zip, picks a free port, polls readiness)"
-}
-
-require_java() {
-  command -v java >/dev/null 2>&1 ||
-    die "java not found in PATH; Keycloak $KEYCLOAK_VERSION needs Java 17+ (Debian: apt-get install -y --no-install-recommends openjdk-17-jre-headless)"
-  local version major
-  version=$(java -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n1)
-  major=${version%%.*}
-  if [[ $major == 1 ]]; then major=$(cut -d. -f2 <<<"$version"); fi # 1.8 style
-  if [[ $major =~ ^[0-9]+$ ]] && ((major < 17)); then
-    die "java $version is too old; Keycloak $KEYCLOAK_VERSION needs Java 17+"
-  fi
 }
 
 # Downloads and unpacks the distribution once. Both happen in scratch places
@@ -111,9 +81,6 @@ fetch_dist() {
       return 0
     fi
   fi
-  command -v mvn >/dev/null 2>&1 ||
-    die "mvn not found in PATH; it is needed once to fetch Keycloak into $DIST_DIR (Debian: apt-get install -y --no-install-recommends maven)"
-
   local download=$CACHE_DIR/keycloak-$KEYCLOAK_VERSION.download
   local partial=$CACHE_DIR/keycloak-$KEYCLOAK_VERSION.partial
   local fetch_log=$CACHE_DIR/keycloak-$KEYCLOAK_VERSION.fetch.log
@@ -121,13 +88,7 @@ fetch_dist() {
   t0=$(now_ms)
   log "fetching Keycloak $KEYCLOAK_VERSION from Maven Central into $DIST_DIR ..."
   rm -rf "$download" "$partial" "$DIST_MARKER"
-  if ! mvn -q -B -f "$SCRIPT_DIR/keycloak/pom.xml" \
-    dependency:copy -DoutputDirectory="$download" \
-    </dev/null >"$fetch_log" 2>&1; then
-    tail -n 50 "$fetch_log" >&2 || true
-    rm -rf "$download"
-    die "mvn failed to fetch Keycloak (full log: $fetch_log)"
-  fi
+  mvn_fetch "$SCRIPT_DIR/keycloak/pom.xml" copy "$download" "$fetch_log" "Keycloak into $DIST_DIR"
   [[ -f $zip ]] || die "mvn finished but $download has no $(basename "$zip")"
   log "downloaded in $(elapsed_s "$t0")s; unpacking ..."
   # Python rather than unzip(1), which a fresh machine may lack; the modes
@@ -155,27 +116,9 @@ PY
 # belong to an unrelated process. Matches both kc.sh and the JVM it starts,
 # which each carry this state dir's home on their command line.
 is_ours() {
-  local pid=$1 cmdline
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  local cmdline
+  cmdline=$(cmdline_of "$1") || return 1
   [[ $cmdline == *"-Dkc.home.dir=$HOME_DIR "* ]]
-}
-
-running_pid() {
-  local pid
-  [[ -f $PID_FILE ]] || return 1
-  pid=$(<"$PID_FILE")
-  is_ours "$pid" || return 1
-  printf '%s\n' "$pid"
-}
-
-# Also finds servers whose pid file was lost (state dir deleted by hand).
-all_our_pids() {
-  local p pid
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    if is_ours "$pid"; then printf '%s\n' "$pid"; fi
-  done
 }
 
 base_url() { printf 'http://127.0.0.1:%s' "$(<"$PORT_FILE")"; }
@@ -257,36 +200,6 @@ print_logs() {
   fi
 }
 
-# kill -0 alone is not enough: a server that died while still being our
-# child stays a zombie (and "alive" for kill -0) until this script exits.
-alive() {
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# TERM first so Keycloak closes its database cleanly; KILL if it hangs.
-kill_and_wait() {
-  local pids=("$@") pid remaining killed=""
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_GRACE_SECONDS))
-  while :; do
-    remaining=()
-    for pid in "${pids[@]}"; do
-      if alive "$pid"; then remaining+=("$pid"); fi
-    done
-    ((${#remaining[@]})) || return 0
-    if [[ -z $killed ]] && ((SECONDS >= deadline)); then
-      log "server did not exit within ${STOP_GRACE_SECONDS}s of TERM; sending KILL to ${remaining[*]}"
-      kill -KILL "${remaining[@]}" 2>/dev/null || true
-      killed=1
-    fi
-    sleep 0.2
-  done
-}
-
 # Returns 0 when ready, 2 when the server died because its port was taken in
 # the meantime (worth retrying on another port), 1 on any other failure.
 launch_and_wait() {
@@ -342,31 +255,25 @@ launch_and_wait() {
 
 cmd_start() {
   resolve_local_dir
-  take_lock
+  take_lock keycloak 600
   if running_pid >/dev/null && [[ -f $PORT_FILE ]] && discovery_ready; then
     log "already running (pid $(running_pid), state $STATE_DIR)"
     env_line >"$ENV_FILE"
     env_line
     return 0
   fi
-  require_java
+  require_java 17 "Keycloak $KEYCLOAK_VERSION"
   require_python
   stop_server quiet
 
-  local t0 attempt rc=1
+  local t0
   t0=$(now_ms)
   fetch_dist
   mkdir -p "$STATE_DIR"
   prepare_home
   local t_start
   t_start=$(now_ms)
-  for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
-    rc=0
-    launch_and_wait || rc=$?
-    ((rc == 2)) || break
-    stop_server quiet
-  done
-  if ((rc != 0)); then
+  if ! launch_retrying stop_server; then
     cp "$CONSOLE_LOG" "$LOCAL_DIR/keycloak-failure.log" 2>/dev/null || true
     stop_server quiet
     die "Keycloak $KEYCLOAK_VERSION did not start (log kept in $LOCAL_DIR/keycloak-failure.log)"
@@ -379,61 +286,24 @@ cmd_start() {
 
 # Stops the server and keeps its state (port, database); see the header.
 stop_server() {
-  local quiet=${1:-} pids=()
-  local pid
-  while read -r pid; do
-    [[ -n $pid ]] && pids+=("$pid")
-  done < <(
-    running_pid || true
-    all_our_pids
-  )
-  if ((${#pids[@]})); then
-    mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -u)
-    [[ -n $quiet ]] || log "stopping server (pid ${pids[*]})"
-    kill_and_wait "${pids[@]}"
-  elif [[ -z $quiet ]]; then
-    log "not running"
-  fi
+  stop_ours "$@"
   rm -f "$PID_FILE" "$ENV_FILE"
 }
 
 cmd_stop() {
   resolve_local_dir
-  take_lock
+  take_lock keycloak 600
   stop_server
 }
 
 cmd_status() {
   resolve_local_dir
-  local pid
-  if pid=$(running_pid); then
-    echo "running pid=$pid $(env_line)"
-  else
-    echo "not running"
-    return 3
-  fi
+  pid_status
 }
 
 cmd_env() {
   resolve_local_dir
-  if running_pid >/dev/null && [[ -f $ENV_FILE ]]; then
-    cat "$ENV_FILE"
-  else
-    die "Keycloak is not running (run: $0 start)"
-  fi
-}
-
-main() {
-  case ${1:-} in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-      echo "usage: $0 start|stop|status|env" >&2
-      exit 2
-      ;;
-  esac
+  pid_env Keycloak
 }
 
 main "$@"

@@ -26,23 +26,14 @@ readonly START_ATTEMPTS=3
 # sun_path holds 107 characters; "/.s.PGSQL.<port>" adds up to 15 of them.
 readonly MAX_SOCKET_DIR_LEN=85
 
+readonly NAME=postgres.sh
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=deploy/local/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd -P)
 LOCAL_DIR=${TSUNAGU_LOCAL_DIR:-$REPO_DIR/var/local}
 START_TIMEOUT=${TSUNAGU_PG_START_TIMEOUT:-60}
 DURABLE=${TSUNAGU_PG_DURABLE:-0}
-
-log() { printf 'postgres.sh: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-now_ms() { date +%s%3N; }
-elapsed_s() {
-  local ms=$(($(now_ms) - $1))
-  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
-}
 
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
@@ -56,15 +47,6 @@ resolve_local_dir() {
   # Fallback location for the data dir / socket when the state dir is not
   # reachable by $PG_OS_USER or its path is too long for a unix socket.
   TMP_BASE=/tmp/tsunagu-pg-$(printf '%s' "$LOCAL_DIR" | sha256sum | cut -c1-12)
-}
-
-# Serialises concurrent start/stop calls. Long-lived children must be started
-# with 9>&- or the postmaster would hold the lock forever.
-take_lock() {
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$LOCAL_DIR/.postgres.lock"
-    flock -w 300 9 || die "timed out waiting for $LOCAL_DIR/.postgres.lock"
-  fi
 }
 
 # Debian keeps the server binaries out of PATH (/usr/lib/postgresql/<v>/bin),
@@ -299,7 +281,7 @@ launch_and_wait() {
 
 cmd_start() {
   resolve_local_dir
-  take_lock
+  take_lock postgres 300
   if is_running; then
     log "already running (data $(recorded_data_dir))"
     env_line >"$ENV_FILE"
@@ -393,7 +375,7 @@ stop_server() {
 
 cmd_stop() {
   resolve_local_dir
-  take_lock
+  take_lock postgres 300
   stop_server
 }
 
@@ -414,19 +396,6 @@ cmd_env() {
   else
     die "PostgreSQL is not running (run: $0 start)"
   fi
-}
-
-main() {
-  case ${1:-} in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-      echo "usage: $0 start|stop|status|env" >&2
-      exit 2
-      ;;
-  esac
 }
 
 main "$@"
