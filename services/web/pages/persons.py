@@ -112,13 +112,16 @@ async def show(person_id: str, d: Desk = Depends(desk)) -> Response:
 
 
 @router.get("/persons/{person_id}/consents")
-async def consents(person_id: str, d: Desk = Depends(desk)) -> Response:
-    """The person's consents the caller may read: loaded into the person page after it shows
-    (htmx), or a page of its own without script."""
-    found = await d.get("intake", f"/persons/{person_id}/consents")
+async def consents(person_id: str, cursor: str | None = None, d: Desk = Depends(desk)) -> Response:
+    """The person's consents the caller may read, a page at a time: loaded into the person
+    page after it shows (htmx), or a page of its own without script."""
+    found = await d.get("intake", f"/persons/{person_id}/consents", limit=PAGE, cursor=cursor)
     template = "_person_consents.html" if d.request.headers.get("hx-request") else "consents.html"
     return d.render(
-        template, person_id=person_id, consents=found.body if found.ok else [], refusal=None
+        template,
+        person_id=person_id,
+        consents=found.body if found.ok else [],
+        cursor=found.next_cursor,
     )
 
 
