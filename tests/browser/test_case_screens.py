@@ -19,27 +19,29 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from services.scenarios import JST, load_scenarios, shift_for, step_time
+from services.scenarios import JST, step_time
 from services.web.formatting import wareki
 from tests.browser.conftest import AccessibilityCheck, LiveDesk, sign_in
+from tests.browser.stories import (
+    CATEGORY,
+    OFFICE,
+    Dates,
+    case_step,
+    choose,
+    done,
+    open_case,
+    open_consultation,
+    record_consent,
+    register_applicant,
+    switch,
+    take,
+)
 
 pytestmark = pytest.mark.browser
 
-STORY = next(s for s in load_scenarios() if s.name == "01-released-offender-a")
-SHIFT = shift_for(STORY)
-OFFICE = "座間市 地域福祉課 自立サポート係"
+DATES = Dates("01-released-offender-a")
 HELLOWORK = "厚木公共職業安定所（ハローワーク）"
 ONEAID = "NPO法人ワンエイド（居住支援・フードバンク）"
-CATEGORY = {
-    "identity": "本人確認情報（氏名・生年月日など）",
-    "contact": "連絡先（住所・電話）",
-    "consultation": "相談内容",
-    "employment": "就労",
-    "health": "健康",
-    "mental_health": "こころの健康",
-    "housing": "住まい",
-    "criminal_record": "犯罪歴・更生保護",
-}
 ISSUES = [
     "刑余者（再犯防止）",
     "病気",
@@ -51,86 +53,26 @@ ISSUES = [
 STRENGTHS = ["1日1万歩歩く", "30万円に手を付けずにいる", "年金が月9万円"]
 
 
-def day(at: str) -> str:
-    """The story's date, moved as the demo moves it, as a date field takes it."""
-    return (step_time(at) + SHIFT).astimezone(JST).date().isoformat()
-
-
-def clock(at: str) -> str:
-    return (step_time(at) + SHIFT).astimezone(JST).strftime("%H:%M")
-
-
-def choose(page: Page, group: str, *labels: str) -> None:
-    fieldset = page.get_by_role("group", name=re.compile(f"^{group}"))
-    for label in labels:
-        fieldset.get_by_label(label, exact=True).check()
-
-
-def dated(page: Page, at: str) -> None:
-    """The step's 実施日 and 時刻."""
-    page.get_by_label(re.compile("^(実施日|開始日|開催日|予定を決めた日|共有した日)")).fill(day(at))
-    page.get_by_label(re.compile("^時刻")).fill(clock(at))
-
-
-def step(page: Page, name: str) -> None:
-    page.get_by_role("link", name=name, exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(name)
-
-
-def done(page: Page, notice: str) -> None:
-    expect(page.get_by_role("status")).to_have_text(notice)
-
-
-def consent(
-    page: Page,
-    person: str,
-    recipients: list[str],
-    categories: list[str],
-    purpose: str,
-    start: str,
-    until: str,
-) -> None:
-    page.goto(person)
-    page.get_by_role("link", name="同意を記録する").click()
-    choose(page, "情報を提供する相手", *recipients)
-    choose(page, "提供する情報の種類", *(CATEGORY[c] for c in categories))
-    choose(page, "利用目的", purpose)
-    page.get_by_label(re.compile("^有効期間（開始）")).fill(day(start))
-    page.get_by_label(re.compile("^有効期間（終了）")).fill(day(until))
-    page.get_by_role("button", name="登録する").click()
-    done(page, "同意を記録しました。")
-
-
 def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     page: Page, desk: LiveDesk, checked: AccessibilityCheck
 ) -> None:
     sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m101")
     # 相談受付: he phones, apparently drunk; the worker's priority is to meet him.
-    page.goto(desk.origin + "/consultations/new")
-    page.get_by_label(re.compile("^相談方法")).select_option("phone")
-    page.get_by_label(re.compile("^相談経路")).select_option("justice_system")
-    page.get_by_label("本人", exact=True).check()
-    page.get_by_label(re.compile("^主訴")).fill("仕事の相談をしたい")
-    page.get_by_label(re.compile("^相談内容の記録")).fill(
-        "酒に酔っている様子。まず会うことを最優先。"
-    )
-    page.get_by_label(re.compile("^受付日")).fill(day("2025-04-07T10:12"))
-    page.get_by_label(re.compile("^受付時刻")).fill(clock("2025-04-07T10:12"))
-    page.get_by_role("button", name="登録する").click()
-    done(page, "相談を受け付けました。")
-    consultation = page.url
-    page.get_by_role("link", name="本人登録", exact=True).last.click()
-    page.get_by_label("氏", exact=True).fill("画面")
-    page.get_by_label("名", exact=True).fill("エー")
-    page.get_by_label("男性", exact=True).check()
-    page.get_by_role("button", name="登録する").click()
-    done(page, "本人を登録しました。")
-    person = page.url
-    page.goto(consultation)
-    page.get_by_role("button", name="利用申込を受け付ける").click()
-    done(page, "利用申込を受け付けました。")
-    consent(
+    consultation = open_consultation(
         page,
+        desk,
+        DATES,
+        "2025-04-07T10:12",
+        "phone",
+        "justice_system",
+        "本人",
+        主訴="仕事の相談をしたい",
+        相談内容の記録="酒に酔っている様子。まず会うことを最優先。",
+    )
+    person = register_applicant(page, consultation, "画面", "エー", "男性")
+    record_consent(
+        page,
+        DATES,
         person,
         [OFFICE, HELLOWORK],
         ["identity", "contact", "consultation", "employment"],
@@ -151,13 +93,8 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     )
     checked(page, "case-person-links")
     links.get_by_role("link", name="ケース（支援プラン）").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("ケースを開始する")
-    page.get_by_role("group", name=re.compile("^もとになる利用申込")).get_by_role("radio").check()
-    dated(page, "2025-04-09T14:35")
     checked(page, "case-open")
-    page.get_by_role("button", name="ケースを開始する").click()
-    done(page, "ケースを開始しました。")
-    case = page.url
+    case = open_case(page, DATES, "2025-04-09T14:35")
     next_steps = page.get_by_role("region", name="次にできること")
     # Nothing but an assessment (and emergency support, at any time) is offered yet.
     expect(next_steps.get_by_role("link")).to_have_text(
@@ -166,10 +103,10 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     checked(page, "case-opened")
 
     # アセスメント: issues as check boxes, strengths one a line.
-    step(page, "アセスメントを記録する")
+    case_step(page, "アセスメントを記録する")
     choose(page, "課題", *ISSUES)
     page.get_by_label(re.compile("^本人の強み")).fill("\n".join(STRENGTHS))
-    dated(page, "2025-04-09T15:00")
+    DATES.dated(page, "2025-04-09T15:00")
     checked(page, "case-assessment-form")
     page.get_by_role("button", name="アセスメントを記録する").click()
     done(page, "アセスメントを記録しました。")
@@ -179,10 +116,10 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     expect(assessment.get_by_role("listitem")).to_have_text(STRENGTHS)
 
     # プラン案, made with him: a goal and two services.
-    step(page, "プラン案を作成する")
+    case_step(page, "プラン案を作成する")
     page.get_by_label(re.compile("^目標")).fill("月3〜5万円の就労収入")
-    start = step_time("2025-04-20T10:00") + SHIFT
-    page.get_by_label(re.compile("^プラン期間（開始）")).fill(day("2025-04-20T10:00"))
+    start = step_time("2025-04-20T10:00") + DATES.shift
+    page.get_by_label(re.compile("^プラン期間（開始）")).fill(DATES.day("2025-04-20T10:00"))
     page.get_by_label(re.compile("^プラン期間（終了）")).fill(
         (start + timedelta(days=182)).astimezone(JST).date().isoformat()
     )
@@ -194,7 +131,7 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     second.get_by_label("提供機関").select_option("hellowork-atsugi")
     second.get_by_label("サービスの区分").select_option("B")
     expect(page.get_by_label("本人と一緒に作成した")).to_be_checked()
-    dated(page, "2025-04-20T10:00")
+    DATES.dated(page, "2025-04-20T10:00")
     checked(page, "case-plan-form")
     page.get_by_role("button", name="プラン案を作成する").click()
     done(page, "プラン案を記録しました。")
@@ -210,9 +147,9 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
 
     # 個別支援調整会議: scheduled, then held with him and Hello Work.
     next_steps.get_by_role("link", name="支援調整会議を予定する").click()
-    page.get_by_label(re.compile("^開催予定日")).fill(day("2025-04-25T10:00"))
-    page.get_by_label(re.compile("^開始時刻")).fill(clock("2025-04-25T10:00"))
-    dated(page, "2025-04-21T09:00")
+    page.get_by_label(re.compile("^開催予定日")).fill(DATES.day("2025-04-25T10:00"))
+    page.get_by_label(re.compile("^開始時刻")).fill(DATES.clock("2025-04-25T10:00"))
+    DATES.dated(page, "2025-04-21T09:00")
     checked(page, "meeting-individual-new")
     page.get_by_role("button", name="予定する").click()
     done(page, "会議を予定しました。")
@@ -222,7 +159,7 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     attendees.get_by_label(HELLOWORK, exact=True).check()
     page.get_by_label("本人が出席した").check()
     page.get_by_label(re.compile("^確認・合意したこと")).fill("プラン案のとおり就労支援を始める")
-    dated(page, "2025-04-25T10:00")
+    DATES.dated(page, "2025-04-25T10:00")
     checked(page, "meeting-individual-hold")
     page.get_by_role("button", name="会議の開催を記録する").click()
     done(page, "会議の開催を記録しました。")
@@ -233,17 +170,16 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     page.goto(case)
     expect(next_steps.get_by_role("link", name="支援決定をする")).to_have_count(0)
     expect(next_steps).to_contain_text("支援決定は、プランを決定する権限のある市の担当者")
-    page.get_by_role("button", name="ログアウト").click()
 
     # 支援決定: the municipality's approver, and only once.
-    sign_in(page, desk, "zama-jiritsu", "approver", "a101")
+    switch(page, desk, "zama-jiritsu", "approver", "a101")
     page.goto(person)
     page.get_by_role("link", name="ケース（支援プラン）").click()
     stale = page.context.new_page()
     stale.goto(page.url + "/steps/approve_plan")
-    step(page, "支援決定をする")
+    case_step(page, "支援決定をする")
     expect(page.get_by_role("region", name="対象のプラン")).to_contain_text("月3〜5万円の就労収入")
-    dated(page, "2025-04-25T11:00")
+    DATES.dated(page, "2025-04-25T11:00")
     checked(page, "case-approval")
     page.get_by_role("button", name="支援決定をする").click()
     done(page, "支援決定を記録しました。")
@@ -256,19 +192,22 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     expect(refusal).to_contain_text(re.compile("今できること：.*モニタリングを記録する"))
     checked(stale, "case-approval-refused")
     stale.close()
-    page.get_by_role("button", name="ログアウト").click()
 
-    sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m101")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m101")
     page.goto(case)
-    step(page, "モニタリングを記録する")
-    page.get_by_label(re.compile("^内容")).fill("体調不良で面接できず。3日に1度酔って電話。")
-    dated(page, "2025-06-10T09:00")
-    page.get_by_role("button", name="モニタリングを記録する").click()
-    done(page, "モニタリングを記録しました。")
+    take(
+        page,
+        DATES,
+        "モニタリングを記録する",
+        "2025-06-10T09:00",
+        "モニタリングを記録しました。",
+        内容="体調不良で面接できず。3日に1度酔って電話。",
+    )
 
     # Eviction threat: his consent to the housing NPO, and a slip it declines.
-    consent(
+    record_consent(
         page,
+        DATES,
         person,
         [ONEAID],
         ["identity", "contact", "housing", "criminal_record"],
@@ -280,7 +219,7 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     page.get_by_role("link", name="つなぐシートを送る").click()
     page.get_by_label(re.compile("^種類")).select_option("service_request")
     page.get_by_label(re.compile("^送付先")).select_option("oneaid")
-    under = f"{wareki(day('2025-06-20T10:00'))}〜{wareki(day('2026-06-20T00:00'))}"
+    under = f"{wareki(DATES.day('2025-06-20T10:00'))}〜{wareki(DATES.day('2026-06-20T00:00'))}"
     page.get_by_label(re.compile("^根拠となる同意")).select_option(label=under)
     choose(
         page,
@@ -291,8 +230,7 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     page.get_by_role("button", name="つなぐシートを送る").click()
     done(page, "つなぐシートを送りました。")
     slip = page.url
-    page.get_by_role("button", name="ログアウト").click()
-    sign_in(page, desk, "oneaid", "caseworker", "n101")
+    switch(page, desk, "oneaid", "caseworker", "n101")
     page.goto(slip)
     page.locator("summary", has_text="辞退する").click()
     form = page.locator("details[open] form")
@@ -301,10 +239,9 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     )
     form.get_by_role("button", name="辞退する").click()
     done(page, "操作を記録しました。")
-    page.get_by_role("button", name="ログアウト").click()
 
     # Never a silent end: the decline followed up, and the gap noted on his case.
-    sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m101")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m101")
     gap = "刑余者の市外転居を受け入れる居住支援"
     page.goto(slip)
     page.locator("summary", has_text="フォローアップを記録する").click()
@@ -314,35 +251,35 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     form.get_by_role("button", name="フォローアップを記録する").click()
     done(page, "操作を記録しました。")
     page.goto(case)
-    step(page, "社会資源の不足を記録する")
+    case_step(page, "社会資源の不足を記録する")
     page.get_by_label(re.compile("^不足している社会資源")).fill(gap)
-    dated(page, "2025-06-22T16:10")
+    DATES.dated(page, "2025-06-22T16:10")
     checked(page, "case-gap-form")
     page.get_by_role("button", name="社会資源の不足を記録する").click()
     done(page, "社会資源の不足を記録しました。")
     expect(page.get_by_role("region", name="社会資源の不足")).to_contain_text(gap)
 
-    step(page, "プランを評価する")
+    case_step(page, "プランを評価する")
     choose(page, "評価の結果", "再プラン（支援を続ける）")
-    dated(page, "2025-10-01T10:00")
+    DATES.dated(page, "2025-10-01T10:00")
     page.get_by_role("button", name="プランを評価する").click()
     done(page, "プラン評価を記録しました。")
     expect(next_steps.get_by_role("link", name="再プランを作成する")).to_have_count(1)
 
     # 終結: a follow-up period that ends before the closure is refused beside its field.
-    step(page, "終結する")
+    case_step(page, "終結する")
     choose(page, "終結の理由", "転出")
-    page.get_by_label(re.compile("^フォローアップ期限")).fill(day("2025-10-01T00:00"))
-    dated(page, "2025-10-15T10:00")
+    page.get_by_label(re.compile("^フォローアップ期限")).fill(DATES.day("2025-10-01T00:00"))
+    DATES.dated(page, "2025-10-15T10:00")
     page.get_by_role("button", name="終結する").click()
     expect(page.locator("#e-follow_up_until")).to_have_text("＊終結日より前の日付にはできません。")
     checked(page, "case-close-refused")
-    page.get_by_label(re.compile("^フォローアップ期限")).fill(day("2026-04-15T00:00"))
+    page.get_by_label(re.compile("^フォローアップ期限")).fill(DATES.day("2026-04-15T00:00"))
     page.get_by_role("button", name="終結する").click()
     done(page, "終結を記録しました。")
     facts = page.locator(".facts").first
     expect(facts).to_contain_text("終結（転出）")
-    expect(facts).to_contain_text(wareki(day("2026-04-15T00:00")))
+    expect(facts).to_contain_text(wareki(DATES.day("2026-04-15T00:00")))
     expect(next_steps.get_by_role("link")).to_have_text(
         ["緊急的な支援を記録する", "再開する", "フォローアップを記録する"]
     )
@@ -351,7 +288,7 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
     # 振り返り as of 2025-04-24: what the meeting knew the day before it met.
     page.goto(person)
     page.get_by_role("link", name="振り返り（ある日の時点の支援経過）").click()
-    page.get_by_label(re.compile("^日付")).fill(day("2025-04-24T00:00"))
+    page.get_by_label(re.compile("^日付")).fill(DATES.day("2025-04-24T00:00"))
     page.get_by_role("button", name="表示する").click()
     replay = page.get_by_role("region", name=re.compile("時点$"))
     # Recorded by then: nothing, since every step was typed in today.
@@ -381,7 +318,7 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
 
     # What each agency of the story's expect: block could see, on its date.
     def could_see(agency: str, on: str) -> set[str]:
-        page.get_by_label(re.compile("^日付")).fill(day(on))
+        page.get_by_label(re.compile("^日付")).fill(DATES.day(on))
         page.get_by_label(re.compile("^機関ごとの見え方")).select_option(agency)
         with page.expect_navigation():
             page.get_by_role("button", name="表示する").click()

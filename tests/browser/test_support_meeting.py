@@ -16,102 +16,29 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from services.scenarios import JST, load_scenarios, shift_for, step_time
+from services.scenarios import JST, step_time
 from tests.browser.conftest import AccessibilityCheck, LiveDesk, sign_in
+from tests.browser.stories import (
+    CATEGORY,
+    OFFICE,
+    Dates,
+    case_step,
+    choose,
+    done,
+    open_case,
+    open_consultation,
+    record_consent,
+    register_applicant,
+    switch,
+    take,
+)
 
 pytestmark = pytest.mark.browser
 
-STORIES = {s.name: s for s in load_scenarios()}
-OFFICE = "座間市 地域福祉課 自立サポート係"
 SHAKYO = "座間市社会福祉協議会"
 SEIKATSUCLUB = "生活クラブ生協・ワーカーズコレクティブ協会（はたらつく・ざま／ここから）"
 SHUNO = "座間市 収納課（市税の納付・滞納相談）"
 KODOMO = "座間市 子ども政策課"
-CATEGORY = {
-    "identity": "本人確認情報（氏名・生年月日など）",
-    "contact": "連絡先（住所・電話）",
-    "consultation": "相談内容",
-    "family": "家族の状況",
-    "finances": "家計・収入",
-    "mental_health": "こころの健康",
-    "employment": "就労",
-    "tax": "税情報",
-}
-
-
-class Dates:
-    """A story's dates, moved as the demo moves them, as the date and time fields take them."""
-
-    def __init__(self, story: str) -> None:
-        self.shift = shift_for(STORIES[story])
-
-    def moment(self, at: str) -> str:
-        return (step_time(at) + self.shift).astimezone(JST).isoformat()
-
-    def day(self, at: str) -> str:
-        return self.moment(at)[:10]
-
-    def clock(self, at: str) -> str:
-        return self.moment(at)[11:16]
-
-    def dated(self, page: Page, at: str) -> None:
-        page.get_by_label(re.compile("^(実施日|開始日|開催日|予定を決めた日|共有した日)")).fill(
-            self.day(at)
-        )
-        page.get_by_label(re.compile("^時刻")).fill(self.clock(at))
-
-
-def choose(page: Page, group: str, *labels: str) -> None:
-    fieldset = page.get_by_role("group", name=re.compile(f"^{group}"))
-    for label in labels:
-        fieldset.get_by_label(label, exact=True).check()
-
-
-def done(page: Page, notice: str) -> None:
-    expect(page.get_by_role("status")).to_have_text(notice)
-
-
-def register(page: Page, desk: LiveDesk, family: str, given: str, local_id: str = "") -> str:
-    page.goto(desk.origin + "/persons/new")
-    page.get_by_label("氏", exact=True).fill(family)
-    page.get_by_label("名", exact=True).fill(given)
-    if local_id:
-        page.get_by_label(re.compile("^自機関の管理番号")).fill(local_id)
-    page.get_by_role("button", name="登録する").click()
-    done(page, "本人を登録しました。")
-    return page.url
-
-
-def record_consent(
-    page: Page,
-    dates: Dates,
-    person: str,
-    recipients: list[str],
-    categories: list[str],
-    purpose: str,
-    start: str,
-    until: str,
-) -> None:
-    page.goto(person)
-    page.get_by_role("link", name="同意を記録する").click()
-    choose(page, "情報を提供する相手", *recipients)
-    choose(page, "提供する情報の種類", *(CATEGORY[c] for c in categories))
-    choose(page, "利用目的", purpose)
-    page.get_by_label(re.compile("^有効期間（開始）")).fill(dates.day(start))
-    page.get_by_label(re.compile("^有効期間（終了）")).fill(dates.day(until))
-    page.get_by_role("button", name="登録する").click()
-    done(page, "同意を記録しました。")
-
-
-def case_step(page: Page, dates: Dates, name: str, at: str, notice: str, **fill: str) -> None:
-    page.get_by_role("region", name="次にできること").get_by_role(
-        "link", name=name, exact=True
-    ).click()
-    for label, value in fill.items():
-        page.get_by_label(re.compile(f"^{label}")).fill(value)
-    dates.dated(page, at)
-    page.get_by_role("button", name=name).click()
-    done(page, notice)
 
 
 def test_scenario_05_vital_interest_then_the_support_teams_meeting(
@@ -120,25 +47,10 @@ def test_scenario_05_vital_interest_then_the_support_teams_meeting(
     dates = Dates("05-family-c")
     sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m501")
     # The outreach visit the minsei volunteer arranged, then C's registration and consent.
-    page.goto(desk.origin + "/consultations/new")
-    page.get_by_label(re.compile("^相談方法")).select_option("home_visit")
-    page.get_by_label(re.compile("^相談経路")).select_option("minsei_volunteer")
-    page.get_by_label("その他", exact=True).check()
-    page.get_by_label(re.compile("^受付日")).fill(dates.day("2014-06-02T10:30"))
-    page.get_by_label(re.compile("^受付時刻")).fill(dates.clock("2014-06-02T10:30"))
-    page.get_by_role("button", name="登録する").click()
-    done(page, "相談を受け付けました。")
-    consultation = page.url
-    page.get_by_role("link", name="本人登録", exact=True).last.click()
-    page.get_by_label("氏", exact=True).fill("画面")
-    page.get_by_label("名", exact=True).fill("シー")
-    page.get_by_label("女性", exact=True).check()
-    page.get_by_role("button", name="登録する").click()
-    done(page, "本人を登録しました。")
-    person = page.url
-    page.goto(consultation)
-    page.get_by_role("button", name="利用申込を受け付ける").click()
-    done(page, "利用申込を受け付けました。")
+    consultation = open_consultation(
+        page, desk, dates, "2014-06-02T10:30", "home_visit", "minsei_volunteer", "その他"
+    )
+    person = register_applicant(page, consultation, "画面", "シー", "女性")
     record_consent(
         page,
         dates,
@@ -151,22 +63,15 @@ def test_scenario_05_vital_interest_then_the_support_teams_meeting(
     )
     page.goto(person)
     page.get_by_role("link", name="ケース（支援プラン）").click()
-    page.get_by_role("group", name=re.compile("^もとになる利用申込")).get_by_role("radio").check()
-    dates.dated(page, "2014-06-20T14:20")
-    page.get_by_role("button", name="ケースを開始する").click()
-    done(page, "ケースを開始しました。")
-    case = page.url
-    page.get_by_role("region", name="次にできること").get_by_role(
-        "link", name="アセスメントを記録する"
-    ).click()
+    case = open_case(page, dates, "2014-06-20T14:20")
+    case_step(page, "アセスメントを記録する")
     choose(page, "課題", "経済的困窮", "家計管理の問題", "家族関係", "社会的孤立", "就職活動困難")
     dates.dated(page, "2014-06-25T10:00")
     page.get_by_role("button", name="アセスメントを記録する").click()
     done(page, "アセスメントを記録しました。")
-    page.get_by_role("button", name="ログアウト").click()
 
     # 生命・身体の保護: the sister's arrest; the child's protection cannot wait for consent.
-    sign_in(page, desk, "zama-jiritsu", "supervisor", "v501")
+    switch(page, desk, "zama-jiritsu", "supervisor", "v501")
     page.goto(person)
     page.get_by_role("link", name="生命・身体の保護（緊急の情報提供）").click()
     categories = page.get_by_role("group", name=re.compile("^情報の種類"))
@@ -187,13 +92,12 @@ def test_scenario_05_vital_interest_then_the_support_teams_meeting(
     expect(declared).to_contain_text(KODOMO)
     expect(declared).to_contain_text("確認待ち")
     checked(page, "s05-vital-declared")
-    page.get_by_role("button", name="ログアウト").click()
 
     # The support team meets with C: the plan she drafted with the office, then the decision.
-    sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m501")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m501")
     page.goto(case)
     start = step_time("2014-07-18T10:00") + dates.shift
-    case_step(
+    take(
         page,
         dates,
         "プラン案を作成する",
@@ -222,15 +126,13 @@ def test_scenario_05_vital_interest_then_the_support_teams_meeting(
         expect(record).to_contain_text(agency)
     expect(record).to_contain_text(re.compile(r"本人が出席した\s*はい"))
     checked(page, "s05-meeting-held")
-    page.get_by_role("button", name="ログアウト").click()
-    sign_in(page, desk, "zama-jiritsu", "approver", "a501")
+    switch(page, desk, "zama-jiritsu", "approver", "a501")
     page.goto(case)
-    case_step(page, dates, "支援決定をする", "2014-07-20T11:00", "支援決定を記録しました。")
+    take(page, dates, "支援決定をする", "2014-07-20T11:00", "支援決定を記録しました。")
     expect(page.locator(".facts").first).to_contain_text("第1版：支援決定済み")
-    page.get_by_role("button", name="ログアウト").click()
 
     # The story's expect: the children's desk saw the family's situation, for 72 hours only.
-    sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m501")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m501")
     page.goto(person)
     page.get_by_role("link", name="振り返り（ある日の時点の支援経過）").click()
 
@@ -271,7 +173,13 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
     dates = Dates("03-tax-desk-referral")
     # The tax desk registers the taxpayer and records his consent for the support office.
     sign_in(page, desk, "zama-shuno", "caseworker", "t301")
-    person = register(page, desk, "画面", "一郎", "T-900123")
+    page.goto(desk.origin + "/persons/new")
+    page.get_by_label("氏", exact=True).fill("画面")
+    page.get_by_label("名", exact=True).fill("一郎")
+    page.get_by_label(re.compile("^自機関の管理番号")).fill("T-900123")
+    page.get_by_role("button", name="登録する").click()
+    done(page, "本人を登録しました。")
+    person = page.url
     record_consent(
         page,
         dates,
@@ -282,10 +190,9 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
         "2025-09-01T10:05",
         "2025-12-02T00:00",
     )
-    page.get_by_role("button", name="ログアウト").click()
 
     # The office schedules the 支援会議 with its members and their periods, and holds it.
-    sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m301")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m301")
     page.goto(person)
     page.get_by_role("link", name="会議（支援調整会議・支援会議）").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("この人の会議")
@@ -316,10 +223,9 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
     checked(page, "s03-meeting-hold")
     page.get_by_role("button", name="会議の開催を記録する").click()
     done(page, "会議の開催を記録しました。")
-    page.get_by_role("button", name="ログアウト").click()
 
     # The tax desk would share the arrears: refused before anything is shared, with the law.
-    sign_in(page, desk, "zama-shuno", "caseworker", "t301")
+    switch(page, desk, "zama-shuno", "caseworker", "t301")
     page.goto(meeting)
     page.get_by_role("link", name="情報を共有する").click()
     choose(page, "共有する情報の種類", CATEGORY["tax"])
@@ -336,10 +242,9 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
     expect(page.get_by_role("region", name="共有された情報")).to_contain_text(
         "あなたの機関が見られる共有情報はありません。"
     )
-    page.get_by_role("button", name="ログアウト").click()
 
     # The office shares what it knows: each member's basis is shown before confirming.
-    sign_in(page, desk, "zama-jiritsu", "meeting_organiser", "m301")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m301")
     page.goto(meeting)
     page.get_by_role("link", name="情報を共有する").click()
     shared = [CATEGORY[c] for c in ("consultation", "mental_health", "employment")]
@@ -359,10 +264,9 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
     checked(page, "s03-share-preview")
     page.get_by_role("button", name="この内容で共有する").click()
     done(page, "情報を共有しました。")
-    page.get_by_role("button", name="ログアウト").click()
 
     # A member reads it, each category with its basis: the 支援会議 and its id; never tax.
-    sign_in(page, desk, "seikatsuclub", "caseworker", "c301")
+    switch(page, desk, "seikatsuclub", "caseworker", "c301")
     page.goto(meeting)
     items = page.get_by_role("region", name="共有された情報")
     expect(items).to_contain_text("失業後の抑うつ。就労準備から始める。")

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from contracts.reference import reference
 from services.web import formatting
+from services.web.client import Answer
 from services.web.desk import Desk, check_csrf, desk
 from services.web.pages.forms import body, options, values
 from services.web.pages.steps import WHEN_FIELDS, lines, refusal, when
@@ -274,19 +275,11 @@ async def share_preview(
 ) -> Response:
     """Who would see the item, and on what basis, before anything is shared."""
     typed = _share_typed(form)
-    context = await _meeting_context(d, meeting_id)
     query = {"categories": typed["categories"]} | when(typed)
     answer = await d.get("meeting", f"/meetings/{meeting_id}/information/preview", **query)
     if not answer.ok:
-        return d.refused_form(
-            "meeting_share.html",
-            answer,
-            FORM_FIELD,
-            values=typed,
-            refused=refusal(answer),
-            **_share_choices(d),
-            **context,
-        )
+        return await _share_refused(d, meeting_id, answer, typed)
+    context = await _meeting_context(d, meeting_id)
     return d.render("meeting_share_preview.html", values=typed, preview=answer.body, **context)
 
 
@@ -299,6 +292,13 @@ async def share(
     answer = await d.post("meeting", f"/meetings/{meeting_id}/information", request)
     if answer.ok:
         return d.redirect(f"/meetings/{meeting_id}", "meeting.shared_notice")
+    return await _share_refused(d, meeting_id, answer, typed)
+
+
+async def _share_refused(
+    d: Desk, meeting_id: str, answer: Answer, typed: dict[str, Any]
+) -> Response:
+    """The share form again, with the refusal (a tax share: the law and the members)."""
     return d.refused_form(
         "meeting_share.html",
         answer,
