@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from services.scenarios import JST, step_time
+from services.web.formatting import today
 from tests.browser.conftest import AccessibilityCheck, LiveDesk, sign_in
 from tests.browser.stories import (
     CATEGORY,
@@ -277,3 +278,43 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
     expect(items).not_to_contain_text("税情報")
     expect(items).not_to_contain_text("滞納額")
     checked(page, "s03-member-reads")
+
+
+def test_a_regular_meeting_reviews_the_resource_gaps_noted_since_the_last_one(
+    page: Page, desk: LiveDesk, checked: AccessibilityCheck
+) -> None:
+    # The menu offers 会議 to meeting organisers, not to every worker.
+    sign_in(page, desk, "zama-jiritsu", "caseworker", "s601")
+    menu = page.get_by_role("navigation", name="メインメニュー")
+    expect(menu).not_to_contain_text("会議")
+    switch(page, desk, "zama-jiritsu", "meeting_organiser", "m601")
+
+    def regular(on: str) -> None:
+        menu.get_by_role("link", name="会議").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("会議")
+        page.get_by_role("link", name="定例支援調整会議を予定する").click()
+        page.get_by_label(re.compile("^開催予定日")).fill(on)
+        page.get_by_label(re.compile("^開始時刻")).fill("14:00")
+        page.get_by_role("button", name="予定する").click()
+        done(page, "会議を予定しました。")
+
+    # The demo's declined housing slip left a gap (scenario 01): the first regular meeting
+    # lists it before it is held, and keeps it as reviewed once held.
+    regular(today().isoformat())
+    pending = page.get_by_role("region", name="前回の定例会議以降に記録された社会資源の不足")
+    expect(pending).to_contain_text("刑余者の市外転居を受け入れる居住支援")
+    checked(page, "regular-pending")
+    page.get_by_role("link", name="会議の開催を記録する").click()
+    page.get_by_role("button", name="会議の開催を記録する").click()
+    done(page, "会議の開催を記録しました。")
+    reviewed = page.get_by_role("region", name="この会議で確認した社会資源の不足")
+    expect(reviewed).to_contain_text("刑余者の市外転居を受け入れる居住支援")
+    checked(page, "regular-held")
+    # The next one starts from there: nothing noted since.
+    regular((today() + timedelta(days=90)).isoformat())
+    pending = page.get_by_role("region", name="前回の定例会議以降に記録された社会資源の不足")
+    expect(pending).not_to_contain_text("刑余者の市外転居を受け入れる居住支援")
+    expect(pending).to_contain_text("記録はありません。")
+    menu.get_by_role("link", name="会議").click()
+    expect(page.get_by_role("table")).to_contain_text("定例支援調整会議")
+    checked(page, "meetings-list")
