@@ -82,6 +82,10 @@ def test_scenario_03_the_tax_desk_connects_a_taxpayer_through_the_screens(
     coverage = page.locator("#coverage")
     expect(coverage).to_contain_text("この同意で送付先に提供できる情報")
     expect(coverage).to_contain_text("税情報")
+    # What the consent does not cover for this receiver cannot even be ticked.
+    shared = page.get_by_role("group", name=re.compile("^提供する情報"))
+    expect(shared.get_by_label(re.compile("^健康"))).to_be_disabled()
+    expect(shared.get_by_label(re.compile("^税情報"))).to_be_enabled()
     choose(
         page, "提供する情報", "本人確認情報（氏名・生年月日など）", "連絡先（住所・電話）", "税情報"
     )

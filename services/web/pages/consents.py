@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from contracts import disclosure
@@ -83,14 +83,14 @@ async def printable(consent_id: str, d: Desk = Depends(desk)) -> Response:
 @router.get("/consents/{consent_id}/withdrawal")
 async def withdrawal_effect(
     consent_id: str,
-    recipients: list[str] | None = None,
-    categories: list[str] | None = None,
+    recipients: list[str] = Query([]),
+    categories: list[str] = Query([]),
     reason: str = "",
     d: Desk = Depends(desk),
 ) -> Response:
     """Before confirming: which agencies lose which categories if this withdrawal is made."""
     consent = await d.read("intake", f"/consents/{consent_id}")
-    typed = {"recipients": recipients or [], "categories": categories or [], "reason": reason}
+    typed = {"recipients": recipients, "categories": categories, "reason": reason}
     effect = await d.read(
         "intake",
         f"/consents/{consent_id}/withdrawal-effect",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from contracts.reference import reference
@@ -94,7 +94,12 @@ async def new(person_id: str = "", d: Desk = Depends(desk)) -> Response:
 
 
 @router.get("/referrals/coverage")
-async def coverage(consent_id: str = "", to: str = "", d: Desk = Depends(desk)) -> Response:
+async def coverage(
+    consent_id: str = "",
+    to: str = "",
+    categories: list[str] = Query([]),
+    d: Desk = Depends(desk),
+) -> Response:
     """htmx: what the chosen consent lets the chosen receiver be sent, before sending."""
     found = None
     if consent_id and to:
@@ -102,7 +107,12 @@ async def coverage(consent_id: str = "", to: str = "", d: Desk = Depends(desk)) 
             "intake", f"/consents/{consent_id}/coverage", recipient=to, purpose="referral"
         )
         found = answer.body if answer.ok else None
-    return d.render("_coverage.html", coverage=found)
+    return d.render(
+        "_coverage.html",
+        coverage=found,
+        categories=options(d.t, "category", reference().data_categories),
+        values={"categories": categories},
+    )
 
 
 @router.post("/referrals")
