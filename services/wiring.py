@@ -231,7 +231,7 @@ def service_app(settings: Settings, service: str) -> FastAPI:
 def web_app(settings: Settings, services: Services, *, dev_signin: bool = False) -> FastAPI:
     """The desk. Its development sign-in exists only where no identity provider is set."""
     app = build_web(settings, services)
-    app.state.dev_signin = dev_signin and settings.jwks_url is None
+    app.state.dev_signin = dev_signin and settings.jwks_url is None and not settings.oidc_issuer
     app.state.oidc = oidc.install(app, settings)
     return app
 
