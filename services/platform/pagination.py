@@ -53,6 +53,16 @@ class Page:
         marks = by_id or ", ".join("?" for _ in columns)
         return f"({', '.join(columns)}) > ({marks})", list(after)
 
+    def after_number(self) -> int | None:
+        """The cursor of a list in the order of one whole number (an audit chain's positions),
+        as that number, so the database compares numbers; 422 if it is not one."""
+        after = self.after_key(1)
+        if after is None:
+            return None
+        if not (after[0].isascii() and after[0].isdigit()):
+            raise _bad_cursor()
+        return int(after[0])
+
     @property
     def fetch(self) -> int:
         """Rows to read: one more than shown tells whether a next page exists."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from contracts.disclosure import BASES
 from contracts.errors import Conflict, NotFound
+from services.platform.pagination import Key, Page
 from services.platform.sql import Database, PostgresDatabase, Row, Transaction
 
 ZERO_HASH = "0" * 64
@@ -236,6 +237,11 @@ class AuditRecord:
         parsed = {name: json.loads(row[name]) for name in ("viewer_roles", "categories", "bases")}
         view = json.loads(row["view_request"]) if row["view_request"] else None
         return cls(**{**row, **parsed, "view_request": view})
+
+
+def audit_key(record: AuditRecord) -> Key:
+    """An entry's place in a page of entries: its position in the chain."""
+    return (str(record.position),)
 
 
 @dataclass(frozen=True)
@@ -497,15 +503,31 @@ class AuditLog:
         return AuditRecord.from_row(row)
 
     def seen_person(
-        self, person_id: str, since: datetime | None = None, until: datetime | None = None
+        self,
+        person_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        agency: str | None = None,
+        page: Page | None = None,
     ) -> list[AuditRecord]:
-        """Every entry about this person, ``since`` inclusive, ``until`` exclusive."""
-        return self._select("person_id = ?", (person_id,), since, until)
+        """Every entry about this person, ``since`` inclusive, ``until`` exclusive; with
+        ``agency``, only its staff's; with ``page``, one keyset page (``audit_key``)."""
+        condition, params = "person_id = ?", [person_id]
+        if agency is not None:
+            condition += " AND viewer_agency = ?"
+            params.append(agency)
+        return self._select(condition, params, since, until, page)
 
     def seen_by_agency(
-        self, agency: str, since: datetime | None = None, until: datetime | None = None
+        self,
+        agency: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        page: Page | None = None,
     ) -> list[AuditRecord]:
-        return self._select("viewer_agency = ?", (agency,), since, until)
+        return self._select("viewer_agency = ?", (agency,), since, until, page)
 
     def under_consent(self, consent_id: str) -> list[AuditRecord]:
         """What was disclosed under this consent: who already has what if it is withdrawn."""
@@ -552,6 +574,7 @@ class AuditLog:
         params: Sequence[Any],
         since: datetime | None = None,
         until: datetime | None = None,
+        page: Page | None = None,
     ) -> list[AuditRecord]:
         clauses, values = [condition], list(params)
         if since is not None:
@@ -560,9 +583,17 @@ class AuditLog:
         if until is not None:
             clauses.append("recorded_at < ?")
             values.append(iso(until))
+        limit = ""
+        if page is not None:
+            after = page.after_number()
+            if after is not None:
+                clauses.append("position > ?")
+                values.append(after)
+            limit = " LIMIT ?"
+            values.append(page.fetch)
         with self.database.transaction() as tx:
             rows = tx.fetchall(
-                f"SELECT * FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY position",
+                f"SELECT * FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY position{limit}",
                 tuple(values),
             )
         return [AuditRecord.from_row(row) for row in rows]

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
 from contracts.errors import Forbidden, Invalid
 from contracts.identity import Staff
 from services.platform.auth import authenticated_staff
+from services.platform.pagination import Page, page, respond
 from services.projection.audit import (
     ACCESS_DENIED,
     RECORD_VIEWED,
@@ -28,9 +29,11 @@ from services.projection.audit import (
     AuditLog,
     AuditRecord,
     Review,
+    audit_key,
 )
 from services.projection.checkpoint import AnchoredVerification, Anchoring, Checkpoint
 from services.projection.replay import Replay, replay_disclosure
+from services.projection.revocation import RevocationImpact, impact_of
 from services.projection.store import ViewStore
 
 PRIVACY_OFFICER = "privacy_officer"
@@ -147,20 +150,35 @@ def build_router(log: AuditLog, views: ViewStore, anchoring: Anchoring) -> APIRo
     @router.get("/persons/{person_id}", response_model=list[AuditRecord])
     def seen_person(
         person_id: str,
+        request: Request,
+        response: Response,
         since: datetime | None = None,
         until: datetime | None = None,
+        agency: str | None = Query(None, max_length=100, description="only this agency's staff"),
+        asked: Page = Depends(page),
         _: Staff = Depends(privacy_officer),
     ) -> list[AuditRecord]:
-        return log.seen_person(person_id, _aware("since", since), _aware("until", until))
+        """In chain order, a page at a time."""
+        rows = log.seen_person(
+            person_id, _aware("since", since), _aware("until", until), agency=agency, page=asked
+        )
+        return respond(rows, audit_key, asked, request, response)
 
     @router.get("/agencies/{agency}", response_model=list[AuditRecord])
     def seen_by_agency(
         agency: str,
+        request: Request,
+        response: Response,
         since: datetime | None = None,
         until: datetime | None = None,
+        asked: Page = Depends(page),
         _: Staff = Depends(privacy_officer),
     ) -> list[AuditRecord]:
-        return log.seen_by_agency(agency, _aware("since", since), _aware("until", until))
+        """In chain order, a page at a time."""
+        rows = log.seen_by_agency(
+            agency, _aware("since", since), _aware("until", until), page=asked
+        )
+        return respond(rows, audit_key, asked, request, response)
 
     @router.get("/consents/{consent_id}", response_model=list[AuditRecord])
     def under_consent(consent_id: str, _: Staff = Depends(privacy_officer)) -> list[AuditRecord]:
@@ -175,6 +193,18 @@ def build_router(log: AuditLog, views: ViewStore, anchoring: Anchoring) -> APIRo
         position: int, body: ReviewRequest, staff: Staff = Depends(privacy_officer)
     ) -> Review:
         return log.review(position, staff.staff_id, body.note)
+
+    @router.get("/consents/{consent_id}/impact", response_model=RevocationImpact)
+    def revocation_impact(consent_id: str, _: Staff = Depends(privacy_officer)) -> RevocationImpact:
+        """What left under this consent that its withdrawal cannot call back: the disclosures
+        before the withdrawal (and any after), the purges of its basis, and the referral slips
+        and 支援会議 shares that carried categories under it."""
+        return impact_of(log, views, consent_id)
+
+    @router.get("/entries/{position}", response_model=AuditRecord)
+    def entry(position: int, _: Staff = Depends(privacy_officer)) -> AuditRecord:
+        """One entry as the chain holds it: who, when, each category's basis, its hashes."""
+        return log.entry(position)
 
     @router.get("/entries/{position}/replay", response_model=Replay)
     def replay(position: int, _: Staff = Depends(privacy_officer)) -> Replay:
