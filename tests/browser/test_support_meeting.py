@@ -177,7 +177,7 @@ def test_scenario_03_support_meeting_refuses_the_tax_share_and_previews_the_othe
     page.goto(desk.origin + "/persons/new")
     page.get_by_label("氏", exact=True).fill("画面")
     page.get_by_label("名", exact=True).fill("一郎")
-    page.get_by_label(re.compile("^自機関の管理番号")).fill("T-900123")
+    page.get_by_label(re.compile("^自機関の管理番号")).fill("T-903301")
     page.get_by_role("button", name="登録する").click()
     done(page, "本人を登録しました。")
     person = page.url
