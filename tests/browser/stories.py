@@ -94,17 +94,31 @@ def open_consultation(
     return page.url
 
 
-def register_applicant(page: Page, consultation: str, family: str, given: str, sex: str) -> str:
-    """本人登録 from the consultation, then its 利用申込: the person's page."""
+def register_applicant(
+    page: Page,
+    consultation: str,
+    family: str,
+    given: str,
+    sex: str,
+    dates: Dates | None = None,
+    registered: str = "",
+    applied: str = "",
+) -> str:
+    """本人登録 from the consultation, then its 利用申込 (each on the story's day, when given):
+    the person's page."""
     page.goto(consultation)
     page.get_by_role("link", name="本人登録", exact=True).last.click()
     page.get_by_label("氏", exact=True).fill(family)
     page.get_by_label("名", exact=True).fill(given)
     page.get_by_label(sex, exact=True).check()
+    if dates and registered:
+        page.get_by_label(re.compile("^登録日")).fill(dates.day(registered))
     page.get_by_role("button", name="登録する").click()
     done(page, "本人を登録しました。")
     person = page.url
     page.goto(consultation)
+    if dates and applied:
+        page.get_by_label(re.compile("^利用申込の日")).fill(dates.day(applied))
     page.get_by_role("button", name="利用申込を受け付ける").click()
     done(page, "利用申込を受け付けました。")
     return person

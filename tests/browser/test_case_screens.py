@@ -6,9 +6,8 @@ assesses him, drafts the plan with him, holds the 支援調整会議; the munici
 the 支援決定 (offered to nobody else); monitoring; a slip to ワンエイド under a second consent is
 declined and followed up as a resource gap; the plan is evaluated (re-plan) and the case closed
 (moved away) with a follow-up period. Every step is dated as the story dates it, moved by the
-same whole days the demo moves it (consents are checked against today's clock); what the
-screens have no date for (the person's registration, the application, the slip) happens now,
-which is after every date the replay reads.
+same whole days the demo moves it (consents are checked against today's clock), the
+registration, the application and the slip included.
 """
 
 from __future__ import annotations
@@ -69,7 +68,16 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
         主訴="仕事の相談をしたい",
         相談内容の記録="酒に酔っている様子。まず会うことを最優先。",
     )
-    person = register_applicant(page, consultation, "画面", "エー", "男性")
+    person = register_applicant(
+        page,
+        consultation,
+        "画面",
+        "エー",
+        "男性",
+        DATES,
+        registered="2025-04-09T14:00",
+        applied="2025-04-09T14:30",
+    )
     record_consent(
         page,
         DATES,
@@ -227,6 +235,8 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
         *(CATEGORY[c] for c in ("identity", "contact", "housing", "criminal_record")),
     )
     page.get_by_label(re.compile("^つなぐ理由")).fill("契約更新不可・保証人なし")
+    page.get_by_label(re.compile("^送付日")).fill(DATES.day("2025-06-20T10:05"))
+    page.get_by_label(re.compile("^送付時刻")).fill(DATES.clock("2025-06-20T10:05"))
     page.get_by_role("button", name="つなぐシートを送る").click()
     done(page, "つなぐシートを送りました。")
     slip = page.url
@@ -333,10 +343,11 @@ def test_scenario_01_through_the_case_screens_then_replayed_as_of_2025_04_24(
 
     hellowork = could_see("hellowork-atsugi", "2025-05-01T00:00")
     checked(page, "replay-hellowork")
-    assert {"consultation", "employment"} <= hellowork
+    assert {"identity", "contact", "consultation", "employment"} <= hellowork
     assert not hellowork & {"health", "criminal_record", "housing", "mental_health"}
     oneaid = could_see("oneaid", "2025-06-21T00:00")
-    assert "criminal_record" in oneaid and not oneaid & {"health", "employment"}
+    assert {"identity", "contact", "housing", "criminal_record"} <= oneaid
+    assert not oneaid & {"health", "employment"}
     assert could_see("zama-shuno", "2025-06-21T00:00") == set()
     expect(page.get_by_text("この機関がこの時点で見られた情報はありません。")).to_be_visible()
     checked(page, "replay-shuno")

@@ -30,6 +30,7 @@ LABELS = {
     "follow_up_on": "triage.follow_up_on",
     "note": "triage.note",
     "person_id": "consultation.attach_person",
+    "application_on": "consultation.application_on",
 }
 
 
@@ -119,8 +120,15 @@ async def attach(
 
 @router.post("/consultations/{consultation_id}/application")
 async def application(
-    consultation_id: str, _: Any = Depends(check_csrf), d: Desk = Depends(desk)
+    consultation_id: str, form: Any = Depends(check_csrf), d: Desk = Depends(desk)
 ) -> Response:
+    typed = values(form, ("application_on",))
+    day = formatting.business_time(typed["application_on"])
     return await _command(
-        d, consultation_id, "application", {}, {}, "consultation.application_received"
+        d,
+        consultation_id,
+        "application",
+        {"at": day} if day else {},
+        typed,
+        "consultation.application_received",
     )

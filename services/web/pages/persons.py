@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
+from services.web import formatting
 from services.web.desk import Desk, check_csrf, desk
 from services.web.pages.forms import body, options, values
 
@@ -28,6 +29,7 @@ PERSON_FIELDS = (
 KANA_AND_NAME = ("family_name_kana", "given_name_kana", "family_name", "given_name")
 LABELS = {name: f"person.{name}" for name in PERSON_FIELDS} | {
     "q": "person.query",
+    "registered_on": "person.registered_on",
     "local_id": "person.local_id",
 }
 
@@ -84,7 +86,7 @@ async def new(consultation: str = "", d: Desk = Depends(desk)) -> Response:
 
 @router.post("/persons")
 async def register(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> Response:
-    typed = values(form, (*PERSON_FIELDS, "confirmed", "consultation"))
+    typed = values(form, (*PERSON_FIELDS, "registered_on", "confirmed", "consultation"))
     context = _register_context(d, typed["consultation"])
     if typed["confirmed"] != "1":
         # Duplicates first: the worker decides before a second record of the same person exists.
@@ -94,9 +96,13 @@ async def register(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> 
             if found.ok and found.body:
                 candidates = [(c, identity(c)) for c in found.body]
                 return d.render("person_new.html", values=typed, candidates=candidates, **context)
-    answer = await d.post("intake", "/persons", body(typed, PERSON_FIELDS))
+    request = body(typed, PERSON_FIELDS)
+    if typed["registered_on"]:
+        request["registered_at"] = formatting.business_time(typed["registered_on"])
+    answer = await d.post("intake", "/persons", request)
     if not answer.ok:
-        return d.refused_form("person_new.html", answer, {}, values=typed, **context)
+        fields = {"registered_at": "registered_on"}
+        return d.refused_form("person_new.html", answer, fields, values=typed, **context)
     person_id = answer.body["id"]
     if typed["consultation"]:
         await d.post(

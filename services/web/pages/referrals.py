@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from contracts.reference import reference
 from services.referral.referral import KINDS
+from services.web import formatting
 from services.web.desk import Desk, check_csrf, desk
 from services.web.pages.forms import body, options, values
 
@@ -117,8 +118,11 @@ async def coverage(
 
 @router.post("/referrals")
 async def send(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> Response:
-    typed = values(form, (*SEND_FIELDS, *PROVISIONAL), ("categories",))
+    typed = values(form, (*SEND_FIELDS, *PROVISIONAL, "sent_on", "sent_time"), ("categories",))
     request = body(typed, (*SEND_FIELDS, "categories"))
+    sent_at = formatting.business_time(typed["sent_on"], typed["sent_time"])
+    if sent_at:
+        request["at"] = sent_at
     if not typed["person_id"]:
         request["provisional_identity"] = body(typed, PROVISIONAL)
     answer = await d.post("referral", "/referrals", request)
@@ -127,7 +131,7 @@ async def send(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> Resp
         return d.refused_form(
             "referral_new.html",
             answer,
-            {f"provisional_identity.{name}": name for name in PROVISIONAL},
+            {f"provisional_identity.{name}": name for name in PROVISIONAL} | {"at": "sent_on"},
             values=typed,
             **context,
         )
