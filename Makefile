@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: vendor run test install lint typecheck unit integration e2e servers-up servers-down contracts bench clean
+.PHONY: vendor run test install lint typecheck unit integration e2e servers-up servers-down servers-wipe contracts bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,9 +52,14 @@ bench: $(STAMP)
 servers-up:
 	bash deploy/local/up.sh
 
+## Stops them; their data and ports are kept for the next servers-up.
 servers-down:
 	bash deploy/local/down.sh
 
+## Stops them and deletes their data (topics, offsets, databases) and ports.
+servers-wipe:
+	bash deploy/local/wipe.sh
+
 clean:
-	bash deploy/local/down.sh || true
+	bash deploy/local/wipe.sh || true
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

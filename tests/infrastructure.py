@@ -2,7 +2,8 @@
 
 Where they come from, in order: ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS`` when set;
 testcontainers when a Docker engine answers; else ``deploy/local/`` starts them on this
-machine (and stops them afterwards, if it was this run that started them).
+machine (and stops them afterwards, if it was this run that started them, deleting Kafka's
+and PostgreSQL's data: test servers hold nothing worth keeping).
 
 The OpenID provider (Keycloak with the test realm) the same way, only for tests that ask for it:
 ``KEYCLOAK_URL`` when set, else ``deploy/local/keycloak.sh``.
@@ -95,6 +96,8 @@ def provide() -> Iterator[Infrastructure]:
             )
         finally:
             if not running and not os.environ.get("TSUNAGU_KEEP_SERVERS"):
+                for server in ("kafka", "postgres"):
+                    subprocess.run(["bash", str(ROOT / f"deploy/local/{server}.sh"), "wipe"])
                 subprocess.run(["bash", str(ROOT / "deploy/local/down.sh")], check=False)
 
 

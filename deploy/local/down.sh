@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Stops the local Kafka and PostgreSQL started by up.sh and deletes their
-# state; stops the local Keycloak too, if it runs (its state is kept). Meant
-# for cleanup traps and CI post-steps, so it never fails: a server that is
-# not running is simply skipped.
+# Stops the local Kafka and PostgreSQL started by up.sh, and the local
+# Keycloak if it runs. Their data and ports are kept: up.sh brings them back
+# as they were, on the same addresses. wipe.sh deletes them. Meant for cleanup
+# traps and CI post-steps, so it never fails: a server that is not running is
+# simply skipped.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)

@@ -5,16 +5,17 @@
 # (test staff with known passwords). No Docker: the server distribution comes
 # from Maven Central (see keycloak/pom.xml) and is cached.
 #
-# Usage: deploy/local/keycloak.sh start|stop|status|env
+# Usage: deploy/local/keycloak.sh start|stop|status|env|wipe
 #
 # stdout carries only machine-readable output (KEYCLOAK_URL=...), progress and
 # errors go to stderr, so `eval "$(keycloak.sh start)"` works.
 #
-# Unlike kafka.sh, `stop` keeps the state: the port (it is part of the token
-# issuer, so it must not move between restarts) and the database (a restart
-# with the schema and realm already in place is twice as fast). The realm is
+# As with kafka.sh and postgres.sh, `stop` keeps the state: the port (it is
+# part of the token issuer, so it must not move between restarts) and the
+# database (a restart with the schema and realm already in place is twice as
+# fast). The realm is
 # imported again, on a fresh database, whenever the realm file has changed.
-# Delete <local>/keycloak after `stop` to start from nothing.
+# `wipe` stops it and deletes that state, to start from nothing.
 #
 # Environment:
 #   TSUNAGU_CACHE_DIR                distribution cache   (default ~/.cache/tsunagu)
@@ -294,6 +295,14 @@ cmd_stop() {
   resolve_local_dir
   take_lock keycloak 600
   stop_server
+}
+
+cmd_wipe() {
+  resolve_local_dir
+  take_lock keycloak 600
+  stop_server quiet
+  rm -rf "$STATE_DIR"
+  log "stopped; port and database deleted"
 }
 
 cmd_status() {

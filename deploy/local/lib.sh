@@ -1,6 +1,7 @@
 # Shared by kafka.sh, postgres.sh and keycloak.sh; sourced, never run. The
 # sourcing script sets NAME (its own name, for messages) and defines its
-# cmd_start, cmd_stop, cmd_status and cmd_env; those that run a server
+# cmd_start, cmd_stop (keeps the server's data), cmd_wipe (stops it and
+# deletes its data), cmd_status and cmd_env; those that run a server
 # process also define is_ours PID and set PID_FILE and STOP_GRACE_SECONDS.
 
 log() { printf '%s: %s\n' "$NAME" "$*" >&2; }
@@ -168,8 +169,9 @@ main() {
     stop) cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    wipe) cmd_wipe ;;
     *)
-      echo "usage: $0 start|stop|status|env" >&2
+      echo "usage: $0 start|stop|status|env|wipe" >&2
       exit 2
       ;;
   esac

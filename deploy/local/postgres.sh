@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# A throw-away PostgreSQL server (Debian's packages, no Docker) listening on
-# 127.0.0.1 only, for tests and the distributed run mode. It is tuned for
-# speed, not durability (fsync=off): never point it at data you want to keep.
+# A PostgreSQL server (Debian's packages, no Docker) listening on 127.0.0.1
+# only, for tests and the distributed run mode. It is tuned for speed, not
+# durability (fsync=off): a crash of the machine may lose its data.
 # TSUNAGU_PG_DURABLE=1 keeps PostgreSQL's durable defaults instead: the
 # benchmarks measure against a server configured as production runs it.
 #
-# Usage: deploy/local/postgres.sh start|stop|status|env
+# Usage: deploy/local/postgres.sh start|stop|status|env|wipe
 #
 # stdout carries only machine-readable output (DATABASE_URL=...), progress
 # and errors go to stderr, so `eval "$(postgres.sh start)"` works.
+#
+# `stop` shuts the server down cleanly and keeps its data dir and port, so
+# that `start` brings back the same databases on the same DATABASE_URL.
+# `wipe` stops it and deletes them.
 #
 # Environment:
 #   TSUNAGU_LOCAL_DIR            runtime state (default <repo>/var/local)
@@ -149,6 +153,36 @@ pick_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+port_is_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PY
+}
+
+# The port is chosen once and kept: it is in DATABASE_URL, which var/local/env
+# and every running client hold.
+choose_port() {
+  local port=""
+  if [[ -f $STATE_DIR/port ]]; then
+    port=$(<"$STATE_DIR/port")
+    if ! port_is_free "$port"; then
+      log "warning: port $port, used before, is taken by another process; DATABASE_URL changes"
+      port=""
+    fi
+  fi
+  [[ -n $port ]] || port=$(pick_port)
+  [[ $port =~ ^[0-9]+$ ]] || die "could not pick a free port"
+  printf '%s\n' "$port"
+}
+
 psql_admin() {
   "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d postgres "${@:2}"
 }
@@ -238,7 +272,7 @@ EOF
 launch_and_wait() {
   local data=$1 port socket_dir=$1 server_log=$1/server.log deadline
   if ((${#data} > MAX_SOCKET_DIR_LEN)); then socket_dir=$TMP_BASE; fi
-  port=$(pick_port) || die "could not pick a free port"
+  port=$(choose_port)
   write_config "$data" "$port" "$socket_dir"
   : >"$server_log"
   if is_root; then chown "$PG_OS_USER:$PG_OS_USER" "$server_log"; fi
@@ -250,6 +284,7 @@ launch_and_wait() {
     </dev/null >"$STATE_DIR/pg_ctl.log" 2>&1 9>&-; then
     if grep -qE 'could not bind|Address already in use' "$server_log" 2>/dev/null; then
       log "port $port was taken before the server bound it"
+      rm -f "$STATE_DIR/port"
       return 2
     fi
     print_logs "$STATE_DIR/pg_ctl.log" "$server_log"
@@ -269,9 +304,13 @@ launch_and_wait() {
     sleep 0.2
   done
 
-  if ! psql_admin "$port" \
-    -c "CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASSWORD'" \
-    -c "CREATE DATABASE $DB_NAME OWNER $DB_USER" >"$STATE_DIR/setup.log" 2>&1 ||
+  # Only on a new data dir do they not exist yet.
+  if ! psql_admin "$port" >"$STATE_DIR/setup.log" 2>&1 <<SQL ||
+SELECT 'CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD ''$DB_PASSWORD'''
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
+SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
+SQL
     ! "$PSQL" -X -q -v ON_ERROR_STOP=1 "$(database_url "$port")" -c 'select 1' >>"$STATE_DIR/setup.log" 2>&1; then
     print_logs "$STATE_DIR/setup.log" "$server_log"
     log "creating role/database $DB_NAME failed"
@@ -289,7 +328,7 @@ cmd_start() {
     return 0
   fi
   command -v python3 >/dev/null 2>&1 || die "python3 is required (picks a free port)"
-  # Leftovers of a crashed server would make initdb refuse the data dir.
+  # A postmaster of this data dir whose bookkeeping was lost would hold it.
   stop_server quiet
 
   local t0 data attempt rc=1
@@ -309,19 +348,22 @@ cmd_start() {
   mkdir -p "$STATE_DIR"
   # The server's OS user has to traverse this directory to reach data/.
   chmod 755 "$STATE_DIR"
-  data=$(choose_data_dir)
-  printf '%s\n' "$data" >"$STATE_DIR/datadir"
-  init_cluster "$data"
+  # A data dir of an earlier run is started again as it is.
+  if ! data=$(recorded_data_dir) || [[ ! -f $data/PG_VERSION ]]; then
+    data=$(choose_data_dir)
+    rm -rf "$data"
+    printf '%s\n' "$data" >"$STATE_DIR/datadir"
+    init_cluster "$data"
+  fi
   for ((attempt = 1; attempt <= START_ATTEMPTS; attempt++)); do
     rc=0
     launch_and_wait "$data" || rc=$?
     ((rc == 2)) || break
   done
   if ((rc != 0)); then
-    # The data dir is wiped below; keep the logs for a post-mortem.
     cat "$STATE_DIR"/*.log "$data/server.log" >"$LOCAL_DIR/postgres-failure.log" 2>/dev/null || true
     stop_server quiet
-    die "PostgreSQL did not start (logs kept in $LOCAL_DIR/postgres-failure.log)"
+    die "PostgreSQL did not start (logs kept in $LOCAL_DIR/postgres-failure.log; its data is kept, \`$0 wipe\` deletes it)"
   fi
   env_line >"$ENV_FILE"
   log "PostgreSQL $("$BINDIR/postgres" -V | awk '{print $3}') ready on 127.0.0.1:$(<"$STATE_DIR/port") (data $data); server start took $(elapsed_s "$t_start")s, total $(elapsed_s "$t0")s"
@@ -340,6 +382,7 @@ postmasters_for() {
   done
 }
 
+# Stops the server and keeps its data dir and port; see the header.
 stop_server() {
   local quiet=${1:-} data pid pids=() deadline
   if data=$(recorded_data_dir); then
@@ -350,8 +393,9 @@ stop_server() {
       local bindir
       bindir=$(readlink "/proc/$pid/exe")
       bindir=$(dirname "${bindir% (deleted)}")
-      # Immediate: the data is thrown away anyway, no need for a checkpoint.
-      as_pg "$bindir/pg_ctl" stop -D "$data" -m immediate -w -t 20 </dev/null >/dev/null 2>&1 9>&- || true
+      # Fast: open sessions are ended and a checkpoint written, so the next
+      # start needs no recovery.
+      as_pg "$bindir/pg_ctl" stop -D "$data" -m fast -w -t 30 </dev/null >/dev/null 2>&1 9>&- || true
     elif [[ -z $quiet ]]; then
       log "not running"
     fi
@@ -362,14 +406,9 @@ stop_server() {
       deadline=$((SECONDS + 10))
       while ((SECONDS < deadline)) && [[ -n $(postmasters_for "$data") ]]; do sleep 0.2; done
     fi
-    rm -rf "$data"
   elif [[ -z $quiet ]]; then
     log "not running"
   fi
-  if [[ -e $TMP_BASE ]]; then
-    rm -rf "$TMP_BASE" 2>/dev/null || log "warning: could not remove $TMP_BASE"
-  fi
-  rm -rf "$STATE_DIR"
   rm -f "$ENV_FILE"
 }
 
@@ -377,6 +416,19 @@ cmd_stop() {
   resolve_local_dir
   take_lock postgres 300
   stop_server
+}
+
+cmd_wipe() {
+  local data
+  resolve_local_dir
+  take_lock postgres 300
+  stop_server quiet
+  if data=$(recorded_data_dir); then rm -rf "$data"; fi
+  if [[ -e $TMP_BASE ]]; then
+    rm -rf "$TMP_BASE" 2>/dev/null || log "warning: could not remove $TMP_BASE"
+  fi
+  rm -rf "$STATE_DIR"
+  log "stopped; data dir and port deleted"
 }
 
 cmd_status() {

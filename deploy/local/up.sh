@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local PostgreSQL and Kafka used by tests and the distributed run
-# mode (both idempotent: already-running servers are reused), then writes
+# mode (both idempotent: already-running servers are reused, stopped ones come
+# back with their data on the same ports), then writes
 # <local>/env and prints its `export KEY=VALUE` lines on stdout. Progress goes
 # to stderr, so both of these work:
 #   eval "$(deploy/local/up.sh)"
