@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import disclosure
@@ -28,6 +28,7 @@ from services.meeting.meeting import Meeting
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration
 from services.platform.auth import authenticated_staff
+from services.platform.pagination import Key, Page, after_cursor, page, respond
 from services.projection.store import ViewStore
 
 Text = Field(min_length=1, max_length=20000)
@@ -405,11 +406,18 @@ def build_router(
 
     @router.get("/cases", response_model=list[CaseResponse])
     def cases(
-        status: Literal["open", "closed"] | None = None, staff: Staff = Caller
+        request: Request,
+        response: Response,
+        status: Literal["open", "closed"] | None = None,
+        asked: Page = Depends(page),
+        staff: Staff = Caller,
     ) -> list[CaseResponse]:
-        """The caller's agency's cases, oldest first; ``status`` keeps the open or closed ones."""
+        """The caller's agency's cases, oldest first, a page at a time; ``status`` keeps the
+        open or closed ones."""
         closed = None if status is None else status == "closed"
-        return [CaseResponse.of(c) for c in meetings.cases_held(staff, closed)]
+        held = sorted(meetings.cases_held(staff, closed), key=_case_order)
+        rows = after_cursor(held, _case_order, asked)
+        return [CaseResponse.of(c) for c in respond(rows, _case_order, asked, request, response)]
 
     @router.get("/persons/{person_id}/case", response_model=CaseResponse)
     def case_of_person(person_id: UUID, staff: Staff = Caller) -> CaseResponse:
@@ -499,9 +507,18 @@ def build_router(
         return meeting_reply(meetings.schedule_meeting(staff, command))
 
     @router.get("/meetings", response_model=list[MeetingResponse])
-    def organised(staff: Staff = Caller) -> list[MeetingResponse]:
-        """The meetings the caller's agency organises, the latest scheduled first."""
-        return [MeetingResponse.of(m) for m in meetings.meetings_organised(staff)]
+    def organised(
+        request: Request,
+        response: Response,
+        asked: Page = Depends(page),
+        staff: Staff = Caller,
+    ) -> list[MeetingResponse]:
+        """The meetings the caller's agency organises, the latest scheduled first, a page at a
+        time."""
+        latest_first = sorted(meetings.meetings_organised(staff), key=_meeting_order, reverse=True)
+        found = after_cursor(latest_first, _meeting_order, asked, descending=True)
+        shown = respond(found, _meeting_order, asked, request, response)
+        return [MeetingResponse.of(m) for m in shown]
 
     @router.get("/persons/{person_id}/meetings", response_model=list[MeetingResponse])
     def meetings_of_person(person_id: UUID, staff: Staff = Caller) -> list[MeetingResponse]:
@@ -602,3 +619,11 @@ def build_router(
         )
 
     return router
+
+
+def _case_order(case: SupportCase) -> Key:
+    return (case.opened_at.isoformat(), str(case.id))
+
+
+def _meeting_order(meeting: Meeting) -> Key:
+    return (meeting.scheduled_for.isoformat(), str(meeting.id))

@@ -101,14 +101,17 @@ def page(
     return Page(limit, decode_cursor(cursor) if cursor else None)
 
 
-def after_cursor(items: Iterable[T], key: Callable[[T], Key], asked: Page) -> list[T]:
+def after_cursor(
+    items: Iterable[T], key: Callable[[T], Key], asked: Page, *, descending: bool = False
+) -> list[T]:
     """A page of rows already in ``key`` order in memory (an event store's lists), read as a
-    query would: the rows after the cursor, one more than the limit."""
+    query would: the rows after the cursor, one more than the limit. ``descending``: the rows
+    are in falling ``key`` order (the latest first)."""
     found: list[T] = []
     for item in items:
         at = key(item)
         after = asked.after_key(len(at))
-        if after is None or at > after:
+        if after is None or (at < after if descending else at > after):
             found.append(item)
             if len(found) == asked.fetch:
                 break

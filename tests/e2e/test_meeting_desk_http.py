@@ -292,3 +292,32 @@ def test_a_member_whose_membership_has_ended_would_not_see_the_item(
     tomorrow = soon(1)
     future = client.get(url, params={"categories": "consultation", "at": tomorrow}, headers=auth())
     assert future.status_code == 422 and future.json()["problems"][0]["field"] == "at"
+
+
+def test_the_case_list_pages_by_link_with_nothing_lost_or_repeated(
+    client: TestClient, auth: Auth
+) -> None:
+    opened = {open_case(client, auth, applicant(client, auth, name))["id"] for name in "甲乙丙"}
+    first = client.get("/meeting/cases", params={"limit": 2}, headers=auth())
+    assert len(first.json()) == 2 and "next" in first.links
+    rest = client.get(first.links["next"]["url"], headers=auth())
+    assert "next" not in rest.links
+    listed = [c["id"] for c in first.json() + rest.json()]
+    assert len(listed) == len(set(listed)) and set(listed) == opened
+
+
+def test_the_meeting_list_pages_latest_first_by_link(client: TestClient, auth: Auth) -> None:
+    case = open_case(client, auth, applicant(client, auth))
+    scheduled = [
+        schedule(
+            client,
+            auth,
+            {"kind": "regular_coordination", "scheduled_for": soon(d), "case_ids": [case["id"]]},
+        )["id"]
+        for d in (3, 9, 6)
+    ]
+    first = client.get("/meeting/meetings", params={"limit": 2}, headers=auth())
+    rest = client.get(first.links["next"]["url"], headers=auth())
+    assert "next" not in rest.links
+    listed = [m["id"] for m in first.json() + rest.json()]
+    assert listed == [scheduled[1], scheduled[2], scheduled[0]]
