@@ -26,6 +26,7 @@ from services.web.pages import (
     home,
     meetings,
     persons,
+    privacy,
     referrals,
     replay,
     reports,
@@ -102,6 +103,7 @@ def build_web(settings: Settings, services: Services) -> FastAPI:
         meetings,
         replay,
         vital_interest,
+        privacy,
     ):
         app.include_router(page.router)
 

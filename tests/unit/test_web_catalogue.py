@@ -22,7 +22,7 @@ from services.projection.person_facts import _NAMING as NAMING
 from services.referral.referral import FOLLOW_UPS, KINDS, MOVES
 from services.web import formatting, presenting
 from services.web.catalogue import LOCALES, Translator, messages
-from services.web.pages import replay
+from services.web.pages import privacy, replay
 
 pytestmark = pytest.mark.unit
 
@@ -61,6 +61,9 @@ def codes() -> list[tuple[str, str]]:
         "meeting_move": MEETING_MOVES,
         "event": [schema.name for schema in events.latest_versions()],
         "replay.mode": replay.MODES,
+        "audit_view": privacy.VIEWS,
+        "finding": privacy.FINDINGS,
+        "basis_reason": disclosure.BASES,
     }
     return [(kind, code) for kind, values in kinds.items() for code in values]
 
