@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.reference import MUNICIPALITY, reference
+
 ROLES = (
     "caseworker",  # 相談支援員 and desk staff who record and refer
     "supervisor",  # may declare a vital-interest emergency
@@ -22,3 +24,12 @@ class Staff:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    def scope(self, role: str) -> str | None:
+        """How far this staff member's oversight ``role`` reaches: ``municipality`` or
+        ``own_agency`` as the reference data grants it to the agency; None without the role."""
+        return reference().scope(role, self.agency) if self.has_role(role) else None
+
+    def oversees_municipality(self, *roles: str) -> bool:
+        """Whether one of ``roles`` reaches across the staff member's whole municipality."""
+        return any(self.scope(role) == MUNICIPALITY for role in roles)

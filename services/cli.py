@@ -37,6 +37,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             staff_id=args.staff,
             agency=args.agency,
             roles=args.role or ["caseworker"],
+            municipality=args.municipality,
             ttl_seconds=args.ttl,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
@@ -283,6 +284,10 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--agency", required=True)
     token.add_argument("--role", action="append", help="repeat for several roles")
     token.add_argument("--staff", required=True)
+    token.add_argument(
+        "--municipality",
+        help="全国地方公共団体コード (e.g. 142158); default: the agency's own municipality",
+    )
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds")
     token.set_defaults(handler=_token)
 

@@ -20,7 +20,7 @@ from fastapi import Request
 
 from contracts.errors import Forbidden, Unauthenticated
 from contracts.identity import ROLES, Staff
-from contracts.reference import reference
+from contracts.reference import OVERSIGHT_ROLES, reference
 from services.platform.settings import Settings
 
 DEV_KEY_FILE = "dev-jwt-secret"
@@ -60,13 +60,20 @@ def mint_token(
         "sub": staff_id,
         "agency": agency,
         "roles": roles,
-        "municipality": municipality or reference().municipality_code,
+        "municipality": municipality or _municipality_of(agency),
         "iat": issued,
         "exp": issued + ttl_seconds,
         "iss": issuer,
         "aud": audience,
     }
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _municipality_of(agency: str) -> str:
+    """The agency's own municipality; the deployment's first for an agency it does not know
+    (a token the verifier will refuse)."""
+    known = reference().agency(agency)
+    return known.municipality if known is not None else reference().municipality_code
 
 
 class TokenVerifier:
@@ -135,6 +142,16 @@ class TokenVerifier:
         unknown = sorted(set(roles) - set(ROLES))
         if unknown:
             raise Forbidden(f"unknown roles {unknown}; known: {list(ROLES)}")
+        # Oversight roles are granted per agency in the reference data: a token carrying one
+        # its agency may not hold is refused whatever signed it.
+        for role in sorted(set(roles) & set(OVERSIGHT_ROLES)):
+            if reference().scope(role, agency_id) is None:
+                raise Forbidden(
+                    f"role {role!r} may not be held in agency {agency_id!r}: the reference "
+                    "data does not grant it there",
+                    role=role,
+                    agency=agency_id,
+                )
         # An identity provider's subject is its own opaque id (Keycloak: a UUID); the
         # municipality's staff number, where the provider carries one, is what the records name.
         staff_id = claims.get("staff_id", claims["sub"])

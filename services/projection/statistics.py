@@ -306,8 +306,8 @@ def guide_for(month: str) -> dict[str, Any] | None:
 
 
 def _population(municipality: str) -> int | None:
-    own = reference().raw["municipality"]
-    return int(own["population"]) if str(own["code"]) == municipality else None
+    known = reference().municipalities.get(municipality)
+    return known.population if known is not None else None
 
 
 def _per_100k(value: Figure, population: int | None) -> Figure:

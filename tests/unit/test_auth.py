@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
-from contracts.errors import Unauthenticated
+from contracts.errors import Forbidden, Unauthenticated
+from services.cli import main
 from services.platform.auth import TokenVerifier, dev_secret, mint_token
 from services.platform.settings import Settings
 from services.wiring import embedded_app
@@ -106,6 +107,67 @@ def test_unknown_agency_municipality_or_role_gets_403(client: TestClient) -> Non
         raw = mint_token(JWT_SECRET, staff_id="s", **claims)  # type: ignore[arg-type]
         response = client.get("/views/consultations", headers={"Authorization": f"Bearer {raw}"})
         assert response.status_code == 403, claims
+
+
+@pytest.mark.parametrize(
+    ("agency", "role"),
+    [
+        ("oneaid", "meeting_organiser"),  # an NPO replaying what the office holds
+        ("minsei", "supervisor"),  # a volunteer declaring a vital interest
+        ("seikatsuclub", "supervisor"),
+        ("zama-shakyo", "approver"),  # only the municipality approves plans
+        ("minsei", "privacy_officer"),
+        ("ebina-shakyo", "meeting_organiser"),
+    ],
+)
+def test_an_oversight_role_the_agency_may_not_hold_is_refused_naming_both(
+    client: TestClient, agency: str, role: str
+) -> None:
+    raw = mint_token(JWT_SECRET, staff_id="s", agency=agency, roles=["caseworker", role])
+    response = client.get("/views/consultations", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 403
+    body = response.json()
+    assert role in body["message"] and agency in body["message"]
+    assert (body["role"], body["agency"]) == (role, agency)
+
+
+@pytest.mark.parametrize(
+    ("agency", "role"),
+    [
+        ("zama-jiritsu", "privacy_officer"),
+        ("oneaid", "privacy_officer"),  # over its own agency only
+        ("zama-kodomo", "supervisor"),
+        ("ebina-jiritsu", "approver"),
+    ],
+)
+def test_an_oversight_role_the_reference_grants_is_accepted(
+    client: TestClient, agency: str, role: str
+) -> None:
+    raw = mint_token(JWT_SECRET, staff_id="s", agency=agency, roles=[role])
+    response = client.get("/views/consultations", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200, response.text
+
+
+def test_a_token_names_the_agencys_own_municipality_unless_told(tmp_path: Path) -> None:
+    verifier = TokenVerifier(Settings(var_dir=tmp_path, jwt_secret=JWT_SECRET))
+    ebina = verifier.verify(mint_token(JWT_SECRET, staff_id="s", agency="ebina-jiritsu", roles=[]))
+    assert ebina.municipality == "142158"
+    stated = mint_token(
+        JWT_SECRET, staff_id="s", agency="ebina-jiritsu", roles=[], municipality="142182"
+    )
+    with pytest.raises(Forbidden, match="does not belong to municipality 142182"):
+        verifier.verify(stated)
+
+
+def test_the_token_command_takes_a_municipality(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TSUNAGU_JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("TSUNAGU_VAR_DIR", str(tmp_path))
+    argv = ["token", "--agency", "ebina-jiritsu", "--staff", "e001", "--municipality", "142158"]
+    assert main(argv) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert (claims["agency"], claims["municipality"]) == ("ebina-jiritsu", "142158")
 
 
 def test_dev_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
