@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from contracts.reference import reference
+from services.platform.pagination import MAX_LIMIT
 from services.web import formatting
 from services.web.client import Answer
 from services.web.desk import Desk, check_csrf, desk
@@ -21,6 +22,7 @@ from services.web.pages.forms import body, options, values
 from services.web.pages.steps import WHEN_FIELDS, lines, refusal, when
 
 router = APIRouter()
+PAGE = 20
 INDIVIDUAL, REGULAR, ARTICLE9 = (
     "individual_coordination",
     "regular_coordination",
@@ -75,13 +77,14 @@ def organises(d: Desk) -> bool:
 
 
 @router.get("/meetings")
-async def organised(d: Desk = Depends(desk)) -> Response:
-    listed = await d.get("meeting", "/meetings")
+async def organised(cursor: str | None = None, d: Desk = Depends(desk)) -> Response:
+    listed = await d.get("meeting", "/meetings", limit=PAGE, cursor=cursor)
     return d.render(
         "meetings.html",
         meetings=listed.body if listed.ok else [],
         organises=organises(d),
         person_id=None,
+        cursor=listed.next_cursor,
     )
 
 
@@ -94,7 +97,8 @@ async def of_person(person_id: str, d: Desk = Depends(desk)) -> Response:
 async def _schedule_context(d: Desk, kind: str) -> dict[str, Any]:
     cases: list[tuple[str, str]] = []
     if kind == REGULAR:
-        found = await d.get("meeting", "/cases", status="open")
+        # A regular meeting reviews the open cases: the most a page holds, in one list.
+        found = await d.get("meeting", "/cases", status="open", limit=MAX_LIMIT)
         cases = [(c["id"], _case_label(d, c)) for c in (found.body if found.ok else [])]
     return {
         "kind": kind,
