@@ -10,7 +10,7 @@ API with the officer's own token: the API decides who may ask, and its refusals 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -80,12 +80,16 @@ class Seen:
         return bool(self.entry["kind"] == DENIED)
 
 
-def grounds(bases: Mapping[str, Mapping[str, str | None]]) -> list[Ground]:
-    """The categories an entry showed, grouped by the basis (and its id) that allowed them,
-    in the reference data's order of categories (as a person view lists them)."""
+def in_category_order(categories: Iterable[str]) -> list[str]:
+    """Categories in the reference data's order, as a person view lists them."""
     order = reference().data_categories
+    return sorted(categories, key=lambda c: order.index(c) if c in order else len(order))
+
+
+def grounds(bases: Mapping[str, Mapping[str, str | None]]) -> list[Ground]:
+    """The categories an entry showed, grouped by the basis (and its id) that allowed them."""
     found: dict[tuple[str, str | None], list[str]] = {}
-    for category in sorted(bases, key=lambda c: order.index(c) if c in order else len(order)):
+    for category in in_category_order(bases):
         basis = bases[category]
         found.setdefault((str(basis["basis"]), basis["basis_id"]), []).append(category)
     return [Ground(basis, basis_id, shown) for (basis, basis_id), shown in found.items()]
@@ -127,7 +131,7 @@ def period(since: str, until: str) -> Period:
             except ValueError:
                 errors[name] = "date_parsing"
     if not errors and len(days) == 2 and days["until"] < days["since"]:
-        errors["until"] = "after_period_from"
+        errors["until"] = "not_before_since"
     return Period(since, until, errors)
 
 
@@ -161,6 +165,9 @@ async def console(q: str = "", d: Desk = Depends(desk)) -> Response:
         "results": None,
     }
     pending = await d.get("views", "/audit/vital-interest/pending")
+    if pending.status == 403:
+        # The audit API refuses this user: nothing here would answer them.
+        return d.render("privacy.html", status=403, refused=True, **context)
     context["pending"] = len(pending.body) if pending.ok else None
     if q.strip():
         answer = await d.get("views", "/persons/search", q=q.strip(), limit=PAGE)
@@ -251,6 +258,9 @@ async def revocation_impact(consent_id: str = "", d: Desk = Depends(desk)) -> Re
     if not consent_id.strip():
         return d.render("privacy_consent.html", impact=None, labels=LABELS, values={})
     impact = await d.read("views", f"/audit/consents/{consent_id.strip()}/impact")
+    impact["categories"] = in_category_order(impact["categories"])
+    for purge in impact["purged"]:
+        purge["categories"] = in_category_order(purge["categories"])
     return d.render(
         "privacy_consent.html",
         impact=impact,
@@ -303,7 +313,7 @@ async def proof(position: int, d: Desk = Depends(desk)) -> Response:
         replay=replay,
         bases=[
             (c, entry["bases"].get(c), rebuilt.get(c))
-            for c in dict.fromkeys([*entry["bases"], *rebuilt])
+            for c in in_category_order({**rebuilt, **entry["bases"]})
         ],
         document=document,
         person_shaped=isinstance((document or {}).get("categories"), list),
