@@ -9,8 +9,8 @@ Tax information (地方税法第22条) is shared only on the first two.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -114,6 +114,13 @@ class PersonRecord:
     memberships: tuple[MeetingMembership, ...] = ()
     vital_interests: tuple[VitalInterest, ...] = ()
 
+    def without_own(self, agency: str) -> PersonRecord:
+        """The person as ``decide`` must see them for a fact ``agency`` did not record: its own
+        record of other facts of the same category (a local id it filed, a slip it sent) is no
+        basis for this one."""
+        recorded_by = {c: a - {agency} for c, a in self.recorded_by.items() if a - {agency}}
+        return replace(self, recorded_by=recorded_by)
+
 
 @dataclass(frozen=True)
 class Allow:
@@ -177,7 +184,10 @@ def _check_purpose(purpose: str) -> None:
 def decide(
     viewer: Viewer, person: PersonRecord, category: str, purpose: str, at: datetime
 ) -> Decision:
-    """Whether ``viewer``'s agency may see ``category`` of ``person`` for ``purpose`` at ``at``."""
+    """Whether ``viewer``'s agency may see ``category`` of ``person`` for ``purpose`` at ``at``.
+
+    ``own_record`` answers for the category as a whole: a view shows an agency the facts it
+    recorded itself on it, and any other fact only as ``decide_fact`` allows."""
     _check(category, purpose)
     agency = viewer.agency
 
@@ -227,6 +237,24 @@ def decide(
     else:
         missing.append("no vital-interest declaration")
     return Deny(f"no basis for {agency} to see {category} of this person: " + ", ".join(missing))
+
+
+def decide_fact(
+    viewer: Viewer,
+    person: PersonRecord,
+    category: str,
+    recorded_by: Collection[str],
+    purpose: str,
+    at: datetime,
+) -> Decision:
+    """``decide`` for one fact, recorded by the agencies ``recorded_by`` (both ends, for a
+    referral's status): own record means the viewer's agency recorded this very fact. Any
+    other fact of the person, even of a category the agency holds facts of, needs a consent, a
+    支援会議 membership or a vital-interest declaration."""
+    _check(category, purpose)
+    if viewer.agency in recorded_by:
+        return Allow("own_record", None)
+    return decide(viewer, person.without_own(viewer.agency), category, purpose, at)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from contracts.reference import reference
 from services.scenarios import (
     JST,
     Played,
@@ -20,6 +21,10 @@ from services.scenarios import (
     load_scenarios,
     step_time,
 )
+
+ORGANISER = "meeting_organiser"
+# The stories' municipality's organiser, whose replay reaches every agency there.
+MUNICIPAL_ORGANISER = "zama-jiritsu"
 
 
 def play_all(player: ScenarioPlayer) -> dict[str, Played]:
@@ -98,11 +103,16 @@ class ViewChecks:
         return response.json()
 
     def seen(self, story: Played, agency: str, on: str) -> dict[str, Any]:
-        """What ``agency`` could see on the (shifted) date, recorded under a request id."""
+        """What ``agency`` could see on the (shifted) date, recorded under a request id.
+
+        Asked by the agency's own organiser where the reference data grants it one (an
+        organiser replays only its own agency's view), else by the municipality's.
+        """
         request_id = f"check-{uuid.uuid4()}"
         at = quote(story.when(on))
         path = f"/persons/{story.person}/as-of?at={at}&agency={agency}&back_entered=true"
-        reply = self.get(path, agency, "meeting_organiser", request_id)
+        asker = agency if reference().scope(ORGANISER, agency) else MUNICIPAL_ORGANISER
+        reply = self.get(path, asker, ORGANISER, request_id)
         self.requests.setdefault(story.person, []).append((request_id, reply))
         categories: dict[str, Any] = reply["agency_view"]["categories"]
         return categories
@@ -135,7 +145,8 @@ class ViewChecks:
         entries = {e["request_id"]: e for e in self.audit_of(story.person, **window)}
         shown = 0
         for request_id, reply in self.requests[story.person]:
-            showed = {
+            # The case as the asker sees it now, and what it may see of the agency's view then.
+            showed = set(reply["state"]) | {
                 c for c, e in reply["agency_view"]["categories"].items() if e["fields"] is not None
             }
             if not showed:

@@ -74,6 +74,7 @@ TABLES = (
 # The purposes an agency's standing view serves; a category shown under any of them is shown,
 # with the basis of the first purpose that allows it.
 VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
+OWN_RECORD = "own_record"
 POLICY_VIEWER = "projection"
 SWEEP_CAUSE = "basis ended (expired or lapsed)"
 READ_CAUSE = "basis ended (found when the view was read)"
@@ -149,6 +150,37 @@ def visible_to(agency: str, fact: dict[str, Any]) -> bool:
     return audience is None or agency in json.loads(audience)
 
 
+def own_fact(agency: str, fact: dict[str, Any]) -> bool:
+    """Whether ``agency`` recorded the fact itself: the agency that recorded it, or one of the
+    agencies it is limited to (a referral's status is both ends' own record)."""
+    if fact["agency"] == agency:
+        return True
+    audience = fact.get("audience")
+    return audience is not None and agency in json.loads(audience)
+
+
+class FactBases:
+    """``decide``'s answers for one agency at one instant, fact by fact: the facts it recorded
+    itself on its own record; every other fact, even of a category it holds facts of, only on
+    a consent, a 支援会議 membership or a vital-interest declaration (``decide_fact``)."""
+
+    def __init__(self, agency: str, record: disclosure.PersonRecord, at: datetime) -> None:
+        self.agency, self._record, self._at = agency, record, at
+        self.categories = allowed_categories(agency, record, at)
+        self._others: dict[str, Allowed] | None = None
+
+    def of(self, fact: dict[str, Any]) -> Allowed | None:
+        """The basis on which the agency may see ``fact`` (a row with its category, recording
+        agency and audience), or None."""
+        grant = self.categories.get(fact["category"])
+        if grant is None or grant.basis != OWN_RECORD or own_fact(self.agency, fact):
+            return grant
+        if self._others is None:
+            without = self._record.without_own(self.agency)
+            self._others = allowed_categories(self.agency, without, self._at)
+        return self._others.get(fact["category"])
+
+
 def _named(record: disclosure.PersonRecord) -> set[str]:
     """Every agency some basis names: no other can be allowed anything."""
     named = {agency for agencies in record.recorded_by.values() for agency in agencies}
@@ -184,18 +216,18 @@ def refresh_changes(
     # Only an agency some basis names can be allowed anything, and only one holding rows can
     # lose any: the others (thousands, in a national reference) have nothing to refresh.
     for agency in sorted((named | held.keys()) & reference().agencies.keys()):
-        allowed = allowed_categories(agency, record, now) if agency in named else {}
-        grants = {
-            category: (grant.basis, grant.basis_id, utc(grant.valid_until))
-            if grant.valid_until
-            else (grant.basis, grant.basis_id, None)
-            for category, grant in allowed.items()
-        }
+        bases = FactBases(agency, record, now) if agency in named else None
         for fact, audience in zip(facts, audiences, strict=True):
             category = fact["category"]
-            if category not in grants or (audience is not None and agency not in audience):
+            if bases is None or category not in bases.categories:
                 continue
-            basis, basis_id, until = grants[category]
+            if audience is not None and agency not in audience:
+                continue
+            grant = bases.of(fact)
+            if grant is None:
+                continue
+            basis, basis_id = grant.basis, grant.basis_id
+            until = utc(grant.valid_until) if grant.valid_until else None
             key = (agency, category, fact["field"])
             wanted.add(key)
             stored = existing.get(key)
@@ -213,8 +245,10 @@ def refresh_changes(
                     "valid_until": until,
                 }
                 changes.append(Upsert("agency_view", _key(person_id, key), values))
+        # A category leaves the view where any of its rows does: another agency's facts
+        # whose basis ended, even while the agency's own facts of it stay.
         for category, row in held.get(agency, ()):
-            if category not in allowed:
+            if (agency, category, row["field"]) not in wanted:
                 lost.setdefault(agency, {})[category] = {
                     "basis": row["basis"],
                     "basis_id": row["basis_id"],

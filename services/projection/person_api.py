@@ -60,6 +60,18 @@ def _own_agency(staff: Staff, agency: str | None) -> None:
         )
 
 
+def _oversees(staff: Staff, agency: str) -> None:
+    """Another agency's view is asked only by an oversight role the reference data grants
+    over the whole municipality, and only of an agency of that municipality."""
+    if not staff.oversees_municipality(*REPLAY_ROLES):
+        raise Forbidden(
+            f"{staff.agency!r} holds its oversight roles over its own agency only (reference "
+            f"data): what {agency!r} could see is not its to ask"
+        )
+    if not reference().in_municipality(agency, staff.municipality):
+        raise Invalid("agency", "reference_code", f"no agency {agency!r} in {staff.municipality}")
+
+
 def _disclose(
     request: Request,
     staff: Staff,
@@ -299,6 +311,8 @@ def build_router(
         """
         if not any(staff.has_role(r) for r in REPLAY_ROLES):
             raise Forbidden(f"replaying a case needs one of the roles {list(REPLAY_ROLES)}")
+        if agency is not None and agency != staff.agency:
+            _oversees(staff, agency)
         at = _aware("at", at)
         now = clock()
         with views.database.transaction(snapshot=True) as tx:

@@ -17,8 +17,11 @@ from contracts import disclosure
 from contracts.reference import reference
 from services.platform.times import municipal, municipal_times
 from services.projection.agency_view import (
+    OWN_RECORD,
     POLICY_VIEWER,
     VIEW_PURPOSES,
+    Allowed,
+    FactBases,
     allowed_categories,
     visible_to,
 )
@@ -67,7 +70,7 @@ def person_view(
         if row["category"] in wanted:
             rows.setdefault(row["category"], []).append(row)
     categories = [_category(c, rows[c]) for c in wanted if c in rows]
-    shown = {c: (rows[c][0]["basis"], rows[c][0]["basis_id"]) for c in wanted if c in rows}
+    shown = {c: _basis(rows[c]) for c in wanted if c in rows}
     document = {
         "person_id": person_id,
         "agency": agency,
@@ -77,8 +80,19 @@ def person_view(
     return Disclosure(document, shown)
 
 
+def _disclosing(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row whose basis a category is shown on: where the agency's own facts and others'
+    stand side by side, the basis the others' were disclosed on, which the audit must name."""
+    return next((row for row in rows if row["basis"] != OWN_RECORD), rows[0])
+
+
+def _basis(rows: list[dict[str, Any]]) -> tuple[str, str | None]:
+    row = _disclosing(rows)
+    return row["basis"], row["basis_id"]
+
+
 def _category(category: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    first = rows[0]
+    first = _disclosing(rows)
     ends = first["valid_until"]
     fields: dict[str, Any] = {}
     records: dict[str, dict[str, Any]] = {}
@@ -154,16 +168,17 @@ def _timeline_order(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["at"], row["recorded_at"], row["row_id"])
 
 
-def _visible_to(agency: str) -> Callable[[dict[str, Any]], bool]:
-    """``visible_to`` for ``agency``, asked once per audience: a case's rows share a handful."""
-    answers: dict[str | None, bool] = {}
+def _basis_of(bases: FactBases) -> Callable[[dict[str, Any]], Allowed | None]:
+    """The basis ``bases``' agency may see a timeline row on, if any; asked once per (category,
+    recording agency, audience): a case's rows share a handful."""
+    answers: dict[tuple[str, str, str | None], Allowed | None] = {}
 
-    def check(row: dict[str, Any]) -> bool:
-        audience = row.get("audience")
-        answer = answers.get(audience)
-        if answer is None:
-            answer = answers[audience] = visible_to(agency, row)
-        return answer
+    def check(row: dict[str, Any]) -> Allowed | None:
+        key = (row["category"], row["agency"], row.get("audience"))
+        if key not in answers:
+            seen = visible_to(bases.agency, row) and row["category"] in bases.categories
+            answers[key] = bases.of(row) if seen else None
+        return answers[key]
 
     return check
 
@@ -188,7 +203,7 @@ def case_as_of(
     # Stored times are ``utc`` text: one text bound per instant compares every row.
     until = utc(at)
     known = utc(known_at) if known_at is not None else None
-    viewer_allows = allowed_categories(viewer_agency, record_from(state, person_id), now)
+    viewer_basis = _basis_of(FactBases(viewer_agency, record_from(state, person_id), now))
     rows = sorted(
         (
             row
@@ -197,13 +212,8 @@ def case_as_of(
         ),
         key=_timeline_order,
     )
-    viewer_sees = _visible_to(viewer_agency)
-    shown_rows = [
-        row
-        for row in rows
-        # Basis events (consents, declarations) carry scopes, not the person's data.
-        if row["category"] is None or (row["category"] in viewer_allows and viewer_sees(row))
-    ]
+    # Basis events (consents, declarations) carry scopes, not the person's data.
+    shown_rows = [row for row in rows if row["category"] is None or viewer_basis(row)]
     # Every summary shown, parsed by one call as one JSON array: hundreds of ``json.loads``
     # calls cost more in their Python wrapper than in parsing.
     summaries: list[dict[str, Any]] = json.loads(
@@ -212,6 +222,7 @@ def case_as_of(
 
     timeline: list[dict[str, Any]] = []
     status: dict[str, dict[str, Any]] = {}
+    shown: Shown = {}
     for row, summary in zip(shown_rows, summaries, strict=True):
         timeline.append(
             {
@@ -226,9 +237,7 @@ def case_as_of(
         )
         if row["category"] is not None:
             status.setdefault(row["category"], {}).update(summary)
-    shown: Shown = {
-        c: (viewer_allows[c].basis, viewer_allows[c].basis_id) for c in status if c in viewer_allows
-    }
+            _note(shown, row["category"], viewer_basis(row))
     document: dict[str, Any] = {
         "person_id": person_id,
         "as_of": at.isoformat(),
@@ -238,8 +247,7 @@ def case_as_of(
     }
     if agency is not None:
         then = record_from(state, person_id, as_of=at, known_at=known_at)
-        could = allowed_categories(agency, then, at)
-        agency_sees = _visible_to(agency)
+        agency_basis = _basis_of(FactBases(agency, then, at))
         # The fields of the rows the viewer may see now, as the timeline shows them.
         fields_of = {
             row["row_id"]: summary for row, summary in zip(shown_rows, summaries, strict=True)
@@ -247,23 +255,31 @@ def case_as_of(
         seen: dict[str, dict[str, Any]] = {}
         for row in rows:
             category = row["category"]
-            if category is None or category not in could or not agency_sees(row):
+            could = agency_basis(row) if category is not None else None
+            if could is None:
                 continue
             fields = fields_of.get(row["row_id"])
             # What the agency saw, shown only where the viewer may see it now.
             entry = seen.setdefault(
                 category,
                 {
-                    "basis": could[category].basis,
-                    "basis_id": could[category].basis_id,
+                    "basis": could.basis,
+                    "basis_id": could.basis_id,
                     "fields": {} if fields is not None else None,
                 },
             )
             if entry["fields"] is not None and fields is not None:
                 entry["fields"].update(fields)
-                shown[category] = (viewer_allows[category].basis, viewer_allows[category].basis_id)
+                _note(shown, category, viewer_basis(row))
         document["agency_view"] = {"agency": agency, "categories": seen}
     return Disclosure(document, shown)
+
+
+def _note(shown: Shown, category: str, grant: Allowed | None) -> None:
+    """Record the basis a row of ``category`` was shown on; a basis other than the viewer's
+    own record wins, since that is the disclosure the audit must name."""
+    if grant is not None and (category not in shown or shown[category][0] == OWN_RECORD):
+        shown[category] = (grant.basis, grant.basis_id)
 
 
 def view_request(view: str, **params: Any) -> dict[str, Any]:

@@ -112,12 +112,12 @@ def test_unknown_agency_municipality_or_role_gets_403(client: TestClient) -> Non
 @pytest.mark.parametrize(
     ("agency", "role"),
     [
-        ("oneaid", "meeting_organiser"),  # an NPO replaying what the office holds
+        ("zama-suido", "meeting_organiser"),  # the water bureau runs no case meetings
         ("minsei", "supervisor"),  # a volunteer declaring a vital interest
         ("seikatsuclub", "supervisor"),
         ("zama-shakyo", "approver"),  # only the municipality approves plans
         ("minsei", "privacy_officer"),
-        ("ebina-shakyo", "meeting_organiser"),
+        ("ebina-nozei", "meeting_organiser"),
     ],
 )
 def test_an_oversight_role_the_agency_may_not_hold_is_refused_naming_both(

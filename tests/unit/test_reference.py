@@ -31,7 +31,8 @@ def test_oversight_roles_are_granted_per_agency_with_their_scope() -> None:
     ref = reference()
     assert ref.scope("privacy_officer", "zama-jiritsu") == MUNICIPALITY
     assert ref.scope("privacy_officer", "oneaid") == OWN_AGENCY
-    assert ref.scope("meeting_organiser", "seikatsuclub") is None
+    assert ref.scope("meeting_organiser", "seikatsuclub") == OWN_AGENCY
+    assert ref.scope("meeting_organiser", "zama-suido") is None
     assert ref.scope("supervisor", "minsei") is None
     assert ref.scope("supervisor", "oneaid") is None
     assert ref.scope("approver", "zama-shakyo") is None
