@@ -76,7 +76,7 @@ def registered_and_linked(client: TestClient, auth: Auth) -> tuple[str, str]:
 
 def identity_fields(client: TestClient, auth: Auth, person: str) -> dict[str, Any]:
     view = ok(client.get(f"/views/persons/{person}", headers=auth("zama-shakyo")))
-    [identity] = [c for c in view["categories"] if c["category"] == "identity"]
+    identity: dict[str, Any] = next(c for c in view["categories"] if c["category"] == "identity")
     return identity
 
 
