@@ -29,6 +29,10 @@ ZERO_HASH = "0" * 64
 RECORD_VIEWED, ACCESS_DENIED = "record_viewed", "access_denied"
 KINDS = (RECORD_VIEWED, ACCESS_DENIED)
 VITAL_INTEREST = "vital_interest"
+# Besides ``decide``'s bases, what a referral slip about a person not yet registered was sent
+# on (the receiver reads it on the slip's own basis).
+SLIP_BASES = ("verbal_consent", "community_concern")
+AUDIT_BASES = (*BASES, *SLIP_BASES)
 
 # Every column the entry hash covers, in the order they are stored.
 HASHED = (
@@ -47,7 +51,11 @@ HASHED = (
     "state_position",
     "response_hash",
     "reason",
+    "disclosed_by",
 )
+# Columns added after chains were first written: hashed only when set, so that the entries
+# written before them keep their hashes.
+ADDED_LATER = frozenset({"disclosed_by"})
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS audit_log (
@@ -67,7 +75,8 @@ TABLES = (
         response_hash TEXT,
         reason TEXT,
         previous_hash TEXT NOT NULL,
-        entry_hash TEXT NOT NULL
+        entry_hash TEXT NOT NULL,
+        disclosed_by TEXT
     )""",
     # One row per category shown: what finds the disclosures under one consent or declaration
     # without parsing every entry's JSON. Written in the entry's own transaction.
@@ -77,6 +86,19 @@ TABLES = (
         basis TEXT NOT NULL,
         basis_id TEXT,
         PRIMARY KEY (position, category)
+    )""",
+    # One row per agency whose record an entry disclosed (its ``disclosed_by``): what finds the
+    # disclosures an agency made. Written in the entry's own transaction.
+    """CREATE TABLE IF NOT EXISTS audit_discloser (
+        position BIGINT NOT NULL,
+        agency TEXT NOT NULL,
+        PRIMARY KEY (position, agency)
+    )""",
+    # The RecordViewed events (by CloudEvent id) another service's disclosures came as, so a
+    # redelivered one is appended once. Written in the entry's own transaction.
+    """CREATE TABLE IF NOT EXISTS audit_source (
+        source_id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
     )""",
     # Reviews live outside the chain: reviewing a disclosure must not change the entry.
     """CREATE TABLE IF NOT EXISTS audit_review (
@@ -89,8 +111,9 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS audit_log_agency ON audit_log (viewer_agency, recorded_at)",
     "CREATE INDEX IF NOT EXISTS audit_basis_id ON audit_basis (basis_id)",
     "CREATE INDEX IF NOT EXISTS audit_basis_basis ON audit_basis (basis, position)",
+    "CREATE INDEX IF NOT EXISTS audit_discloser_agency ON audit_discloser (agency, position)",
 )
-APPEND_ONLY = ("audit_log", "audit_basis", "audit_review")
+APPEND_ONLY = ("audit_log", "audit_basis", "audit_review", "audit_discloser", "audit_source")
 
 # No "%" or "?" below: the PostgreSQL adapter rewrites "?" and psycopg reads "%".
 POSTGRES_REFUSE = """CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
@@ -141,9 +164,11 @@ def entry_hash(previous_hash: str, hashed: Mapping[str, Any]) -> str:
 
 def hash_of(previous_hash: str, values: Sequence[Any]) -> str:
     """``sha256(previous hash + canonical JSON of the hashed fields)``, the fields' values
-    given in ``SORTED`` order."""
+    given in ``SORTED`` order; a column ``ADDED_LATER`` is left out where it is NULL."""
     parts = [previous_hash]
-    for before, value in zip(_BEFORE, values, strict=True):
+    for name, before, value in zip(SORTED, _BEFORE, values, strict=True):
+        if value is None and name in ADDED_LATER:
+            continue
         if type(value) is str:
             parts += (before, _string(value))
         elif value is None:
@@ -183,13 +208,15 @@ class AuditEntry:
     state_position: int | None = None
     response_hash: str | None = None
     reason: str | None = None
+    # The agencies whose records the response showed: those that made the disclosure.
+    disclosed_by: tuple[str, ...] | None = None
 
     def columns(self) -> dict[str, Any]:
         if self.kind not in KINDS:
             raise ValueError(f"unknown audit entry kind {self.kind!r}; known: {list(KINDS)}")
-        unknown = sorted({basis for basis, _ in self.shown.values()} - set(BASES))
+        unknown = sorted({basis for basis, _ in self.shown.values()} - set(AUDIT_BASES))
         if unknown:
-            raise ValueError(f"unknown bases {unknown}; known: {list(BASES)}")
+            raise ValueError(f"unknown bases {unknown}; known: {list(AUDIT_BASES)}")
         return {
             "kind": self.kind,
             "viewer_staff_id": self.viewer_staff_id,
@@ -207,6 +234,11 @@ class AuditEntry:
             "state_position": self.state_position,
             "response_hash": self.response_hash,
             "reason": self.reason,
+            "disclosed_by": (
+                canonical_json(sorted(set(self.disclosed_by)))
+                if self.disclosed_by is not None
+                else None
+            ),
         }
 
 
@@ -231,12 +263,22 @@ class AuditRecord:
     reason: str | None
     previous_hash: str
     entry_hash: str
+    # The agencies whose records were disclosed; None in entries written before it was kept.
+    disclosed_by: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> AuditRecord:
         parsed = {name: json.loads(row[name]) for name in ("viewer_roles", "categories", "bases")}
         view = json.loads(row["view_request"]) if row["view_request"] else None
-        return cls(**{**row, **parsed, "view_request": view})
+        disclosed = row.get("disclosed_by")
+        return cls(
+            **{
+                **row,
+                **parsed,
+                "view_request": view,
+                "disclosed_by": json.loads(disclosed) if disclosed else None,
+            }
+        )
 
 
 def audit_key(record: AuditRecord) -> Key:
@@ -367,6 +409,58 @@ def _first_unsound(url: str, schema: str, first: int, last: int) -> int | None:
     return None
 
 
+def _insert(tx: Transaction, entry: AuditEntry, row: Row, source: str | None) -> None:
+    """One entry and its index rows, each table in one statement: few round trips while the
+    lock is held."""
+    position = row["position"]
+    tx.execute(
+        f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        tuple(row.values()),
+    )
+    if entry.shown:
+        tx.execute(
+            "INSERT INTO audit_basis (position, category, basis, basis_id) VALUES "
+            + ", ".join("(?, ?, ?, ?)" for _ in entry.shown),
+            [
+                value
+                for category, (basis, basis_id) in entry.shown.items()
+                for value in (position, category, basis, basis_id)
+            ],
+        )
+    disclosers = sorted(set(entry.disclosed_by or ()))
+    if disclosers:
+        tx.execute(
+            "INSERT INTO audit_discloser (position, agency) VALUES "
+            + ", ".join("(?, ?)" for _ in disclosers),
+            [value for agency in disclosers for value in (position, agency)],
+        )
+    if source is not None:
+        tx.execute(
+            "INSERT INTO audit_source (source_id, position) VALUES (?, ?)", (source, position)
+        )
+
+
+def _appended_as(tx: Transaction, source: str) -> AuditRecord | None:
+    row = tx.fetchone(
+        "SELECT l.* FROM audit_log l JOIN audit_source s ON s.position = l.position "
+        "WHERE s.source_id = ?",
+        (source,),
+    )
+    return AuditRecord.from_row(row) if row is not None else None
+
+
+def _add_later_columns(tx: Transaction, dialect: str) -> None:
+    """Columns ``ADDED_LATER``, added to a chain's table made before them (NULL in its old
+    entries, which the hash leaves out)."""
+    if dialect == "postgresql":
+        for column in sorted(ADDED_LATER):
+            tx.execute(f"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS {column} TEXT")
+        return
+    present = {row["name"] for row in tx.fetchall("PRAGMA table_info(audit_log)")}
+    for column in sorted(ADDED_LATER - present):
+        tx.execute(f"ALTER TABLE audit_log ADD COLUMN {column} TEXT")
+
+
 def _head(tx: Transaction) -> tuple[int, str]:
     last = tx.fetchone("SELECT position, entry_hash FROM audit_log ORDER BY position DESC LIMIT 1")
     return (int(last["position"]), str(last["entry_hash"])) if last else (0, ZERO_HASH)
@@ -380,34 +474,46 @@ class AuditLog:
         with database.transaction() as tx:
             for statement in (*TABLES, *_append_only_ddl(database.dialect)):
                 tx.execute(statement)
+            _add_later_columns(tx, database.dialect)
 
     def append(self, entry: AuditEntry) -> AuditRecord:
-        columns = entry.columns()
+        [record] = self.append_all([entry])
+        return record
+
+    def append_all(
+        self, entries: Sequence[AuditEntry], sources: Sequence[str | None] | None = None
+    ) -> list[AuditRecord]:
+        """Append ``entries`` in order, in one transaction (a page of persons read together).
+
+        ``sources``: for each entry, the id of the RecordViewed event it came as, or None; an
+        event appended before is not appended again, and its entry is returned as stored.
+        """
+        columns = [entry.columns() for entry in entries]
+        from_events = sources if sources is not None else [None] * len(entries)
+        records: list[AuditRecord] = []
         with self.database.transaction() as tx:
             if self.database.dialect == "postgresql":
                 # Each position is max + 1 and links to the last hash: appends must take turns.
                 # EXCLUSIVE still lets the verifier and the queries read meanwhile.
                 tx.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
             last, previous = _head(tx)
-            position = last + 1
-            hashed = {"position": position, **columns}
-            row = {**hashed, "previous_hash": previous, "entry_hash": entry_hash(previous, hashed)}
-            tx.execute(
-                f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                tuple(row.values()),
-            )
-            if entry.shown:
-                # One statement for every category shown: one round trip while the lock is held.
-                tx.execute(
-                    "INSERT INTO audit_basis (position, category, basis, basis_id) VALUES "
-                    + ", ".join("(?, ?, ?, ?)" for _ in entry.shown),
-                    [
-                        value
-                        for category, (basis, basis_id) in entry.shown.items()
-                        for value in (position, category, basis, basis_id)
-                    ],
-                )
-        return AuditRecord.from_row(row)
+            for entry, values, source in zip(entries, columns, from_events, strict=True):
+                if source is not None:
+                    known = _appended_as(tx, source)
+                    if known is not None:
+                        records.append(known)
+                        continue
+                last += 1
+                hashed = {"position": last, **values}
+                row = {
+                    **hashed,
+                    "previous_hash": previous,
+                    "entry_hash": entry_hash(previous, hashed),
+                }
+                _insert(tx, entry, row, source)
+                previous = row["entry_hash"]
+                records.append(AuditRecord.from_row(row))
+        return records
 
     def verify(self, batch_size: int = 10_000, parallel_from: int = PARALLEL_FROM) -> Verification:
         """Walk the chain in position order, ``batch_size`` rows in memory at a time.
@@ -495,12 +601,13 @@ class AuditLog:
                 return
             last = rows[-1]["position"]
 
-    def entry(self, position: int) -> AuditRecord:
-        with self.database.transaction() as tx:
-            row = tx.fetchone("SELECT * FROM audit_log WHERE position = ?", (position,))
-        if row is None:
+    def entry(self, position: int, *, involving: str | None = None) -> AuditRecord:
+        """The entry at ``position``; with ``involving``, only if that agency received or made
+        the disclosure (``_select``)."""
+        [*found] = self._select("position = ?", (position,), involving=involving)
+        if not found:
             raise NotFound(f"the audit log has no entry {position}")
-        return AuditRecord.from_row(row)
+        return found[0]
 
     def seen_person(
         self,
@@ -510,6 +617,7 @@ class AuditLog:
         *,
         agency: str | None = None,
         page: Page | None = None,
+        involving: str | None = None,
     ) -> list[AuditRecord]:
         """Every entry about this person, ``since`` inclusive, ``until`` exclusive; with
         ``agency``, only its staff's; with ``page``, one keyset page (``audit_key``)."""
@@ -517,7 +625,7 @@ class AuditLog:
         if agency is not None:
             condition += " AND viewer_agency = ?"
             params.append(agency)
-        return self._select(condition, params, since, until, page)
+        return self._select(condition, params, since, until, page, involving)
 
     def seen_by_agency(
         self,
@@ -526,21 +634,24 @@ class AuditLog:
         until: datetime | None = None,
         *,
         page: Page | None = None,
+        involving: str | None = None,
     ) -> list[AuditRecord]:
-        return self._select("viewer_agency = ?", (agency,), since, until, page)
+        return self._select("viewer_agency = ?", (agency,), since, until, page, involving)
 
-    def under_consent(self, consent_id: str) -> list[AuditRecord]:
+    def under_consent(self, consent_id: str, *, involving: str | None = None) -> list[AuditRecord]:
         """What was disclosed under this consent: who already has what if it is withdrawn."""
         return self._select(
             "position IN (SELECT position FROM audit_basis WHERE basis = ? AND basis_id = ?)",
             ("consent", consent_id),
+            involving=involving,
         )
 
-    def vital_interest_pending(self) -> list[AuditRecord]:
+    def vital_interest_pending(self, *, involving: str | None = None) -> list[AuditRecord]:
         return self._select(
             "position IN (SELECT position FROM audit_basis WHERE basis = ?) "
             "AND position NOT IN (SELECT position FROM audit_review)",
             (VITAL_INTEREST,),
+            involving=involving,
         )
 
     def review(self, position: int, reviewer_staff_id: str, note: str) -> Review:
@@ -575,8 +686,18 @@ class AuditLog:
         since: datetime | None = None,
         until: datetime | None = None,
         page: Page | None = None,
+        involving: str | None = None,
     ) -> list[AuditRecord]:
+        """``involving``: only the entries in which that agency received the disclosure (its
+        staff read) or made it (its record was shown): what an own-agency privacy officer
+        audits."""
         clauses, values = [condition], list(params)
+        if involving is not None:
+            clauses.append(
+                "(viewer_agency = ? OR position IN "
+                "(SELECT position FROM audit_discloser WHERE agency = ?))"
+            )
+            values += [involving, involving]
         if since is not None:
             clauses.append("recorded_at >= ?")
             values.append(iso(since))

@@ -23,13 +23,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 
-from contracts.errors import Conflict
+from contracts.errors import Conflict, NotFound
 from contracts.identity import Staff
 from services.platform.settings import Settings
 from services.platform.sql import Row, SqliteDatabase, Transaction
 from services.projection.audit import (
     APPEND_ONLY,
     RECORD_VIEWED,
+    TABLES,
     ZERO_HASH,
     AuditEntry,
     AuditLog,
@@ -140,7 +141,8 @@ def test_tables_and_triggers_can_be_declared_again_on_a_used_database(
 def test_stored_rows_can_be_neither_changed_nor_removed(
     log: AuditLog, table: str, statement: str
 ) -> None:
-    log.append(viewed(shown={"health": ("vital_interest", "v1")}))
+    disclosed = replace(viewed(shown={"health": ("vital_interest", "v1")}), disclosed_by=("a1",))
+    log.append_all([disclosed], ["event-1"])
     log.review(1, "po1", "checked the declaration")
     with (
         pytest.raises(sqlite3.DatabaseError, match=f"{table} is append-only"),
@@ -148,6 +150,58 @@ def test_stored_rows_can_be_neither_changed_nor_removed(
     ):
         tx.execute(statement.format(table=table))
     assert log.verify().ok
+
+
+def test_a_chain_written_before_disclosed_by_was_kept_still_verifies_and_grows(
+    path: Path,
+) -> None:
+    """The column is added to the old table, and the old entries keep their hashes."""
+    [create] = [t for t in TABLES if "TABLE IF NOT EXISTS audit_log " in t]
+    old_table = create.replace(",\n        disclosed_by TEXT", "")
+    assert "disclosed_by" not in old_table
+    database = SqliteDatabase(path)
+    hashed: dict[str, Any] = {"position": 1, **viewed().columns()}
+    del hashed["disclosed_by"]
+    with database.transaction() as tx:
+        tx.execute(old_table)
+        row = {
+            **hashed,
+            "previous_hash": ZERO_HASH,
+            "entry_hash": entry_hash(ZERO_HASH, {**hashed, "disclosed_by": None}),
+        }
+        tx.execute(
+            f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            tuple(row.values()),
+        )
+    log = AuditLog(database)
+    assert log.verify().ok
+    log.append(replace(viewed(), disclosed_by=("zama-jiritsu",)))
+    assert log.verify() == Verification(True, 2, None, None)
+    assert log.entry(2).disclosed_by == ["zama-jiritsu"]
+    assert log.entry(1).disclosed_by is None
+
+
+def test_a_batch_is_appended_in_order_and_an_event_appended_before_is_not_again(
+    log: AuditLog,
+) -> None:
+    first = log.append_all([viewed(person="p1"), viewed(person="p2")], ["e1", None])
+    again = log.append_all([viewed(person="p1"), viewed(person="p3")], ["e1", "e3"])
+    assert [r.position for r in first] == [1, 2]
+    assert [r.position for r in again] == [1, 3]
+    assert again[0] == first[0]
+    assert log.verify() == Verification(True, 3, None, None)
+
+
+def test_an_own_agency_officer_sees_what_its_agency_received_or_made(log: AuditLog) -> None:
+    log.append(replace(viewed(agency="oneaid"), disclosed_by=("zama-jiritsu",)))
+    log.append(replace(viewed(agency="zama-shakyo"), disclosed_by=("oneaid",)))
+    log.append(replace(viewed(agency="zama-shakyo"), disclosed_by=("zama-jiritsu",)))
+    assert [r.position for r in log.seen_person("p1", involving="oneaid")] == [1, 2]
+    assert [r.position for r in log.seen_person("p1")] == [1, 2, 3]
+    assert [r.position for r in log.seen_by_agency("zama-shakyo", involving="oneaid")] == [2]
+    assert log.under_consent("c1", involving="oneaid") == log.seen_person("p1")[:2]
+    with pytest.raises(NotFound):
+        log.entry(3, involving="oneaid")
 
 
 def test_entries_with_unknown_kinds_or_bases_or_naive_times_are_refused(log: AuditLog) -> None:
