@@ -396,3 +396,8 @@ def test_from_the_demo_an_officer_answers_who_saw_a_person_and_prints_a_proof(
     ).to_be_visible()
     expect(page.get_by_role("button", name="PDF で保存・印刷")).to_be_visible()
     checked(page, "privacy-demo-proof")
+    page.set_viewport_size({"width": 680, "height": 960})
+    page.emulate_media(media="print")
+    checked(page, "privacy-demo-proof-print")
+    pdf = page.pdf(format="A4", prefer_css_page_size=True)
+    assert len(PDF_PAGE.findall(pdf)) == 1, "the proof does not fit one A4 page"

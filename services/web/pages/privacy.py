@@ -10,6 +10,7 @@ API with the officer's own token: the API decides who may ask, and its refusals 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -311,15 +312,28 @@ async def proof(position: int, d: Desk = Depends(desk)) -> Response:
         e=entry,
         shown=shown,
         replay=replay,
-        bases=[
-            (c, entry["bases"].get(c), rebuilt.get(c))
-            for c in in_category_order({**rebuilt, **entry["bases"]})
-        ],
+        bases=compared(entry["bases"], rebuilt),
         document=document,
         person_shaped=isinstance((document or {}).get("categories"), list),
         lines=_record_sheet(d, document),
         issued_at=datetime.now(formatting.JST),
     )
+
+
+Basis = Mapping[str, str | None]
+
+
+def compared(
+    recorded: Mapping[str, Basis], rebuilt: Mapping[str, Basis]
+) -> list[tuple[list[str], Basis | None, Basis | None]]:
+    """Each category's basis as the entry recorded it and as the replay rebuilt it, the
+    categories that share both in one row (most disclosures have a single basis)."""
+    rows: dict[str, tuple[list[str], Basis | None, Basis | None]] = {}
+    for category in in_category_order({**rebuilt, **recorded}):
+        pair = (recorded.get(category), rebuilt.get(category))
+        row = rows.setdefault(json.dumps(pair, sort_keys=True), ([], *pair))
+        row[0].append(category)
+    return list(rows.values())
 
 
 def _record_sheet(d: Desk, document: dict[str, Any] | None) -> list[Any] | None:
