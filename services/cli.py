@@ -108,34 +108,45 @@ def worker_app() -> FastAPI:
     return _service_app(os.environ[SERVE_SERVICE], Settings.from_env())
 
 
+def _declared(settings: Settings, stop: threading.Event) -> None:
+    """Every topic created before this process uses any, once Kafka answers."""
+    from services.platform.lifecycle import until_available
+    from services.wiring import declare_topics
+
+    until_available("Kafka", lambda: declare_topics(settings), stop)
+
+
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
-    from contracts.topics import Topics
-    from services.platform.bus import KafkaPublisher, ensure_topics
+    from services.platform.bus import KafkaPublisher
+    from services.platform.lifecycle import Stopped, Stopping, until_available
     from services.wiring import COMMAND_SERVICES, relay
 
-    if not settings.kafka_bootstrap_servers or not settings.database_url:
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap or not settings.database_url:
         print("the relay needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
     setup_tracing(f"tsunagu-{args.service}-relay", otlp_endpoint=settings.otlp_endpoint)
-    topics = Topics(settings.topic_prefix)
-    ensure_topics(
-        settings.kafka_bootstrap_servers,
-        [topics.events(args.service), topics.dead_letter],
-        settings.topic_partitions,
-    )
-    application = COMMAND_SERVICES[args.service].application(settings)
-    publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = Stopping().install().event
+    try:
+        _declared(settings, stop)
+        application = until_available(
+            "PostgreSQL", lambda: COMMAND_SERVICES[args.service].application(settings), stop
+        )
+        publisher = until_available("Kafka", lambda: KafkaPublisher(bootstrap), stop)
+        relaying = until_available(
+            "PostgreSQL", lambda: relay(settings, args.service, application, publisher), stop
+        )
+    except Stopped:
+        return 0
     log.info("relay started", extra={"service": args.service})
-    relay(settings, args.service, application, publisher).run(stop, settings.relay_poll_seconds)
+    relaying.run(stop, settings.relay_poll_seconds)
     publisher.close()
     application.close()
     return 0
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:
+    from services.platform.lifecycle import Stopped, Stopping, until_available
     from services.projection.worker import dead_letter_publisher, run_worker
     from services.wiring import FEEDS, feed_runner, feed_store
 
@@ -144,9 +155,17 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     service = args.service
     setup_tracing(f"tsunagu-{service}-feed", otlp_endpoint=settings.otlp_endpoint)
-    store = feed_store(settings, service)
-    runner = feed_runner(settings, service, store, dead_letter_publisher(settings))
-    run_worker(settings, runner, f"{service}-feed", FEEDS[service].sources)
+    stopping = Stopping().install()
+    try:
+        _declared(settings, stopping.event)
+        store = until_available("PostgreSQL", lambda: feed_store(settings, service), stopping.event)
+        dead_letters = until_available(
+            "Kafka", lambda: dead_letter_publisher(settings), stopping.event
+        )
+    except Stopped:
+        return 0
+    runner = feed_runner(settings, service, store, dead_letters)
+    run_worker(settings, runner, f"{service}-feed", FEEDS[service].sources, stopping)
     return 0
 
 

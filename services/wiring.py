@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from contracts.topics import Topics
+from contracts.topics import SERVICES, Topics
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
 from services.intake.integration import to_cloudevent as intake_cloudevent
@@ -28,7 +28,7 @@ from services.meeting import feed as meeting_feed
 from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
 from services.meeting.integration import to_cloudevent as meeting_cloudevent
-from services.platform.bus import InProcessBus, Publisher
+from services.platform.bus import InProcessBus, Publisher, ensure_topics
 from services.platform.eventstore import TracingApplication, eventstore_env, wait_for_events
 from services.platform.http import create_app
 from services.platform.relay import Relay, RelayPosition, Translate
@@ -140,6 +140,23 @@ FEEDS: dict[str, Feed] = {
         ("intake",),
     ),
 }
+
+
+def declare_topics(settings: Settings) -> None:
+    """Create every topic the platform uses where it is missing, before anything uses it: each
+    service's events and the dead letters with ``topic_partitions`` partitions, the audit
+    checkpoints with one, kept for ever. Brokers are run with auto-creation off, so a topic
+    left out here fails at its first use rather than appearing with the broker's defaults."""
+    assert settings.kafka_bootstrap_servers, "topics are declared on Kafka"
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [*(topics.events(service) for service in SERVICES), topics.dead_letter],
+        settings.topic_partitions,
+    )
+    ensure_topics(
+        settings.kafka_bootstrap_servers, [topics.audit_checkpoints], 1, {"retention.ms": "-1"}
+    )
 
 
 def person_views(views: ViewStore, settings: Settings) -> APIRouter:

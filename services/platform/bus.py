@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -62,32 +63,61 @@ class InProcessBus(Publisher):
                 handler(message)
 
 
+# How long a client tries to reach a broker, and a publish to be acknowledged, before it fails
+# (kafka-python's defaults are 30 s and 2 minutes): a process whose broker is away says so, waits
+# and tries again (services.platform.lifecycle), and a stop is not held up by a lost cause.
+BOOTSTRAP_TIMEOUT_MS = 5_000
+DELIVERY_TIMEOUT_MS = 15_000
+
+
 class KafkaPublisher(Publisher):
+    """A producer that is made again after a failed publish: kafka-python's may never find its
+    way back after a broker restart (its metadata left naming no broker to ask), a new one
+    bootstraps afresh. The broker must answer when it is made."""
+
     def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._producer: Any = self._connect()
+
+    def _connect(self) -> Any:
         from kafka import KafkaProducer
 
         # acks=all with one request in flight keeps a person's events in order through retries.
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+        return KafkaProducer(
+            bootstrap_servers=self._bootstrap_servers,
             acks="all",
             retries=10,
             max_in_flight_requests_per_connection=1,
             linger_ms=2,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            max_block_ms=DELIVERY_TIMEOUT_MS,
+            request_timeout_ms=DELIVERY_TIMEOUT_MS - 1_000,
+            delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
         )
 
     def publish(self, messages: Sequence[Message]) -> None:
-        futures = [
-            self._producer.send(
-                m.topic, key=m.key.encode("utf-8"), value=m.value, headers=list(m.headers)
-            )
-            for m in messages
-        ]
-        self._producer.flush()
-        for future in futures:
-            future.get(timeout=30)
+        from kafka.errors import KafkaError
+
+        producer = self._producer = self._producer or self._connect()
+        try:
+            futures = [
+                producer.send(
+                    m.topic, key=m.key.encode("utf-8"), value=m.value, headers=list(m.headers)
+                )
+                for m in messages
+            ]
+            producer.flush(timeout=DELIVERY_TIMEOUT_MS / 1000)
+            for future in futures:
+                future.get(timeout=DELIVERY_TIMEOUT_MS / 1000)
+        except KafkaError:
+            # Whatever it had not delivered is published again by the caller's retry.
+            self._producer = None
+            producer.close(timeout=0)
+            raise
 
     def close(self) -> None:
-        self._producer.close(timeout=5)
+        if self._producer is not None:
+            self._producer.close(timeout=5)
 
 
 def ensure_topics(
@@ -101,7 +131,9 @@ def ensure_topics(
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS
+    )
     try:
         existing = set(admin.list_topics())
         missing = [

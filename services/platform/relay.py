@@ -8,6 +8,7 @@ repeats (at-least-once delivery, exactly-once in effect).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from contracts.envelope import CloudEvent, event_id
 from contracts.events import IntegrationEvent
 from services.platform.bus import Message, Publisher
 from services.platform.eventstore import TracingMapper
+from services.platform.lifecycle import Stopped, until_available
 from services.platform.sql import Database
 from services.platform.tracing import context_from, current_carrier, tracer
 
@@ -122,14 +124,21 @@ class Relay:
         return total
 
     def run(self, stop: threading.Event, poll_seconds: float) -> None:
-        """Publish until ``stop``; when caught up, wait for new events ``poll_seconds`` at most."""
-        while not stop.is_set():
-            try:
-                if self.pump() < self._batch_size:
-                    self._wait(stop, poll_seconds)
-            except Exception:
-                log.exception("relay batch failed; retrying", extra={"topic": self._topic})
-                stop.wait(1.0)
+        """Publish until ``stop``; when caught up, wait for new events ``poll_seconds`` at most.
+
+        A batch that fails (PostgreSQL or Kafka away) is tried again with backoff until it is
+        published: the position has not moved, so nothing is skipped.
+        """
+
+        def step() -> None:
+            if self.pump() < self._batch_size:
+                self._wait(stop, poll_seconds)
+
+        with contextlib.suppress(Stopped):
+            while not stop.is_set():
+                until_available(
+                    f"PostgreSQL and Kafka (relay to {self._topic})", step, stop, any_error=True
+                )
 
     def _message(self, notification: object) -> Message | None:
         domain_event, stored_trace = self._mapper.decode(notification)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import faust
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message
 from services.platform.collector import freeze_long_lived
+from services.platform.lifecycle import Stopping, until_available_async
 from services.platform.settings import Settings
 from services.projection.runner import ProjectionRunner
 
@@ -38,18 +39,12 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 async def consume_until_done(runner: ProjectionRunner, messages: Sequence[Message]) -> None:
     """Retry a batch whose views could not be written (database away) until it is written."""
-    delay = 0.5
-    while True:
-        try:
-            await asyncio.to_thread(runner.consume_batch, messages)
-            return
-        except Exception:
-            log.exception(
-                "projection failed; will retry",
-                extra={"topics": sorted({m.topic for m in messages}), "messages": len(messages)},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    await until_available_async(
+        f"PostgreSQL and Kafka (a batch of {len(messages)} from "
+        f"{', '.join(sorted({m.topic for m in messages}))})",
+        lambda: asyncio.to_thread(runner.consume_batch, messages),
+        any_error=True,
+    )
 
 
 def _message(received: Any, value: bytes) -> Message:
@@ -110,13 +105,28 @@ def create_faust_app(
 
 
 def run_worker(
-    settings: Settings, runner: ProjectionRunner, consumer: str, sources: Sequence[str]
+    settings: Settings,
+    runner: ProjectionRunner,
+    consumer: str,
+    sources: Sequence[str],
+    stopping: Stopping,
 ) -> None:
+    """Faust's worker, until SIGTERM or SIGINT: faust stops its agent and the consumer, and
+    ``stopping`` bounds how long that may take."""
     from faust.worker import Worker
+
+    class StoppingWorker(Worker):
+        def _on_sigterm(self) -> None:
+            stopping.request("SIGTERM")
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            stopping.request("SIGINT")
+            super()._on_sigint()
 
     app = create_faust_app(settings, runner, consumer, sources)
     freeze_long_lived()
-    Worker(app, loglevel="WARNING").execute_from_commandline()
+    StoppingWorker(app, loglevel="WARNING").execute_from_commandline()
 
 
 def dead_letter_publisher(settings: Settings) -> KafkaPublisher:

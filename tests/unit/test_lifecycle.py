@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+import pytest
+import tenacity
+from kafka.errors import KafkaTimeoutError, UnsupportedVersionError
+
+from services.platform import lifecycle
+from services.platform.lifecycle import (
+    Stopped,
+    describe,
+    is_transient,
+    until_available,
+    until_available_async,
+)
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "_backoff", tenacity.wait_none)
+
+
+def failing(errors: list[Exception]) -> tuple[list[int], Callable[[], str]]:
+    calls: list[int] = []
+
+    def action() -> str:
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return "done"
+
+    return calls, action
+
+
+def test_transient_failures_are_waited_out_with_a_line_each_and_one_when_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls, action = failing(
+        [psycopg.OperationalError("connection refused"), KafkaTimeoutError("no broker")]
+    )
+    with caplog.at_level(logging.INFO, logger=lifecycle.__name__):
+        assert until_available("PostgreSQL", action) == "done"
+    assert len(calls) == 3
+    waits = [r for r in caplog.records if r.getMessage() == "waiting for PostgreSQL"]
+    assert [w.error for w in waits] == [  # type: ignore[attr-defined]
+        "OperationalError: connection refused",
+        "KafkaTimeoutError: KafkaTimeoutError: no broker",
+    ]
+    assert [r.getMessage() for r in caplog.records][-1] == "PostgreSQL is back"
+
+
+def test_a_failure_that_will_not_go_away_is_raised_at_once() -> None:
+    calls, action = failing([ValueError("bad"), ValueError("bad")])
+    with pytest.raises(ValueError):
+        until_available("PostgreSQL", action)
+    assert len(calls) == 1
+
+
+def test_any_error_retries_deterministic_failures_too() -> None:
+    calls, action = failing([ValueError("bad")])
+    assert until_available("x", action, any_error=True) == "done"
+    assert len(calls) == 2
+
+
+def test_a_stop_ends_the_wait() -> None:
+    stop = threading.Event()
+
+    def action() -> None:
+        stop.set()
+        raise psycopg.OperationalError("away")
+
+    with pytest.raises(Stopped):
+        until_available("PostgreSQL", action, stop)
+
+
+def test_the_async_wait_retries_until_done() -> None:
+    calls, action = failing([psycopg.OperationalError("away")])
+
+    async def attempt() -> str:
+        return action()
+
+    assert asyncio.run(until_available_async("x", attempt)) == "done"
+    assert len(calls) == 2
+
+
+def test_which_failures_are_transient() -> None:
+    assert is_transient(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert is_transient(ConnectionRefusedError())
+    assert not is_transient(psycopg.errors.DataError("PostgreSQL text fields cannot contain NUL"))
+    assert not is_transient(UnsupportedVersionError())
+    assert not is_transient(KeyError("x"))
+
+
+def test_a_deterministic_error_is_described_by_where_it_was_raised_never_its_data() -> None:
+    try:
+        raise ValueError("山田太郎 090-1234-5678")
+    except ValueError as error:
+        described = describe(error)
+    assert "山田" not in described and "090" not in described
+    assert described.startswith("ValueError at test_lifecycle.py:")
