@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -182,6 +180,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from services.projection.audit import AuditLog
     from services.wiring import view_store
 
+    if args.question == "checkpoint" and args.every is not None:
+        return _checkpointer(args, settings)
     log = AuditLog(view_store(settings).database)
     if args.question in ("verify", "checkpoint"):
         return _anchor(args, settings, log)
@@ -207,7 +207,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog) -> int:
     from dataclasses import asdict
 
-    from services.projection.checkpoint import Checkpointer, anchoring
+    from services.projection.checkpoint import anchoring
 
     # Verifying needs the public keys alone: the signing key is loaded only to sign.
     anchor = anchoring(settings, signing=args.question == "checkpoint")
@@ -216,49 +216,110 @@ def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog) -> int:
             verification = anchor.verify(log)
             print(json.dumps(asdict(verification), ensure_ascii=False))
             return 0 if verification.ok else 1
-        if args.every is None:
-            print(anchor.checkpoint(log).to_json())
-            return 0
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            Checkpointer(anchor, log).run(args.every or settings.checkpoint_seconds, stop)
+        print(anchor.checkpoint(log).to_json())
         return 0
     finally:
         anchor.store.close()
+
+
+def _checkpointer(args: argparse.Namespace, settings: Settings) -> int:
+    """The checkpointer process: once its servers answer, a checkpoint every so often."""
+    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.projection.audit import AuditLog
+    from services.projection.checkpoint import Checkpointer, anchoring
+    from services.wiring import view_store
+
+    stop = Stopping().install().event
+    try:
+        if settings.kafka_bootstrap_servers:
+            _declared(settings, stop)
+        log = until_available("PostgreSQL", lambda: AuditLog(view_store(settings).database), stop)
+    except Stopped:
+        return 0
+    anchor = anchoring(settings, signing=True)
+    try:
+        Checkpointer(anchor, log).run(args.every or settings.checkpoint_seconds, stop)
+    finally:
+        anchor.store.close()
+    return 0
 
 
 def _views(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
     from services.projection.agency_view import sweep
-    from services.projection.purges import run_sweeper, sweep_and_publish
+    from services.projection.purges import sweep_and_publish
     from services.wiring import view_store
 
     if args.action == "rebuild":
         return _rebuild(args.service, settings)
+    bootstrap = settings.kafka_bootstrap_servers if settings.distributed else None
+    if bootstrap and args.every:
+        return _sweeper(args.every, settings)
     store = view_store(settings)
     # Consents expire and emergency windows close with no event: something must look.
-    if not settings.distributed or not settings.kafka_bootstrap_servers:
+    if not bootstrap:
         # Embedded: the running app publishes the purges recorded here.
         purges = sweep(store, args.at)
     else:
         from services.platform.bus import KafkaPublisher
 
-        publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-        topic = Topics(settings.topic_prefix).events("projection")
+        publisher = KafkaPublisher(bootstrap)
         try:
-            if args.every:
-                stop = threading.Event()
-                signal.signal(signal.SIGTERM, lambda *_: stop.set())
-                with contextlib.suppress(KeyboardInterrupt):
-                    run_sweeper(store, publisher, topic, args.every, stop)
-                return 0
+            topic = Topics(settings.topic_prefix).events("projection")
             purges = sweep_and_publish(store, publisher, topic, args.at)
         finally:
             publisher.close()
     for purge in purges:
         print(json.dumps(asdict(purge), ensure_ascii=False))
+    return 0
+
+
+def _sweeper(every: float, settings: Settings) -> int:
+    """The sweeper process: once its servers answer, a sweep every ``every`` seconds."""
+    from services.platform.bus import KafkaPublisher
+    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.projection.purges import run_sweeper
+    from services.wiring import view_store
+
+    bootstrap = settings.kafka_bootstrap_servers
+    assert bootstrap
+    stop = Stopping().install().event
+    try:
+        _declared(settings, stop)
+        store = until_available("PostgreSQL", lambda: view_store(settings), stop)
+        publisher = until_available("Kafka", lambda: KafkaPublisher(bootstrap), stop)
+    except Stopped:
+        return 0
+    try:
+        run_sweeper(
+            store, publisher, Topics(settings.topic_prefix).events("projection"), every, stop
+        )
+    finally:
+        publisher.close()
+    return 0
+
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    """What the processes need before they start: ``topics create``, and for ``setup`` the
+    schemas and tables too. Both wait for their servers (a deployment's first step may run
+    while they are still starting); both may be run again."""
+    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.wiring import create_schemas
+
+    if not settings.kafka_bootstrap_servers or (
+        args.command == "setup" and not settings.database_url
+    ):
+        print("set KAFKA_BOOTSTRAP_SERVERS (and DATABASE_URL for setup)", file=sys.stderr)
+        return 2
+    stop = Stopping().install().event
+    try:
+        if args.command == "setup":
+            until_available("PostgreSQL", lambda: create_schemas(settings), stop)
+        _declared(settings, stop)
+    except Stopped:
+        return 1
+    log.info("ready", extra={"step": args.command, "topic_prefix": settings.topic_prefix})
     return 0
 
 
@@ -368,6 +429,17 @@ def parser() -> argparse.ArgumentParser:
         "replay", help="rebuild a recorded disclosure from the events; exit 1 if it differs"
     )
     replay.add_argument("position", type=int)
+
+    setup = commands.add_parser(
+        "setup",
+        help="create every schema, table and topic before the processes start (may be rerun)",
+    )
+    setup.set_defaults(handler=_setup)
+    topics = commands.add_parser("topics", help="the Kafka topics of the platform")
+    topics.set_defaults(handler=_setup)
+    topics.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="create every topic with its partitions where missing (may be rerun)"
+    )
 
     views = commands.add_parser("views", help="maintain the agencies' views of persons")
     views.set_defaults(handler=_views)

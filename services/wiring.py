@@ -159,6 +159,22 @@ def declare_topics(settings: Settings) -> None:
     )
 
 
+def create_schemas(settings: Settings) -> None:
+    """Every service's schema and tables, made once before the processes start: processes that
+    start together race on the same CREATE TABLE IF NOT EXISTS, and PostgreSQL can fail one of
+    them ("tuple concurrently updated")."""
+    from services.projection.audit import AuditLog
+
+    for name, spec in COMMAND_SERVICES.items():
+        spec.application(settings).close()
+        relay_position(settings, name)
+    for service in FEEDS:
+        store = feed_store(settings, service)
+        if service == "projection":
+            AuditLog(store.database)
+        store.database.close()
+
+
 def person_views(views: ViewStore, settings: Settings) -> APIRouter:
     return person_router(
         views,
@@ -198,17 +214,21 @@ def projection_runner(
     return feed_runner(settings, "projection", store, dead_letters)
 
 
-def relay(settings: Settings, service: str, app: TracingApplication, publisher: Publisher) -> Relay:
+def relay_position(settings: Settings, service: str) -> RelayPosition:
     database = connect(
         settings.database_url, service, settings.var_dir / f"{service}-relay.sqlite3"
     )
+    return RelayPosition(database, service)
+
+
+def relay(settings: Settings, service: str, app: TracingApplication, publisher: Publisher) -> Relay:
     return Relay(
         recorder=app.recorder,
         mapper=app.tracing_mapper,
         translate=COMMAND_SERVICES[service].translate,
         topic=Topics(settings.topic_prefix).events(service),
         publisher=publisher,
-        position=RelayPosition(database, service),
+        position=relay_position(settings, service),
         wait=wait_for_events(settings, app.recorder),
     )
 
