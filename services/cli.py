@@ -116,7 +116,7 @@ def _declared(settings: Settings, stop: threading.Event) -> None:
 
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     from services.platform.bus import KafkaPublisher
-    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
     from services.wiring import COMMAND_SERVICES, relay
 
     bootstrap = settings.kafka_bootstrap_servers
@@ -136,6 +136,7 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
         )
     except Stopped:
         return 0
+    report(READY)
     log.info("relay started", extra={"service": args.service})
     relaying.run(stop, settings.relay_poll_seconds)
     publisher.close()
@@ -144,7 +145,7 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:
-    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
     from services.projection.worker import dead_letter_publisher, run_worker
     from services.wiring import FEEDS, feed_runner, feed_store
 
@@ -163,6 +164,7 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
     except Stopped:
         return 0
     runner = feed_runner(settings, service, store, dead_letters)
+    report(READY)
     run_worker(settings, runner, f"{service}-feed", FEEDS[service].sources, stopping)
     return 0
 
@@ -224,7 +226,7 @@ def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog) -> int:
 
 def _checkpointer(args: argparse.Namespace, settings: Settings) -> int:
     """The checkpointer process: once its servers answer, a checkpoint every so often."""
-    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
     from services.projection.audit import AuditLog
     from services.projection.checkpoint import Checkpointer, anchoring
     from services.wiring import view_store
@@ -237,6 +239,7 @@ def _checkpointer(args: argparse.Namespace, settings: Settings) -> int:
     except Stopped:
         return 0
     anchor = anchoring(settings, signing=True)
+    report(READY)
     try:
         Checkpointer(anchor, log).run(args.every or settings.checkpoint_seconds, stop)
     finally:
@@ -278,7 +281,7 @@ def _views(args: argparse.Namespace, settings: Settings) -> int:
 def _sweeper(every: float, settings: Settings) -> int:
     """The sweeper process: once its servers answer, a sweep every ``every`` seconds."""
     from services.platform.bus import KafkaPublisher
-    from services.platform.lifecycle import Stopped, Stopping, until_available
+    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
     from services.projection.purges import run_sweeper
     from services.wiring import view_store
 
@@ -291,6 +294,7 @@ def _sweeper(every: float, settings: Settings) -> int:
         publisher = until_available("Kafka", lambda: KafkaPublisher(bootstrap), stop)
     except Stopped:
         return 0
+    report(READY)
     try:
         run_sweeper(
             store, publisher, Topics(settings.topic_prefix).events("projection"), every, stop
@@ -298,6 +302,28 @@ def _sweeper(every: float, settings: Settings) -> int:
     finally:
         publisher.close()
     return 0
+
+
+def _health(args: argparse.Namespace, _: Settings) -> int:
+    """A container's health check: 0 when ``--url`` answers 200, else when the process says in
+    its health file (``TSUNAGU_HEALTH_FILE``) that it is ready; 1 otherwise, saying why."""
+    import httpx
+
+    from services.platform.lifecycle import HEALTH_FILE, READY, health
+
+    if args.url:
+        try:
+            status = httpx.get(args.url, timeout=3).status_code
+        except httpx.HTTPError as error:
+            print(f"{args.url}: {type(error).__name__}", file=sys.stderr)
+            return 1
+        if status != 200:
+            print(f"{args.url}: {status}", file=sys.stderr)
+        return 0 if status == 200 else 1
+    state = health()
+    if state != READY:
+        print(state or f"no state in {HEALTH_FILE}", file=sys.stderr)
+    return 0 if state == READY else 1
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
@@ -429,6 +455,12 @@ def parser() -> argparse.ArgumentParser:
         "replay", help="rebuild a recorded disclosure from the events; exit 1 if it differs"
     )
     replay.add_argument("position", type=int)
+
+    health = commands.add_parser(
+        "health", help="a container's health check: the process's own state, or --url's answer"
+    )
+    health.add_argument("--url", help="e.g. http://127.0.0.1:8000/health")
+    health.set_defaults(handler=_health)
 
     setup = commands.add_parser(
         "setup",

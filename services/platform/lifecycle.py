@@ -4,7 +4,10 @@ stops promptly when told to.
 
 Waiting is tenacity's: exponential backoff with jitter up to ``MAX_WAIT_SECONDS``, a log line
 before each wait naming what is awaited and the kind of error (never its data), and one when it
-is back. Stopping: SIGTERM or SIGINT sets an event that the loops look at between batches; the
+is back. Where ``TSUNAGU_HEALTH_FILE`` names a file, the process keeps its state there for its
+container's health check (``tsunagu health``): ``ok`` once ready, ``waiting for …`` meanwhile.
+
+Stopping: SIGTERM or SIGINT sets an event that the loops look at between batches; the
 batch under way has ``GRACE_SECONDS`` to finish. A batch still blocked on an absent server then
 is abandoned and the process exits by itself: every process here records what it has done only
 once it is done (the relay's position, a feed's offsets and processed ids), so an abandoned
@@ -31,6 +34,32 @@ T = TypeVar("T")
 
 MAX_WAIT_SECONDS = 10.0
 GRACE_SECONDS = 5.0
+HEALTH_FILE = "TSUNAGU_HEALTH_FILE"
+READY = "ok"
+
+
+def report(state: str) -> None:
+    """Keep ``state`` in the health file, if there is one (replaced whole: a reader never sees
+    half of it)."""
+    path = os.environ.get(HEALTH_FILE)
+    if not path:
+        return
+    partial = f"{path}.{os.getpid()}"
+    with open(partial, "w", encoding="utf-8") as file:
+        file.write(state + "\n")
+    os.replace(partial, path)
+
+
+def health() -> str | None:
+    """The state the health file holds; None where there is none."""
+    path = os.environ.get(HEALTH_FILE)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except FileNotFoundError:
+        return None
 
 
 class Stopped(Exception):
@@ -72,23 +101,37 @@ def describe(error: BaseException) -> str:
     return f"{kind} at {os.path.basename(where.filename)}:{where.lineno} ({where.name})"
 
 
-def _log_wait(what: str) -> Callable[[tenacity.RetryCallState], None]:
-    def before_sleep(state: tenacity.RetryCallState) -> None:
+class _Wait:
+    """One ``until_available``: a log line and the health state while it waits, a line and the
+    state it found when it is over."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._before: str | None = None
+
+    def before_sleep(self, state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None and state.next_action is not None
         error = state.outcome.exception()
         assert error is not None
+        if state.attempt_number == 1:
+            self._before = health()
+        report(f"waiting for {self.what}")
         log.warning(
             "waiting for %s",
-            what,
+            self.what,
             extra={
-                "awaiting": what,
+                "awaiting": self.what,
                 "error": describe(error),
                 "attempt": state.attempt_number,
                 "retry_in_seconds": round(state.next_action.sleep, 1),
             },
         )
 
-    return before_sleep
+    def over(self, state: tenacity.RetryCallState) -> None:
+        if state.attempt_number > 1:
+            # A process not yet ready says so itself once it is (``report(READY)``).
+            report(self._before or "starting")
+            log.info("%s is back", self.what, extra={"attempts": state.attempt_number})
 
 
 def _retry_on(any_error: bool) -> tenacity.retry_base:
@@ -117,18 +160,18 @@ def until_available(
         elif stop.wait(seconds):
             raise Stopped(what)
 
+    wait = _Wait(what)
     retrying = tenacity.Retrying(
         retry=_retry_on(any_error),
         wait=_backoff(),
         sleep=sleep,
-        before_sleep=_log_wait(what),
+        before_sleep=wait.before_sleep,
         reraise=True,
     )
     for attempt in retrying:
         with attempt:
             result = action()
-    if attempt.retry_state.attempt_number > 1:
-        log.info("%s is back", what, extra={"attempts": attempt.retry_state.attempt_number})
+    wait.over(attempt.retry_state)
     return result
 
 
@@ -136,18 +179,18 @@ async def until_available_async(
     what: str, action: Callable[[], Awaitable[T]], *, any_error: bool = False
 ) -> T:
     """``until_available`` on an event loop; a cancelled task stops waiting."""
+    wait = _Wait(what)
     retrying = tenacity.AsyncRetrying(
         retry=_retry_on(any_error),
         wait=_backoff(),
         sleep=asyncio.sleep,
-        before_sleep=_log_wait(what),
+        before_sleep=wait.before_sleep,
         reraise=True,
     )
     async for attempt in retrying:
         with attempt:
             result = await action()
-    if attempt.retry_state.attempt_number > 1:
-        log.info("%s is back", what, extra={"attempts": attempt.retry_state.attempt_number})
+    wait.over(attempt.retry_state)
     return result
 
 

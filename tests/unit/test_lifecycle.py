@@ -4,17 +4,22 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import psycopg
 import pytest
 import tenacity
 from kafka.errors import KafkaTimeoutError, UnsupportedVersionError
 
+from services.cli import main
 from services.platform import lifecycle
 from services.platform.lifecycle import (
     Stopped,
     describe,
+    health,
     is_transient,
+    report,
     until_available,
     until_available_async,
 )
@@ -105,3 +110,49 @@ def test_a_deterministic_error_is_described_by_where_it_was_raised_never_its_dat
         described = describe(error)
     assert "山田" not in described and "090" not in described
     assert described.startswith("ValueError at test_lifecycle.py:")
+
+
+def test_the_health_file_says_waiting_while_waiting_and_what_it_said_before_once_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(lifecycle.HEALTH_FILE, str(tmp_path / "health"))
+    report(lifecycle.READY)
+    seen: list[str | None] = []
+
+    def action() -> str:
+        seen.append(health())
+        if len(seen) < 3:
+            raise psycopg.OperationalError("away")
+        return "done"
+
+    until_available("PostgreSQL", action)
+    assert seen == ["ok", "waiting for PostgreSQL", "waiting for PostgreSQL"]
+    assert health() == "ok"
+
+
+@pytest.mark.parametrize(("state", "code"), [("ok", 0), ("waiting for Kafka", 1), (None, 1)])
+def test_tsunagu_health_is_the_process_s_own_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str | None, code: int
+) -> None:
+    monkeypatch.setenv(lifecycle.HEALTH_FILE, str(tmp_path / "health"))
+    if state is not None:
+        report(state)
+    assert main(["health"]) == code
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, 0), (503, 1)])
+def test_tsunagu_health_with_a_url_is_its_answer(status: int, code: int) -> None:
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert main(["health", "--url", f"http://127.0.0.1:{server.server_port}/health"]) == code
+    finally:
+        server.shutdown()
