@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.web.pages.privacy import Ground, declarations_of, grounds, period, seen
+from services.web.pages.privacy import Ground, compared, declarations_of, grounds, period, seen
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +81,15 @@ def test_pending_disclosures_are_grouped_by_their_declaration() -> None:
     }
     assert entries[0].view == "person"
     assert seen([{**entry(4), "view_request": {"view": "slip"}}])[0].view == "other"
+
+
+def test_the_proof_compares_bases_in_one_row_per_recorded_and_rebuilt_pair() -> None:
+    consent = {"basis": "consent", "basis_id": "c1"}
+    meeting = {"basis": "article9_meeting", "basis_id": "m1"}
+    recorded = {"contact": consent, "identity": consent, "family": consent}
+    rebuilt = {"identity": consent, "contact": consent, "family": meeting, "health": meeting}
+    assert compared(recorded, rebuilt) == [
+        (["identity", "contact"], consent, consent),
+        (["health"], None, meeting),
+        (["family"], consent, meeting),
+    ]

@@ -31,7 +31,26 @@ from services.web.pages.persons import identity
 router = APIRouter()
 PAGE = 50
 # The views an audit entry can name (its ``view_request``); any other reads as "other".
-VIEWS = ("person", "person_summary", "as_of", "other")
+VIEWS = (
+    "person",
+    "person_summary",
+    "as_of",
+    "replay",
+    "referral",
+    "inbox",
+    "outbox",
+    "case",
+    "meeting",
+    "resource_gaps",
+    "share_preview",
+    "information",
+    "disclosure_map",
+    "consent",
+    "consent_receipt",
+    "consent_coverage",
+    "consent_withdrawal_effect",
+    "other",
+)
 # What the verifier can find wrong (``AnchoredVerification.findings``); any other as "other".
 FINDINGS = (
     "altered",
@@ -157,6 +176,16 @@ async def _all(d: Desk, path: str, **params: Any) -> list[dict[str, Any]]:
             return found
 
 
+async def _listing(
+    d: Desk, path: str, cursor: str | None, asked: Period, **params: Any
+) -> dict[str, Any]:
+    """One page of an audit list, and the cursor of the next."""
+    answer = await d.get("views", path, limit=PAGE, cursor=cursor, **asked.params(), **params)
+    if not answer.ok:
+        raise Refused(answer)
+    return {"seen": seen(answer.body), "cursor": answer.next_cursor}
+
+
 @router.get("/privacy")
 async def console(q: str = "", d: Desk = Depends(desk)) -> Response:
     context: dict[str, Any] = {
@@ -207,17 +236,8 @@ async def who_saw(
         "cursor": None,
     }
     if not asked.errors:
-        answer = await d.get(
-            "views",
-            f"/audit/persons/{person_id}",
-            agency=agency or None,
-            limit=PAGE,
-            cursor=cursor,
-            **asked.params(),
-        )
-        if not answer.ok:
-            raise Refused(answer)
-        context |= {"seen": seen(answer.body), "cursor": answer.next_cursor}
+        path = f"/audit/persons/{person_id}"
+        context |= await _listing(d, path, cursor, asked, agency=agency or None)
     return d.render("privacy_person.html", status=422 if asked.errors else 200, **context)
 
 
@@ -243,12 +263,7 @@ async def agency_saw(
         "cursor": None,
     }
     if not errors:
-        answer = await d.get(
-            "views", f"/audit/agencies/{agency}", limit=PAGE, cursor=cursor, **asked.params()
-        )
-        if not answer.ok:
-            raise Refused(answer)
-        context |= {"seen": seen(answer.body), "cursor": answer.next_cursor}
+        context |= await _listing(d, f"/audit/agencies/{agency}", cursor, asked)
     status = 422 if errors and (agency or since or until) else 200
     return d.render("privacy_agency.html", status=status, **context)
 
@@ -305,7 +320,7 @@ async def proof(position: int, d: Desk = Depends(desk)) -> Response:
         raise Refused(replayed)
     replay = replayed.body if replayed.ok else None
     [shown] = seen([entry])
-    document = replay["document"] if replay else None
+    document = replay.get("document") if replay else None
     rebuilt = replay["bases"] if replay else {}
     return d.render(
         "privacy_proof.html",
@@ -314,6 +329,9 @@ async def proof(position: int, d: Desk = Depends(desk)) -> Response:
         replay=replay,
         bases=compared(entry["bases"], rebuilt),
         document=document,
+        # The rebuilt document is shown only whole, where the officer's agency may see now
+        # every category it showed; else the API says which it may not.
+        withheld_now=(replay or {}).get("document_withheld") or [],
         person_shaped=isinstance((document or {}).get("categories"), list),
         lines=_record_sheet(d, document),
         issued_at=datetime.now(formatting.JST),
