@@ -117,21 +117,6 @@ for s in socks:
 PY
 }
 
-port_is_free() {
-  python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-# As the broker binds: connections of its previous run in TIME_WAIT do not count.
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-PY
-}
-
 # The ports are chosen once and kept: the bootstrap address is in var/local/env
 # and in every running client's settings, so it must not move across restarts.
 choose_ports() {

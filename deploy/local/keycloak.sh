@@ -125,40 +125,9 @@ is_ours() {
 base_url() { printf 'http://127.0.0.1:%s' "$(<"$PORT_FILE")"; }
 env_line() { printf 'KEYCLOAK_URL=%s\n' "$(base_url)"; }
 
-port_is_free() {
-  python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-# As the server binds: connections of its previous run in TIME_WAIT do not count.
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-PY
-}
-
-pick_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # The port is chosen once and kept: it is in every token's issuer, and in the
 # settings of whoever points a service at this provider.
-choose_port() {
-  local port=""
-  if [[ -f $PORT_FILE ]]; then
-    port=$(<"$PORT_FILE")
-    if ! port_is_free "$port"; then
-      log "warning: port $port, used before, is taken by another process; the issuer URL changes"
-      port=""
-    fi
-  fi
-  [[ -n $port ]] || port=$(pick_port)
-  [[ $port =~ ^[0-9]+$ ]] || die "could not pick a free port"
-  printf '%s\n' "$port" >"$PORT_FILE"
-}
+choose_port() { kept_port "$PORT_FILE" "the issuer URL" >/dev/null; }
 
 # A changed realm file is imported on a fresh database: Keycloak's own import
 # skips a realm that already exists.

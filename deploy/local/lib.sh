@@ -54,6 +54,45 @@ mvn_fetch() {
   fi
 }
 
+# port_is_free PORT: nothing is bound to 127.0.0.1:PORT. As the servers bind:
+# connections of a previous run in TIME_WAIT do not count.
+port_is_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PY
+}
+
+pick_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# kept_port FILE WHAT: the port FILE records, while it is free, else a new one
+# (with a warning that WHAT, the address clients hold, changes); recorded in
+# FILE and printed. A server's address must not move across restarts.
+kept_port() {
+  local file=$1 what=$2 port=""
+  if [[ -f $file ]]; then
+    port=$(<"$file")
+    [[ $port =~ ^[0-9]+$ ]] || port=""
+    if [[ -n $port ]] && ! port_is_free "$port"; then
+      log "warning: port $port, used before, is taken by another process; $what changes"
+      port=""
+    fi
+  fi
+  [[ -n $port ]] || port=$(pick_port)
+  [[ $port =~ ^[0-9]+$ ]] || die "could not pick a free port"
+  printf '%s\n' "$port" >"$file"
+  printf '%s\n' "$port"
+}
+
 # cmdline_of PID: its command line, arguments separated by spaces.
 cmdline_of() {
   [[ $1 =~ ^[0-9]+$ ]] || return 1

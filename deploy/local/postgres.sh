@@ -149,39 +149,9 @@ choose_data_dir() {
   printf '%s\n' "$data"
 }
 
-pick_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_is_free() {
-  python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-PY
-}
-
 # The port is chosen once and kept: it is in DATABASE_URL, which var/local/env
 # and every running client hold.
-choose_port() {
-  local port=""
-  if [[ -f $STATE_DIR/port ]]; then
-    port=$(<"$STATE_DIR/port")
-    if ! port_is_free "$port"; then
-      log "warning: port $port, used before, is taken by another process; DATABASE_URL changes"
-      port=""
-    fi
-  fi
-  [[ -n $port ]] || port=$(pick_port)
-  [[ $port =~ ^[0-9]+$ ]] || die "could not pick a free port"
-  printf '%s\n' "$port"
-}
+choose_port() { kept_port "$STATE_DIR/port" DATABASE_URL; }
 
 psql_admin() {
   "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d postgres "${@:2}"
@@ -272,7 +242,7 @@ EOF
 launch_and_wait() {
   local data=$1 port socket_dir=$1 server_log=$1/server.log deadline
   if ((${#data} > MAX_SOCKET_DIR_LEN)); then socket_dir=$TMP_BASE; fi
-  port=$(choose_port)
+  port=$(choose_port) || return 1
   write_config "$data" "$port" "$socket_dir"
   : >"$server_log"
   if is_root; then chown "$PG_OS_USER:$PG_OS_USER" "$server_log"; fi
