@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,10 +74,11 @@ DELIVERY_TIMEOUT_MS = 15_000
 class KafkaPublisher(Publisher):
     """A producer that is made again after a failed publish: kafka-python's may never find its
     way back after a broker restart (its metadata left naming no broker to ask), a new one
-    bootstraps afresh. The broker must answer when it is made."""
+    bootstraps afresh. The broker must answer when it is made. Threads may share it."""
 
     def __init__(self, bootstrap_servers: str) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._lock = threading.Lock()
         self._producer: Any = self._connect()
 
     def _connect(self) -> Any:
@@ -98,7 +100,8 @@ class KafkaPublisher(Publisher):
     def publish(self, messages: Sequence[Message]) -> None:
         from kafka.errors import KafkaError
 
-        producer = self._producer = self._producer or self._connect()
+        with self._lock:
+            producer = self._producer = self._producer or self._connect()
         try:
             futures = [
                 producer.send(
@@ -111,8 +114,10 @@ class KafkaPublisher(Publisher):
                 future.get(timeout=DELIVERY_TIMEOUT_MS / 1000)
         except KafkaError:
             # Whatever it had not delivered is published again by the caller's retry.
-            self._producer = None
-            producer.close(timeout=0)
+            with self._lock:
+                if self._producer is producer:
+                    self._producer = None
+                    producer.close(timeout=0)
             raise
 
     def close(self) -> None:
