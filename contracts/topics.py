@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SERVICES = ("intake", "referral", "meeting", "projection")
+# "audit": the reads other services served, on their way to the audit chain (RecordViewed).
+SERVICES = ("intake", "referral", "meeting", "projection", "audit")
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class Act(IntegrationEvent):
 
 # Each service's events register themselves on import; importing them here makes the catalogue
 # complete for every reader of this package.
+from contracts.events.audit import *  # noqa: E402, F403
 from contracts.events.intake import *  # noqa: E402, F403
 from contracts.events.meeting import *  # noqa: E402, F403
 from contracts.events.projection import *  # noqa: E402, F403
