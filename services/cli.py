@@ -117,7 +117,7 @@ def _declared(settings: Settings, stop: threading.Event) -> None:
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     from services.platform.bus import KafkaPublisher
     from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.wiring import COMMAND_SERVICES, relay
+    from services.wiring import COMMAND_SERVICES, disclosure_outbox, relay
 
     bootstrap = settings.kafka_bootstrap_servers
     if not bootstrap or not settings.database_url:
@@ -134,11 +134,25 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
         relaying = until_available(
             "PostgreSQL", lambda: relay(settings, args.service, application, publisher), stop
         )
+        outbox = until_available(
+            "PostgreSQL", lambda: disclosure_outbox(settings, args.service), stop
+        )
     except Stopped:
         return 0
+    # Beside its events, the service's reads (RecordViewed) go from its outbox to the audit
+    # topic, where ``tsunagu audit ingest`` appends them to the chains.
+    disclosures = threading.Thread(
+        target=outbox.run,
+        args=(publisher, stop, settings.relay_poll_seconds),
+        name="disclosures",
+        daemon=True,
+    )
+    disclosures.start()
     report(READY)
     log.info("relay started", extra={"service": args.service})
     relaying.run(stop, settings.relay_poll_seconds)
+    disclosures.join()
+    outbox.database.close()
     publisher.close()
     application.close()
     return 0
@@ -179,14 +193,17 @@ def _aware_datetime(text: str) -> datetime:
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
-    from services.projection.audit import AuditLog
-    from services.wiring import view_store
+    from contracts.reference import reference
+    from services.wiring import audit_chains, view_store
 
     if args.question == "checkpoint" and args.every is not None:
         return _checkpointer(args, settings)
-    log = AuditLog(view_store(settings).database)
+    if args.question == "ingest":
+        return _ingest(settings)
+    municipality = args.municipality or reference().municipality_code
+    log = audit_chains(settings, view_store(settings)).of(municipality)
     if args.question in ("verify", "checkpoint"):
-        return _anchor(args, settings, log)
+        return _anchor(args, settings, log, municipality)
     if args.question == "replay":
         from services.projection.replay import replay_disclosure
 
@@ -206,13 +223,13 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog) -> int:
+def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog, municipality: str) -> int:
     from dataclasses import asdict
 
     from services.projection.checkpoint import anchoring
 
     # Verifying needs the public keys alone: the signing key is loaded only to sign.
-    anchor = anchoring(settings, signing=args.question == "checkpoint")
+    anchor = anchoring(settings, signing=args.question == "checkpoint", municipality=municipality)
     try:
         if args.question == "verify":
             verification = anchor.verify(log)
@@ -225,25 +242,67 @@ def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog) -> int:
 
 
 def _checkpointer(args: argparse.Namespace, settings: Settings) -> int:
-    """The checkpointer process: once its servers answer, a checkpoint every so often."""
+    """The checkpointer process: once its servers answer, a checkpoint of each municipality's
+    chain (or only ``--municipality``'s) every so often."""
     from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.projection.audit import AuditLog
     from services.projection.checkpoint import Checkpointer, anchoring
-    from services.wiring import view_store
+    from services.wiring import audit_chains, view_store
 
     stop = Stopping().install().event
     try:
         if settings.kafka_bootstrap_servers:
             _declared(settings, stop)
-        log = until_available("PostgreSQL", lambda: AuditLog(view_store(settings).database), stop)
+        chains = until_available(
+            "PostgreSQL", lambda: dict(audit_chains(settings, view_store(settings)).each()), stop
+        )
     except Stopped:
         return 0
-    anchor = anchoring(settings, signing=True)
+    if args.municipality:
+        chains = {args.municipality: chains[args.municipality]}
+    anchors = [anchoring(settings, signing=True, municipality=code) for code in chains]
     report(READY)
+    every = args.every or settings.checkpoint_seconds
+    threads = [
+        threading.Thread(target=Checkpointer(anchor, log).run, args=(every, stop))
+        for anchor, log in zip(anchors, chains.values(), strict=True)
+    ]
     try:
-        Checkpointer(anchor, log).run(args.every or settings.checkpoint_seconds, stop)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     finally:
-        anchor.store.close()
+        for anchor in anchors:
+            anchor.store.close()
+    return 0
+
+
+def _ingest(settings: Settings) -> int:
+    """``tsunagu audit ingest``: other services' reads, from the audit topic to the chain of
+    each one's municipality."""
+    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
+    from services.projection.disclosure_ingest import AuditIngest, run_ingest
+    from services.projection.worker import dead_letter_publisher
+    from services.wiring import audit_chains, view_store
+
+    if not settings.kafka_bootstrap_servers or not settings.database_url:
+        print("the ingest needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    stop = Stopping().install().event
+    try:
+        _declared(settings, stop)
+        chains = until_available(
+            "PostgreSQL", lambda: audit_chains(settings, view_store(settings)), stop
+        )
+        dead_letters = until_available("Kafka", lambda: dead_letter_publisher(settings), stop)
+    except Stopped:
+        return 0
+    ingest = AuditIngest(chains, dead_letters, Topics(settings.topic_prefix).dead_letter)
+    report(READY)
+    log.info("audit ingest started")
+    run_ingest(settings, ingest, stop)
+    dead_letters.close()
+    chains.close()
     return 0
 
 
@@ -451,10 +510,20 @@ def parser() -> argparse.ArgumentParser:
     consent = questions.add_parser("consent", help="what was disclosed under this consent")
     consent.add_argument("id")
     questions.add_parser("pending", help="vital-interest disclosures awaiting review")
+    questions.add_parser(
+        "ingest",
+        help="append other services' reads (the audit topic) to each municipality's chain",
+    )
     replay = questions.add_parser(
         "replay", help="rebuild a recorded disclosure from the events; exit 1 if it differs"
     )
     replay.add_argument("position", type=int)
+    for question in questions.choices.values():
+        question.add_argument(
+            "--municipality",
+            help="whose chain (全国地方公共団体コード); default the deployment's first, and for "
+            "checkpoint --every, every municipality's",
+        )
 
     health = commands.add_parser(
         "health", help="a container's health check: the process's own state, or --url's answer"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import APIRouter, FastAPI
 
+from contracts.reference import reference
 from contracts.topics import SERVICES, Topics
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
@@ -29,6 +31,8 @@ from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
 from services.meeting.integration import to_cloudevent as meeting_cloudevent
 from services.platform.bus import InProcessBus, Publisher, ensure_topics
+from services.platform.disclose import Disclosures
+from services.platform.disclosure_outbox import DisclosureOutbox
 from services.platform.eventstore import TracingApplication, eventstore_env, wait_for_events
 from services.platform.http import create_app
 from services.platform.relay import Relay, RelayPosition, Translate
@@ -37,10 +41,11 @@ from services.platform.sql import connect
 from services.projection import agency_view, consents
 from services.projection import feed as projection_feed
 from services.projection.api import build_router as views_router
-from services.projection.audit import AuditLog
 from services.projection.audit_api import build_router as audit_router
+from services.projection.chains import Chains, neighbour_store
 from services.projection.changes import Projector
-from services.projection.checkpoint import Checkpointer, anchoring
+from services.projection.checkpoint import Anchoring, Checkpointer, anchoring
+from services.projection.disclosure_ingest import AuditIngest
 from services.projection.person_api import build_router as person_router
 from services.projection.purges import publish_purges, sweep_and_publish
 from services.projection.rebuild import Settle
@@ -77,28 +82,37 @@ class CommandService:
 
     application: Callable[[Settings], TracingApplication]
     translate: Translate
-    # (application, the service's own feed store or None, after_command) -> routes
-    routes: Callable[[TracingApplication, ViewStore | None, AfterCommand], APIRouter]
+    # (application, the service's own feed store or None, after_command, how its reads are
+    # disclosed) -> routes
+    routes: Callable[[TracingApplication, ViewStore | None, AfterCommand, Disclosures], APIRouter]
     title: str
 
 
-def _intake_routes(app: TracingApplication, _: ViewStore | None, after: AfterCommand) -> APIRouter:
+def _intake_routes(
+    app: TracingApplication, _: ViewStore | None, after: AfterCommand, disclosures: Disclosures
+) -> APIRouter:
     assert isinstance(app, IntakeApplication)
-    return intake_router(app, after)
+    return intake_router(app, after, disclosures)
 
 
 def _referral_routes(
-    app: TracingApplication, feed: ViewStore | None, after: AfterCommand
+    app: TracingApplication,
+    feed: ViewStore | None,
+    after: AfterCommand,
+    disclosures: Disclosures,
 ) -> APIRouter:
     assert isinstance(app, ReferralApplication) and feed is not None
-    return referral_router(app, feed, after)
+    return referral_router(app, feed, after, disclosures)
 
 
 def _meeting_routes(
-    app: TracingApplication, feed: ViewStore | None, after: AfterCommand
+    app: TracingApplication,
+    feed: ViewStore | None,
+    after: AfterCommand,
+    disclosures: Disclosures,
 ) -> APIRouter:
     assert isinstance(app, MeetingApplication) and feed is not None
-    return meeting_router(app, feed, after)
+    return meeting_router(app, feed, after, disclosures)
 
 
 COMMAND_SERVICES: dict[str, CommandService] = {
@@ -163,21 +177,24 @@ def create_schemas(settings: Settings) -> None:
     """Every service's schema and tables, made once before the processes start: processes that
     start together race on the same CREATE TABLE IF NOT EXISTS, and PostgreSQL can fail one of
     them ("tuple concurrently updated")."""
-    from services.projection.audit import AuditLog
-
     for name, spec in COMMAND_SERVICES.items():
         spec.application(settings).close()
         relay_position(settings, name)
+        disclosure_outbox(settings, name).database.close()
     for service in FEEDS:
         store = feed_store(settings, service)
         if service == "projection":
-            AuditLog(store.database)
+            chains = audit_chains(settings, store)
+            # Each municipality's chain, its tables and triggers made as it is opened.
+            dict(chains.each())
+            chains.close()
         store.database.close()
 
 
-def person_views(views: ViewStore, settings: Settings) -> APIRouter:
+def person_views(views: ViewStore, settings: Settings, disclosures: Disclosures) -> APIRouter:
     return person_router(
         views,
+        disclosures,
         acknowledgement_hours=settings.acknowledgement_hours,
         decline_follow_up_days=settings.decline_follow_up_days,
     )
@@ -190,6 +207,30 @@ def feed_store(settings: Settings, service: str) -> ViewStore:
 
 def view_store(settings: Settings) -> ViewStore:
     return feed_store(settings, "projection")
+
+
+def audit_chains(settings: Settings, views: ViewStore) -> Chains:
+    """Each municipality's audit chain; the first's in the views' database."""
+    return Chains(views.database, neighbour_store(settings))
+
+
+def anchorings(settings: Settings, *, signing: bool = True) -> Callable[[str], Anchoring]:
+    """Each municipality's anchoring (where its checkpoints are kept), made once."""
+    return functools.cache(
+        lambda municipality: anchoring(settings, signing=signing, municipality=municipality)
+    )
+
+
+def disclosure_outbox(
+    settings: Settings, service: str, publish_to: Publisher | None = None
+) -> DisclosureOutbox:
+    """Where a command service records the reads it serves, in its own database, until they
+    are on the audit topic: ``publish_to`` at once (embedded), else by its relay process."""
+    database = connect(
+        settings.database_url, service, settings.var_dir / f"{service}-disclosures.sqlite3"
+    )
+    topic = Topics(settings.topic_prefix).events("audit")
+    return DisclosureOutbox(database, service, topic, publish_to)
 
 
 def feed_runner(
@@ -250,18 +291,22 @@ def service_app(settings: Settings, service: str) -> FastAPI:
     if service == "projection":
         views = view_store(settings)
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
-        app.state.views, app.state.audit = views, AuditLog(views.database)
-        app.include_router(views_router(views, settings))
-        signed = anchoring(settings, signing=True)
-        app.include_router(audit_router(app.state.audit, views, signed))
-        app.include_router(person_views(views, settings))
+        chains = audit_chains(settings, views)
+        # The views keep the chains: their reads are appended to them at once.
+        disclosures = Disclosures(chains)
+        app.state.views, app.state.chains = views, chains
+        app.state.audit = chains.of(reference().municipality_code)
+        app.include_router(views_router(views, settings, disclosures))
+        app.include_router(audit_router(chains, views, anchorings(settings), disclosures))
+        app.include_router(person_views(views, settings, disclosures))
         return app
     spec = COMMAND_SERVICES[service]
     application = spec.application(settings)
     store = feed_store(settings, service) if service in FEEDS else None
     app = create_app(f"Tsunagu {service}", settings, spec.title)
     app.state.application = application
-    app.include_router(spec.routes(application, store, lambda: None))
+    disclosures = Disclosures(disclosure_outbox(settings, service))
+    app.include_router(spec.routes(application, store, lambda: None, disclosures))
     return app
 
 
@@ -308,9 +353,13 @@ def embedded_app(settings: Settings) -> FastAPI:
         publish_purges(views, bus, purged)
 
     relay_all()
-    audit = AuditLog(views.database)
-    anchor = anchoring(settings, signing=True)
-    checkpointer = Checkpointer(anchor, audit)
+    chains = audit_chains(settings, views)
+    # Other services' reads reach the chains as they would over Kafka: through their outboxes,
+    # onto the audit topic, appended by the same ingest.
+    ingest = AuditIngest(chains, bus, topics.dead_letter)
+    bus.subscribe(topics.events("audit"), ingest.consume)
+    anchored = anchorings(settings)
+    checkpointers = [Checkpointer(anchored(code), chain) for code, chain in chains.each()]
 
     async def sweep_now_and_then() -> None:
         # No sweeper process runs here: bases that lapse with no event are swept from inside.
@@ -321,19 +370,23 @@ def embedded_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(sweep_now_and_then())
-        # No checkpointer process runs here either.
-        signing = asyncio.create_task(checkpointer.run_inside(settings.checkpoint_seconds))
+        # No checkpointer process runs here either: one task per municipality's chain.
+        signing = [
+            asyncio.create_task(c.run_inside(settings.checkpoint_seconds)) for c in checkpointers
+        ]
         yield
-        for task in (sweeper, signing):
+        for task in (sweeper, *signing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         # What this run appended is anchored before it stops.
-        await asyncio.to_thread(checkpointer.tick)
+        for checkpointer in checkpointers:
+            await asyncio.to_thread(checkpointer.tick)
         for application in applications.values():
             application.close()
         for store in stores.values():
             store.database.close()
+        chains.close()
 
     app = create_app(
         "Tsunagu (embedded)",
@@ -343,12 +396,15 @@ def embedded_app(settings: Settings) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.state.applications, app.state.views, app.state.bus = applications, views, bus
     for name, spec in COMMAND_SERVICES.items():
-        routes = spec.routes(applications[name], stores.get(name), relay_all)
+        disclosures = Disclosures(disclosure_outbox(settings, name, publish_to=bus))
+        routes = spec.routes(applications[name], stores.get(name), relay_all, disclosures)
         app.include_router(routes, prefix=f"/{name}")
-    app.include_router(views_router(stores["projection"], settings), prefix="/views")
-    app.state.audit = audit
-    app.include_router(audit_router(audit, views, anchor), prefix="/views")
-    app.include_router(person_views(stores["projection"], settings), prefix="/views")
+    view_disclosures = Disclosures(chains)
+    app.include_router(views_router(views, settings, view_disclosures), prefix="/views")
+    app.state.chains, app.state.view_disclosures = chains, view_disclosures
+    app.state.audit = chains.of(reference().municipality_code)
+    app.include_router(audit_router(chains, views, anchored, view_disclosures), prefix="/views")
+    app.include_router(person_views(views, settings, view_disclosures), prefix="/views")
     # The desk last, at "/": every route above is matched first. It calls this same app's
     # routes in-process, with the signed-in user's token, exactly as it would over the network.
     in_process = Services(embedded_urls(), httpx.ASGITransport(app=app))

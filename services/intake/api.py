@@ -1,4 +1,9 @@
-"""Intake's HTTP adapter: thin translation between JSON and the intake application."""
+"""Intake's HTTP adapter: thin translation between JSON and the intake application.
+
+Every answer that shows a person, a consultation or a consent is a disclosure, answered and
+recorded through ``Disclosures`` (refusals too); a person's fields are shown category by
+category as the application decides them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from contracts.errors import Invalid
 from contracts.identity import Staff
@@ -24,9 +30,9 @@ from services.intake.application import (
 )
 from services.intake.consent import Consent
 from services.intake.consultation import Consultation
-from services.intake.person import Person
 from services.platform.auth import authenticated_staff
-from services.platform.pagination import Page, after_cursor, page, respond
+from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
+from services.platform.pagination import Page, after_cursor, link_of, page, respond
 
 Name = Field(None, max_length=200)
 
@@ -67,7 +73,22 @@ class PersonRequest(Strict):
     registered_at: datetime | None = None
 
 
+class ShownBasis(BaseModel):
+    basis: str
+    basis_id: str | None
+
+
+class Withheld(BaseModel):
+    category: str
+    reason: str
+
+
 class PersonResponse(BaseModel):
+    """The person as the caller may see them now: identity fields (names, kana, birth date,
+    sex) under an ``identity`` basis, address and phone under a ``contact`` one, another
+    agency's local id under an ``identity`` basis for it; the rest null, and named in
+    ``withheld`` with the reason."""
+
     id: UUID
     registered_by: str
     family_name: str | None
@@ -76,29 +97,13 @@ class PersonResponse(BaseModel):
     given_name_kana: str | None
     birth_date: date | None
     birth_year: int | None
-    sex: str
+    sex: str | None
     address: str | None
     phone: str | None
     local_ids: dict[str, str]
     merged_into: UUID | None
-
-    @classmethod
-    def of(cls, p: Person) -> PersonResponse:
-        return cls(
-            id=p.id,
-            registered_by=p.agency,
-            family_name=p.family_name,
-            given_name=p.given_name,
-            family_name_kana=p.family_name_kana,
-            given_name_kana=p.given_name_kana,
-            birth_date=p.birth_date,
-            birth_year=p.birth_year,
-            sex=p.sex,
-            address=p.address,
-            phone=p.phone,
-            local_ids=dict(p.local_ids),
-            merged_into=p.merged_into,
-        )
+    bases: dict[str, ShownBasis]
+    withheld: list[Withheld]
 
 
 class LinkRequest(Strict):
@@ -134,6 +139,24 @@ class WithdrawalRequest(Strict):
     categories: list[str] | None = Field(None, description="omit for every category")
     reason: str | None = Field(None, max_length=2000)
     at: datetime | None = None
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    dumped: dict[str, Any] = model.model_dump(mode="json")
+    return dumped
+
+
+def consent_disclosure(consent: Consent, document: dict[str, Any], view: str) -> Disclosure:
+    """A consent is a record about its person that belongs to no data category: who may see
+    what of them, given by them. Read by its recorder, recipients and privacy officers."""
+    return Disclosure(
+        to_jsonable_python(document),
+        {},
+        person_id=str(consent.person_id),
+        disclosed_by=frozenset({consent.agency}),
+        view={"view": view, "consent_id": str(consent.id)},
+        about_person=True,
+    )
 
 
 class ConsentResponse(BaseModel):
@@ -230,14 +253,32 @@ async def verified_staff(request: Request) -> Staff:
     return authenticated_staff(request)
 
 
-def build_router(intake: IntakeApplication, after_command: Callable[[], object]) -> APIRouter:
+def build_router(
+    intake: IntakeApplication, after_command: Callable[[], object], disclosures: Disclosures
+) -> APIRouter:
     """``after_command`` runs after each stored command (embedded mode relays at once)."""
     router = APIRouter(tags=["intake"])
     Caller = Depends(verified_staff)
+    Reading = disclosures.dependency()
 
     def consultation_reply(consultation_id: UUID) -> ConsultationResponse:
         after_command()
         return ConsultationResponse.of(intake.consultation(consultation_id))
+
+    def person_reply(
+        reader: Reader, person_id: UUID, status_code: int = 200, *, command: bool = False
+    ) -> Response:
+        """The person as the caller may see them; after a command, what it may see (perhaps
+        nothing but the record's id) rather than a refusal of what it just did."""
+        reader.about(person_id)
+        shown = intake.person_disclosure(reader.staff, person_id, refuse_if_nothing=not command)
+        return reader.answer(shown, status_code=status_code, command=command)
+
+    def consent_reply(reader: Reader, consent: Consent, *, command: bool = False) -> Response:
+        reader.about(consent.person_id)
+        document = _json(ConsentResponse.of(consent))
+        shown = consent_disclosure(consent, document, "consent")
+        return reader.answer(shown, status_code=201 if command else 200, command=command)
 
     @router.post("/consultations", status_code=201, response_model=ConsultationResponse)
     def open_consultation(body: ConsultationRequest, staff: Staff = Caller) -> Response:
@@ -250,8 +291,16 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
         )
 
     @router.get("/consultations/{consultation_id}", response_model=ConsultationResponse)
-    def get_consultation(consultation_id: UUID, staff: Staff = Caller) -> ConsultationResponse:
-        return ConsultationResponse.of(intake.own_consultation(staff, consultation_id))
+    def get_consultation(consultation_id: UUID, reader: Reader = Reading) -> Response:
+        """The caller's own consultation: its own record, a read of its person if known."""
+        consultation = intake.own_consultation(reader.staff, consultation_id)
+        shown = Disclosure(
+            _json(ConsultationResponse.of(consultation)),
+            {"consultation": (OWN_RECORD, None)},
+            person_id=str(consultation.person_id) if consultation.person_id else None,
+            disclosed_by=frozenset({consultation.agency}),
+        )
+        return reader.answer(shown)
 
     @router.post("/consultations/{consultation_id}/triage", response_model=ConsultationResponse)
     def triage(
@@ -277,26 +326,37 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
         return consultation_reply(consultation_id)
 
     @router.post("/persons", status_code=201, response_model=PersonResponse)
-    def register_person(body: PersonRequest, staff: Staff = Caller) -> PersonResponse:
-        person_id = intake.register_person(staff, RegisterPerson(**body.model_dump()))
+    def register_person(body: PersonRequest, reader: Reader = Reading) -> Response:
+        person_id = intake.register_person(reader.staff, RegisterPerson(**body.model_dump()))
         after_command()
-        return PersonResponse.of(intake.person(person_id))
+        return person_reply(reader, person_id, 201, command=True)
 
     @router.get("/persons/by-local-id", response_model=dict[str, UUID])
     def find_by_local_id(
-        local_id: str, agency: str | None = None, staff: Staff = Caller
-    ) -> dict[str, UUID]:
-        return {"person_id": intake.find_by_local_id(staff, agency or staff.agency, local_id)}
+        local_id: str, agency: str | None = None, reader: Reader = Reading
+    ) -> Response:
+        """The person an agency filed under its own local id: the caller's own, or another
+        agency's given an ``identity`` basis for the person."""
+        filed_by = agency or reader.staff.agency
+        person_id, allowed = intake.find_by_local_id(reader.staff, filed_by, local_id)
+        shown = Disclosure(
+            {"person_id": str(person_id)},
+            {"identity": (allowed.basis, allowed.basis_id)},
+            person_id=str(person_id),
+            disclosed_by=frozenset({filed_by}),
+        )
+        return reader.answer(shown)
 
     @router.get("/persons/{person_id}", response_model=PersonResponse)
-    def get_person(person_id: UUID, staff: Staff = Caller) -> PersonResponse:
-        return PersonResponse.of(intake.visible_person(staff, person_id))
+    def get_person(person_id: UUID, reader: Reader = Reading) -> Response:
+        """The person's fields the caller's agency may see now, category by category."""
+        return person_reply(reader, person_id)
 
     @router.post("/persons/{person_id}/links", response_model=PersonResponse)
-    def link(person_id: UUID, body: LinkRequest, staff: Staff = Caller) -> PersonResponse:
-        intake.link(staff, person_id, body.local_id)
+    def link(person_id: UUID, body: LinkRequest, reader: Reader = Reading) -> Response:
+        intake.link(reader.staff, person_id, body.local_id)
         after_command()
-        return PersonResponse.of(intake.person(person_id))
+        return person_reply(reader, person_id, command=True)
 
     @router.get("/persons/{person_id}/duplicates")
     def duplicates(person_id: UUID, staff: Staff = Caller) -> dict[str, Any]:
@@ -308,33 +368,33 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
         }
 
     @router.post("/persons/{person_id}/merge", response_model=PersonResponse)
-    def merge(person_id: UUID, body: MergeRequest, staff: Staff = Caller) -> PersonResponse:
-        intake.merge(staff, person_id, body.into, body.reason)
+    def merge(person_id: UUID, body: MergeRequest, reader: Reader = Reading) -> Response:
+        intake.merge(reader.staff, person_id, body.into, body.reason)
         after_command()
-        return PersonResponse.of(intake.person(person_id))
+        return person_reply(reader, person_id, command=True)
 
     @router.post("/persons/{person_id}/unmerge", response_model=PersonResponse)
-    def unmerge(person_id: UUID, body: UnmergeRequest, staff: Staff = Caller) -> PersonResponse:
-        intake.unmerge(staff, person_id, body.reason)
+    def unmerge(person_id: UUID, body: UnmergeRequest, reader: Reader = Reading) -> Response:
+        intake.unmerge(reader.staff, person_id, body.reason)
         after_command()
-        return PersonResponse.of(intake.person(person_id))
+        return person_reply(reader, person_id, command=True)
 
     @router.get("/persons/{person_id}/consents", response_model=list[ConsentResponse])
     def consents_in_force(
         person_id: UUID,
-        request: Request,
         response: Response,
         recipient: str | None = None,
         category: str | None = None,
         purpose: str | None = None,
         at: datetime | None = None,
         asked: Page = Depends(page),
-        staff: Staff = Caller,
-    ) -> list[ConsentResponse]:
+        reader: Reader = Reading,
+    ) -> Response:
         """With ``recipient``, ``category`` and ``purpose``, the ledger's question: which
         consents covered them at instant T (default now). Without, every consent of the person
         the caller may read (its recorder, its recipients, privacy officers), in force or not.
         Oldest first, a page at a time."""
+        staff = reader.staff
         intake.require(staff, person_id, "identity")
         if at is not None and at.tzinfo is None:
             raise Invalid("at", "timezone_required", "give the time with its UTC offset (+09:00)")
@@ -350,24 +410,29 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
         else:
             found = intake.readable_consents(staff, person_id)
         rows = after_cursor(found, consent_order, asked)
-        return [
-            ConsentResponse.of(c) for c in respond(rows, consent_order, asked, request, response)
+        listed = [
+            consent_disclosure(c, _json(ConsentResponse.of(c)), "consent")
+            for c in respond(rows, consent_order, asked, reader.request, response)
         ]
+        return reader.answer(listed, headers=link_of(response))
 
     @router.post("/consents", status_code=201, response_model=ConsentResponse)
-    def record_consent(body: ConsentRequest, staff: Staff = Caller) -> ConsentResponse:
-        consent_id = intake.record_consent(staff, RecordConsent(**body.model_dump()))
+    def record_consent(body: ConsentRequest, reader: Reader = Reading) -> Response:
+        reader.about(body.person_id)
+        consent_id = intake.record_consent(reader.staff, RecordConsent(**body.model_dump()))
         after_command()
-        return ConsentResponse.of(intake.consent(consent_id))
+        return consent_reply(reader, intake.consent(consent_id), command=True)
 
     @router.get("/consents/{consent_id}", response_model=ConsentResponse)
-    def get_consent(consent_id: UUID, staff: Staff = Caller) -> ConsentResponse:
-        return ConsentResponse.of(intake.readable_consent(staff, consent_id))
+    def get_consent(consent_id: UUID, reader: Reader = Reading) -> Response:
+        return consent_reply(reader, intake.readable_consent(reader.staff, consent_id))
 
     @router.get("/consents/{consent_id}/receipt")
-    def consent_receipt(consent_id: UUID, staff: Staff = Caller) -> dict[str, Any]:
+    def consent_receipt(consent_id: UUID, reader: Reader = Reading) -> Response:
         """A Kantara-shaped consent receipt to hand to the person."""
-        return intake.readable_consent(staff, consent_id).receipt()
+        consent = intake.readable_consent(reader.staff, consent_id)
+        reader.about(consent.person_id)
+        return reader.answer(consent_disclosure(consent, consent.receipt(), "consent_receipt"))
 
     @router.get("/consents/{consent_id}/coverage")
     def consent_coverage(
@@ -375,45 +440,47 @@ def build_router(intake: IntakeApplication, after_command: Callable[[], object])
         recipient: str = Query(max_length=100),
         purpose: str = Query(max_length=100),
         at: datetime | None = None,
-        staff: Staff = Caller,
-    ) -> dict[str, Any]:
+        reader: Reader = Reading,
+    ) -> Response:
         """What a slip under this consent may carry to ``recipient`` for ``purpose`` now (or at
         ``at``): the categories covered, and the rest; before a sender chooses."""
-        covered = intake.readable_consent(staff, consent_id).coverage(
-            recipient, purpose, at or datetime.now().astimezone()
-        )
+        consent = intake.readable_consent(reader.staff, consent_id)
+        reader.about(consent.person_id)
+        covered = consent.coverage(recipient, purpose, at or datetime.now().astimezone())
         every = reference().data_categories
-        return {
+        document = {
             "recipient": recipient,
             "purpose": purpose,
             "covered": covered,
             "not_covered": [c for c in every if c not in covered],
         }
+        return reader.answer(consent_disclosure(consent, document, "consent_coverage"))
 
     @router.get("/consents/{consent_id}/withdrawal-effect")
     def withdrawal_effect(
         consent_id: UUID,
         recipients: list[str] | None = Query(None),
         categories: list[str] | None = Query(None),
-        staff: Staff = Caller,
-    ) -> dict[str, Any]:
+        reader: Reader = Reading,
+    ) -> Response:
         """Before a withdrawal (all of it, or some recipients or categories): which agencies
         would stop receiving which categories under this consent."""
-        losses = intake.readable_consent(staff, consent_id).withdrawal_effect(
-            recipients, categories, datetime.now().astimezone()
-        )
-        return {
+        consent = intake.readable_consent(reader.staff, consent_id)
+        reader.about(consent.person_id)
+        losses = consent.withdrawal_effect(recipients, categories, datetime.now().astimezone())
+        document = {
             "losses": [{"agency": agency, "categories": lost} for agency, lost in losses.items()]
         }
+        return reader.answer(consent_disclosure(consent, document, "consent_withdrawal_effect"))
 
     @router.post(
         "/consents/{consent_id}/withdrawals", status_code=201, response_model=ConsentResponse
     )
     def withdraw_consent(
-        consent_id: UUID, body: WithdrawalRequest, staff: Staff = Caller
-    ) -> ConsentResponse:
-        intake.withdraw_consent(staff, consent_id, WithdrawConsent(**body.model_dump()))
+        consent_id: UUID, body: WithdrawalRequest, reader: Reader = Reading
+    ) -> Response:
+        intake.withdraw_consent(reader.staff, consent_id, WithdrawConsent(**body.model_dump()))
         after_command()
-        return ConsentResponse.of(intake.consent(consent_id))
+        return consent_reply(reader, intake.consent(consent_id), command=True)
 
     return router

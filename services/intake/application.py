@@ -1,7 +1,9 @@
 """The intake application: consultations, persons and the consent ledger, on `eventsourcing`.
 
 Each command checks who may do it, validates against the reference data, and saves the changed
-aggregates (and their index aggregates) in one atomic write.
+aggregates (and their index aggregates) in one atomic write. Every person, consultation and
+consent belongs to the municipality that recorded it: to staff of any other it does not exist.
+What intake shows of a person is decided field group by field group (``person_disclosure``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
 from contracts.errors import Conflict, Forbidden, Invalid, NotFound
@@ -22,11 +25,22 @@ from services.intake.consent import Consent, check_terms
 from services.intake.consultation import Consultation, check_codes
 from services.intake.person import SEXES, Person
 from services.platform.calendar import DateAsISO, past_or_now
+from services.platform.disclose import Disclosure, Part, bases_map, decide_parts, withheld_list
 from services.platform.eventstore import TracingApplication
 from services.platform.indexes import LocalIdIndex, consents_key, duplicates_key
 
 INTAKE_ROLE = "self_reliance_office"
 A = TypeVar("A", bound=Aggregate)
+IDENTITY_FIELDS = (
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "birth_date",
+    "birth_year",
+    "sex",
+)
+CONTACT_FIELDS = ("address", "phone")
 
 
 @dataclass(frozen=True)
@@ -111,11 +125,13 @@ class IntakeApplication(TracingApplication):
             raise Forbidden(
                 f"agency {staff.agency!r} does not run a consultation desk; "
                 "refer the person to the self-reliance support office instead",
-                allowed_agencies=list(reference().agencies_with_role(INTAKE_ROLE)),
+                allowed_agencies=list(
+                    reference().agencies_with_role(INTAKE_ROLE, staff.municipality)
+                ),
             )
         check_codes(command.channel, command.route_in, command.caller_kind)
         if command.person_id is not None:
-            self._registered(command.person_id)
+            self._registered(staff, command.person_id)
         consultation = Consultation(
             municipality=staff.municipality,
             agency=staff.agency,
@@ -135,7 +151,7 @@ class IntakeApplication(TracingApplication):
         return self.fetch(Consultation, consultation_id, "consultation")
 
     def own_consultation(self, staff: Staff, consultation_id: UUID) -> Consultation:
-        consultation = self.consultation(consultation_id)
+        consultation = _here(staff, self.consultation(consultation_id), "consultation")
         if consultation.agency != staff.agency:
             raise Forbidden(f"consultation {consultation_id} belongs to another agency's record")
         return consultation
@@ -157,7 +173,7 @@ class IntakeApplication(TracingApplication):
         self, staff: Staff, consultation_id: UUID, person_id: UUID, at: datetime | None = None
     ) -> None:
         consultation = self.own_consultation(staff, consultation_id)
-        self.person(person_id)
+        self.person_here(staff, person_id)
         consultation.attach(person_id, staff.staff_id, past_or_now("at", at))
         self.save(consultation)
 
@@ -207,36 +223,94 @@ class IntakeApplication(TracingApplication):
     def person(self, person_id: UUID) -> Person:
         return self.fetch(Person, person_id, "person")
 
-    def visible_person(self, staff: Staff, person_id: UUID) -> Person:
-        """The person, to an agency with a basis to see their identity."""
-        person = self.person(person_id)
-        self.require(staff, person_id, "identity")
-        return person
+    def person_here(self, staff: Staff, person_id: UUID) -> Person:
+        """The person, if registered in the caller's municipality; else 404."""
+        return _here(staff, self.person(person_id), "person")
+
+    def person_disclosure(
+        self, staff: Staff, person_id: UUID, *, refuse_if_nothing: bool = True
+    ) -> Disclosure:
+        """What ``staff``'s agency may see of the person now, field group by field group:
+        names, kana, birth date and sex under ``identity``, address and phone under
+        ``contact``, each agency's local id under ``identity`` as that agency's own record.
+        "Own record" is the registering agency's for the first two, the filing agency's for
+        its local id. ``refuse_if_nothing``: 403 naming what is missing when nothing is."""
+        person = self.person_here(staff, person_id)
+        registered = frozenset({person.agency})
+        parts = [
+            Part("identity", registered, {f: getattr(person, f) for f in IDENTITY_FIELDS}),
+            Part("contact", registered, {f: getattr(person, f) for f in CONTACT_FIELDS}),
+            *(
+                Part("identity", frozenset({agency}), {f"local_id:{agency}": local_id})
+                for agency, local_id in sorted(person.local_ids.items())
+            ),
+        ]
+        viewer = disclosure.Viewer(staff.agency, staff.staff_id)
+        decided = decide_parts(
+            viewer, self.person_record(person_id), parts, disclosure.PURPOSES, datetime.now(UTC)
+        )
+        if not decided.shown and refuse_if_nothing:
+            category, reason = next(iter(decided.withheld.items()))
+            raise Forbidden(reason, category=category, recipient=staff.agency)
+        fields = {f: decided.fields.get(f) for f in (*IDENTITY_FIELDS, *CONTACT_FIELDS)}
+        local_ids = {
+            name.removeprefix("local_id:"): value
+            for name, value in decided.fields.items()
+            if name.startswith("local_id:")
+        }
+        document = {
+            # Which record it is, whatever the caller may see of it.
+            "id": person.id,
+            "registered_by": person.agency,
+            "merged_into": person.merged_into,
+            **fields,
+            "local_ids": local_ids,
+            "bases": bases_map(decided.shown),
+            "withheld": withheld_list(decided.withheld),
+        }
+        return Disclosure(
+            to_jsonable_python(document),
+            decided.shown,
+            person_id=str(person_id),
+            disclosed_by=decided.disclosed_by,
+            withheld=decided.withheld,
+        )
 
     def link(self, staff: Staff, person_id: UUID, local_id: str) -> None:
-        person = self.visible_person(staff, person_id)
+        person = self.person_here(staff, person_id)
+        self.require(staff, person_id, "identity")
         self._save_unique([person, self._link(person, staff, local_id)])
 
-    def find_by_local_id(self, staff: Staff, agency: str, local_id: str) -> UUID:
+    def find_by_local_id(
+        self, staff: Staff, agency: str, local_id: str
+    ) -> tuple[UUID, disclosure.Allow]:
+        """The person ``agency`` filed under ``local_id``, and the basis the caller knows it
+        on: its own filing key, or an identity basis for another agency's."""
         index = self.find(LocalIdIndex, LocalIdIndex.create_id(agency, local_id))
-        if index is None:
+        if index is None or not reference().in_municipality(agency, staff.municipality):
             raise NotFound(f"no person has {agency!r} local id {local_id!r}")
-        if agency != staff.agency:
-            self.require(staff, index.person_id, "identity")
-        return index.person_id
+        self.person_here(staff, index.person_id)
+        if agency == staff.agency:
+            return index.person_id, disclosure.Allow("own_record", None)
+        return index.person_id, self.require(staff, index.person_id, "identity")
 
     def duplicates(self, staff: Staff, person_id: UUID) -> DuplicateCandidates:
         self._require_intake_office(staff, "look for duplicate persons")
-        person = self.person(person_id)
+        person = self.person_here(staff, person_id)
         found = DuplicateCandidates(person_id, person.duplicate_key)
         if person.duplicate_key is not None:
             index = self.index(duplicates_key(person.duplicate_key))
-            found.candidates = [p for p in (index.ids if index else []) if p != person_id]
+            found.candidates = [
+                p
+                for p in (index.ids if index else [])
+                if p != person_id and self.person(p).municipality == staff.municipality
+            ]
         return found
 
     def merge(self, staff: Staff, person_id: UUID, survivor_id: UUID, reason: str) -> None:
         self._require_intake_office(staff, "merge persons")
-        duplicate, survivor = self.person(person_id), self.person(survivor_id)
+        duplicate = self.person_here(staff, person_id)
+        survivor = self.person_here(staff, survivor_id)
         if survivor.merged_into is not None:
             raise Conflict(f"person {survivor_id} is itself merged into {survivor.merged_into}")
         duplicate.merge_into(survivor_id, staff.agency, staff.staff_id, reason, datetime.now(UTC))
@@ -244,14 +318,14 @@ class IntakeApplication(TracingApplication):
 
     def unmerge(self, staff: Staff, person_id: UUID, reason: str) -> None:
         self._require_intake_office(staff, "unmerge persons")
-        duplicate = self.person(person_id)
+        duplicate = self.person_here(staff, person_id)
         duplicate.unmerge(staff.agency, staff.staff_id, reason, datetime.now(UTC))
         self.save(duplicate)
 
     # The consent ledger (本人同意)
 
     def record_consent(self, staff: Staff, command: RecordConsent) -> UUID:
-        self._registered(command.person_id)
+        self._registered(staff, command.person_id)
         self.require(staff, command.person_id, "identity")
         valid_from = past_or_now("valid_from", command.valid_from)
         check_terms(
@@ -264,6 +338,7 @@ class IntakeApplication(TracingApplication):
             command.witness,
             command.given_by,
             command.representative_relationship,
+            staff.municipality,
         )
         consent = Consent(
             municipality=staff.municipality,
@@ -290,7 +365,7 @@ class IntakeApplication(TracingApplication):
 
     def readable_consent(self, staff: Staff, consent_id: UUID) -> Consent:
         """A consent, to its recording agency, its recipients and privacy officers."""
-        consent = self.consent(consent_id)
+        consent = _here(staff, self.consent(consent_id), "consent")
         if not _may_read(staff, consent):
             raise Forbidden(
                 f"consent {consent_id} is readable by its recording agency, its recipients "
@@ -346,7 +421,9 @@ class IntakeApplication(TracingApplication):
         )
 
     def require(self, staff: Staff, person_id: UUID, category: str) -> disclosure.Allow:
-        """Allowed for any purpose, or 403 naming what is missing."""
+        """Allowed for any purpose, or 403 naming what is missing (``category`` as a whole:
+        the registering agency's record of it)."""
+        self.person_here(staff, person_id)
         record = self.person_record(person_id)
         viewer = disclosure.Viewer(staff.agency, staff.staff_id)
         now = datetime.now(UTC)
@@ -372,10 +449,11 @@ class IntakeApplication(TracingApplication):
         except IntegrityError as clash:
             raise Conflict("that local id already belongs to another person") from clash
 
-    def _registered(self, person_id: UUID) -> Person:
-        """The person named in a request body; 422 (not 404) when nobody is registered so."""
+    def _registered(self, staff: Staff, person_id: UUID) -> Person:
+        """The person named in a request body; 422 (not 404) when nobody is registered so in
+        the caller's municipality."""
         person = self.find(Person, person_id)
-        if person is None:
+        if person is None or person.municipality != staff.municipality:
             raise Invalid("person_id", "registered_person", f"no person {person_id} is registered")
         return person
 
@@ -383,6 +461,13 @@ class IntakeApplication(TracingApplication):
         agency = reference().agency(staff.agency)
         if agency is None or agency.role != INTAKE_ROLE:
             raise Forbidden(f"only a self-reliance support office may {action}")
+
+
+def _here(staff: Staff, found: A, kind: str) -> A:
+    """``found``, if it belongs to the caller's municipality: another's is not found."""
+    if getattr(found, "municipality", None) != staff.municipality:
+        raise NotFound(f"no {kind} {found.id} in {staff.municipality}")
+    return found
 
 
 def _blank_to_none(text: str | None) -> str | None:
@@ -397,8 +482,10 @@ def consent_order(consent: Consent) -> tuple[str, str]:
 
 
 def _may_read(staff: Staff, consent: Consent) -> bool:
+    """The recorder, a recipient, or a privacy officer over the whole municipality (one over
+    its own agency reads its agency's consents as recorder or recipient)."""
     return (
         staff.agency == consent.agency
         or staff.agency in consent.recipients
-        or staff.has_role("privacy_officer")
+        or staff.oversees_municipality("privacy_officer")
     )

@@ -269,10 +269,14 @@ def check_terms(
     witness: str | None,
     given_by: str,
     representative_relationship: str | None,
+    municipality: str,
 ) -> None:
+    """The terms of a consent recorded in ``municipality``: its recipients are agencies of
+    that municipality, never another's."""
     ref = reference()
+    local = tuple(a.id for a in ref.agencies.values() if a.municipality == municipality)
     for field, values, allowed in (
-        ("recipients", recipients, tuple(ref.agencies)),
+        ("recipients", recipients, local),
         ("categories", categories, ref.data_categories),
         ("purposes", purposes, disclosure.PURPOSES),
     ):

@@ -1,4 +1,9 @@
-"""Meeting's HTTP adapter: thin translation between JSON and the meeting application."""
+"""Meeting's HTTP adapter: thin translation between JSON and the meeting application.
+
+Every answer about a person's case, meetings, 支援会議 information, declarations or disclosure
+is a read of that person, answered and recorded through ``Disclosures`` (refusals too). A case
+or meeting shows another agency only the categories ``decide`` allows it now.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,24 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
+from contracts.errors import Forbidden
 from contracts.identity import Staff
 from services.meeting.application import (
+    CONSULTATION,
+    PLAN,
+    WELFARE_BENEFIT,
     DeclareVitalInterest,
     DraftPlan,
     HoldMeeting,
     KnownApplication,
     MeetingApplication,
     MemberPreview,
+    Reading,
     ScheduleMeeting,
     ServiceLine,
     SharedItem,
@@ -28,7 +39,17 @@ from services.meeting.meeting import Meeting
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration
 from services.platform.auth import authenticated_staff
-from services.platform.pagination import Key, Page, after_cursor, page, respond
+from services.platform.disclose import (
+    OWN_RECORD,
+    Disclosure,
+    Disclosures,
+    Reader,
+    Shown,
+    bases_map,
+    withheld_list,
+)
+from services.platform.pagination import Key, Page, after_cursor, link_of, page, respond
+from services.projection.person_facts import CATEGORY_OF
 from services.projection.store import ViewStore
 
 Text = Field(min_length=1, max_length=20000)
@@ -382,120 +403,212 @@ class DisclosureResponse(BaseModel):
     categories: dict[str, dict[str, str | None]]
 
 
+def _json(value: Any) -> Any:
+    return to_jsonable_python(value)
+
+
+def case_document(case: SupportCase, reading: Reading) -> dict[str, Any]:
+    """The case as ``reading`` allows: assessments' issues each under its own category, their
+    strengths and notes under consultation, emergency support under welfare_benefit."""
+    document: dict[str, Any] = _json(CaseResponse.of(case))
+    shown = reading.shown
+    for record in document["assessment_records"]:
+        record["issues"] = [
+            i for i in record["issues"] if CATEGORY_OF.get(f"issue.{i}", CONSULTATION) in shown
+        ]
+        if CONSULTATION not in shown:
+            record["strengths"], record["notes"] = [], None
+    if WELFARE_BENEFIT not in shown:
+        document["emergency_support"] = []
+    document["bases"] = bases_map(shown)
+    document["withheld"] = withheld_list(reading.withheld)
+    return document
+
+
+def meeting_document(meeting: Meeting, reading: Reading) -> dict[str, Any]:
+    """The meeting as ``reading`` allows: without a basis for its plan, who met when, not what
+    was concluded or discussed."""
+    document: dict[str, Any] = _json(MeetingResponse.of(meeting))
+    if meeting.person_id is not None and PLAN not in reading.shown:
+        document["conclusions"], document["plans_discussed"] = [], []
+        document["resource_gaps"] = []
+    document["bases"] = bases_map(reading.shown)
+    document["withheld"] = withheld_list(reading.withheld)
+    return document
+
+
+def _about(person_id: UUID | None, document: Any, shown: Shown, **kept: Any) -> Disclosure:
+    return Disclosure(
+        document,
+        shown,
+        person_id=str(person_id) if person_id else None,
+        about_person=True,
+        **kept,
+    )
+
+
 def build_router(
-    meetings: MeetingApplication, feed: ViewStore, after_command: Callable[[], object]
+    meetings: MeetingApplication,
+    feed: ViewStore,
+    after_command: Callable[[], object],
+    disclosures: Disclosures,
 ) -> APIRouter:
     """``after_command`` runs after each stored command (embedded mode relays at once)."""
     router = APIRouter(tags=["meeting"])
     Caller = Depends(authenticated_staff)
+    Reading_ = disclosures.dependency()
     facts = FeedFacts(feed)
 
-    def case_reply(case_id: UUID) -> CaseResponse:
-        after_command()
-        return CaseResponse.of(meetings.case(case_id))
+    def case_shown(reader: Reader, case: SupportCase) -> Disclosure:
+        reading = meetings.case_reading(reader.staff, facts, case)
+        if PLAN not in reading.shown:
+            raise Forbidden(reading.withheld.get(PLAN, "no basis to read this case"))
+        return _about(
+            case.person_id,
+            case_document(case, reading),
+            reading.shown,
+            disclosed_by=frozenset({case.agency}),
+            withheld=reading.withheld,
+            view={"view": "case", "case_id": str(case.id)},
+        )
 
-    def meeting_reply(meeting_id: UUID) -> MeetingResponse:
+    def meeting_shown(reader: Reader, meeting: Meeting) -> Disclosure:
+        reading = meetings.meeting_reading(reader.staff, facts, meeting)
+        return _about(
+            meeting.person_id,
+            meeting_document(meeting, reading),
+            reading.shown,
+            disclosed_by=frozenset({meeting.agency}),
+            withheld=reading.withheld,
+            view={"view": "meeting", "meeting_id": str(meeting.id)},
+        )
+
+    def case_reply(reader: Reader, case_id: UUID, status_code: int = 200) -> Response:
         after_command()
-        return MeetingResponse.of(meetings.meeting(meeting_id))
+        case = meetings.case(case_id)
+        reader.about(case.person_id)
+        return reader.answer(case_shown(reader, case), status_code=status_code, command=True)
+
+    def meeting_reply(reader: Reader, meeting_id: UUID, status_code: int = 200) -> Response:
+        after_command()
+        meeting = meetings.meeting(meeting_id)
+        reader.about(meeting.person_id)
+        shown = meeting_shown(reader, meeting)
+        return reader.answer(shown, status_code=status_code, command=True)
 
     @router.post("/cases", status_code=201, response_model=CaseResponse)
-    def open_case(body: OpenCaseRequest, staff: Staff = Caller) -> CaseResponse:
-        return case_reply(
-            meetings.open_case(staff, facts, body.consultation_id, body.person_id, body.at)
+    def open_case(body: OpenCaseRequest, reader: Reader = Reading_) -> Response:
+        reader.about(body.person_id)
+        case_id = meetings.open_case(
+            reader.staff, facts, body.consultation_id, body.person_id, body.at
         )
+        return case_reply(reader, case_id, 201)
 
     @router.get("/cases", response_model=list[CaseResponse])
     def cases(
-        request: Request,
         response: Response,
         status: Literal["open", "closed"] | None = None,
         asked: Page = Depends(page),
-        staff: Staff = Caller,
-    ) -> list[CaseResponse]:
+        reader: Reader = Reading_,
+    ) -> Response:
         """The caller's agency's cases, oldest first, a page at a time; ``status`` keeps the
         open or closed ones."""
         closed = None if status is None else status == "closed"
-        held = sorted(meetings.cases_held(staff, closed), key=_case_order)
+        held = sorted(meetings.cases_held(reader.staff, closed), key=_case_order)
         rows = after_cursor(held, _case_order, asked)
-        return [CaseResponse.of(c) for c in respond(rows, _case_order, asked, request, response)]
+        page_of = respond(rows, _case_order, asked, reader.request, response)
+        return reader.answer([case_shown(reader, c) for c in page_of], headers=link_of(response))
 
     @router.get("/persons/{person_id}/case", response_model=CaseResponse)
-    def case_of_person(person_id: UUID, staff: Staff = Caller) -> CaseResponse:
+    def case_of_person(person_id: UUID, reader: Reader = Reading_) -> Response:
         """The person's case (one per person, reopened rather than duplicated), or 404."""
-        return CaseResponse.of(meetings.case_of_person(staff, person_id))
+        case = meetings.case_of_person(reader.staff, person_id)
+        return reader.answer(case_shown(reader, case))
 
     @router.get("/persons/{person_id}/applications", response_model=list[ApplicationResponse])
-    def applications(person_id: UUID, staff: Staff = Caller) -> list[ApplicationResponse]:
+    def applications(person_id: UUID, reader: Reader = Reading_) -> Response:
         """The person's applications (利用申込) a case may be opened from, for the office."""
-        return [ApplicationResponse.of(a) for a in meetings.applications(staff, facts, person_id)]
+        found = meetings.applications(reader.staff, facts, person_id)
+        document = [_json(ApplicationResponse.of(a)) for a in found]
+        shown: Shown = {CONSULTATION: (OWN_RECORD, None)} if found else {}
+        agencies = frozenset(a.agency for a in found)
+        return reader.answer(_about(person_id, document, shown, disclosed_by=agencies))
 
     @router.get("/cases/{case_id}", response_model=CaseResponse)
-    def get_case(case_id: UUID, staff: Staff = Caller) -> CaseResponse:
-        return CaseResponse.of(meetings.readable_case(staff, case_id))
+    def get_case(case_id: UUID, reader: Reader = Reading_) -> Response:
+        case = meetings.readable_case(reader.staff, case_id)
+        reader.about(case.person_id)
+        return reader.answer(case_shown(reader, case))
 
     @router.post("/cases/{case_id}/assessments", status_code=201, response_model=CaseResponse)
     def record_assessment(
-        case_id: UUID, body: AssessmentRequest, staff: Staff = Caller
-    ) -> CaseResponse:
-        meetings.record_assessment(staff, case_id, body.issues, body.strengths, body.notes, body.at)
-        return case_reply(case_id)
+        case_id: UUID, body: AssessmentRequest, reader: Reader = Reading_
+    ) -> Response:
+        meetings.record_assessment(
+            reader.staff, case_id, body.issues, body.strengths, body.notes, body.at
+        )
+        return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/plans", status_code=201, response_model=CaseResponse)
-    def draft_plan(case_id: UUID, body: PlanRequest, staff: Staff = Caller) -> CaseResponse:
+    def draft_plan(case_id: UUID, body: PlanRequest, reader: Reader = Reading_) -> Response:
         fields = body.model_dump(exclude={"services"})
         services = [ServiceLine(**s.model_dump()) for s in body.services]
-        meetings.draft_plan(staff, case_id, DraftPlan(**fields, services=services))
-        return case_reply(case_id)
+        meetings.draft_plan(reader.staff, case_id, DraftPlan(**fields, services=services))
+        return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/approval", response_model=CaseResponse)
-    def approve_plan(case_id: UUID, body: AtRequest, staff: Staff = Caller) -> CaseResponse:
+    def approve_plan(case_id: UUID, body: AtRequest, reader: Reader = Reading_) -> Response:
         """支援決定: an approver of the municipality (an agency that approves plans)."""
-        meetings.approve_plan(staff, case_id, body.at)
-        return case_reply(case_id)
+        meetings.approve_plan(reader.staff, case_id, body.at)
+        return case_reply(reader, case_id)
 
     @router.post("/cases/{case_id}/monitoring", status_code=201, response_model=CaseResponse)
-    def record_monitoring(case_id: UUID, body: NoteRequest, staff: Staff = Caller) -> CaseResponse:
-        meetings.record_monitoring(staff, case_id, body.note, body.at)
-        return case_reply(case_id)
+    def record_monitoring(case_id: UUID, body: NoteRequest, reader: Reader = Reading_) -> Response:
+        meetings.record_monitoring(reader.staff, case_id, body.note, body.at)
+        return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/evaluation", response_model=CaseResponse)
     def evaluate_plan(
-        case_id: UUID, body: EvaluationRequest, staff: Staff = Caller
-    ) -> CaseResponse:
-        meetings.evaluate_plan(staff, case_id, body.outcome, body.note, body.at, body.work_outcomes)
-        return case_reply(case_id)
+        case_id: UUID, body: EvaluationRequest, reader: Reader = Reading_
+    ) -> Response:
+        meetings.evaluate_plan(
+            reader.staff, case_id, body.outcome, body.note, body.at, body.work_outcomes
+        )
+        return case_reply(reader, case_id)
 
     @router.post("/cases/{case_id}/resource-gaps", status_code=201, response_model=CaseResponse)
     def note_resource_gap(
-        case_id: UUID, body: ResourceGapRequest, staff: Staff = Caller
-    ) -> CaseResponse:
-        meetings.note_resource_gap(staff, case_id, body.gap, body.meeting_id, body.at)
-        return case_reply(case_id)
+        case_id: UUID, body: ResourceGapRequest, reader: Reader = Reading_
+    ) -> Response:
+        meetings.note_resource_gap(reader.staff, case_id, body.gap, body.meeting_id, body.at)
+        return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/closure", response_model=CaseResponse)
-    def close_case(case_id: UUID, body: ClosureRequest, staff: Staff = Caller) -> CaseResponse:
-        meetings.close_case(staff, case_id, body.reason, body.follow_up_until, body.note, body.at)
-        return case_reply(case_id)
+    def close_case(case_id: UUID, body: ClosureRequest, reader: Reader = Reading_) -> Response:
+        meetings.close_case(
+            reader.staff, case_id, body.reason, body.follow_up_until, body.note, body.at
+        )
+        return case_reply(reader, case_id)
 
     @router.post("/cases/{case_id}/reopening", response_model=CaseResponse)
-    def reopen_case(case_id: UUID, body: ReasonRequest, staff: Staff = Caller) -> CaseResponse:
-        meetings.reopen_case(staff, case_id, body.reason, body.at)
-        return case_reply(case_id)
+    def reopen_case(case_id: UUID, body: ReasonRequest, reader: Reader = Reading_) -> Response:
+        meetings.reopen_case(reader.staff, case_id, body.reason, body.at)
+        return case_reply(reader, case_id)
 
     @router.post("/cases/{case_id}/follow-ups", status_code=201, response_model=CaseResponse)
-    def record_follow_up(case_id: UUID, body: NoteRequest, staff: Staff = Caller) -> CaseResponse:
-        meetings.record_follow_up(staff, case_id, body.note, body.at)
-        return case_reply(case_id)
+    def record_follow_up(case_id: UUID, body: NoteRequest, reader: Reader = Reading_) -> Response:
+        meetings.record_follow_up(reader.staff, case_id, body.note, body.at)
+        return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/emergency-support", status_code=201, response_model=CaseResponse)
     def record_emergency_support(
-        case_id: UUID, body: EmergencyRequest, staff: Staff = Caller
-    ) -> CaseResponse:
-        meetings.record_emergency_support(staff, case_id, body.kind, body.note, body.at)
-        return case_reply(case_id)
+        case_id: UUID, body: EmergencyRequest, reader: Reader = Reading_
+    ) -> Response:
+        meetings.record_emergency_support(reader.staff, case_id, body.kind, body.note, body.at)
+        return case_reply(reader, case_id, 201)
 
     @router.post("/meetings", status_code=201, response_model=MeetingResponse)
-    def schedule_meeting(body: MeetingRequest, staff: Staff = Caller) -> MeetingResponse:
+    def schedule_meeting(body: MeetingRequest, reader: Reader = Reading_) -> Response:
         command = ScheduleMeeting(
             kind=body.kind,
             scheduled_for=body.scheduled_for,
@@ -504,48 +617,53 @@ def build_router(
             members=[(m.agency, m.valid_from, m.valid_until) for m in body.members],
             at=body.at,
         )
-        return meeting_reply(meetings.schedule_meeting(staff, command))
+        return meeting_reply(reader, meetings.schedule_meeting(reader.staff, command), 201)
 
     @router.get("/meetings", response_model=list[MeetingResponse])
     def organised(
-        request: Request,
         response: Response,
         asked: Page = Depends(page),
-        staff: Staff = Caller,
-    ) -> list[MeetingResponse]:
+        reader: Reader = Reading_,
+    ) -> Response:
         """The meetings the caller's agency organises, the latest scheduled first, a page at a
         time."""
-        latest_first = sorted(meetings.meetings_organised(staff), key=_meeting_order, reverse=True)
+        latest_first = sorted(
+            meetings.meetings_organised(reader.staff), key=_meeting_order, reverse=True
+        )
         found = after_cursor(latest_first, _meeting_order, asked, descending=True)
-        shown = respond(found, _meeting_order, asked, request, response)
-        return [MeetingResponse.of(m) for m in shown]
+        shown = respond(found, _meeting_order, asked, reader.request, response)
+        return reader.answer([meeting_shown(reader, m) for m in shown], headers=link_of(response))
 
     @router.get("/persons/{person_id}/meetings", response_model=list[MeetingResponse])
-    def meetings_of_person(person_id: UUID, staff: Staff = Caller) -> list[MeetingResponse]:
+    def meetings_of_person(person_id: UUID, reader: Reader = Reading_) -> Response:
         """The 支援会議 on the person and the coordination meetings on their case the caller
         may read, in the order they were scheduled for."""
-        return [MeetingResponse.of(m) for m in meetings.meetings_of_person(staff, person_id)]
+        found = meetings.meetings_of_person(reader.staff, person_id)
+        return reader.answer([meeting_shown(reader, m) for m in found])
 
     @router.get("/meetings/{meeting_id}/resource-gaps", response_model=list[dict[str, Any]])
-    def resource_gaps(meeting_id: UUID, staff: Staff = Caller) -> list[dict[str, Any]]:
+    def resource_gaps(meeting_id: UUID, reader: Reader = Reading_) -> Response:
         """A regular meeting's gaps: those it reviewed, or before it is held, those noted since
         the last regular meeting."""
-        return meetings.resource_gaps_for(staff, meeting_id)
+        gaps = _json(meetings.resource_gaps_for(reader.staff, meeting_id))
+        return reader.answer(_about(None, gaps, {}, view={"view": "resource_gaps"}))
 
     @router.get("/meetings/{meeting_id}", response_model=MeetingResponse)
-    def get_meeting(meeting_id: UUID, staff: Staff = Caller) -> MeetingResponse:
-        return MeetingResponse.of(meetings.readable_meeting(staff, meeting_id))
+    def get_meeting(meeting_id: UUID, reader: Reader = Reading_) -> Response:
+        meeting = meetings.readable_meeting(reader.staff, meeting_id)
+        reader.about(meeting.person_id)
+        return reader.answer(meeting_shown(reader, meeting))
 
     @router.post("/meetings/{meeting_id}/held", response_model=MeetingResponse)
-    def hold_meeting(meeting_id: UUID, body: HoldRequest, staff: Staff = Caller) -> MeetingResponse:
+    def hold_meeting(meeting_id: UUID, body: HoldRequest, reader: Reader = Reading_) -> Response:
         command = HoldMeeting(
             attendees=[(a.agency, a.role) for a in body.attendees],
             person_attended=body.person_attended,
             conclusions=body.conclusions,
             at=body.at,
         )
-        meetings.hold_meeting(staff, meeting_id, command)
-        return meeting_reply(meeting_id)
+        meetings.hold_meeting(reader.staff, meeting_id, command)
+        return meeting_reply(reader, meeting_id)
 
     @router.post("/meetings/{meeting_id}/information", status_code=201)
     def share_information(
@@ -565,50 +683,75 @@ def build_router(
         meeting_id: UUID,
         categories: list[str] = Query(description="What would be shared."),
         at: datetime | None = None,
-        staff: Staff = Caller,
-    ) -> list[MemberPreviewResponse]:
+        reader: Reader = Reading_,
+    ) -> Response:
         """Before sharing at a 支援会議: refused exactly as the share would be (a tax share
         without every member's consent: 403 naming the law and the members), or each other
-        member with what they would see and on what basis. Nothing is shared or recorded."""
-        previews = meetings.preview_share(staff, facts, meeting_id, categories, at)
-        return [MemberPreviewResponse.of(p) for p in previews]
+        member with what they would see and on what basis. Nothing is shared; the preview
+        names who may see what of the person, and is recorded as a read of them."""
+        previews = meetings.preview_share(reader.staff, facts, meeting_id, categories, at)
+        person = meetings.meeting(meeting_id).person_id
+        document = [_json(MemberPreviewResponse.of(p)) for p in previews]
+        return reader.answer(_about(person, document, {}, view={"view": "share_preview"}))
 
     @router.get("/meetings/{meeting_id}/information", response_model=list[SharedItemResponse])
     def information(
-        meeting_id: UUID, at: datetime | None = None, staff: Staff = Caller
-    ) -> list[SharedItemResponse]:
+        meeting_id: UUID, at: datetime | None = None, reader: Reader = Reading_
+    ) -> Response:
         """What the caller's agency may see of what was shared, each category with its basis.
 
         ``at`` (privacy officers, organisers, supervisors) reads as of a past instant.
         """
-        items = meetings.information(staff, facts, meeting_id, at)
-        return [SharedItemResponse.of(item) for item in items]
+        person = meetings.meeting_here(reader.staff, meeting_id).person_id
+        reader.about(person)
+        items = meetings.information(reader.staff, facts, meeting_id, at)
+        shown: Shown = {}
+        for item in items:
+            for category, allow in item.bases.items():
+                if category not in shown or shown[category][0] == OWN_RECORD:
+                    shown[category] = (allow.basis, allow.basis_id)
+        document = [_json(SharedItemResponse.of(item)) for item in items]
+        read = Disclosure(
+            document,
+            shown,
+            person_id=str(person) if person else None,
+            disclosed_by=frozenset(item.agency for item in items),
+            view={"view": "information", "meeting_id": str(meeting_id), "at": _json(at)},
+        )
+        return reader.answer(read)
 
     @router.post("/vital-interests", status_code=201, response_model=DeclarationResponse)
-    def declare_vital_interest(
-        body: VitalInterestRequest, staff: Staff = Caller
-    ) -> DeclarationResponse:
+    def declare_vital_interest(body: VitalInterestRequest, reader: Reader = Reading_) -> Response:
+        reader.about(body.person_id)
         declaration_id = meetings.declare_vital_interest(
-            staff, facts, DeclareVitalInterest(**body.model_dump())
+            reader.staff, facts, DeclareVitalInterest(**body.model_dump())
         )
         after_command()
-        return DeclarationResponse.of(meetings.declaration(declaration_id))
+        declaration = meetings.declaration(declaration_id)
+        document = _json(DeclarationResponse.of(declaration))
+        shown = _about(body.person_id, document, {}, disclosed_by=frozenset({declaration.agency}))
+        return reader.answer(shown, status_code=201, command=True)
 
     @router.get("/persons/{person_id}/vital-interests", response_model=list[DeclarationResponse])
-    def vital_interests(person_id: UUID, staff: Staff = Caller) -> list[DeclarationResponse]:
+    def vital_interests(person_id: UUID, reader: Reader = Reading_) -> Response:
         """Every declaration on the person, each flagged for the privacy officer's review."""
-        return [DeclarationResponse.of(d) for d in meetings.vital_interests(staff, person_id)]
+        found = meetings.vital_interests(reader.staff, person_id)
+        document = [_json(DeclarationResponse.of(d)) for d in found]
+        declared = frozenset(d.agency for d in found)
+        return reader.answer(_about(person_id, document, {}, disclosed_by=declared))
 
     @router.get("/persons/{person_id}/disclosure", response_model=DisclosureResponse)
     def disclosure(
         person_id: UUID,
         agency: str | None = None,
         at: datetime | None = None,
-        staff: Staff = Caller,
-    ) -> DisclosureResponse:
-        """What an agency may see of the person, by what meeting knows, with each basis."""
+        reader: Reader = Reading_,
+    ) -> Response:
+        """What an agency may see of the person, by what meeting knows, with each basis: no
+        field of the person, but who may see which of their categories, so a read of them."""
+        staff = reader.staff
         shown = meetings.visibility(staff, facts, person_id, agency, at)
-        return DisclosureResponse(
+        document = DisclosureResponse(
             person_id=person_id,
             agency=agency or staff.agency,
             at=at,
@@ -617,6 +760,8 @@ def build_router(
                 for c, (purpose, a) in shown.items()
             },
         )
+        view = {"view": "disclosure_map", "agency": agency, "at": _json(at)}
+        return reader.answer(_about(person_id, _json(document), {}, view=view))
 
     return router
 

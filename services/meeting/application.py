@@ -33,12 +33,17 @@ from services.meeting.meeting import (
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration, check_declaration
 from services.platform.calendar import DateAsISO, past_or_now
+from services.platform.disclose import OWN_RECORD, Part, Shown, decide_parts
 from services.platform.eventstore import TracingApplication
 from services.platform.indexes import ListIndex
+from services.projection.person_facts import CATEGORY_OF
 
 OFFICE_ROLE = "self_reliance_office"
 # Who may look at a person's disclosure as of another agency or another instant.
 OVERSIGHT_ROLES = ("privacy_officer", "meeting_organiser", "supervisor")
+PLAN, CONSULTATION, WELFARE_BENEFIT = "plan", "consultation", "welfare_benefit"
+# The purposes a case or meeting is read for by an agency that did not record it.
+READ_PURPOSES = ("support_coordination", MEETING_PURPOSE)
 A = TypeVar("A", bound=Aggregate)
 
 
@@ -125,6 +130,15 @@ class SharedItem:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What an agency may read of a case or meeting now: each category with its basis, the
+    rest with the reason."""
+
+    shown: Shown
+    withheld: dict[str, str]
+
+
+@dataclass(frozen=True)
 class MemberPreview:
     """What one member of a 支援会議 would see of an item about to be shared, and why."""
 
@@ -185,16 +199,21 @@ class MeetingApplication(TracingApplication):
     def applications(
         self, staff: Staff, facts: KnownApplications, person_id: UUID
     ) -> list[KnownApplication]:
-        """The person's applications a case may be opened from, for the office that opens it."""
+        """The person's applications a case may be opened from, for the office that opens it:
+        those received in its own municipality."""
         self._require_office(staff, "open a support case")
-        return facts.applications_of(person_id)
+        return [
+            a
+            for a in facts.applications_of(person_id)
+            if reference().in_municipality(a.agency, staff.municipality)
+        ]
 
     def case(self, case_id: UUID) -> SupportCase:
         return self.fetch(SupportCase, case_id, "case")
 
     def readable_case(self, staff: Staff, case_id: UUID) -> SupportCase:
         """A case, to the agency holding it, the approving municipality and privacy officers."""
-        case = self.case(case_id)
+        case = _here(staff, self.case(case_id), "case")
         if not _reads_case(staff, case):
             raise Forbidden(f"case {case_id} is read by the agency holding it and the approver")
         return case
@@ -213,7 +232,7 @@ class MeetingApplication(TracingApplication):
 
     def held_case(self, staff: Staff, case_id: UUID) -> SupportCase:
         """The case, for a step only the agency holding it takes."""
-        case = self.case(case_id)
+        case = _here(staff, self.case(case_id), "case")
         if case.agency != staff.agency:
             raise Forbidden(f"the steps of case {case_id} are taken by {case.agency}")
         return case
@@ -259,13 +278,18 @@ class MeetingApplication(TracingApplication):
     def approve_plan(self, staff: Staff, case_id: UUID, at: datetime | None = None) -> int:
         """支援決定: always the municipality's judgement, even where the office is outsourced."""
         agency = reference().agency(staff.agency)
-        if not (staff.has_role("approver") and agency is not None and agency.approves_plans):
+        granted = staff.scope("approver") is not None
+        if not (granted and agency is not None and agency.approves_plans):
             raise Forbidden(
                 "only an approver of an agency that approves plans makes the support decision "
                 "(支援決定)",
-                allowed_agencies=[a.id for a in reference().agencies.values() if a.approves_plans],
+                allowed_agencies=[
+                    a.id
+                    for a in reference().agencies.values()
+                    if a.approves_plans and a.municipality == staff.municipality
+                ],
             )
-        case = self.case(case_id)
+        case = _here(staff, self.case(case_id), "case")
         version = case.approve(_who(staff), past_or_now("at", at))
         self.save(case)
         return version
@@ -388,9 +412,13 @@ class MeetingApplication(TracingApplication):
     def meeting(self, meeting_id: UUID) -> Meeting:
         return self.fetch(Meeting, meeting_id, "meeting")
 
+    def meeting_here(self, staff: Staff, meeting_id: UUID) -> Meeting:
+        """The meeting, if it is of the caller's municipality; another's is not found."""
+        return _here(staff, self.meeting(meeting_id), "meeting")
+
     def readable_meeting(self, staff: Staff, meeting_id: UUID) -> Meeting:
         """A meeting, to its organiser, its members and attendees, and privacy officers."""
-        meeting = self.meeting(meeting_id)
+        meeting = self.meeting_here(staff, meeting_id)
         if not _reads_meeting(staff, meeting):
             raise Forbidden(f"meeting {meeting_id} is read by its organiser and participants")
         return meeting
@@ -407,7 +435,9 @@ class MeetingApplication(TracingApplication):
             _case_meetings_key(SupportCase.create_id(person_id))
         )
         meetings = [self.meeting(m) for m in dict.fromkeys(ids)]
-        readable = [m for m in meetings if _reads_meeting(staff, m)]
+        readable = [
+            m for m in meetings if m.municipality == staff.municipality and _reads_meeting(staff, m)
+        ]
         return sorted(readable, key=lambda m: m.scheduled_for)
 
     def resource_gaps_for(self, staff: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
@@ -421,7 +451,7 @@ class MeetingApplication(TracingApplication):
         return self._gaps_since_last_regular(meeting, datetime.now(UTC))
 
     def hold_meeting(self, staff: Staff, meeting_id: UUID, command: HoldMeeting) -> None:
-        meeting = self.meeting(meeting_id)
+        meeting = self.meeting_here(staff, meeting_id)
         if meeting.agency != staff.agency:
             raise Forbidden(f"meeting {meeting_id} is held by its organiser, {meeting.agency}")
         at = past_or_now("at", command.at)
@@ -460,7 +490,7 @@ class MeetingApplication(TracingApplication):
         note: str | None,
         at: datetime | None = None,
     ) -> UUID:
-        meeting = self.meeting(meeting_id)
+        meeting = self.meeting_here(staff, meeting_id)
         item_id = uuid4()
         consents = facts.consents_of(meeting.person_id) if meeting.person_id else ()
         meeting.share(
@@ -485,7 +515,7 @@ class MeetingApplication(TracingApplication):
     ) -> list[MemberPreview]:
         """Before sharing: refused as the share would be (tax without every member's consent:
         地方税法第22条), or each other member with what they would see and on what basis."""
-        meeting = self.meeting(meeting_id)
+        meeting = self.meeting_here(staff, meeting_id)
         moment = past_or_now("at", at)
         consents = facts.consents_of(meeting.person_id) if meeting.person_id else ()
         shared = meeting.check_share(staff.agency, moment, categories, consents)
@@ -515,7 +545,7 @@ class MeetingApplication(TracingApplication):
 
         An item is shown whole or not at all: its note speaks of all its categories at once.
         """
-        meeting = self.meeting(meeting_id)
+        meeting = self.meeting_here(staff, meeting_id)
         if meeting.kind != ARTICLE9 or meeting.person_id is None:
             raise NotFound(f"meeting {meeting_id} is not a 支援会議; nothing is shared there")
         if not meeting.is_member(staff.agency):
@@ -545,15 +575,23 @@ class MeetingApplication(TracingApplication):
     def declare_vital_interest(
         self, staff: Staff, facts: IntakeFacts, command: DeclareVitalInterest
     ) -> UUID:
-        if not staff.has_role("supervisor"):
-            raise Forbidden("only a supervisor declares a vital-interest emergency")
+        if staff.scope("supervisor") is None:
+            raise Forbidden(
+                "only a supervisor of an agency the reference data names for the role declares "
+                f"a vital-interest emergency; {staff.agency!r} is not one",
+                agency=staff.agency,
+            )
         if not (
             facts.knows_person(command.person_id)
             or self.find(SupportCase, SupportCase.create_id(command.person_id))
         ):
             raise Invalid("person_id", "known_person", f"no person {command.person_id} is known")
         window = check_declaration(
-            command.recipients, command.categories, command.reason, command.hours
+            command.recipients,
+            command.categories,
+            command.reason,
+            command.hours,
+            staff.municipality,
         )
         start = past_or_now("at", command.at)
         declaration = VitalInterestDeclaration(
@@ -575,9 +613,18 @@ class MeetingApplication(TracingApplication):
         return self.fetch(VitalInterestDeclaration, declaration_id, "declaration")
 
     def vital_interests(self, staff: Staff, person_id: UUID) -> list[VitalInterestDeclaration]:
+        """The person's declarations in the caller's municipality, to its supervisors and
+        privacy officers; one whose role reaches its own agency only reads those its agency
+        made or received."""
         if not (staff.has_role("supervisor") or staff.has_role("privacy_officer")):
             raise Forbidden("declarations are read by supervisors and privacy officers")
-        return self._declaration_aggregates(person_id)
+        wide = staff.oversees_municipality("supervisor", "privacy_officer")
+        return [
+            d
+            for d in self._declaration_aggregates(person_id)
+            if d.municipality == staff.municipality
+            and (wide or staff.agency == d.agency or staff.agency in d.recipients)
+        ]
 
     # Disclosure as meeting knows it
 
@@ -595,12 +642,15 @@ class MeetingApplication(TracingApplication):
         meetings, the consent ledger replica and vital-interest declarations.
         """
         viewer_agency = agency or staff.agency
-        if viewer_agency != staff.agency and not _oversees(staff):
-            raise Forbidden("another agency's view is read by privacy officers and organisers")
-        if reference().agency(viewer_agency) is None:
+        if viewer_agency != staff.agency and not staff.oversees_municipality(*OVERSIGHT_ROLES):
+            raise Forbidden(
+                "another agency's view is read by privacy officers, organisers and supervisors "
+                "whose role reaches the whole municipality (reference data)"
+            )
+        if not reference().in_municipality(viewer_agency, staff.municipality):
             raise Invalid("agency", "reference_code", f"unknown agency {viewer_agency!r}")
         moment = self._as_of(staff, at)
-        meetings = [self.meeting(m) for m in self._ids(_meetings_key(person_id))]
+        meetings = self._article9_meetings(staff, person_id)
         recorded_by: dict[str, frozenset[str]] = {}
         for meeting in meetings:
             for item in meeting.shared:
@@ -623,6 +673,44 @@ class MeetingApplication(TracingApplication):
             ).items():
                 shown.setdefault(category, (purpose, allow))
         return shown
+
+    def case_reading(self, staff: Staff, facts: IntakeFacts, case: SupportCase) -> Reading:
+        """What ``staff``'s agency may read of the case now: all of it, its own record, to the
+        agency holding it; to any other (the approving municipality, a privacy officer), each
+        category ``decide`` allows on what meeting knows of the person (consents, 支援会議
+        memberships, vital-interest declarations)."""
+        parts = [Part(c, frozenset({case.agency}), {}) for c in case_categories(case)]
+        return self._decided(staff, facts, case.person_id, parts)
+
+    def meeting_reading(self, staff: Staff, facts: IntakeFacts, meeting: Meeting) -> Reading:
+        """What ``staff``'s agency may read of the meeting's record (``plan``): the organiser's
+        own record; to a member or attendee, on a basis for the person the meeting is about. A
+        regular meeting reviews many persons' cases: it shows the organiser's conclusions to
+        those who took part, as its participants."""
+        if meeting.person_id is None:
+            own = staff.agency == meeting.agency
+            return Reading({PLAN: (OWN_RECORD, None)} if own else {}, {})
+        parts = [Part(PLAN, frozenset({meeting.agency}), {})]
+        return self._decided(staff, facts, meeting.person_id, parts)
+
+    def _decided(
+        self, staff: Staff, facts: IntakeFacts, person_id: UUID, parts: list[Part]
+    ) -> Reading:
+        meetings = self._article9_meetings(staff, person_id)
+        record = disclosure.PersonRecord(
+            person_id=str(person_id),
+            recorded_by={},
+            consents=facts.consents_of(person_id),
+            memberships=tuple(m for meeting in meetings for m in meeting.memberships()),
+            vital_interests=self._declarations_of(person_id),
+        )
+        viewer = disclosure.Viewer(staff.agency, staff.staff_id)
+        decided = decide_parts(viewer, record, parts, READ_PURPOSES, datetime.now(UTC))
+        return Reading(decided.shown, decided.withheld)
+
+    def _article9_meetings(self, staff: Staff, person_id: UUID) -> list[Meeting]:
+        meetings = (self.meeting(m) for m in self._ids(_meetings_key(person_id)))
+        return [m for m in meetings if m.municipality == staff.municipality]
 
     # Plumbing
 
@@ -662,7 +750,9 @@ class MeetingApplication(TracingApplication):
         if agency is None or agency.role != OFFICE_ROLE:
             raise Forbidden(
                 f"only a self-reliance support office may {action}",
-                allowed_agencies=list(reference().agencies_with_role(OFFICE_ROLE)),
+                allowed_agencies=list(
+                    reference().agencies_with_role(OFFICE_ROLE, staff.municipality)
+                ),
             )
 
     def _ids(self, key: str) -> list[UUID]:
@@ -691,12 +781,32 @@ def _item_record(
     )
 
 
+def case_categories(case: SupportCase) -> list[str]:
+    """The data categories a case's record holds: its plan, what each assessment found (each
+    issue under its own category, CATEGORY_OF), its emergency support."""
+    found = [PLAN]
+    for assessment in case.assessments:
+        if assessment.strengths or assessment.notes:
+            found.append(CONSULTATION)
+        found += [CATEGORY_OF.get(f"issue.{issue}", CONSULTATION) for issue in assessment.issues]
+    if case.emergencies:
+        found.append(WELFARE_BENEFIT)
+    return list(dict.fromkeys(found))
+
+
+def _here(staff: Staff, found: A, kind: str) -> A:
+    """``found``, if it belongs to the caller's municipality: another's is not found."""
+    if getattr(found, "municipality", None) != staff.municipality:
+        raise NotFound(f"no {kind} {found.id} in {staff.municipality}")
+    return found
+
+
 def _reads_case(staff: Staff, case: SupportCase) -> bool:
     agency = reference().agency(staff.agency)
     return (
         case.agency == staff.agency
         or (agency is not None and agency.approves_plans)
-        or staff.has_role("privacy_officer")
+        or staff.oversees_municipality("privacy_officer")
     )
 
 
@@ -705,7 +815,7 @@ def _reads_meeting(staff: Staff, meeting: Meeting) -> bool:
         meeting.agency == staff.agency
         or meeting.is_member(staff.agency)
         or any(a["agency"] == staff.agency for a in meeting.attendees)
-        or staff.has_role("privacy_officer")
+        or staff.oversees_municipality("privacy_officer")
     )
 
 

@@ -302,7 +302,9 @@ def check_schedule(
         return
     if person_id is None:
         raise Invalid("person_id", "required", "a 支援会議 is on one person")
-    known = tuple(ref.agencies)
+    # Members come from the organiser's own municipality: a 支援会議 never reaches another's.
+    home = ref.agencies[organiser].municipality
+    known = tuple(a.id for a in ref.agencies.values() if a.municipality == home)
     if not members:
         raise Invalid("members", "not_empty", "a 支援会議 has member agencies", known)
     for number, member in enumerate(members):

@@ -75,10 +75,12 @@ class VitalInterestDeclaration(Aggregate):
 
 
 def check_declaration(
-    recipients: list[str], categories: list[str], reason: str, hours: float
+    recipients: list[str], categories: list[str], reason: str, hours: float, municipality: str
 ) -> timedelta:
-    """The window a declaration opens, once its terms are lawful."""
+    """The window a declaration opens, once its terms are lawful; its recipients are agencies
+    of the declaring ``municipality``."""
     ref = reference()
+    local = tuple(a.id for a in ref.agencies.values() if a.municipality == municipality)
     if not 0 < hours <= MAX_HOURS:
         raise Invalid(
             "hours",
@@ -88,7 +90,7 @@ def check_declaration(
     if not reason.strip():
         raise Invalid("reason", "not_empty", "a declaration gives its reason")
     for field, values, allowed in (
-        ("recipients", recipients, tuple(ref.agencies)),
+        ("recipients", recipients, local),
         ("categories", categories, ref.data_categories),
     ):
         if not values:

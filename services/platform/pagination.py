@@ -132,6 +132,12 @@ def respond(
     return shown
 
 
+def link_of(response: Response) -> dict[str, str]:
+    """The ``Link`` header ``respond`` set on ``response``, for an answer built apart from it."""
+    link = response.headers.get("link")
+    return {"Link": link} if link else {}
+
+
 def next_page(request: Request, last: Key) -> str:
     """The request's own path and query, with the cursor after ``last``."""
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]

@@ -1,4 +1,8 @@
-"""The views' HTTP adapter. Every route needs a token; an agency reads only its own view."""
+"""The views' HTTP adapter. Every route needs a token; an agency reads only its own view.
+
+The consultation list shows the agency's own records, each line a read of its person (audited
+through ``Disclosures``); the statistics are counts for the caller's municipality only.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,16 @@ from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from contracts.errors import Forbidden, Invalid
 from contracts.identity import Staff
-from contracts.reference import reference
+from contracts.reference import OVERSIGHT_ROLES, reference
 from services.platform.auth import authenticated_staff
-from services.platform.pagination import Page, page, respond
+from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
+from services.platform.pagination import Page, link_of, page, respond
 from services.platform.settings import Settings
 from services.platform.times import MUNICIPAL_OFFSET, municipal, municipal_or_none
 from services.projection import queries, statistics
@@ -78,8 +83,6 @@ _AS_STORED = (
 )
 
 
-# Who may read the municipality's figures: the support office's staff and these roles.
-STATISTICS_ROLES = ("privacy_officer", "meeting_organiser", "supervisor")
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 MONTH = Path(pattern=MONTH_PATTERN, description="YYYY-MM")
 MAX_MONTHS = 24
@@ -89,20 +92,23 @@ Rendering = Callable[[dict[str, Any]], bytes]
 
 
 def _statistics_reader(staff: Staff) -> None:
+    """The self-reliance support office's staff, and the holders of an oversight role the
+    reference data grants over the whole municipality."""
     agency = reference().agency(staff.agency)
     if not (
         (agency is not None and agency.role == "self_reliance_office")
-        or any(staff.has_role(role) for role in STATISTICS_ROLES)
+        or staff.oversees_municipality(*OVERSIGHT_ROLES)
     ):
         # In words, not role codes: the desk shows this reason to the person refused.
         raise Forbidden(
-            "the monthly figures are for the support office's staff and for privacy officers, "
-            "meeting organisers and supervisors"
+            "the monthly figures are for the support office's staff and for the municipality's "
+            "privacy officers, meeting organisers, supervisors and approvers"
         )
 
 
-def build_router(views: ViewStore, settings: Settings) -> APIRouter:
+def build_router(views: ViewStore, settings: Settings, disclosures: Disclosures) -> APIRouter:
     router = APIRouter(tags=["views"])
+    Reading = disclosures.dependency()
 
     @router.get("/statistics")
     def monthly_range(
@@ -184,7 +190,6 @@ def build_router(views: ViewStore, settings: Settings) -> APIRouter:
 
     @router.get("/consultations", response_model=list[ConsultationView])
     def consultations(
-        request: Request,
         response: Response,
         agency: str | None = None,
         follow_up_due_by: date | None = Query(
@@ -194,9 +199,11 @@ def build_router(views: ViewStore, settings: Settings) -> APIRouter:
             None, description="only consultations opened on or after this day (JST)"
         ),
         asked: Page = Depends(page),
-        staff: Staff = Depends(authenticated_staff),
-    ) -> list[ConsultationView]:
-        """The caller's own agency's consultations, oldest first, a page at a time."""
+        reader: Reader = Reading,
+    ) -> Response:
+        """The caller's own agency's consultations, oldest first, a page at a time; each line
+        its own record, and a read of its person."""
+        staff = reader.staff
         if agency is not None and agency != staff.agency:
             raise Forbidden(
                 f"staff of {staff.agency!r} may read only their own agency's view, not {agency!r}"
@@ -206,7 +213,16 @@ def build_router(views: ViewStore, settings: Settings) -> APIRouter:
             rows = queries.consultations(
                 tx, staff.agency, asked, follow_up_due_by=follow_up_due_by, opened_since=since
             )
-        shown = respond(rows, queries.consultation_key, asked, request, response)
-        return [ConsultationView.of(row) for row in shown]
+        shown = respond(rows, queries.consultation_key, asked, reader.request, response)
+        lines = [
+            Disclosure(
+                ConsultationView.of(row).model_dump(mode="json"),
+                {"consultation": (OWN_RECORD, None)},
+                person_id=row["person_id"],
+                disclosed_by=frozenset({staff.agency}),
+            )
+            for row in shown
+        ]
+        return reader.answer(lines, headers=link_of(response))
 
     return router

@@ -1,88 +1,38 @@
-"""The privacy officer's questions over HTTP, and ``record_view`` for every view that discloses.
+"""The privacy officer's questions over HTTP, each answered from the caller's municipality's chain.
 
-Every route needs role ``privacy_officer``; a refused call is itself appended to the audit chain
-before the 403 goes back, so probing the audit leaves a trace in it.
+Every route needs role ``privacy_officer``, held as the reference data grants it: over the whole
+municipality, or over its own agency only, whose officer sees only the disclosures its agency
+received or made. A refused call is itself appended to the audit chain before the 403 goes back
+(the ``Disclosures`` mechanism every read goes through), so probing the audit leaves a trace.
+
+The answers name persons by id, categories and bases, never a field of a person's record, so
+they are not disclosures themselves; the one that shows a record (a replay's document) is
+decided and recorded like any read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from opentelemetry import trace
 from pydantic import BaseModel, Field
 
-from contracts.errors import Forbidden, Invalid
-from contracts.identity import Staff
-from services.platform.auth import authenticated_staff
+from contracts.errors import Forbidden, Invalid, NotFound
+from contracts.reference import MUNICIPALITY
+from services.platform.disclose import Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, page, respond
-from services.projection.audit import (
-    ACCESS_DENIED,
-    RECORD_VIEWED,
-    AuditEntry,
-    AuditLog,
-    AuditRecord,
-    Review,
-    audit_key,
-)
+from services.projection import queries
+from services.projection.audit import AuditLog, AuditRecord, Review, audit_key
+from services.projection.chains import Chains
 from services.projection.checkpoint import AnchoredVerification, Anchoring, Checkpoint
-from services.projection.replay import Replay, replay_disclosure
+from services.projection.replay import Replay, decided_for, replay_disclosure
 from services.projection.revocation import RevocationImpact, impact_of
 from services.projection.store import ViewStore
 
 PRIVACY_OFFICER = "privacy_officer"
-
-
-def request_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or str(uuid.uuid4())
-
-
-def current_trace_id() -> str | None:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
-
-
-def record_view(
-    log: AuditLog,
-    request: Request,
-    staff: Staff,
-    person_id: str,
-    shown: Mapping[str, tuple[str, str | None]],
-    body: bytes,
-    *,
-    at: datetime,
-    state_position: int,
-    view: Mapping[str, Any],
-) -> None:
-    """Append a RecordViewed entry for a response about to show ``person_id``'s data.
-
-    ``body`` is the exact response body, so the entry proves what was shown, not just that
-    something was; ``at`` is the instant ``decide`` was asked for, ``state_position`` the
-    journal position the response was built from and ``view`` the view and its parameters,
-    so that a replay can build the body again.
-    """
-    log.append(
-        AuditEntry(
-            kind=RECORD_VIEWED,
-            viewer_staff_id=staff.staff_id,
-            viewer_agency=staff.agency,
-            viewer_roles=tuple(staff.roles),
-            recorded_at=at,
-            person_id=person_id,
-            shown=shown,
-            request_id=request_id(request),
-            trace_id=current_trace_id(),
-            view_request=view,
-            state_position=state_position,
-            response_hash=hashlib.sha256(body).hexdigest(),
-        )
-    )
 
 
 class ReviewRequest(BaseModel):
@@ -125,27 +75,53 @@ def purges_of(views: ViewStore, person_id: str) -> list[PurgeRecord]:
     ]
 
 
-def build_router(log: AuditLog, views: ViewStore, anchoring: Anchoring) -> APIRouter:
-    router = APIRouter(prefix="/audit", tags=["audit"])
+@dataclass(frozen=True)
+class Officer:
+    """A privacy officer's reach: its municipality's chain, and, for an officer of its own
+    agency only, that agency (``involving``)."""
 
-    def privacy_officer(request: Request, staff: Staff = Depends(authenticated_staff)) -> Staff:
-        if staff.has_role(PRIVACY_OFFICER):
-            return staff
-        reason = f"{request.method} {request.url.path} needs role {PRIVACY_OFFICER!r}"
-        log.append(
-            AuditEntry(
-                kind=ACCESS_DENIED,
-                viewer_staff_id=staff.staff_id,
-                viewer_agency=staff.agency,
-                viewer_roles=tuple(staff.roles),
-                recorded_at=datetime.now(UTC),
-                person_id=request.path_params.get("person_id"),
-                request_id=request_id(request),
-                trace_id=current_trace_id(),
-                reason=reason,
+    reader: Reader
+    chain: AuditLog
+    involving: str | None
+
+    @property
+    def municipality(self) -> str:
+        return self.reader.staff.municipality
+
+    def whole_municipality(self, what: str) -> None:
+        if self.involving is not None:
+            raise Forbidden(
+                f"{what} is for a privacy officer of the whole municipality; "
+                f"{self.involving!r} holds the role over its own agency only"
             )
-        )
-        raise Forbidden(reason)
+
+
+def build_router(
+    chains: Chains,
+    views: ViewStore,
+    anchoring: Callable[[str], Anchoring],
+    disclosures: Disclosures,
+) -> APIRouter:
+    """``anchoring``: where a municipality's checkpoints are kept and how they are signed."""
+    router = APIRouter(prefix="/audit", tags=["audit"])
+    Reading = disclosures.dependency()
+
+    def privacy_officer(reader: Reader = Reading) -> Officer:
+        staff = reader.staff
+        scope = staff.scope(PRIVACY_OFFICER)
+        if scope is None:
+            request = reader.request
+            raise Forbidden(f"{request.method} {request.url.path} needs role {PRIVACY_OFFICER!r}")
+        involving = None if scope == MUNICIPALITY else staff.agency
+        return Officer(reader, chains.of(staff.municipality), involving)
+
+    def person_here(person_id: str, officer: Officer) -> None:
+        with views.database.transaction() as tx:
+            found = queries.municipality_of(tx, person_id)
+        # A person the views do not know may still have been read (refused) here: only
+        # another municipality's is unknown to this officer.
+        if found is not None and found != officer.municipality:
+            raise NotFound(f"no person {person_id} in {officer.municipality}")
 
     @router.get("/persons/{person_id}", response_model=list[AuditRecord])
     def seen_person(
@@ -156,11 +132,17 @@ def build_router(log: AuditLog, views: ViewStore, anchoring: Anchoring) -> APIRo
         until: datetime | None = None,
         agency: str | None = Query(None, max_length=100, description="only this agency's staff"),
         asked: Page = Depends(page),
-        _: Staff = Depends(privacy_officer),
+        officer: Officer = Depends(privacy_officer),
     ) -> list[AuditRecord]:
         """In chain order, a page at a time."""
-        rows = log.seen_person(
-            person_id, _aware("since", since), _aware("until", until), agency=agency, page=asked
+        person_here(person_id, officer)
+        rows = officer.chain.seen_person(
+            person_id,
+            _aware("since", since),
+            _aware("until", until),
+            agency=agency,
+            page=asked,
+            involving=officer.involving,
         )
         return respond(rows, audit_key, asked, request, response)
 
@@ -172,60 +154,91 @@ def build_router(log: AuditLog, views: ViewStore, anchoring: Anchoring) -> APIRo
         since: datetime | None = None,
         until: datetime | None = None,
         asked: Page = Depends(page),
-        _: Staff = Depends(privacy_officer),
+        officer: Officer = Depends(privacy_officer),
     ) -> list[AuditRecord]:
         """In chain order, a page at a time."""
-        rows = log.seen_by_agency(
-            agency, _aware("since", since), _aware("until", until), page=asked
+        rows = officer.chain.seen_by_agency(
+            agency,
+            _aware("since", since),
+            _aware("until", until),
+            page=asked,
+            involving=officer.involving,
         )
         return respond(rows, audit_key, asked, request, response)
 
     @router.get("/consents/{consent_id}", response_model=list[AuditRecord])
-    def under_consent(consent_id: str, _: Staff = Depends(privacy_officer)) -> list[AuditRecord]:
-        return log.under_consent(consent_id)
+    def under_consent(
+        consent_id: str, officer: Officer = Depends(privacy_officer)
+    ) -> list[AuditRecord]:
+        return officer.chain.under_consent(consent_id, involving=officer.involving)
 
     @router.get("/vital-interest/pending", response_model=list[AuditRecord])
-    def vital_interest_pending(_: Staff = Depends(privacy_officer)) -> list[AuditRecord]:
-        return log.vital_interest_pending()
+    def vital_interest_pending(officer: Officer = Depends(privacy_officer)) -> list[AuditRecord]:
+        return officer.chain.vital_interest_pending(involving=officer.involving)
 
     @router.post("/vital-interest/{position}/review", response_model=Review)
     def review(
-        position: int, body: ReviewRequest, staff: Staff = Depends(privacy_officer)
+        position: int, body: ReviewRequest, officer: Officer = Depends(privacy_officer)
     ) -> Review:
-        return log.review(position, staff.staff_id, body.note)
+        officer.chain.entry(position, involving=officer.involving)
+        return officer.chain.review(position, officer.reader.staff.staff_id, body.note)
 
     @router.get("/consents/{consent_id}/impact", response_model=RevocationImpact)
-    def revocation_impact(consent_id: str, _: Staff = Depends(privacy_officer)) -> RevocationImpact:
+    def revocation_impact(
+        consent_id: str, officer: Officer = Depends(privacy_officer)
+    ) -> RevocationImpact:
         """What left under this consent that its withdrawal cannot call back: the disclosures
         before the withdrawal (and any after), the purges of its basis, and the referral slips
         and 支援会議 shares that carried categories under it."""
-        return impact_of(log, views, consent_id)
+        officer.whole_municipality("a consent's revocation impact")
+        with views.database.transaction() as tx:
+            row = tx.fetchone("SELECT person_id FROM consent WHERE consent_id = ?", (consent_id,))
+        if row is not None:
+            person_here(str(row["person_id"]), officer)
+        return impact_of(officer.chain, views, consent_id)
 
     @router.get("/entries/{position}", response_model=AuditRecord)
-    def entry(position: int, _: Staff = Depends(privacy_officer)) -> AuditRecord:
+    def entry(position: int, officer: Officer = Depends(privacy_officer)) -> AuditRecord:
         """One entry as the chain holds it: who, when, each category's basis, its hashes."""
-        return log.entry(position)
+        return officer.chain.entry(position, involving=officer.involving)
 
     @router.get("/entries/{position}/replay", response_model=Replay)
-    def replay(position: int, _: Staff = Depends(privacy_officer)) -> Replay:
+    def replay(position: int, officer: Officer = Depends(privacy_officer)) -> Response:
         """Build the disclosure recorded at ``position`` again from the journalled events: the
-        hash of the rebuilt body against the one served, and the basis of each category."""
-        return replay_disclosure(views, log.entry(position))
+        hash of the rebuilt body against the one served, and the basis of each category. The
+        rebuilt document is a read of the person like any other: shown only where ``decide``
+        lets the officer's agency see every category it holds now, and recorded."""
+        recorded = officer.chain.entry(position, involving=officer.involving)
+        replayed = replay_disclosure(views, recorded)
+        now = datetime.now(UTC)
+        allowed, withheld = decided_for(views, officer.reader.staff.agency, recorded, now)
+        if withheld:
+            replayed = replace(replayed, document=None, document_withheld=withheld)
+        shown = Disclosure(
+            replayed.as_json(),
+            allowed if not withheld else {},
+            person_id=recorded.person_id,
+            view={"view": "replay", "position": position},
+        )
+        return officer.reader.answer(shown, at=now)
 
     @router.get("/persons/{person_id}/purges", response_model=list[PurgeRecord])
-    def purges(person_id: str, _: Staff = Depends(privacy_officer)) -> list[PurgeRecord]:
+    def purges(person_id: str, officer: Officer = Depends(privacy_officer)) -> list[PurgeRecord]:
         """What was purged from which agency's view of the person, when and why (ViewPurged)."""
-        return purges_of(views, person_id)
+        person_here(person_id, officer)
+        return [p for p in purges_of(views, person_id) if officer.involving in (None, p.agency)]
 
     @router.get("/verify", response_model=AnchoredVerification)
-    def verify(_: Staff = Depends(privacy_officer)) -> AnchoredVerification:
+    def verify(officer: Officer = Depends(privacy_officer)) -> AnchoredVerification:
         """The chain checked link by link and against every signed checkpoint: each tampering
         named in ``findings``; entries after the last checkpoint counted as not yet anchored."""
-        return anchoring.verify(log)
+        officer.whole_municipality("verifying the chain")
+        return anchoring(officer.municipality).verify(officer.chain)
 
     @router.post("/checkpoints", status_code=201, response_model=Checkpoint)
-    def checkpoint(_: Staff = Depends(privacy_officer)) -> Checkpoint:
+    def checkpoint(officer: Officer = Depends(privacy_officer)) -> Checkpoint:
         """Sign the chain's length and head now, and keep it outside the database."""
-        return anchoring.checkpoint(log)
+        officer.whole_municipality("signing a checkpoint")
+        return anchoring(officer.municipality).checkpoint(officer.chain)
 
     return router

@@ -453,13 +453,15 @@ def _anchored(log: AuditLog, signed: list[Checkpoint], sound: int) -> tuple[int,
     return anchored, None
 
 
-def anchoring(settings: Settings, *, signing: bool) -> Anchoring:
-    """The deployment's municipality's anchoring. ``signing``: this process also signs
-    checkpoints (it then needs the private key)."""
+def anchoring(
+    settings: Settings, *, signing: bool, municipality: str | None = None
+) -> Anchoring:
+    """A municipality's anchoring (the deployment's first by default). ``signing``: this
+    process also signs checkpoints (it then needs the private key)."""
     # The signer first: a development key exports its public key into the list it is read from.
     sign = signer(settings) if signing else None
-    municipality = reference().municipality_code
-    return Anchoring(checkpoint_store(settings), public_keys_file(settings), municipality, sign)
+    code = municipality or reference().municipality_code
+    return Anchoring(checkpoint_store(settings), public_keys_file(settings), code, sign)
 
 
 class Checkpointer:

@@ -1,33 +1,33 @@
 """Each agency's view of a person over HTTP, its referral boxes, and the replay as of an instant.
 
-An agency reads only its own view: ``agency=`` naming another agency is 403. Every response that
-shows a person's data is recorded in the audit log (RecordViewed) with the exact body sent.
+An agency reads only its own view: ``agency=`` naming another agency is 403. Every answer that
+shows a person's data is a disclosure (``services/platform/disclose.py``): recorded in the audit
+log (RecordViewed) with the exact body sent, refusals too. A person of another municipality is
+not known here (404), whoever asks.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from contracts.errors import Forbidden, Invalid, NotFound
 from contracts.identity import Staff
 from contracts.names import fold
 from contracts.reference import reference
-from services.platform.auth import authenticated_staff
-from services.platform.pagination import Page, page, respond
+from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
+from services.platform.pagination import Page, link_of, page, respond
 from services.platform.sql import Row
 from services.platform.times import municipal, municipal_or_none
 from services.projection import person_search, queries
 from services.projection.agency_view import READ_CAUSE, refresh, refresh_all
-from services.projection.audit_api import record_view
 from services.projection.person_documents import (
     PERSON_VIEW_SHAPE,
     SUMMARY,
-    Disclosure,
     case_as_of,
     person_view,
     view_request,
@@ -37,7 +37,6 @@ from services.projection.person_search import Candidate, Criteria, full_key
 from services.projection.store import ViewStore, journal_position
 
 REPLAY_ROLES = ("meeting_organiser", "privacy_officer")
-JSON = "application/json"
 # Who checks for duplicates before registering a person: intake's desk.
 CANDIDATES_ROLE = "self_reliance_office"
 NAME_LENGTH = 200
@@ -72,146 +71,122 @@ def _oversees(staff: Staff, agency: str) -> None:
         raise Invalid("agency", "reference_code", f"no agency {agency!r} in {staff.municipality}")
 
 
-def _disclose(
-    request: Request,
-    staff: Staff,
-    person_id: str,
-    disclosure: Disclosure,
-    view: dict[str, Any],
-    at: datetime,
-    state_position: int,
-) -> Response:
-    """The response, recorded in the audit log first when it shows any of the person's data."""
-    body = disclosure.body()
-    if disclosure.shown:
-        record_view(
-            request.app.state.audit,
-            request,
-            staff,
-            person_id,
-            disclosure.shown,
-            body,
-            at=at,
-            state_position=state_position,
-            view=view,
-        )
-    return Response(content=body, media_type=JSON)
+def _known_here(views: ViewStore, person_id: str, municipality: str) -> None:
+    """404 for a person the views know of no event about, or who is another municipality's."""
+    with views.database.transaction() as tx:
+        if queries.municipality_of(tx, person_id) != municipality:
+            raise NotFound(f"the views know of no person {person_id} in {municipality}")
 
 
 def build_router(
     views: ViewStore,
+    disclosures: Disclosures,
     *,
     acknowledgement_hours: int = 72,
     decline_follow_up_days: int = 7,
     clock: Callable[[], datetime] = _now,
 ) -> APIRouter:
     router = APIRouter(tags=["views"])
+    Reading = disclosures.dependency()
 
     def box(
-        staff: Staff,
+        reader: Reader,
         direction: str,
         state: str | None,
         asked: Page,
-        request: Request,
         response: Response,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
+        """Each line is the referral's status, both ends' own record: a read of its person."""
         now = clock()
+        agency = reader.staff.agency
         with views.database.transaction() as tx:
-            rows = queries.referral_box(tx, staff.agency, direction, asked, state)
-        return [
-            {
-                "referral_id": row["referral_id"],
-                "counterpart": row["counterpart"],
-                "person_id": row["person_id"],
-                "kind": row["kind"],
-                "categories": json.loads(row["categories"]) if row["categories"] else [],
-                "state": row["state"],
-                "sent_at": municipal_or_none(row["sent_at"]),
-                "changed_at": municipal(row["changed_at"]),
-                "acknowledgement_overdue": row["state"] == "sent"
-                and row["sent_at"] is not None
-                and now - datetime.fromisoformat(row["sent_at"])
-                > timedelta(hours=acknowledgement_hours),
-                "follow_up_overdue": row["state"] == "declined"
-                and not row["decline_followed_up"]
-                and now - datetime.fromisoformat(row["changed_at"])
-                > timedelta(days=decline_follow_up_days),
-            }
-            for row in respond(rows, queries.box_key, asked, request, response)
+            rows = queries.referral_box(tx, agency, direction, asked, state)
+        lines = [
+            Disclosure(
+                {
+                    "referral_id": row["referral_id"],
+                    "counterpart": row["counterpart"],
+                    "person_id": row["person_id"],
+                    "kind": row["kind"],
+                    "categories": json.loads(row["categories"]) if row["categories"] else [],
+                    "state": row["state"],
+                    "sent_at": municipal_or_none(row["sent_at"]),
+                    "changed_at": municipal(row["changed_at"]),
+                    "acknowledgement_overdue": row["state"] == "sent"
+                    and row["sent_at"] is not None
+                    and now - datetime.fromisoformat(row["sent_at"])
+                    > timedelta(hours=acknowledgement_hours),
+                    "follow_up_overdue": row["state"] == "declined"
+                    and not row["decline_followed_up"]
+                    and now - datetime.fromisoformat(row["changed_at"])
+                    > timedelta(days=decline_follow_up_days),
+                },
+                {"referral_status": (OWN_RECORD, None)},
+                person_id=row["person_id"],
+                disclosed_by=frozenset({agency, row["counterpart"]}),
+                view=view_request(f"{direction}box", referral_id=row["referral_id"]),
+            )
+            for row in respond(rows, queries.box_key, asked, reader.request, response)
         ]
+        return reader.answer(lines, at=now, headers=link_of(response))
 
     @router.get("/inbox")
     def inbox(
-        request: Request,
         response: Response,
         state: str | None = Query(None, max_length=40, description="only slips in this state"),
         asked: Page = Depends(page),
-        staff: Staff = Depends(authenticated_staff),
-    ) -> list[dict[str, Any]]:
+        reader: Reader = Reading,
+    ) -> Response:
         """Referrals received by the caller's agency, oldest first, with overdue flags."""
-        return box(staff, "in", state, asked, request, response)
+        return box(reader, "in", state, asked, response)
 
     @router.get("/outbox")
     def outbox(
-        request: Request,
         response: Response,
         state: str | None = Query(None, max_length=40, description="only slips in this state"),
         asked: Page = Depends(page),
-        staff: Staff = Depends(authenticated_staff),
-    ) -> list[dict[str, Any]]:
+        reader: Reader = Reading,
+    ) -> Response:
         """Referrals the caller's agency sent, oldest first, with overdue flags."""
-        return box(staff, "out", state, asked, request, response)
+        return box(reader, "out", state, asked, response)
 
-    def summaries(
-        request: Request, staff: Staff, rows: list[Row], asked_for: str
-    ) -> list[Disclosure]:
+    def summaries(reader: Reader, rows: list[Row], asked_for: str) -> list[Disclosure]:
         """Each person's summary (their identity, as the caller's view shows it), decided
-        now and recorded in the audit log as a read of that person when it shows anything."""
+        now; each that shows anything is a read of that person."""
         now = clock()
         persons = [row["person_id"] for row in rows]
         refresh_all(views, persons, now, READ_CAUSE)
         with views.database.transaction(snapshot=True) as tx:
             position = journal_position(tx)
-            reader = TxReader(tx)
-            found = [person_view(reader, staff.agency, p, now, SUMMARY) for p in persons]
+            reader_ = TxReader(tx)
+            found = [person_view(reader_, reader.staff.agency, p, now, SUMMARY) for p in persons]
         view = view_request("person_summary", asked=asked_for)
-        for person, disclosure in zip(persons, found, strict=True):
-            if disclosure.shown:
-                body = disclosure.body()
-                record_view(
-                    request.app.state.audit,
-                    request,
-                    staff,
-                    person,
-                    disclosure.shown,
-                    body,
-                    at=now,
-                    state_position=position,
-                    view=view,
-                )
-        return found
-
-    def listing(found: list[Disclosure], response: Response) -> Response:
-        """The documents as one JSON list, each exactly the body hashed into its entry."""
-        body = b"[" + b",".join(d.body() for d in found) + b"]"
-        link = response.headers.get("link")
-        return Response(body, media_type=JSON, headers={"Link": link} if link else None)
+        return [
+            replace(d, person_id=p, view=view, state_position=position)
+            for p, d in zip(persons, found, strict=True)
+        ]
 
     @router.get("/persons/by-local-id")
-    def by_local_id(local_id: str, staff: Staff = Depends(authenticated_staff)) -> dict[str, str]:
+    def by_local_id(local_id: str, reader: Reader = Reading) -> Response:
         """The person the caller's own agency filed under ``local_id``; never another's ids."""
+        agency = reader.staff.agency
         with views.database.transaction() as tx:
             row = tx.fetchone(
                 "SELECT person_id FROM local_id WHERE agency = ? AND local_id = ?",
-                (staff.agency, local_id),
+                (agency, local_id),
             )
         if row is None:
-            raise NotFound(f"{staff.agency} has filed no person under that local id")
-        return {"person_id": row["person_id"]}
+            raise NotFound(f"{agency} has filed no person under that local id")
+        found = Disclosure(
+            {"person_id": row["person_id"]},
+            {"identity": (OWN_RECORD, None)},
+            person_id=row["person_id"],
+            disclosed_by=frozenset({agency}),
+        )
+        return reader.answer(found)
 
     @router.get("/persons/search")
     def search(
-        request: Request,
         response: Response,
         q: str | None = Query(
             None,
@@ -221,11 +196,11 @@ def build_router(
         birth_date: date | None = None,
         local_id: str | None = Query(None, max_length=100, description="the caller's own id"),
         asked: Page = Depends(page),
-        staff: Staff = Depends(authenticated_staff),
+        reader: Reader = Reading,
     ) -> Response:
-        """Persons the caller's agency may see the identity of, matching every criterion
-        given, in kana order. Each result is the person's identity as the caller's view shows
-        it, and is recorded in the audit log as a read of that person."""
+        """Persons of the caller's municipality whose identity its agency may see, matching
+        every criterion given, in kana order. Each result is the person's identity as the
+        caller's view shows it, and is recorded in the audit log as a read of that person."""
         name = fold(q) if q is not None else None
         if q is not None and not name:
             raise Invalid("q", "not_empty", "give some of the name or kana to look for")
@@ -233,16 +208,16 @@ def build_router(
         if not (name or birth_date or wanted):
             raise Invalid("q", "one_required", "give q, birth_date or local_id")
         criteria = Criteria(name=name, birth_date=birth_date, local_id=wanted)
+        staff = reader.staff
         with views.database.transaction() as tx:
-            rows = person_search.search(tx, staff.agency, criteria, asked)
-        shown = respond(rows, person_search.result_key, asked, request, response)
-        found = summaries(request, staff, shown, "search")
+            rows = person_search.search(tx, staff.agency, staff.municipality, criteria, asked)
+        shown = respond(rows, person_search.result_key, asked, reader.request, response)
+        found = summaries(reader, shown, "search")
         # A basis that ended since the last event is found by the read: its person is no result.
-        return listing([d for d in found if d.shown], response)
+        return reader.answer([d for d in found if d.shown], headers=link_of(response))
 
     @router.get("/persons/candidates")
     def candidates(
-        request: Request,
         response: Response,
         family_name_kana: str | None = Query(None, max_length=NAME_LENGTH),
         given_name_kana: str | None = Query(None, max_length=NAME_LENGTH),
@@ -250,11 +225,13 @@ def build_router(
         given_name: str | None = Query(None, max_length=NAME_LENGTH),
         birth_date: date | None = None,
         asked: Page = Depends(page),
-        staff: Staff = Depends(authenticated_staff),
+        reader: Reader = Reading,
     ) -> Response:
-        """Before registering a person: those already registered with the same folded kana
-        or name (and birth date, when given), intake's duplicate rule. Each candidate shows
-        what the caller's view may (its identity, or why it is withheld); audited as a read."""
+        """Before registering a person: those of the caller's municipality already registered
+        with the same folded kana or name (and birth date, when given), intake's duplicate
+        rule. Each candidate shows what the caller's view may (its identity, or why it is
+        withheld); audited as a read."""
+        staff = reader.staff
         agency = reference().agency(staff.agency)
         if agency is None or agency.role != CANDIDATES_ROLE:
             raise Forbidden("only a self-reliance support office checks for duplicate persons")
@@ -267,23 +244,17 @@ def build_router(
             )
         candidate = Candidate(name_key=name or None, kana_key=kana or None, birth_date=birth_date)
         with views.database.transaction() as tx:
-            rows = person_search.candidates(tx, candidate, asked)
-        shown = respond(rows, person_search.result_key, asked, request, response)
-        return listing(summaries(request, staff, shown, "candidates"), response)
+            rows = person_search.candidates(tx, staff.municipality, candidate, asked)
+        shown = respond(rows, person_search.result_key, asked, reader.request, response)
+        return reader.answer(summaries(reader, shown, "candidates"), headers=link_of(response))
 
     @router.get("/persons/{person_id}")
-    def person(
-        person_id: str,
-        request: Request,
-        agency: str | None = None,
-        staff: Staff = Depends(authenticated_staff),
-    ) -> Response:
+    def person(person_id: str, agency: str | None = None, reader: Reader = Reading) -> Response:
         """The caller's agency's view of the person: each allowed category with its basis
         and its fields under readable names, and the withheld categories with the reason."""
+        staff = reader.staff
         _own_agency(staff, agency)
-        with views.database.transaction() as tx:
-            if not queries.person_known(tx, person_id):
-                raise NotFound(f"the views know of no person {person_id}")
+        _known_here(views, person_id, staff.municipality)
         now = clock()
         # The person's rows are made what ``decide`` allows at this instant first: a basis
         # may have started or ended since the last event (the sweeper may not have run).
@@ -292,16 +263,17 @@ def build_router(
             position = journal_position(tx)
             disclosure = person_view(TxReader(tx), staff.agency, person_id, now)
         view = view_request("person", shape=PERSON_VIEW_SHAPE)
-        return _disclose(request, staff, person_id, disclosure, view, now, position)
+        return reader.answer(
+            replace(disclosure, person_id=person_id, view=view, state_position=position), at=now
+        )
 
     @router.get("/persons/{person_id}/as-of")
     def as_of(
         person_id: str,
         at: datetime,
-        request: Request,
         agency: str | None = None,
         back_entered: bool = False,
-        staff: Staff = Depends(authenticated_staff),
+        reader: Reader = Reading,
     ) -> Response:
         """The case as of ``at``, filtered by what the viewer may see now; and, with ``agency``,
         what that agency was able to see at ``at``.
@@ -309,11 +281,13 @@ def build_router(
         Only what was recorded by ``at`` counts, unless ``back_entered`` also admits events
         entered later with an earlier business time (a contact written up afterwards).
         """
+        staff = reader.staff
         if not any(staff.has_role(r) for r in REPLAY_ROLES):
             raise Forbidden(f"replaying a case needs one of the roles {list(REPLAY_ROLES)}")
         if agency is not None and agency != staff.agency:
             _oversees(staff, agency)
         at = _aware("at", at)
+        _known_here(views, person_id, staff.municipality)
         now = clock()
         with views.database.transaction(snapshot=True) as tx:
             position = journal_position(tx)
@@ -327,6 +301,8 @@ def build_router(
                 agency=agency,
             )
         view = view_request("as_of", at=at.isoformat(), back_entered=back_entered, agency=agency)
-        return _disclose(request, staff, person_id, disclosure, view, now, position)
+        return reader.answer(
+            replace(disclosure, person_id=person_id, view=view, state_position=position), at=now
+        )
 
     return router

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from contracts import disclosure
 from contracts.reference import reference
+from services.platform.disclose import Disclosure, Shown
 from services.platform.times import municipal, municipal_times
 from services.projection.agency_view import (
     OWN_RECORD,
@@ -27,20 +27,6 @@ from services.projection.agency_view import (
 )
 from services.projection.field_names import readable
 from services.projection.person_facts import Reader, record_from, utc
-
-# category -> (basis, basis id): what an audit entry records of a disclosure
-Shown = dict[str, tuple[str, str | None]]
-
-
-@dataclass(frozen=True)
-class Disclosure:
-    document: dict[str, Any]
-    shown: Shown
-
-    def body(self) -> bytes:
-        """The exact bytes served, and hashed into the audit entry."""
-        return json.dumps(self.document, ensure_ascii=False, sort_keys=True).encode()
-
 
 # The person view's shape: a RecordViewed entry names it, and the entries recorded before
 # shape 2 (categories keyed by name, internal field keys, UTC times) replay in their own shape.
@@ -77,7 +63,17 @@ def person_view(
         "categories": categories,
         "withheld": _withheld(state, agency, person_id, at, [c for c in wanted if c not in rows]),
     }
-    return Disclosure(document, shown)
+    recorders = {
+        (fact["category"], fact["field"]): fact["agency"]
+        for fact in state.rows("person_fact", {"person_id": person_id})
+    }
+    disclosed_by = frozenset(
+        recorders[(row["category"], row["field"])]
+        for category in rows
+        for row in rows[category]
+        if (row["category"], row["field"]) in recorders
+    )
+    return Disclosure(document, shown, disclosed_by=disclosed_by)
 
 
 def _disclosing(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -223,6 +219,7 @@ def case_as_of(
     timeline: list[dict[str, Any]] = []
     status: dict[str, dict[str, Any]] = {}
     shown: Shown = {}
+    disclosed_by: set[str] = set()
     for row, summary in zip(shown_rows, summaries, strict=True):
         timeline.append(
             {
@@ -238,6 +235,7 @@ def case_as_of(
         if row["category"] is not None:
             status.setdefault(row["category"], {}).update(summary)
             _note(shown, row["category"], viewer_basis(row))
+            disclosed_by.add(row["agency"])
     document: dict[str, Any] = {
         "person_id": person_id,
         "as_of": at.isoformat(),
@@ -272,7 +270,7 @@ def case_as_of(
                 entry["fields"].update(fields)
                 _note(shown, category, viewer_basis(row))
         document["agency_view"] = {"agency": agency, "categories": seen}
-    return Disclosure(document, shown)
+    return Disclosure(document, shown, disclosed_by=frozenset(disclosed_by))
 
 
 def _note(shown: Shown, category: str, grant: Allowed | None) -> None:

@@ -25,7 +25,8 @@ TABLES = (
         name_key TEXT NOT NULL,
         kana_key TEXT NOT NULL,
         birth_date TEXT,
-        birth_year INTEGER
+        birth_year INTEGER,
+        municipality TEXT
     )""",
     # Results come in kana order (五十音順), as a paper index would list them.
     "CREATE INDEX IF NOT EXISTS person_search_kana ON person_search (kana_key, name_key)",
@@ -45,7 +46,9 @@ def full_key(family: str | None, given: str | None) -> str:
     return fold(family or "") + fold(given or "")
 
 
-def project_search_keys(_: ViewState, __: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+def project_search_keys(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+    """Each registered person's keys, with the municipality that registered them: no search
+    or duplicate check ever finds another municipality's person."""
     if not isinstance(data, PersonRegistered):
         return []
     return [
@@ -57,6 +60,7 @@ def project_search_keys(_: ViewState, __: CloudEvent, data: IntegrationEvent) ->
                 "kana_key": full_key(data.family_name_kana, data.given_name_kana),
                 "birth_date": data.birth_date.isoformat() if data.birth_date else None,
                 "birth_year": data.birth_year,
+                "municipality": event.municipality,
             },
         )
     ]
@@ -101,9 +105,12 @@ def _page(tx: Transaction, where: list[str], params: list[object], asked: Page) 
     )
 
 
-def search(tx: Transaction, agency: str, criteria: Criteria, asked: Page) -> list[Row]:
-    """Persons matching ``criteria`` whose identity ``agency``'s view shows, in kana order."""
-    where, params = [_IDENTITY_SHOWN], list[object]([agency])
+def search(
+    tx: Transaction, agency: str, municipality: str, criteria: Criteria, asked: Page
+) -> list[Row]:
+    """Persons of ``municipality`` matching ``criteria`` whose identity ``agency``'s view
+    shows, in kana order."""
+    where, params = ["s.municipality = ?", _IDENTITY_SHOWN], list[object]([municipality, agency])
     if criteria.name:
         where.append("(s.kana_key LIKE ? ESCAPE '\\' OR s.name_key LIKE ? ESCAPE '\\')")
         params += [_like_prefix(criteria.name)] * 2
@@ -119,16 +126,17 @@ def search(tx: Transaction, agency: str, criteria: Criteria, asked: Page) -> lis
     return _page(tx, where, params, asked)
 
 
-def candidates(tx: Transaction, candidate: Candidate, asked: Page) -> list[Row]:
-    """Registered persons with the same folded kana or name (and birth date, when given):
-    intake's duplicate rule, asked before the person is registered."""
+def candidates(tx: Transaction, municipality: str, candidate: Candidate, asked: Page) -> list[Row]:
+    """Persons registered in ``municipality`` with the same folded kana or name (and birth
+    date, when given): intake's duplicate rule, asked before the person is registered."""
     names: list[str] = []
     params: list[object] = []
     for column, key in (("s.kana_key", candidate.kana_key), ("s.name_key", candidate.name_key)):
         if key:
             names.append(f"{column} = ?")
             params.append(key)
-    where = [f"({' OR '.join(names)})"]
+    where = ["s.municipality = ?", f"({' OR '.join(names)})"]
+    params.insert(0, municipality)
     if candidate.birth_date is not None:
         clause, values = _born(candidate.birth_date)
         where.append(clause)

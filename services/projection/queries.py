@@ -65,9 +65,7 @@ def box_key(row: Row) -> Key:
     return (row["sent_at"] or "", row["referral_id"])
 
 
-def person_known(tx: Transaction, person_id: str) -> bool:
-    """Whether any event about the person has reached the views."""
-    return (
-        tx.fetchone("SELECT 1 AS known FROM timeline WHERE person_id = ? LIMIT 1", (person_id,))
-        is not None
-    )
+def municipality_of(tx: Transaction, person_id: str) -> str | None:
+    """The municipality that registered the person, once the views have the registration."""
+    row = tx.fetchone("SELECT municipality FROM person_search WHERE person_id = ?", (person_id,))
+    return str(row["municipality"]) if row is not None and row["municipality"] else None

@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.errors import Conflict
 from contracts.events import parse
+from services.platform.disclose import OWN_RECORD, Shown
 from services.platform.sql import SqliteDatabase
-from services.projection.agency_view import READ_CAUSE, refresh
+from services.projection.agency_view import (
+    POLICY_VIEWER,
+    READ_CAUSE,
+    VIEW_PURPOSES,
+    FactBases,
+    refresh,
+    visible_to,
+)
 from services.projection.audit import RECORD_VIEWED, AuditRecord
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.feed import PERSON_TABLES, person_projectors
 from services.projection.person_documents import DECIDED_AT_READ, render
-from services.projection.person_facts import TxReader
+from services.projection.person_facts import TxReader, record_from
 from services.projection.store import ViewStore
 
 
@@ -39,7 +48,12 @@ class Replay:
     # category -> the basis that permitted it in the replay, and whether the entry agrees
     bases: dict[str, dict[str, str | None]]
     bases_match: bool
-    document: dict[str, Any]
+    # The rebuilt response; None where the asker's agency may not see all of it now.
+    document: dict[str, Any] | None
+    document_withheld: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def journal(store: ViewStore, up_to: int, page: int = 1000) -> Iterator[bytes]:
@@ -67,6 +81,46 @@ def _apply(store: ViewStore, projectors: tuple[Projector, ...], body: bytes) -> 
         return [change for project in projectors for change in project(state, event, data)]
 
     store.apply(event.id, event.type, changes)
+
+
+def decided_for(
+    views: ViewStore, agency: str, entry: AuditRecord, now: datetime
+) -> tuple[Shown, list[dict[str, str]]]:
+    """Whether ``agency`` may see now what the entry's response showed: each category it
+    showed, with the basis, when ``decide_fact`` allows every fact of it the views hold (a
+    response shows no more than those); else why not. The document is shown whole or not at
+    all: a part of it would not hash to anything."""
+    if entry.person_id is None:
+        return {}, []
+    with views.database.transaction(snapshot=True) as tx:
+        state = TxReader(tx)
+        record = record_from(state, entry.person_id)
+        facts = state.rows("person_fact", {"person_id": entry.person_id})
+    bases = FactBases(agency, record, now)
+    viewer = disclosure.Viewer(agency, POLICY_VIEWER)
+    shown: Shown = {}
+    withheld: list[dict[str, str]] = []
+    for category in entry.categories:
+        grants = [
+            bases.of(fact) if visible_to(agency, fact) else None
+            for fact in facts
+            if fact["category"] == category
+        ]
+        allowed = [g for g in grants if g is not None]
+        if grants and len(allowed) == len(grants):
+            grant = next((g for g in allowed if g.basis != OWN_RECORD), allowed[0])
+            shown[category] = (grant.basis, grant.basis_id)
+            continue
+        decision = disclosure.decide(
+            viewer, record.without_own(agency), category, VIEW_PURPOSES[0], now
+        )
+        reason = (
+            decision.reason
+            if isinstance(decision, disclosure.Deny)
+            else f"some {category} facts are limited to other agencies"
+        )
+        withheld.append({"category": category, "reason": reason})
+    return shown, withheld
 
 
 def replay_disclosure(views: ViewStore, entry: AuditRecord) -> Replay:

@@ -75,6 +75,14 @@ class ProjectionRunner:
         [result] = self.consume_batch([message])
         return result
 
+    def quarantine(self, message: Message, reason: str) -> None:
+        """``message`` to the dead letters with ``reason``, and the position moved past it: it
+        failed each time it was applied alone (``services.projection.quarantine``). Its event
+        id is not recorded as processed, so a replay after a fix applies it."""
+        self._dead_letters.publish([self._dead_letter(message, reason)])
+        position = _position(message)
+        self._store.apply_batch([], [position] if position is not None else [])
+
     # A batch's objects are freed by reference counting when it is done: see ``paused``.
     @paused()
     def consume_batch(self, messages: Sequence[Message]) -> list[Result]:
@@ -141,10 +149,15 @@ class ProjectionRunner:
         )
 
     def _dead_letter(self, message: Message, reason: str) -> Message:
-        log.warning("dead-lettered", extra={"topic": message.topic, "reason": reason[:300]})
-        headers = tuple(h for h in message.headers if h[0] not in (REASON_HEADER, ORIGIN_HEADER))
-        headers += (
-            (REASON_HEADER, reason.encode("utf-8")),
-            (ORIGIN_HEADER, message.topic.encode()),
-        )
-        return Message(self._dead_letter_topic, message.key, message.value, headers)
+        return dead_letter(message, reason, self._dead_letter_topic)
+
+
+def dead_letter(message: Message, reason: str, topic: str) -> Message:
+    """``message`` unchanged, for the dead-letter ``topic``, with the reason and its origin."""
+    log.warning("dead-lettered", extra={"topic": message.topic, "reason": reason[:300]})
+    headers = tuple(h for h in message.headers if h[0] not in (REASON_HEADER, ORIGIN_HEADER))
+    headers += (
+        (REASON_HEADER, reason.encode("utf-8")),
+        (ORIGIN_HEADER, message.topic.encode()),
+    )
+    return Message(topic, message.key, message.value, headers)

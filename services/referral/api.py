@@ -1,4 +1,8 @@
-"""Referral's HTTP adapter. The receiver reads the slip; the sender learns only the status."""
+"""Referral's HTTP adapter. The receiver reads the slip; the sender learns only the status.
+
+Every answer about a referral is a read of its person (``Disclosures``): the status is both
+ends' own record; the slip's content is shown to the receiver only while its basis covers it.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,31 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
 from contracts.identity import Staff
-from services.platform.auth import authenticated_staff
-from services.platform.pagination import Page, after_cursor, page, respond
+from services.platform.disclose import (
+    OWN_RECORD,
+    Disclosure,
+    Disclosures,
+    Reader,
+    bases_map,
+    withheld_list,
+)
+from services.platform.pagination import Page, after_cursor, link_of, page, respond
 from services.platform.settings import Settings
 from services.projection.consents import consents_of
+from services.projection.person_facts import REFERRAL_STATUS
 from services.projection.store import ViewStore
-from services.referral.application import ReferralApplication, SendReferral, box_order
+from services.referral.application import (
+    ReferralApplication,
+    SendReferral,
+    SlipReading,
+    box_order,
+)
 from services.referral.referral import Referral
 
 
@@ -88,61 +106,88 @@ def status_of(referral: Referral, settings: Settings) -> dict[str, Any]:
     }
 
 
-def slip_of(referral: Referral, settings: Settings) -> dict[str, Any]:
-    """What the receiver reads: the slip itself."""
+def slip_of(referral: Referral, settings: Settings, reading: SlipReading) -> dict[str, Any]:
+    """What the receiver reads: the slip itself, its content only as far as its basis still
+    covers it (``bases``; the rest named in ``withheld``)."""
     now = datetime.now(UTC)
     return {
         **status_of(referral, settings),
-        "reason": referral.reason,
+        "reason": referral.reason if reading.reason else None,
         "categories": referral.categories,
         "basis": referral.basis,
         "basis_id": referral.basis_id if referral.basis == "consent" else None,
-        "provisional_identity": referral.provisional_identity,
+        "provisional_identity": (
+            referral.provisional_identity if reading.provisional_identity else None
+        ),
         "outcome": referral.outcome,
         "acknowledgement_overdue": referral.acknowledgement_overdue(
             now, settings.acknowledgement_hours
         ),
+        "bases": bases_map(reading.shown),
+        "withheld": withheld_list(reading.withheld),
     }
 
 
 def build_router(
-    referrals: ReferralApplication, feed: ViewStore, after_command: Callable[[], object]
+    referrals: ReferralApplication,
+    feed: ViewStore,
+    after_command: Callable[[], object],
+    disclosures: Disclosures,
 ) -> APIRouter:
     router = APIRouter(tags=["referral"])
-    Caller = Depends(authenticated_staff)
+    Reading = disclosures.dependency()
 
     def consents(person_id: UUID) -> tuple[disclosure.Consent, ...]:
         with feed.database.transaction() as tx:
             return consents_of(tx, str(person_id))
 
-    def view(referral: Referral, staff: Staff) -> dict[str, Any]:
-        """The slip (receiver) or its status (sender), with the moves the caller may make."""
+    def view(referral: Referral, staff: Staff) -> Disclosure:
+        """The slip (receiver) or its status (sender), with the moves the caller may make: a
+        read of the person the referral is about."""
+        ends = frozenset({referral.sender, referral.receiver})
         if staff.agency == referral.receiver:
-            shown = slip_of(referral, referrals.settings)
+            reading = referrals.slip_reading(staff, referral, consents)
+            document = slip_of(referral, referrals.settings, reading)
+            shown, withheld = reading.shown, reading.withheld
         else:
-            shown = status_of(referral, referrals.settings)
-        return {**shown, "allowed_moves": referral.open_moves(staff.agency)}
+            document = status_of(referral, referrals.settings)
+            shown, withheld = {REFERRAL_STATUS: (OWN_RECORD, None)}, {}
+        document["allowed_moves"] = referral.open_moves(staff.agency)
+        return Disclosure(
+            to_jsonable_python(document),
+            shown,
+            person_id=str(referral.person_id) if referral.person_id else None,
+            disclosed_by=ends,
+            withheld=withheld,
+            view={"view": "referral", "referral_id": str(referral.id)},
+        )
+
+    def answer(
+        reader: Reader, referral: Referral, status_code: int = 200, *, command: bool = True
+    ) -> Response:
+        reader.about(referral.person_id)
+        shown = view(referral, reader.staff)
+        return reader.answer(shown, status_code=status_code, command=command)
 
     def box(
         listed: list[Referral],
         state: str | None,
-        staff: Staff,
+        reader: Reader,
         asked: Page,
-        request: Request,
         response: Response,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         found = after_cursor(
             (r for r in listed if state is None or r.state == state), box_order, asked
         )
-        return [view(r, staff) for r in respond(found, box_order, asked, request, response)]
+        page_of = respond(found, box_order, asked, reader.request, response)
+        return reader.answer([view(r, reader.staff) for r in page_of], headers=link_of(response))
 
     @router.post("/referrals", status_code=201)
     def send(
         body: ReferralRequest,
-        response: Response,
-        staff: Staff = Caller,
+        reader: Reader = Reading,
         idempotency_key: str | None = Header(None, max_length=200),
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Send a slip. A retried request with the same Idempotency-Key returns the same one."""
         command = SendReferral(
             kind=body.kind,
@@ -155,67 +200,66 @@ def build_router(
             verbal_consent_witness=body.verbal_consent_witness,
             at=body.at,
         )
-        sent = referrals.send(staff, command, consents, idempotency_key)
-        if sent.replayed:
-            response.status_code = 200
+        reader.about(body.person_id)
+        sent = referrals.send(reader.staff, command, consents, idempotency_key)
         after_command()
-        return status_of(referrals.referral(sent.referral_id), referrals.settings)
+        return answer(reader, referrals.referral(sent.referral_id), 200 if sent.replayed else 201)
 
     @router.get("/referrals/inbox")
     def inbox(
-        request: Request,
         response: Response,
         state: str | None = None,
         asked: Page = Depends(page),
-        staff: Staff = Caller,
-    ) -> list[dict[str, Any]]:
+        reader: Reader = Reading,
+    ) -> Response:
         """What was sent to the caller's agency, oldest first, overdue acknowledgements flagged."""
-        return box(referrals.inbox(staff.agency), state, staff, asked, request, response)
+        return box(referrals.inbox(reader.staff.agency), state, reader, asked, response)
 
     @router.get("/referrals/outbox")
     def outbox(
-        request: Request,
         response: Response,
         state: str | None = None,
         asked: Page = Depends(page),
-        staff: Staff = Caller,
-    ) -> list[dict[str, Any]]:
+        reader: Reader = Reading,
+    ) -> Response:
         """What the caller's agency sent: status only, declines needing action flagged."""
-        return box(referrals.outbox(staff.agency), state, staff, asked, request, response)
+        return box(referrals.outbox(reader.staff.agency), state, reader, asked, response)
 
     @router.get("/referrals/{referral_id}")
-    def get(referral_id: UUID, staff: Staff = Caller) -> dict[str, Any]:
-        return view(referrals.party_referral(staff, referral_id), staff)
+    def get(referral_id: UUID, reader: Reader = Reading) -> Response:
+        return answer(reader, referrals.party_referral(reader.staff, referral_id), command=False)
 
     @router.post("/referrals/{referral_id}/reroute", status_code=201)
-    def reroute(referral_id: UUID, body: RerouteRequest, staff: Staff = Caller) -> dict[str, Any]:
-        new_id = referrals.reroute(staff, referral_id, body.to, body.reason, consents, body.at)
-        after_command()
-        return view(referrals.referral(new_id), staff)
-
-    @router.post("/referrals/{referral_id}/follow-up")
-    def follow_up(
-        referral_id: UUID, body: FollowUpRequest, staff: Staff = Caller
-    ) -> dict[str, Any]:
-        """Close the loop of a decline: return to the sender, or note a resource gap."""
-        referral = referrals.follow_up_decline(
-            staff, referral_id, body.action, body.note, body.follow_up_on
+    def reroute(referral_id: UUID, body: RerouteRequest, reader: Reader = Reading) -> Response:
+        new_id = referrals.reroute(
+            reader.staff, referral_id, body.to, body.reason, consents, body.at
         )
         after_command()
-        return view(referral, staff)
+        return answer(reader, referrals.referral(new_id), 201)
+
+    @router.post("/referrals/{referral_id}/follow-up")
+    def follow_up(referral_id: UUID, body: FollowUpRequest, reader: Reader = Reading) -> Response:
+        """Close the loop of a decline: return to the sender, or note a resource gap."""
+        referral = referrals.follow_up_decline(
+            reader.staff, referral_id, body.action, body.note, body.follow_up_on
+        )
+        after_command()
+        return answer(reader, referral)
 
     @router.post("/referrals/{referral_id}/person")
-    def identify(referral_id: UUID, body: IdentifyRequest, staff: Staff = Caller) -> dict[str, Any]:
-        referral = referrals.identify(staff, referral_id, body.person_id)
+    def identify(referral_id: UUID, body: IdentifyRequest, reader: Reader = Reading) -> Response:
+        referral = referrals.identify(reader.staff, referral_id, body.person_id)
         after_command()
-        return view(referral, staff)
+        return answer(reader, referral)
 
     @router.post("/referrals/{referral_id}/{move}")
     def move(
-        referral_id: UUID, move: Move, body: MoveRequest, staff: Staff = Caller
-    ) -> dict[str, Any]:
-        referral = referrals.move(staff, referral_id, move, body.reason, body.outcome, body.at)
+        referral_id: UUID, move: Move, body: MoveRequest, reader: Reader = Reading
+    ) -> Response:
+        referral = referrals.move(
+            reader.staff, referral_id, move, body.reason, body.outcome, body.at
+        )
         after_command()
-        return view(referral, staff)
+        return answer(reader, referral)
 
     return router

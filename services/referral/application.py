@@ -2,7 +2,8 @@
 
 Whether a referral may share its data categories is decided by the one disclosure policy, on
 this service's replica of the consent ledger (fed from intake's events): the consent named must
-cover every category for the receiver.
+cover every category for the receiver, when it is sent and each time the receiver reads it. A
+referral stays within its municipality: no agency of another is a receiver, or a reader.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from contracts.errors import Forbidden, Invalid, NotFound
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.platform.calendar import past_or_now
+from services.platform.disclose import Part, Shown, decide_parts
 from services.platform.eventstore import TracingApplication, eventstore_env
 from services.platform.settings import Settings
+from services.projection.person_facts import REFERRAL_STATUS, SLIP_ADDRESS
 from services.referral.referral import KINDS, Referral
 
 # A consent for support coordination also covers referrals within the support team.
@@ -46,6 +49,18 @@ class SendReferral:
 class Sent:
     referral_id: UUID
     replayed: bool
+
+
+@dataclass(frozen=True)
+class SlipReading:
+    """What the receiver may read of a slip now: each category with its basis, and the rest
+    with the reason; whether its reason (which speaks of all its categories) and the
+    provisional identity may be shown."""
+
+    shown: Shown
+    withheld: dict[str, str]
+    reason: bool
+    provisional_identity: bool
 
 
 class ReferralApplication(TracingApplication):
@@ -98,7 +113,7 @@ class ReferralApplication(TracingApplication):
     ) -> Referral:
         if move == "reroute":
             raise Invalid("move", "use_reroute", "reroute names a new receiver: POST …/reroute")
-        referral = self.referral(referral_id)
+        referral = self.referral_here(staff, referral_id)
         referral.move(
             move,
             agency=staff.agency,
@@ -120,7 +135,7 @@ class ReferralApplication(TracingApplication):
         at: datetime | None = None,
     ) -> UUID:
         """Close this referral as rerouted and send its like to ``to``, on the same basis."""
-        old = self.referral(referral_id)
+        old = self.referral_here(staff, referral_id)
         moment = past_or_now("at", at)
         command = SendReferral(
             kind=old.kind,
@@ -177,7 +192,7 @@ class ReferralApplication(TracingApplication):
         follow_up_on: datetime | None = None,
         at: datetime | None = None,
     ) -> Referral:
-        referral = self.referral(referral_id)
+        referral = self.referral_here(staff, referral_id)
         referral.follow_up_decline(
             action,
             agency=staff.agency,
@@ -204,11 +219,47 @@ class ReferralApplication(TracingApplication):
             raise NotFound(f"no referral {referral_id}")
         return found
 
-    def party_referral(self, staff: Staff, referral_id: UUID) -> Referral:
+    def referral_here(self, staff: Staff, referral_id: UUID) -> Referral:
+        """The referral, if it is of the caller's municipality; another's is not found."""
         referral = self.referral(referral_id)
+        if referral.municipality != staff.municipality:
+            raise NotFound(f"no referral {referral_id} in {staff.municipality}")
+        return referral
+
+    def party_referral(self, staff: Staff, referral_id: UUID) -> Referral:
+        referral = self.referral_here(staff, referral_id)
         if staff.agency not in (referral.sender, referral.receiver):
             raise Forbidden(f"{staff.agency!r} is neither sender nor receiver of this referral")
         return referral
+
+    def slip_reading(
+        self, staff: Staff, referral: Referral, consents: ConsentLookup
+    ) -> SlipReading:
+        """The receiver's slip, decided category by category now: on the consent it was sent
+        under (withdrawn since, its content is no longer shown), or on the slip's own basis
+        for a person not registered yet (a witnessed verbal consent, a community concern)."""
+        ends = frozenset({referral.sender, referral.receiver})
+        parts = [
+            Part(c, ends if c == REFERRAL_STATUS else frozenset({referral.sender}), {})
+            for c in referral.categories
+        ]
+        if referral.basis == "consent" and referral.person_id is not None:
+            record = disclosure.PersonRecord(
+                str(referral.person_id), {}, consents=consents(referral.person_id)
+            )
+            viewer = disclosure.Viewer(staff.agency, staff.staff_id)
+            decided = decide_parts(viewer, record, parts, REFERRAL_PURPOSES, datetime.now(UTC))
+            shown, withheld = decided.shown, decided.withheld
+        else:
+            shown = {c: (referral.basis, referral.basis_id) for c in referral.categories}
+            withheld = {}
+        content = [c for c in referral.categories if c not in SLIP_ADDRESS] or [REFERRAL_STATUS]
+        return SlipReading(
+            shown={**shown, REFERRAL_STATUS: shown.get(REFERRAL_STATUS, ("own_record", None))},
+            withheld=withheld,
+            reason=all(c in shown for c in content),
+            provisional_identity="identity" in shown,
+        )
 
     def inbox(self, agency: str) -> list[Referral]:
         return sorted(self._listed(f"inbox:{agency}"), key=box_order)
@@ -220,12 +271,14 @@ class ReferralApplication(TracingApplication):
         ref = reference()
         if command.kind not in KINDS:
             raise Invalid("kind", "reference_code", f"unknown kind {command.kind!r}", allowed=KINDS)
-        if ref.agency(command.receiver) is None:
+        if not ref.in_municipality(command.receiver, staff.municipality):
             raise Invalid(
                 "receiver",
                 "reference_code",
-                f"unknown agency {command.receiver!r}",
-                allowed=tuple(ref.agencies),
+                f"unknown agency {command.receiver!r} in {staff.municipality}",
+                allowed=tuple(
+                    a.id for a in ref.agencies.values() if a.municipality == staff.municipality
+                ),
             )
         if command.receiver == staff.agency:
             raise Invalid("receiver", "not_self", "an agency cannot refer a person to itself")

@@ -188,5 +188,9 @@ def test_the_workbook_has_the_csvs_header_and_the_same_readers(
     assert header == next(csv.reader(io.StringIO(text)))
     for suffix in (".xlsx", ".csv"):
         assert client.get(path + suffix, headers=auth("zama-shuno")).status_code == 403
-    privacy = auth("zama-shuno", "privacy_officer")  # a role that reads figures anywhere
+    # The tax desk's privacy officer oversees its own agency only (reference data): not the
+    # municipality's figures; the municipality's privacy officer reads them.
+    own_agency = auth("zama-shuno", "privacy_officer")
+    assert client.get(f"{path}.xlsx", headers=own_agency).status_code == 403
+    privacy = auth("zama-jiritsu", "privacy_officer")
     assert client.get(f"{path}.xlsx", headers=privacy).status_code == 200

@@ -205,7 +205,12 @@ def test_every_view_showing_data_is_audited(story: Story, auth: Auth) -> None:
     view(client, auth, offender.person, "hellowork-atsugi")
     view(client, auth, offender.person, "zama-shuno")  # shows nothing: nothing to record
     log: AuditLog = client.app.state.audit  # type: ignore[attr-defined]
-    [entry] = log.seen_person(offender.person)
+    # Playing the story read the person through other services too; the person views' reads:
+    [entry] = [
+        e
+        for e in log.seen_person(offender.person)
+        if e.view_request is not None and e.view_request.get("view") == "person"
+    ]
     assert entry.viewer_agency == "hellowork-atsugi"
     assert entry.bases["employment"] == {"basis": "consent", "basis_id": offender.consents[0]}
 
@@ -303,8 +308,8 @@ def test_a_read_purges_what_lapsed_before_it_answers(
     person, _ = person_with_consent(client, auth, ends)
     views = client.app.state.views  # type: ignore[attr-defined]
     later = create_app("views at a later instant", embedded_settings, "test")
-    later.state.audit = client.app.state.audit  # type: ignore[attr-defined]
-    later.include_router(build_router(views, clock=lambda: ends))
+    disclosures = client.app.state.view_disclosures  # type: ignore[attr-defined]
+    later.include_router(build_router(views, disclosures, clock=lambda: ends))
     response = TestClient(later).get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
     assert response.json()["categories"] == []
     assert table_rows(
@@ -388,7 +393,9 @@ def test_a_replay_exposes_a_view_that_the_events_do_not_support(
             (person, "identity"),
         )
     assert "forged" in json.dumps(view(client, auth, person, "hellowork-atsugi"))
-    honest, forged = client.get(f"/views/audit/persons/{person}", headers=officer).json()
+    entries = client.get(f"/views/audit/persons/{person}", headers=officer).json()
+    # Registering the person and recording the consent were reads of them too (intake's).
+    honest, forged = [e for e in entries if e["state_position"] is not None]
     # ... and the replay, built from the events alone, does not hash to it.
     first = client.get(f"/views/audit/entries/{honest['position']}/replay", headers=officer)
     assert first.json()["matches"] is True
@@ -417,11 +424,13 @@ def test_the_replay_command_rebuilds_a_recorded_view(
 ) -> None:
     person, consent = person_with_consent(client, auth, datetime.now(UTC) + timedelta(days=30))
     assert view(client, auth, person, "hellowork-atsugi")
+    log: AuditLog = client.app.state.audit  # type: ignore[attr-defined]
+    [viewed] = [e for e in log.seen_person(person) if e.state_position is not None]
     monkeypatch.setenv("TSUNAGU_VAR_DIR", str(embedded_settings.var_dir))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert main(["audit", "replay", "1"]) == 0
+    assert main(["audit", "replay", str(viewed.position)]) == 0
     replay = json.loads(capsys.readouterr().out)
-    assert replay["matches"] is True and replay["position"] == 1
+    assert replay["matches"] is True and replay["position"] == viewed.position
     assert replay["bases"]["identity"] == {"basis": "consent", "basis_id": consent}
 
 

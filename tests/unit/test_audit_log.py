@@ -24,7 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 
 from contracts.errors import Conflict, NotFound
+from contracts.events.audit import RecordViewed
 from contracts.identity import Staff
+from services.platform.disclose import Disclosure, Reader
 from services.platform.settings import Settings
 from services.platform.sql import Row, SqliteDatabase, Transaction
 from services.projection.audit import (
@@ -37,7 +39,7 @@ from services.projection.audit import (
     Verification,
     entry_hash,
 )
-from services.projection.audit_api import record_view
+from services.projection.chains import entry_of
 from services.projection.checkpoint import (
     CHECKPOINT_FILE,
     DEV_KEY_FILE,
@@ -360,27 +362,36 @@ def test_a_chain_that_fills_its_last_batch_exactly_verifies(log: AuditLog) -> No
 
 
 def request(headers: list[tuple[bytes, bytes]]) -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers})
+    scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": headers}
+    return Request(scope)
 
 
-def test_record_view_keeps_who_saw_what_under_which_trace_with_the_body_hash(
+class ToLog:
+    """A ``Sink`` appending to one chain, as the views' own does."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+
+    def record(self, municipality: str, entries: Sequence[RecordViewed]) -> None:
+        self.log.append_all([entry_of(e) for e in entries])
+
+
+def test_an_answer_keeps_who_saw_what_under_which_trace_with_the_body_hash(
     log: AuditLog,
 ) -> None:
     staff = Staff("s042", "zama-shakyo", frozenset({"caseworker", "supervisor"}), "142182")
-    body = b'{"person_id":"p1","health":"..."}'
+    at = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    shown = Disclosure(
+        {"person_id": "p1", "health": "..."},
+        {"identity": ("own_record", None), "health": ("consent", "c9")},
+        person_id="p1",
+        view={"view": "person"},
+        state_position=12,
+    )
     tracer = TracerProvider().get_tracer(__name__)
+    reader = Reader(request([(b"x-request-id", b"req-1")]), staff, ToLog(log), lambda: at)
     with tracer.start_as_current_span("view") as span:
-        record_view(
-            log,
-            request([(b"x-request-id", b"req-1")]),
-            staff,
-            "p1",
-            {"identity": ("own_record", None), "health": ("consent", "c9")},
-            body,
-            at=datetime(2026, 11, 1, 9, 30, tzinfo=UTC),
-            state_position=12,
-            view={"view": "person"},
-        )
+        answered = reader.answer(shown)
     [record] = log.seen_person("p1")
     assert record.kind == RECORD_VIEWED
     assert (record.viewer_staff_id, record.viewer_agency) == ("s042", "zama-shakyo")
@@ -394,16 +405,24 @@ def test_record_view_keeps_who_saw_what_under_which_trace_with_the_body_hash(
     assert record.state_position == 12
     assert record.view_request == {"view": "person"}
     assert record.recorded_at == "2026-11-01T09:30:00.000000+00:00"
-    assert record.response_hash == hashlib.sha256(body).hexdigest()
+    assert answered.body == shown.body()
+    assert record.response_hash == hashlib.sha256(shown.body()).hexdigest()
 
 
-def test_record_view_without_a_request_id_or_a_trace_makes_up_an_id(log: AuditLog) -> None:
+def test_an_answer_without_a_request_id_or_a_trace_makes_up_an_id(log: AuditLog) -> None:
     staff = Staff("s042", "zama-shakyo", frozenset({"caseworker"}), "142182")
-    at = datetime.now(UTC)
-    record_view(log, request([]), staff, "p1", {}, b"{}", at=at, state_position=0, view={})
+    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC))
+    reader.answer(Disclosure({}, {}, person_id="p1", about_person=True))
     [record] = log.seen_person("p1")
     assert uuid.UUID(record.request_id or "")
     assert record.trace_id is None
+
+
+def test_an_answer_showing_nothing_of_a_person_records_nothing(log: AuditLog) -> None:
+    staff = Staff("s042", "zama-shakyo", frozenset({"caseworker"}), "142182")
+    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC))
+    reader.answer(Disclosure({"categories": []}, {}, person_id="p1"))
+    assert log.seen_person("p1") == []
 
 
 # Anchoring: signed checkpoints of the chain, kept outside its database (a JSON-lines file).

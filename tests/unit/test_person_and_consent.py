@@ -6,6 +6,7 @@ from uuid import UUID
 
 import pytest
 
+from contracts.disclosure import Allow
 from contracts.errors import Conflict, Forbidden, Invalid
 from contracts.identity import Staff
 from services.intake.application import (
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.unit
 JIRITSU = Staff("s001", "zama-jiritsu", frozenset({"caseworker"}), "142182")
 SHUNO = Staff("t001", "zama-shuno", frozenset({"caseworker"}), "142182")
 SHAKYO = Staff("k001", "zama-shakyo", frozenset({"caseworker"}), "142182")
+KOKUHO = Staff("h001", "zama-kokuho", frozenset({"caseworker"}), "142182")
 NOW = datetime.now(UTC)
 
 
@@ -67,7 +69,10 @@ def test_names_in_any_script_old_kanji_and_emoji_round_trip_exactly(
 
 def test_a_local_id_belongs_to_one_person_and_finds_them(intake: IntakeApplication) -> None:
     person = register(intake, SHUNO, family_name="佐藤", local_id="T-000123")
-    assert intake.find_by_local_id(SHUNO, "zama-shuno", "T-000123") == person
+    assert intake.find_by_local_id(SHUNO, "zama-shuno", "T-000123") == (
+        person,
+        Allow("own_record", None),
+    )
     other = register(intake, SHUNO, family_name="鈴木")
     with pytest.raises(Conflict):
         intake.link(SHUNO, other, "T-000123")
@@ -90,7 +95,8 @@ def test_another_agency_finds_a_person_by_local_id_only_with_a_basis(
         purposes=["referral"],
         method="written_tsunagu_sheet",
     )
-    assert intake.find_by_local_id(JIRITSU, "zama-shuno", "T-000123") == person
+    found, basis = intake.find_by_local_id(JIRITSU, "zama-shuno", "T-000123")
+    assert found == person and basis.basis == "consent"
 
 
 def test_duplicates_are_proposed_by_kana_and_birth_date_and_merged_reversibly(
@@ -246,13 +252,18 @@ def test_the_receipt_has_the_kantara_fields(intake: IntakeApplication) -> None:
 def test_a_consent_is_read_only_by_its_recorder_recipients_and_privacy_officers(
     intake: IntakeApplication,
 ) -> None:
-    person = register(intake, family_name="志村")
-    consent_id = consent(intake, person)
+    person = register(intake, SHUNO, family_name="志村")
+    consent_id = consent(intake, person, staff=SHUNO)
     assert intake.readable_consent(SHAKYO, consent_id).id == consent_id
     with pytest.raises(Forbidden):
-        intake.readable_consent(SHUNO, consent_id)
-    officer = Staff("p1", "zama-shuno", frozenset({"privacy_officer"}), "142182")
+        intake.readable_consent(KOKUHO, consent_id)
+    # A privacy officer over the whole municipality reads it; one over its own agency only
+    # reads its agency's (reference data: oversight_roles).
+    officer = Staff("p1", "zama-jiritsu", frozenset({"privacy_officer"}), "142182")
     assert intake.readable_consent(officer, consent_id).id == consent_id
+    own_agency = Staff("p2", "zama-kokuho", frozenset({"privacy_officer"}), "142182")
+    with pytest.raises(Forbidden):
+        intake.readable_consent(own_agency, consent_id)
 
 
 def test_coverage_names_what_a_receiver_may_be_sent_under_a_consent_now(

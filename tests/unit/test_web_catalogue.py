@@ -122,6 +122,8 @@ def event_fields() -> set[str]:
     views give them, less those that only say who acted or which record is meant."""
     names: set[str] = set()
     for module in pkgutil.iter_modules(events.__path__):
+        if module.name == "audit":
+            continue  # RecordViewed is the audit chain's record of a read, never in a view
         loaded = importlib.import_module(f"{events.__name__}.{module.name}")
         for model in vars(loaded).values():
             if isinstance(model, type) and issubclass(model, BaseModel):
