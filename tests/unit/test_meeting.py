@@ -310,6 +310,16 @@ def test_only_supervisors_declare_and_only_they_and_privacy_officers_list(
         app.vital_interests(JIRITSU, person)
     with pytest.raises(Forbidden, match="another agency"):
         app.visibility(JIRITSU, facts, person, "zama-kodomo")
+    # A supervisor only in an agency the reference data names for the role declares.
+    for unnamed in ("minsei", "oneaid"):
+        with pytest.raises(Forbidden, match=f"{unnamed!r} is not one"):
+            app.declare_vital_interest(staff(unnamed, "supervisor"), facts, declaration(person))
+    assert app.declare_vital_interest(
+        staff("zama-kodomo", "supervisor"), facts, declaration(person)
+    )
+    # An own-agency supervisor reads only the declarations its agency made or received.
+    assert app.vital_interests(staff("zama-shogai", "supervisor"), person) == []
+    assert len(app.vital_interests(SUPERVISOR, person)) == 1
 
 
 def test_meeting_events_are_published_on_schema(app: MeetingApplication, facts: Facts) -> None:
