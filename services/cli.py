@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from contracts.topics import Topics
+from services.platform.bus import Message
 from services.platform.logs import configure_logging
 from services.platform.settings import Settings
 from services.platform.tracing import setup_tracing
@@ -385,6 +386,49 @@ def _health(args: argparse.Namespace, _: Settings) -> int:
     return 0 if state == READY else 1
 
 
+def _deadletter(args: argparse.Namespace, settings: Settings) -> int:
+    from services.projection.deadletters import dead_letters, find
+
+    store = dead_letters(settings)
+    if args.action == "list":
+        for each in store.letters():
+            print(json.dumps(each.summary(), ensure_ascii=False, default=str))
+        return 0
+    found = find(store, args.name)
+    if found is None:
+        print(f"no dead letter {args.name}", file=sys.stderr)
+        return 1
+    if args.action == "show":
+        print(json.dumps(found.shown(), ensure_ascii=False, default=str))
+        return 0
+    _replay(settings, found.original())
+    print(json.dumps({"replayed": found.name, "topic": found.topic}))
+    return 0
+
+
+def _replay(settings: Settings, message: Message) -> None:
+    """The message to its topic's feeds again: on Kafka, published there; embedded, where the
+    running app's bus is out of reach, applied here to each feed of that topic (the feeds'
+    files are shared). A feed that had applied it drops it as a repeat."""
+    from services.platform.bus import KafkaPublisher
+    from services.projection.deadletters import FILE, FileDeadLetters
+    from services.projection.quarantine import apply_or_quarantine
+    from services.wiring import FEEDS, feed_runner, feed_store
+
+    if settings.distributed and settings.kafka_bootstrap_servers:
+        publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
+        publisher.publish([message])
+        publisher.close()
+        return
+    topics = Topics(settings.topic_prefix)
+    letters = FileDeadLetters(settings.var_dir / FILE)
+    for service, feed in FEEDS.items():
+        if message.topic in {topics.events(source) for source in feed.sources}:
+            store = feed_store(settings, service)
+            apply_or_quarantine(feed_runner(settings, service, store, letters), [message])
+            store.database.close()
+
+
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
     """What the processes need before they start: ``topics create``, and for ``setup`` the
     schemas and tables too. Both wait for their servers (a deployment's first step may run
@@ -523,6 +567,20 @@ def parser() -> argparse.ArgumentParser:
             "--municipality",
             help="whose chain (全国地方公共団体コード); default the deployment's first, and for "
             "checkpoint --every, every municipality's",
+        )
+
+    deadletter = commands.add_parser(
+        "deadletter", help="the messages a feed could not read or apply, with the reason"
+    )
+    deadletter.set_defaults(handler=_deadletter)
+    letters = deadletter.add_subparsers(dest="action", required=True)
+    letters.add_parser("list", help="every dead letter, oldest first (JSON lines, no data)")
+    for action, text in (
+        ("show", "one dead letter with its message"),
+        ("replay", "send it to its topic's feeds again, after a fix"),
+    ):
+        letters.add_parser(action, help=text).add_argument(
+            "name", help="as list names it: <partition>-<offset> on Kafka, a number embedded"
         )
 
     health = commands.add_parser(

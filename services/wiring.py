@@ -30,7 +30,7 @@ from services.meeting import feed as meeting_feed
 from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
 from services.meeting.integration import to_cloudevent as meeting_cloudevent
-from services.platform.bus import InProcessBus, Publisher, ensure_topics
+from services.platform.bus import InProcessBus, Message, Publisher, ensure_topics
 from services.platform.disclose import Disclosures
 from services.platform.disclosure_outbox import DisclosureOutbox
 from services.platform.eventstore import TracingApplication, eventstore_env, wait_for_events
@@ -45,9 +45,12 @@ from services.projection.audit_api import build_router as audit_router
 from services.projection.chains import Chains, neighbour_store
 from services.projection.changes import Projector
 from services.projection.checkpoint import Anchoring, Checkpointer, anchoring
+from services.projection.deadletters import FILE as DEAD_LETTERS
+from services.projection.deadletters import FileDeadLetters
 from services.projection.disclosure_ingest import AuditIngest
 from services.projection.person_api import build_router as person_router
 from services.projection.purges import publish_purges, sweep_and_publish
+from services.projection.quarantine import apply_or_quarantine
 from services.projection.rebuild import Settle
 from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
@@ -249,6 +252,11 @@ def feed_runner(
     )
 
 
+def feed_one(runner: ProjectionRunner, message: Message) -> None:
+    """The in-process bus's delivery to a feed: applied, or quarantined if it cannot be."""
+    apply_or_quarantine(runner, [message])
+
+
 def projection_runner(
     settings: Settings, store: ViewStore, dead_letters: Publisher
 ) -> ProjectionRunner:
@@ -339,7 +347,9 @@ def embedded_app(settings: Settings) -> FastAPI:
     for service, feed in FEEDS.items():
         runner = feed_runner(settings, service, stores[service], bus)
         for source in feed.sources:
-            bus.subscribe(topics.events(source), runner.consume)
+            bus.subscribe(topics.events(source), functools.partial(feed_one, runner))
+    # Nothing here reads the dead-letter topic: its letters are kept for `tsunagu deadletter`.
+    bus.subscribe(topics.dead_letter, FileDeadLetters(settings.var_dir / DEAD_LETTERS).deliver)
     applications = {name: spec.application(settings) for name, spec in COMMAND_SERVICES.items()}
     relays = [relay(settings, name, app, bus) for name, app in applications.items()]
 

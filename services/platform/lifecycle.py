@@ -16,14 +16,13 @@ batch is done again at the next start, and its repeats are dropped by event id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 import tenacity
@@ -171,25 +170,6 @@ def until_available(
     for attempt in retrying:
         with attempt:
             result = action()
-    wait.over(attempt.retry_state)
-    return result
-
-
-async def until_available_async(
-    what: str, action: Callable[[], Awaitable[T]], *, any_error: bool = False
-) -> T:
-    """``until_available`` on an event loop; a cancelled task stops waiting."""
-    wait = _Wait(what)
-    retrying = tenacity.AsyncRetrying(
-        retry=_retry_on(any_error),
-        wait=_backoff(),
-        sleep=asyncio.sleep,
-        before_sleep=wait.before_sleep,
-        reraise=True,
-    )
-    async for attempt in retrying:
-        with attempt:
-            result = await action()
     wait.over(attempt.retry_state)
     return result
 

@@ -18,8 +18,9 @@ import faust
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message
 from services.platform.collector import freeze_long_lived
-from services.platform.lifecycle import Stopping, until_available_async
+from services.platform.lifecycle import Stopping
 from services.platform.settings import Settings
+from services.projection.quarantine import apply_or_quarantine
 from services.projection.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,9 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 
 async def consume_until_done(runner: ProjectionRunner, messages: Sequence[Message]) -> None:
-    """Retry a batch whose views could not be written (database away) until it is written."""
-    await until_available_async(
-        f"PostgreSQL and Kafka (a batch of {len(messages)} from "
-        f"{', '.join(sorted({m.topic for m in messages}))})",
-        lambda: asyncio.to_thread(runner.consume_batch, messages),
-        any_error=True,
-    )
+    """Apply a batch, waiting out the servers' absences and quarantining poison events
+    (``services.projection.quarantine``); only then are its messages acknowledged."""
+    await asyncio.to_thread(apply_or_quarantine, runner, messages)
 
 
 def _message(received: Any, value: bytes) -> Message:

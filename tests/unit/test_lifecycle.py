@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -21,7 +20,6 @@ from services.platform.lifecycle import (
     is_transient,
     report,
     until_available,
-    until_available_async,
 )
 
 pytestmark = pytest.mark.unit
@@ -83,16 +81,6 @@ def test_a_stop_ends_the_wait() -> None:
 
     with pytest.raises(Stopped):
         until_available("PostgreSQL", action, stop)
-
-
-def test_the_async_wait_retries_until_done() -> None:
-    calls, action = failing([psycopg.OperationalError("away")])
-
-    async def attempt() -> str:
-        return action()
-
-    assert asyncio.run(until_available_async("x", attempt)) == "done"
-    assert len(calls) == 2
 
 
 def test_which_failures_are_transient() -> None:
