@@ -221,7 +221,7 @@ class MeetingApplication(TracingApplication):
     def case_of_person(self, staff: Staff, person_id: UUID) -> SupportCase:
         """The person's one case (reopened, never duplicated), to whoever may read it."""
         case = self.find(SupportCase, SupportCase.create_id(person_id))
-        if case is None:
+        if case is None or case.municipality != staff.municipality:
             raise NotFound(f"no support case for person {person_id}")
         return self.readable_case(staff, case.id)
 

@@ -193,8 +193,9 @@ def build_router(
         officer.whole_municipality("a consent's revocation impact")
         with views.database.transaction() as tx:
             row = tx.fetchone("SELECT person_id FROM consent WHERE consent_id = ?", (consent_id,))
-        if row is not None:
-            person_here(str(row["person_id"]), officer)
+            home = queries.municipality_of(tx, row["person_id"]) if row is not None else None
+        if row is not None and home not in (None, officer.municipality):
+            raise NotFound(f"the views know of no consent {consent_id}")
         return impact_of(officer.chain, views, consent_id)
 
     @router.get("/entries/{position}", response_model=AuditRecord)
