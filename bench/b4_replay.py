@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 
 from bench.common import OFFICE, SECRET, note, percentile, show, stack, token
 from bench.load import Generated, LoadProfile, event_stream, lifecycles, render_events
+from contracts.reference import reference
 from services.platform.bus import InProcessBus, Message
 from services.platform.settings import Settings
 from services.wiring import feed_store, projection_app, projection_runner
@@ -38,9 +39,12 @@ PERSON = "0b4e1a5e-0000-4000-8000-000000000500"
 
 
 def case_events() -> list[Generated]:
-    """Whole lifecycles of other persons, made the one person's, up to ``CASE_EVENTS``."""
+    """Whole lifecycles of other persons of the office's municipality (the views know a person
+    only in the municipality that registered them), made the one person's, up to
+    ``CASE_EVENTS``."""
     events: list[Generated] = []
-    for life in lifecycles(PROFILE, 1_000):
+    home = reference().agencies[OFFICE].municipality
+    for life in (life for life in lifecycles(PROFILE, 1_000) if life.municipality == home):
         mine = [
             g._replace(
                 key=g.key.replace(life.person_id, PERSON),
