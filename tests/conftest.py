@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 from services.platform.auth import mint_token
 from services.platform.settings import Settings
 from tests.infrastructure import (
+    ROOT,
     Infrastructure,
     OpenIDProvider,
     Process,
@@ -91,6 +94,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.kafka_bootstrap_servers:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     return env
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """One ``tsunagu`` command run to its end, with ``settings`` in its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=settings_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture

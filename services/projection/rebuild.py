@@ -18,6 +18,7 @@ from contracts.topics import Topics
 from services.platform.bus import Message, Publisher
 from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
+from services.projection.quarantine import apply_or_quarantine
 from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
 
@@ -47,6 +48,18 @@ def _message(record: Any) -> Message:
     return Message(record.topic, key, record.value, headers, record.partition, record.offset)
 
 
+class Quarantining:
+    """A runner whose poison events are quarantined (``services.projection.quarantine``):
+    a rebuild that meets one again goes on past it."""
+
+    def __init__(self, runner: ProjectionRunner) -> None:
+        self._runner = runner
+
+    def consume_batch(self, messages: Sequence[Message]) -> Sequence[object]:
+        apply_or_quarantine(self._runner, messages)
+        return ()
+
+
 def rebuild(
     settings: Settings,
     store: ViewStore,
@@ -65,7 +78,7 @@ def rebuild(
     """
     assert settings.kafka_bootstrap_servers, "a rebuild reads the topics: KAFKA_BOOTSTRAP_SERVERS"
     store.reset(keep=KEEP)
-    runner = runner_for(store, dead_letters)
+    runner = Quarantining(runner_for(store, dead_letters))
     topics = [Topics(settings.topic_prefix).events(s) for s in sources]
     replayed = catch_up(settings, runner, topics, progress, every=every, batch=batch)
     if settle is not None:

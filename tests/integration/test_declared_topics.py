@@ -3,30 +3,15 @@ before the processes start: ``tsunagu topics create`` and ``tsunagu setup``."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import psycopg
 import pytest
 from kafka import KafkaConsumer
 
 from contracts.topics import SERVICES, Topics
 from services.platform.settings import Settings
-from tests.conftest import settings_env
-from tests.infrastructure import ROOT
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def tsunagu(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=settings_env(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def partitions(bootstrap: str, prefix: str) -> dict[str, int]:
@@ -46,7 +31,7 @@ def test_topics_create_declares_every_topic_with_its_partitions(
 ) -> None:
     settings = distributed_settings
     assert settings.kafka_bootstrap_servers
-    done = tsunagu(settings, "topics", "create")
+    done = run_cli(settings, "topics", "create")
     assert done.returncode == 0, done.stderr
 
     topics = Topics(settings.topic_prefix)
@@ -56,14 +41,14 @@ def test_topics_create_declares_every_topic_with_its_partitions(
         topics.dead_letter: 2,
         topics.audit_checkpoints: 1,
     }
-    assert tsunagu(settings, "topics", "create").returncode == 0, "a second run changes nothing"
+    assert run_cli(settings, "topics", "create").returncode == 0, "a second run changes nothing"
 
 
 def test_setup_creates_every_schema_and_table_before_the_processes_start(
     distributed_settings: Settings,
 ) -> None:
     settings = distributed_settings
-    done = tsunagu(settings, "setup")
+    done = run_cli(settings, "setup")
     assert done.returncode == 0, done.stderr
 
     assert settings.database_url

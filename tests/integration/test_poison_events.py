@@ -5,8 +5,6 @@ shows and replays it with ``tsunagu deadletter``."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +16,8 @@ from contracts.envelope import CloudEvent
 from contracts.topics import Topics
 from services.platform.settings import Settings
 from services.wiring import intake_app, view_store
-from tests.conftest import settings_env
-from tests.infrastructure import ROOT, Process, wait_for
+from tests.conftest import run_cli
+from tests.infrastructure import Process, wait_for
 from tests.integration.kafka_tools import produce_raw, read_topic
 
 pytestmark = pytest.mark.integration
@@ -30,14 +28,7 @@ OPEN = {"channel": "phone", "route_in": "self", "caller_kind": "anonymous"}
 
 
 def deadletter(settings: Settings, *args: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "deadletter", *args],
-        env=settings_env(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli(settings, "deadletter", *args)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -89,5 +80,10 @@ def test_a_nul_byte_is_quarantined_and_later_consultations_become_visible(
         120,
         projector.output(),
     )
+    assert store.count("consultation_view") == 6
+
+    # A rebuild meets it twice more, and goes on past it.
+    rebuilt = run_cli(settings, "views", "rebuild", "projection")
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert store.count("consultation_view") == 6
     store.database.close()
