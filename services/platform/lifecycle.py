@@ -67,13 +67,18 @@ class Stopped(Exception):
 
 def is_transient(error: BaseException) -> bool:
     """A failure that goes away by itself: a server away or restarting, a connection lost, a
-    deadlock or serialisation failure (the transaction rolled back, whole)."""
+    deadlock or serialisation failure (the transaction rolled back, whole), an embedded
+    database another process holds locked."""
+    import sqlite3
+
     import eventsourcing.persistence
     import psycopg
     from kafka.errors import KafkaError
 
     if isinstance(error, KafkaError):
         return bool(error.retriable)
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error)
     return isinstance(
         error,
         psycopg.OperationalError

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -86,6 +87,8 @@ def test_a_stop_ends_the_wait() -> None:
 def test_which_failures_are_transient() -> None:
     assert is_transient(psycopg.errors.DeadlockDetected("deadlock detected"))
     assert is_transient(ConnectionRefusedError())
+    assert is_transient(sqlite3.OperationalError("database is locked"))
+    assert not is_transient(sqlite3.OperationalError("no such table: consultation_view"))
     assert not is_transient(psycopg.errors.DataError("PostgreSQL text fields cannot contain NUL"))
     assert not is_transient(UnsupportedVersionError())
     assert not is_transient(KeyError("x"))
