@@ -92,6 +92,8 @@ def entries(count: int, persons: int, seed: int = 5) -> Iterator[tuple[Any, ...]
             "state_position": None if denied else position,
             "response_hash": None if denied else f"{rng.getrandbits(256):064x}",
             "reason": "the audit needs the privacy_officer role" if denied else None,
+            # Whose record was shown: one agency, as a person view of another's facts names.
+            "disclosed_by": None if denied else canonical_json([rng.choice(agencies)]),
         }
         current = hash_of(previous, [row[name] for name in SORTED])
         yield (*(row[name] for name in HASHED), previous, current)
