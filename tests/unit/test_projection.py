@@ -21,7 +21,7 @@ from services.platform.collector import paused
 from services.platform.pagination import Page
 from services.platform.sql import SqliteDatabase
 from services.projection import queries
-from services.projection.changes import Change, Upsert
+from services.projection.changes import Change, Projector, Upsert
 from services.projection.projectors import consultations
 from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, Outcome, ProjectionRunner
 from services.projection.store import CONSULTATION_VIEW, ViewStore
@@ -45,13 +45,20 @@ def test_projector_files_the_consultation_under_the_opening_agency() -> None:
     assert change.values["event_id"] == event.id
 
 
-@pytest.fixture
-def runner_and_dead_letters() -> tuple[ProjectionRunner, ViewStore, list[Message]]:
+def consultation_feed(
+    projector: Projector = consultations,
+) -> tuple[ProjectionRunner, ViewStore, list[Message]]:
+    """A runner of ``projector`` on the consultation view in memory, and its dead letters."""
     bus = InProcessBus()
     dead: list[Message] = []
     bus.subscribe("dlq", dead.append)
     store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
-    return ProjectionRunner(store, [consultations], bus, "dlq"), store, dead
+    return ProjectionRunner(store, [projector], bus, "dlq"), store, dead
+
+
+@pytest.fixture
+def runner_and_dead_letters() -> tuple[ProjectionRunner, ViewStore, list[Message]]:
+    return consultation_feed()
 
 
 def test_a_redelivered_event_changes_the_view_once(

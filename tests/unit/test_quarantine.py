@@ -17,18 +17,17 @@ from contracts.events import IntegrationEvent
 from contracts.topics import Topics
 from services.cli import main
 from services.platform import lifecycle
-from services.platform.bus import InProcessBus, Message
+from services.platform.bus import Message
 from services.platform.settings import Settings
-from services.platform.sql import SqliteDatabase
 from services.projection import quarantine
 from services.projection.changes import Change, ViewState
 from services.projection.deadletters import FILE, FileDeadLetters
 from services.projection.projectors import consultations
 from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import REASON_HEADER, ProjectionRunner
-from services.projection.store import CONSULTATION_VIEW, ViewStore
+from services.projection.runner import REASON_HEADER
 from services.wiring import embedded_app
 from tests.unit.test_contracts import opened_event
+from tests.unit.test_projection import consultation_feed
 
 pytestmark = pytest.mark.unit
 
@@ -67,20 +66,12 @@ def batch() -> list[Message]:
     ]
 
 
-def feed(projector: Failing) -> tuple[ProjectionRunner, ViewStore, list[Message]]:
-    bus = InProcessBus()
-    dead: list[Message] = []
-    bus.subscribe("dlq", dead.append)
-    store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
-    return ProjectionRunner(store, [projector], bus, "dlq"), store, dead
-
-
 def test_a_poison_event_is_quarantined_after_its_attempts_alone_and_the_batch_carries_on(
     batch: list[Message],
 ) -> None:
     poisoned = CloudEvent.from_bytes(batch[1].value).id
     projector = Failing(poisoned, [], psycopg.errors.DataError("cannot contain NUL (0x00) bytes"))
-    runner, store, dead = feed(projector)
+    runner, store, dead = consultation_feed(projector)
 
     apply_or_quarantine(runner, batch)
 
@@ -105,7 +96,7 @@ def test_a_transient_failure_is_waited_out_and_nothing_is_quarantined(
     poisoned = CloudEvent.from_bytes(batch[0].value).id
     away: list[Exception] = [psycopg.OperationalError("server closed") for _ in range(5)]
     projector = Failing(poisoned, away)
-    runner, store, dead = feed(projector)
+    runner, store, dead = consultation_feed(projector)
 
     apply_or_quarantine(runner, batch)
 
