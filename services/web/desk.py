@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from contracts.reference import reference
 from services.web import formatting, presenting
 from services.web.catalogue import DEFAULT_LOCALE, Translator
 from services.web.client import Answer, Services, ServiceUnavailable
@@ -53,6 +54,15 @@ class Desk:
     t: Translator
     services: Services
     templates: Jinja2Templates
+
+    def agencies(self) -> list[tuple[str, str]]:
+        """The agencies of the user's municipality, as (id, name) choices: a desk never offers
+        another municipality's agencies."""
+        return [
+            (a.id, self.t.code("agency", a.id))
+            for a in reference().agencies.values()
+            if a.municipality == self.user.municipality
+        ]
 
     async def get(self, service: str, path: str, **params: Any) -> Answer:
         return await self.services.call(self.user.token, "GET", service, path, params=params)

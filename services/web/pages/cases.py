@@ -174,7 +174,7 @@ def _choices(d: Desk) -> dict[str, Any]:
     ref = reference()
     return {
         "issues": options(d.t, "issue", ref.issue_categories),
-        "agencies": options(d.t, "agency", ref.agencies),
+        "agencies": d.agencies(),
         "programs": options(d.t, "program", ref.programs),
         "service_classes": options(d.t, "service_class", ref.service_classes),
         "outcomes": options(d.t, "evaluation", EVALUATION_OUTCOMES),

@@ -32,7 +32,7 @@ LABELS = {
 def _choices(d: Desk) -> dict[str, Any]:
     ref = reference()
     return {
-        "agencies": options(d.t, "agency", ref.agencies),
+        "agencies": d.agencies(),
         "categories": options(d.t, "category", ref.data_categories),
         "purposes": options(d.t, "purpose", disclosure.PURPOSES),
         "methods": options(d.t, "method", METHODS),

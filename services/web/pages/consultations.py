@@ -41,7 +41,7 @@ def _choices(d: Desk) -> dict[str, Any]:
         "routes_in": options(d.t, "route_in", ref.routes_in),
         "caller_kinds": options(d.t, "caller_kind", ref.caller_kinds),
         "outcomes": options(d.t, "outcome", OUTCOMES),
-        "agencies": options(d.t, "agency", ref.agencies),
+        "agencies": d.agencies(),
         "labels": LABELS,
     }
 

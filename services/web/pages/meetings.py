@@ -103,7 +103,7 @@ async def _schedule_context(d: Desk, kind: str) -> dict[str, Any]:
     return {
         "kind": kind,
         "cases": cases,
-        "agencies": options(d.t, "agency", reference().agencies),
+        "agencies": d.agencies(),
         "member_rows": range(MEMBER_ROWS),
         "member_field": member_field,
         "labels": LABELS,
@@ -206,7 +206,7 @@ def _attendee_options(d: Desk, meeting: dict[str, Any]) -> list[tuple[str, str]]
     """Who may attend: a 支援会議's members (bound by confidentiality), else any agency."""
     if meeting["kind"] == ARTICLE9:
         return options(d.t, "agency", [m["agency"] for m in meeting["members"]])
-    return options(d.t, "agency", reference().agencies)
+    return d.agencies()
 
 
 @router.get("/meetings/{meeting_id}/hold")

@@ -25,7 +25,7 @@ from services.web import formatting
 from services.web.client import Answer
 from services.web.desk import Desk, Refused, check_csrf, desk
 from services.web.pages import replay as replay_page
-from services.web.pages.forms import options, values
+from services.web.pages.forms import values
 from services.web.pages.persons import identity
 
 router = APIRouter()
@@ -155,13 +155,6 @@ def period(since: str, until: str) -> Period:
     return Period(since, until, errors)
 
 
-def _agencies(d: Desk) -> list[tuple[str, str]]:
-    """The agencies of the officer's own municipality: the audit it oversees is its own."""
-    agencies = reference().agencies
-    mine = [a for a in agencies if agencies[a].municipality == d.user.municipality]
-    return options(d.t, "agency", mine)
-
-
 async def _all(d: Desk, path: str, **params: Any) -> list[dict[str, Any]]:
     """Every page of an audit list, followed to its end (a printed accounting is whole)."""
     found: list[dict[str, Any]] = []
@@ -190,7 +183,7 @@ async def _listing(
 async def console(q: str = "", d: Desk = Depends(desk)) -> Response:
     context: dict[str, Any] = {
         "values": {"q": q},
-        "agencies": _agencies(d),
+        "agencies": d.agencies(),
         "labels": LABELS,
         "results": None,
     }
@@ -231,7 +224,7 @@ async def who_saw(
         "values": {"agency": agency, "since": since, "until": until},
         "errors": asked.errors,
         "labels": LABELS,
-        "agencies": _agencies(d),
+        "agencies": d.agencies(),
         "seen": [],
         "cursor": None,
     }
@@ -258,7 +251,7 @@ async def agency_saw(
         "values": {"agency": agency, "since": since, "until": until},
         "errors": errors,
         "labels": LABELS,
-        "agencies": _agencies(d),
+        "agencies": d.agencies(),
         "seen": None,
         "cursor": None,
     }

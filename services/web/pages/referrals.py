@@ -53,7 +53,7 @@ def _slip_context(d: Desk, slip: dict[str, Any]) -> dict[str, Any]:
         "needs_reason": NEEDS_REASON,
         "needs_outcome": NEEDS_OUTCOME,
         "follow_ups": options(d.t, "follow_up", FOLLOW_UPS),
-        "agencies": options(d.t, "agency", reference().agencies),
+        "agencies": d.agencies(),
         "labels": LABELS,
     }
 
@@ -81,7 +81,7 @@ async def _send_context(d: Desk, person_id: str) -> dict[str, Any]:
         "person_id": person_id,
         "consents": consents,
         "kinds": options(d.t, "kind", KINDS),
-        "agencies": options(d.t, "agency", reference().agencies),
+        "agencies": d.agencies(),
         "categories": options(d.t, "category", reference().data_categories),
         "labels": SEND_LABELS,
     }

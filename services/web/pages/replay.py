@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from contracts.reference import reference
 from services.web import formatting, presenting
 from services.web.catalogue import Translator
 from services.web.desk import Desk, desk
@@ -199,7 +198,7 @@ async def replay(
         "person_id": person_id,
         "values": typed,
         "modes": options(d.t, "replay.mode", MODES),
-        "agencies": options(d.t, "agency", reference().agencies),
+        "agencies": d.agencies(),
         "may_replay": any(d.user.has_role(r) for r in REPLAY_ROLES),
         "document": None,
     }

@@ -34,7 +34,7 @@ async def _context(d: Desk, person_id: str) -> dict[str, Any]:
     declared = await d.get("meeting", f"/persons/{person_id}/vital-interests")
     return {
         "person_id": person_id,
-        "agencies": options(d.t, "agency", ref.agencies),
+        "agencies": d.agencies(),
         "categories": options(
             d.t, "category", [c for c in ref.data_categories if c != disclosure.TAX]
         ),
