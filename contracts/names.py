@@ -50,5 +50,7 @@ def fold(text: str) -> str:
     NFKC normalisation), katakana become hiragana, variant kanji their common form; spaces go
     and letters are lower case. Folding twice changes nothing.
     """
-    normalised = jaconv.kata2hira(jaconv.normalize(text))
+    # Spaces go before normalising too: a sound mark typed after a space (う　ﾞ) composes with
+    # the kana before it only once the space is gone.
+    normalised = jaconv.kata2hira(jaconv.normalize("".join(text.split())))
     return "".join(normalised.translate(_VARIANTS).split()).lower()
