@@ -453,9 +453,7 @@ def _anchored(log: AuditLog, signed: list[Checkpoint], sound: int) -> tuple[int,
     return anchored, None
 
 
-def anchoring(
-    settings: Settings, *, signing: bool, municipality: str | None = None
-) -> Anchoring:
+def anchoring(settings: Settings, *, signing: bool, municipality: str | None = None) -> Anchoring:
     """A municipality's anchoring (the deployment's first by default). ``signing``: this
     process also signs checkpoints (it then needs the private key)."""
     # The signer first: a development key exports its public key into the list it is read from.

@@ -46,7 +46,9 @@ def full_key(family: str | None, given: str | None) -> str:
     return fold(family or "") + fold(given or "")
 
 
-def project_search_keys(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+def project_search_keys(
+    _: ViewState, event: CloudEvent, data: IntegrationEvent
+) -> Sequence[Change]:
     """Each registered person's keys, with the municipality that registered them: no search
     or duplicate check ever finds another municipality's person."""
     if not isinstance(data, PersonRegistered):
