@@ -447,6 +447,20 @@ def _about(person_id: UUID | None, document: Any, shown: Shown, **kept: Any) -> 
     )
 
 
+def _read(
+    kind: str, record: SupportCase | Meeting, document: dict[str, Any], reading: Reading
+) -> Disclosure:
+    """A case or meeting as a read of its person: its holder's or organiser's record."""
+    return _about(
+        record.person_id,
+        document,
+        reading.shown,
+        disclosed_by=frozenset({record.agency}),
+        withheld=reading.withheld,
+        view={"view": kind, f"{kind}_id": str(record.id)},
+    )
+
+
 def build_router(
     meetings: MeetingApplication,
     feed: ViewStore,
@@ -463,25 +477,11 @@ def build_router(
         reading = meetings.case_reading(reader.staff, facts, case)
         if PLAN not in reading.shown:
             raise Forbidden(reading.withheld.get(PLAN, "no basis to read this case"))
-        return _about(
-            case.person_id,
-            case_document(case, reading),
-            reading.shown,
-            disclosed_by=frozenset({case.agency}),
-            withheld=reading.withheld,
-            view={"view": "case", "case_id": str(case.id)},
-        )
+        return _read("case", case, case_document(case, reading), reading)
 
     def meeting_shown(reader: Reader, meeting: Meeting) -> Disclosure:
         reading = meetings.meeting_reading(reader.staff, facts, meeting)
-        return _about(
-            meeting.person_id,
-            meeting_document(meeting, reading),
-            reading.shown,
-            disclosed_by=frozenset({meeting.agency}),
-            withheld=reading.withheld,
-            view={"view": "meeting", "meeting_id": str(meeting.id)},
-        )
+        return _read("meeting", meeting, meeting_document(meeting, reading), reading)
 
     def case_reply(reader: Reader, case_id: UUID, status_code: int = 200) -> Response:
         after_command()
