@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,8 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServers]:
     servers = OwnServers(Path(tmp_path_factory.mktemp("servers")))
     servers.start("kafka")
     yield servers
-    servers.wipe("kafka")
+    for server in ("kafka", "postgres"):
+        servers.wipe(server)
 
 
 @pytest.fixture
@@ -67,8 +69,8 @@ def open_consultations(settings: Settings, auth: Auth, count: int) -> list[str]:
     return ids
 
 
-def waiting_for_kafka(process: Process) -> None:
-    wait_for(lambda: "waiting for Kafka" in process.output(), HUNG, f"a wait\n{process.output()}")
+def waiting_for(server: str, process: Process) -> None:
+    wait_for(lambda: f"waiting for {server}" in process.output(), HUNG, process.output())
     assert process.popen is not None and process.popen.poll() is None, process.output()
 
 
@@ -94,13 +96,30 @@ def test_a_relay_started_while_kafka_is_down_waits_and_then_publishes(
 
     own.stop("kafka")
     relay = spawn(["relay", "intake"], settings)
-    waiting_for_kafka(relay)
+    waiting_for("Kafka", relay)
     assert own.start("kafka") == bootstrap
 
     topic = Topics(settings.topic_prefix).events("intake")
     records = read_topic(bootstrap, topic, expect=len(opened), timeout_s=HUNG)
     subjects = [str(CloudEvent.from_bytes(r.value).subject) for r in records]  # type: ignore[attr-defined]
     assert sorted(subjects) == sorted(opened)
+
+
+def test_a_relay_started_while_postgresql_is_down_waits_and_then_publishes(
+    own: OwnServers, settings: Settings, spawn: Spawn, auth: Auth
+) -> None:
+    settings = replace(settings, database_url=fresh_database(own.start("postgres")))
+    opened = open_consultations(settings, auth, 3)
+
+    own.stop("postgres")
+    relay = spawn(["relay", "intake"], settings)
+    waiting_for("PostgreSQL", relay)
+    own.start("postgres")
+
+    assert settings.kafka_bootstrap_servers
+    topic = Topics(settings.topic_prefix).events("intake")
+    records = read_topic(settings.kafka_bootstrap_servers, topic, expect=3, timeout_s=HUNG)
+    assert len(records) == len(opened)
 
 
 def test_a_feed_started_while_kafka_is_down_waits_and_then_projects(
@@ -117,7 +136,7 @@ def test_a_feed_started_while_kafka_is_down_waits_and_then_projects(
 
     own.stop("kafka")
     feed = spawn(["project", "projection"], settings)
-    waiting_for_kafka(feed)
+    waiting_for("Kafka", feed)
     own.start("kafka")
 
     store = view_store(settings)
