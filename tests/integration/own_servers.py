@@ -6,8 +6,10 @@ stops a broker or a database stops its own, never theirs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.infrastructure import ROOT
@@ -51,3 +53,14 @@ class OwnServers:
             ).returncode
             == 0
         )
+
+
+@contextlib.contextmanager
+def own_servers(local_dir: Path) -> Iterator[OwnServers]:
+    """Servers under ``local_dir``, started as a test asks; wiped at the end whatever it did."""
+    servers = OwnServers(local_dir)
+    try:
+        yield servers
+    finally:
+        for server in ("kafka", "postgres"):
+            servers.wipe(server)

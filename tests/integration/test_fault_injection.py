@@ -15,7 +15,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -26,7 +25,7 @@ from services.platform.settings import Settings
 from tests.conftest import run_cli
 from tests.infrastructure import Process, fresh_database, wait_for
 from tests.integration.kafka_tools import produce_raw
-from tests.integration.own_servers import OwnServers
+from tests.integration.own_servers import OwnServers, own_servers
 from tests.unit.test_contracts import opened_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -39,10 +38,8 @@ HUNG = 180.0
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServers]:
-    servers = OwnServers(Path(tmp_path_factory.mktemp("servers")))
-    yield servers
-    for server in ("kafka", "postgres"):
-        servers.wipe(server)
+    with own_servers(tmp_path_factory.mktemp("servers")) as servers:
+        yield servers
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ deletes it; and the broker creates no topic on first use."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,17 +12,15 @@ from kafka.errors import KafkaTimeoutError
 
 from services.platform.bus import ensure_topics
 from tests.integration.kafka_tools import produce_raw, read_topic
-from tests.integration.own_servers import OwnServers
+from tests.integration.own_servers import OwnServers, own_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServers]:
-    own = OwnServers(Path(tmp_path_factory.mktemp("servers")))
-    yield own
-    for server in ("kafka", "postgres"):
-        own.wipe(server)
+    with own_servers(tmp_path_factory.mktemp("servers")) as servers:
+        yield servers
 
 
 def partitions_of(bootstrap: str, topic: str) -> set[int]:

@@ -23,7 +23,7 @@ from services.wiring import declare_topics, intake_relay, service_app, view_stor
 from tests.conftest import JWT_SECRET
 from tests.infrastructure import Infrastructure, Process, fresh_database, wait_for
 from tests.integration.kafka_tools import read_topic
-from tests.integration.own_servers import OwnServers
+from tests.integration.own_servers import OwnServers, own_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -36,11 +36,9 @@ HUNG = 120.0
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServers]:
-    servers = OwnServers(Path(tmp_path_factory.mktemp("servers")))
-    servers.start("kafka")
-    yield servers
-    for server in ("kafka", "postgres"):
-        servers.wipe(server)
+    with own_servers(tmp_path_factory.mktemp("servers")) as servers:
+        servers.start("kafka")
+        yield servers
 
 
 @pytest.fixture
