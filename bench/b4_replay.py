@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
 from fastapi.testclient import TestClient
 
-from bench.common import OFFICE, SECRET, note, percentile, show, stack, token
+from bench.common import OFFICE, SECRET, note, percentile, show, stack, timings, token
 from bench.load import Generated, LoadProfile, event_stream, lifecycles, render_events
 from contracts.reference import reference
 from services.platform.bus import InProcessBus, Message
@@ -64,18 +63,6 @@ def _messages(events: list[Generated]) -> Iterator[Message]:
         yield Message(f"b4.{g.service}.events", g.key, g.value, (), 0, offset)
 
 
-def _timings(measure: Callable[[datetime], object], instants: list[datetime]) -> list[float]:
-    """Milliseconds each call took, after ``WARMUP`` calls that are not counted."""
-    for at in instants[:WARMUP]:
-        measure(at)
-    took = []
-    for at in instants[WARMUP:]:
-        started = time.perf_counter()
-        measure(at)
-        took.append((time.perf_counter() - started) * 1000)
-    return took
-
-
 def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     background = TINY_BACKGROUND if tiny else BACKGROUND
     requests = TINY_REQUESTS if tiny else REQUESTS
@@ -115,7 +102,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
                 assert response.status_code == 200, response.text
                 return response.content
 
-            took = _timings(as_of, instants)
+            took = timings(as_of, instants, WARMUP)
 
         with psycopg.connect(running.database_url, autocommit=True) as connection:
 
@@ -126,7 +113,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
                     (PERSON, at.isoformat(timespec="microseconds")),
                 ).fetchall()
 
-            raw = _timings(one_query, instants)
+            raw = timings(one_query, instants, WARMUP)
     note(
         "B4",
         case_events=CASE_EVENTS,

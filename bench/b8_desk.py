@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 from fastapi.testclient import TestClient
 
-from bench.common import OFFICE, SECRET, note, percentile, show, stack, token
+from bench.common import OFFICE, SECRET, note, percentile, show, stack, timings, token
 from bench.load import LoadProfile, event_stream
 from services.platform.bus import InProcessBus, Message
 from services.platform.settings import Settings
@@ -53,18 +52,6 @@ def worklist_calls() -> list[tuple[str, dict[str, str | int]]]:
         ("/consultations", {"follow_up_due_by": day.isoformat(), "limit": PAGE}),
         ("/consultations", {"opened_since": (day - timedelta(days=14)).isoformat(), "limit": PAGE}),
     ]
-
-
-def _timings(measure: Callable[[int], object], count: int) -> list[float]:
-    """Milliseconds each call took, after ``WARMUP`` calls that are not counted."""
-    for i in range(WARMUP):
-        measure(i)
-    took = []
-    for i in range(count):
-        started = time.perf_counter()
-        measure(i)
-        took.append((time.perf_counter() - started) * 1000)
-    return took
 
 
 def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
@@ -135,10 +122,12 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
 
                 return get
 
-            worklist = _timings(page("/"), requests)
-            worklist_api = _timings(calls(worklist_calls()), requests)
-            person = _timings(page("/persons/{person}"), requests)
-            person_api = _timings(calls([("/persons/{person}", {})]), requests)
+            worklist = timings(page("/"), range(WARMUP + requests), WARMUP)
+            worklist_api = timings(calls(worklist_calls()), range(WARMUP + requests), WARMUP)
+            person = timings(page("/persons/{person}"), range(WARMUP + requests), WARMUP)
+            person_api = timings(
+                calls([("/persons/{person}", {})]), range(WARMUP + requests), WARMUP
+            )
     note(
         "B8",
         persons=persons,

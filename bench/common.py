@@ -13,10 +13,10 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -24,6 +24,7 @@ import psycopg
 from services.platform.auth import mint_token
 from tests.infrastructure import Infrastructure, Process, fresh_database
 
+T = TypeVar("T")
 SECRET = "bench-secret-" + "b" * 40
 OFFICE = "zama-jiritsu"
 # What the benchmarks record besides the headline figures: baselines, settings, per process.
@@ -136,6 +137,19 @@ def delete_topics(bootstrap: str, prefix: str) -> None:
             admin.delete_topics(mine)
     finally:
         admin.close()
+
+
+def timings(measure: Callable[[T], object], inputs: Sequence[T], warmup: int = 20) -> list[float]:
+    """Milliseconds each call of ``measure`` took, one per input after the first ``warmup``
+    inputs, whose calls are made but not counted."""
+    for item in inputs[:warmup]:
+        measure(item)
+    took = []
+    for item in inputs[warmup:]:
+        started = time.perf_counter()
+        measure(item)
+        took.append((time.perf_counter() - started) * 1000)
+    return took
 
 
 def percentile(values: list[float], share: float) -> float:
