@@ -7,7 +7,8 @@ or meeting shows another agency only the categories ``decide`` allows it now.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -23,6 +24,7 @@ from services.meeting.application import (
     CONSULTATION,
     PLAN,
     WELFARE_BENEFIT,
+    CaseReading,
     DeclareVitalInterest,
     DraftPlan,
     HoldMeeting,
@@ -426,15 +428,84 @@ def case_document(case: SupportCase, reading: Reading) -> dict[str, Any]:
 
 
 def meeting_document(meeting: Meeting, reading: Reading) -> dict[str, Any]:
-    """The meeting as ``reading`` allows: without a basis for its plan, who met when, not what
-    was concluded or discussed."""
+    """A meeting on one person as ``reading`` allows: without a basis for its plan, who met
+    when, not what was concluded or discussed."""
     document: dict[str, Any] = _json(MeetingResponse.of(meeting))
-    if meeting.person_id is not None and PLAN not in reading.shown:
+    if PLAN not in reading.shown:
         document["conclusions"], document["plans_discussed"] = [], []
         document["resource_gaps"] = []
     document["bases"] = bases_map(reading.shown)
     document["withheld"] = withheld_list(reading.withheld)
     return document
+
+
+def cases_reviewed(meeting: Meeting) -> Iterator[UUID]:
+    """The cases a regular meeting is about: those scheduled, discussed and whose gaps it
+    reviewed (a gap may come from any case of the municipality)."""
+    yield from meeting.case_ids
+    for item in (*meeting.plans_discussed, *meeting.resource_gaps):
+        yield UUID(str(item["case_id"]))
+
+
+@dataclass(frozen=True)
+class CasesShown:
+    """Of the cases a regular meeting reviews, those the reader has a basis for (by id), each
+    as a read of its person, and why the others were withheld."""
+
+    allowed: frozenset[str]
+    persons: tuple[Disclosure, ...]
+    withheld: dict[str, str]
+
+    @classmethod
+    def of(
+        cls, readings: Mapping[UUID, CaseReading], organiser: str, view: dict[str, str]
+    ) -> CasesShown:
+        allowed = frozenset(str(c) for c, r in readings.items() if PLAN in r.reading.shown)
+        persons = tuple(
+            Disclosure(
+                None,
+                r.reading.shown,
+                person_id=str(r.person_id),
+                disclosed_by=frozenset({organiser}),
+                view=view,
+            )
+            for c, r in readings.items()
+            if str(c) in allowed
+        )
+        # One reason stands for every case withheld: naming each would name its person's case.
+        reasons = [
+            r.reading.withheld.get(PLAN, "no basis")
+            for r in readings.values()
+            if PLAN not in r.reading.shown
+        ]
+        withheld = {PLAN: reasons[0]} if reasons else {}
+        return cls(allowed, persons, withheld)
+
+    def keep(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [item for item in items if str(item["case_id"]) in self.allowed]
+
+    def read(self, document: Any, organiser: str, view: dict[str, str]) -> Disclosure:
+        return Disclosure(
+            document, {}, disclosed_by=frozenset({organiser}), view=view, also=self.persons
+        )
+
+
+def regular_meeting_read(meeting: Meeting, readings: Mapping[UUID, CaseReading]) -> Disclosure:
+    """A regular meeting as the reader may see it: each case's part (its id, the plan
+    discussed, its gaps) only where the reader has a basis for that case's person, recorded as
+    a read of that person; the conclusions, which may speak of any of them, only where it has
+    one for every person reviewed."""
+    view = {"view": "meeting", "meeting_id": str(meeting.id)}
+    cases = CasesShown.of(readings, meeting.agency, view)
+    document: dict[str, Any] = _json(MeetingResponse.of(meeting))
+    document["case_ids"] = [c for c in document["case_ids"] if c in cases.allowed]
+    document["plans_discussed"] = cases.keep(document["plans_discussed"])
+    document["resource_gaps"] = cases.keep(document["resource_gaps"])
+    if cases.withheld:
+        document["conclusions"] = []
+    document["bases"] = {}
+    document["withheld"] = withheld_list(cases.withheld)
+    return cases.read(document, meeting.agency, view)
 
 
 def _about(person_id: UUID | None, document: Any, shown: Shown, **kept: Any) -> Disclosure:
@@ -480,6 +551,10 @@ def build_router(
         return _read("case", case, case_document(case, reading), reading)
 
     def meeting_shown(reader: Reader, meeting: Meeting) -> Disclosure:
+        if meeting.person_id is None:
+            reviewed = cases_reviewed(meeting)
+            readings = meetings.case_readings(reader.staff, facts, meeting.agency, reviewed)
+            return regular_meeting_read(meeting, readings)
         reading = meetings.meeting_reading(reader.staff, facts, meeting)
         return _read("meeting", meeting, meeting_document(meeting, reading), reading)
 
@@ -617,7 +692,7 @@ def build_router(
             members=[(m.agency, m.valid_from, m.valid_until) for m in body.members],
             at=body.at,
         )
-        return meeting_reply(reader, meetings.schedule_meeting(reader.staff, command), 201)
+        return meeting_reply(reader, meetings.schedule_meeting(reader.staff, facts, command), 201)
 
     @router.get("/meetings", response_model=list[MeetingResponse])
     def organised(
@@ -646,7 +721,12 @@ def build_router(
         """A regular meeting's gaps: those it reviewed, or before it is held, those noted since
         the last regular meeting."""
         gaps = _json(meetings.resource_gaps_for(reader.staff, meeting_id))
-        return reader.answer(_about(None, gaps, {}, view={"view": "resource_gaps"}))
+        organiser = meetings.meeting(meeting_id).agency
+        reviewed = (UUID(g["case_id"]) for g in gaps)
+        readings = meetings.case_readings(reader.staff, facts, organiser, reviewed)
+        view = {"view": "resource_gaps", "meeting_id": str(meeting_id)}
+        cases = CasesShown.of(readings, organiser, view)
+        return reader.answer(cases.read(cases.keep(gaps), organiser, view))
 
     @router.get("/meetings/{meeting_id}", response_model=MeetingResponse)
     def get_meeting(meeting_id: UUID, reader: Reader = Reading_) -> Response:

@@ -8,7 +8,7 @@ fed from intake's events answers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
@@ -33,7 +33,7 @@ from services.meeting.meeting import (
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration, check_declaration
 from services.platform.calendar import DateAsISO, past_or_now
-from services.platform.disclose import OWN_RECORD, Part, Shown, decide_parts
+from services.platform.disclose import Part, Shown, decide_parts
 from services.platform.eventstore import TracingApplication
 from services.platform.indexes import ListIndex
 from services.projection.person_facts import CATEGORY_OF
@@ -47,11 +47,20 @@ READ_PURPOSES = ("support_coordination", MEETING_PURPOSE)
 A = TypeVar("A", bound=Aggregate)
 
 
-class IntakeFacts(Protocol):
-    def applicant(self, consultation_id: UUID) -> UUID | None:
-        """The person whose application (利用申込) came with this consultation, if known."""
+@dataclass(frozen=True)
+class Applicant:
+    """Who applied (利用申込) with a consultation, and the agency that received it."""
 
-    def knows_person(self, person_id: UUID) -> bool: ...
+    person_id: UUID
+    agency: str
+
+
+class IntakeFacts(Protocol):
+    def applicant(self, consultation_id: UUID) -> Applicant | None:
+        """The application (利用申込) that came with this consultation, if known."""
+
+    def knows_person(self, person_id: UUID, municipality: str) -> bool:
+        """Whether intake registered the person in ``municipality``."""
 
     def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]: ...
 
@@ -139,6 +148,14 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class CaseReading:
+    """What an agency may read of one case's part in a regular meeting, and whose it is."""
+
+    person_id: UUID
+    reading: Reading
+
+
+@dataclass(frozen=True)
 class MemberPreview:
     """What one member of a 支援会議 would see of an item about to be shared, and why."""
 
@@ -168,13 +185,16 @@ class MeetingApplication(TracingApplication):
     ) -> UUID:
         self._require_office(staff, "open a support case")
         applicant = facts.applicant(consultation_id)
-        if applicant is None:
+        # Another municipality's application reads as none at all: its existence is its own.
+        if applicant is None or not reference().in_municipality(
+            applicant.agency, staff.municipality
+        ):
             raise Invalid(
                 "consultation_id",
                 "application_received",
                 f"no application (利用申込) is known for consultation {consultation_id}",
             )
-        if applicant != person_id:
+        if applicant.person_id != person_id:
             raise Invalid(
                 "person_id", "applicant", f"the application of {consultation_id} is another's"
             )
@@ -370,7 +390,7 @@ class MeetingApplication(TracingApplication):
 
     # Meetings
 
-    def schedule_meeting(self, staff: Staff, command: ScheduleMeeting) -> UUID:
+    def schedule_meeting(self, staff: Staff, facts: IntakeFacts, command: ScheduleMeeting) -> UUID:
         self._require_office(staff, "organise a meeting")
         at = past_or_now("at", command.at)
         if command.scheduled_for.tzinfo is None:
@@ -379,6 +399,8 @@ class MeetingApplication(TracingApplication):
         person_id = cases[0].person_id if command.kind == INDIVIDUAL and cases else None
         if command.kind == ARTICLE9:
             person_id = command.person_id
+            if person_id is not None and not facts.knows_person(person_id, staff.municipality):
+                raise Invalid("person_id", "known_person", f"no person {person_id} is known")
         members = [
             {"agency": agency, "valid_from": start or command.scheduled_for, "valid_until": end}
             for agency, start, end in command.members
@@ -581,10 +603,7 @@ class MeetingApplication(TracingApplication):
                 f"a vital-interest emergency; {staff.agency!r} is not one",
                 agency=staff.agency,
             )
-        if not (
-            facts.knows_person(command.person_id)
-            or self.find(SupportCase, SupportCase.create_id(command.person_id))
-        ):
+        if not facts.knows_person(command.person_id, staff.municipality):
             raise Invalid("person_id", "known_person", f"no person {command.person_id} is known")
         window = check_declaration(
             command.recipients,
@@ -683,15 +702,25 @@ class MeetingApplication(TracingApplication):
         return self._decided(staff, facts, case.person_id, parts)
 
     def meeting_reading(self, staff: Staff, facts: IntakeFacts, meeting: Meeting) -> Reading:
-        """What ``staff``'s agency may read of the meeting's record (``plan``): the organiser's
-        own record; to a member or attendee, on a basis for the person the meeting is about. A
-        regular meeting reviews many persons' cases: it shows the organiser's conclusions to
-        those who took part, as its participants."""
-        if meeting.person_id is None:
-            own = staff.agency == meeting.agency
-            return Reading({PLAN: (OWN_RECORD, None)} if own else {}, {})
+        """What ``staff``'s agency may read of a meeting on one person (``plan``): the
+        organiser's own record; to a member or attendee, on a basis for that person."""
+        assert meeting.person_id is not None, "a regular meeting is read case by case"
         parts = [Part(PLAN, frozenset({meeting.agency}), {})]
         return self._decided(staff, facts, meeting.person_id, parts)
+
+    def case_readings(
+        self, staff: Staff, facts: IntakeFacts, organiser: str, case_ids: Iterable[UUID]
+    ) -> dict[UUID, CaseReading]:
+        """What ``staff``'s agency may read of each case's part in a regular meeting (the plan
+        it discussed, the gaps it reviewed: ``plan``), decided on that case's person: a regular
+        meeting reviews several persons, and taking part in it is no basis for any of them."""
+        readings = {}
+        for case_id in dict.fromkeys(case_ids):
+            case = self.case(case_id)
+            parts = [Part(PLAN, frozenset({organiser, case.agency}), {})]
+            reading = self._decided(staff, facts, case.person_id, parts)
+            readings[case_id] = CaseReading(case.person_id, reading)
+        return readings
 
     def _decided(
         self, staff: Staff, facts: IntakeFacts, person_id: UUID, parts: list[Part]

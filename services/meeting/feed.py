@@ -1,8 +1,11 @@
-"""What meeting keeps from intake's events: the applications received and the consent ledger.
+"""What meeting keeps from intake's events: the persons registered, the applications received
+and the consent ledger.
 
-A case is opened only from an application (利用申込) that intake published; tax is shared at a
-支援会議 only under a consent in intake's ledger. Both arrive over Kafka into meeting's own
-schema, never from intake's database.
+A case is opened only from an application (利用申込) that intake published in the office's own
+municipality; a 支援会議 or a vital-interest declaration is only about a person intake registered
+there; tax is shared at a 支援会議 only under a consent in intake's ledger. All of it arrives
+over Kafka into meeting's own schema, never from intake's database. Of a person, only the id and
+the municipality are kept: meeting needs to know that the person exists, not who they are.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from uuid import UUID
 
 from contracts import disclosure
 from contracts.envelope import CloudEvent
-from contracts.events import ApplicationReceived, IntegrationEvent
-from services.meeting.application import KnownApplication
+from contracts.events import ApplicationReceived, IntegrationEvent, PersonRegistered
+from services.meeting.application import Applicant, KnownApplication
 from services.projection import consents
 from services.projection.changes import Change, Upsert, ViewState
 from services.projection.store import ViewStore
@@ -27,12 +30,24 @@ TABLES = (
         received_at TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS known_application_person ON known_application (person_id)",
+    """CREATE TABLE IF NOT EXISTS known_person (
+        person_id TEXT PRIMARY KEY,
+        municipality TEXT NOT NULL
+    )""",
 )
 
 
 def project_applications(
     _: ViewState, event: CloudEvent, data: IntegrationEvent
 ) -> Sequence[Change]:
+    if isinstance(data, PersonRegistered):
+        return [
+            Upsert(
+                "known_person",
+                key={"person_id": str(data.person_id)},
+                values={"municipality": event.municipality},
+            )
+        ]
     if not isinstance(data, ApplicationReceived):
         return []
     return [
@@ -54,13 +69,13 @@ class FeedFacts:
     def __init__(self, store: ViewStore) -> None:
         self._store = store
 
-    def applicant(self, consultation_id: UUID) -> UUID | None:
+    def applicant(self, consultation_id: UUID) -> Applicant | None:
         with self._store.database.transaction() as tx:
             row = tx.fetchone(
-                "SELECT person_id FROM known_application WHERE consultation_id = ?",
+                "SELECT person_id, agency FROM known_application WHERE consultation_id = ?",
                 (str(consultation_id),),
             )
-        return UUID(row["person_id"]) if row else None
+        return Applicant(UUID(row["person_id"]), row["agency"]) if row else None
 
     def applications_of(self, person_id: UUID) -> list[KnownApplication]:
         with self._store.database.transaction() as tx:
@@ -78,12 +93,11 @@ class FeedFacts:
             for row in rows
         ]
 
-    def knows_person(self, person_id: UUID) -> bool:
+    def knows_person(self, person_id: UUID, municipality: str) -> bool:
         with self._store.database.transaction() as tx:
             row = tx.fetchone(
-                "SELECT person_id FROM known_application WHERE person_id = ? "
-                "UNION SELECT person_id FROM consent WHERE person_id = ?",
-                (str(person_id), str(person_id)),
+                "SELECT person_id FROM known_person WHERE person_id = ? AND municipality = ?",
+                (str(person_id), municipality),
             )
         return row is not None
 

@@ -57,6 +57,9 @@ class Disclosure:
     # A record about the person that belongs to no data category (a consent, a declaration,
     # which agencies may see what): recorded although ``shown`` is empty.
     about_person: bool = False
+    # Further persons the same document shows (a regular meeting reviews several): an entry
+    # each, hashing the same body. Their own ``document`` is unused.
+    also: tuple[Disclosure, ...] = ()
 
     def body(self) -> bytes:
         """The exact bytes served, and hashed into the audit entry."""
@@ -200,9 +203,10 @@ class Reader:
         bodies = [d.body() for d in each]
         moment = at or self._clock()
         entries = [
-            self._entry(d, RECORD_VIEWED, moment, response_hash=hashlib.sha256(b).hexdigest())
+            self._entry(part, RECORD_VIEWED, moment, response_hash=hashlib.sha256(b).hexdigest())
             for d, b in zip(each, bodies, strict=True)
-            if d.shows and not (command and d.echoes(self.staff.agency))
+            for part in (d, *d.also)
+            if part.shows and not (command and part.echoes(self.staff.agency))
         ]
         if entries:
             self._sink.record(self.staff.municipality, entries)

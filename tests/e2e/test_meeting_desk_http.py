@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -321,3 +322,95 @@ def test_the_meeting_list_pages_latest_first_by_link(client: TestClient, auth: A
     assert "next" not in rest.links
     listed = [m["id"] for m in first.json() + rest.json()]
     assert listed == [scheduled[1], scheduled[2], scheduled[0]]
+
+
+def test_a_regular_meeting_shows_a_participant_only_the_cases_it_has_a_basis_for(
+    client: TestClient, auth: Auth
+) -> None:
+    """Issue 15: taking part in a regular meeting is no basis for every person it reviews."""
+    shown, other = applicant(client, auth, "開示"), applicant(client, auth, "非開示")
+    shown_case, other_case = open_case(client, auth, shown), open_case(client, auth, other)
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    for case, gap in ((shown_case, "夜間の居場所"), (other_case, "保証人")):
+        body = {"gap": gap, "at": an_hour_ago}
+        ok(
+            client.post(f"/meeting/cases/{case['id']}/resource-gaps", json=body, headers=auth()),
+            201,
+        )
+    consent = {
+        "person_id": shown.person,
+        "recipients": ["oneaid"],
+        "categories": ["plan"],
+        "purposes": ["support_coordination"],
+        "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        "valid_until": soon(30),
+    }
+    ok(client.post("/intake/consents", json=consent, headers=auth()), 201)
+    regular = schedule(
+        client,
+        auth,
+        {
+            "kind": "regular_coordination",
+            "scheduled_for": soon(0),
+            "case_ids": [shown_case["id"], other_case["id"]],
+        },
+    )
+    held = {
+        "attendees": [{"agency": OFFICE, "role": "organiser"}, {"agency": "oneaid", "role": "npo"}],
+        "conclusions": ["二人とも次回まで継続"],
+    }
+    ok(client.post(f"/meeting/meetings/{regular['id']}/held", json=held, headers=auth()))
+
+    organised = ok(client.get(f"/meeting/meetings/{regular['id']}", headers=auth()))
+    assert set(organised["case_ids"]) == {shown_case["id"], other_case["id"]}
+    assert organised["conclusions"] == ["二人とも次回まで継続"]
+    seen = ok(client.get(f"/meeting/meetings/{regular['id']}", headers=auth("oneaid")))
+    assert seen["case_ids"] == [shown_case["id"]]
+    assert [g["gap"] for g in seen["resource_gaps"]] == ["夜間の居場所"]
+    assert {p["case_id"] for p in seen["plans_discussed"]} <= {shown_case["id"]}
+    assert seen["conclusions"] == [] and [w["category"] for w in seen["withheld"]] == ["plan"]
+    gaps_url = f"/meeting/meetings/{regular['id']}/resource-gaps"
+    assert [g["gap"] for g in ok(client.get(gaps_url, headers=auth()))] == [
+        "夜間の居場所",
+        "保証人",
+    ]
+    assert [g["gap"] for g in ok(client.get(gaps_url, headers=auth("oneaid")))] == ["夜間の居場所"]
+
+    def entries(person: str) -> list[dict[str, Any]]:
+        found = client.get(
+            f"/views/audit/persons/{person}", headers=auth(OFFICE, "privacy_officer")
+        )
+        listed: list[dict[str, Any]] = ok(found)
+        return [
+            e
+            for e in listed
+            if e["viewer_agency"] == "oneaid"
+            and e["view_request"].get("meeting_id") == regular["id"]
+        ]
+
+    read, gaps_read = entries(shown.person)
+    assert read["kind"] == "record_viewed" and read["bases"]["plan"]["basis"] == "consent"
+    assert gaps_read["view_request"]["view"] == "resource_gaps"
+    assert entries(other.person) == []
+
+
+def test_a_support_meeting_is_about_a_person_registered_in_the_organisers_municipality(
+    client: TestClient, auth: Auth
+) -> None:
+    """Issue 16 and 15: a 支援会議 about nobody, or about a neighbour's resident, is refused."""
+    who = applicant(client, auth)
+
+    def article9(person: str, agency: str) -> Any:
+        body = {
+            "kind": "article9_support_meeting",
+            "scheduled_for": soon(7),
+            "person_id": person,
+            "members": [{"agency": agency, "valid_until": soon(60)}],
+        }
+        return client.post("/meeting/meetings", json=body, headers=auth(agency))
+
+    for person, agency in ((str(uuid4()), OFFICE), (who.person, "ebina-jiritsu")):
+        refused = article9(person, agency)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["problems"][0]["field"] == "person_id"
+    assert article9(who.person, OFFICE).status_code == 201

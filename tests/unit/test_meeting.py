@@ -38,15 +38,17 @@ SUPERVISOR = staff("zama-jiritsu", "supervisor")
 
 
 def article9(
-    app: MeetingApplication, person: UUID, *, club_until: int = 800, held: bool = True
+    app: MeetingApplication, facts: Facts, person: UUID, *, club_until: int = 800, held: bool = True
 ) -> UUID:
     """A 支援会議 on ``person`` held on day 10; seikatsuclub is a member until ``club_until``."""
     members: list[tuple[str, datetime | None, datetime]] = [
         (a, None, days(800)) for a in MEMBERS if a != "seikatsuclub"
     ]
     members.append(("seikatsuclub", None, days(club_until)))
+    facts.persons.add(person)
     meeting = app.schedule_meeting(
         JIRITSU,
+        facts,
         ScheduleMeeting(
             "article9_support_meeting", days(10), person_id=person, members=members, at=days(9)
         ),
@@ -61,7 +63,7 @@ def test_tax_is_refused_citing_the_law_and_naming_members_without_consent(
     app: MeetingApplication, facts: Facts
 ) -> None:
     person = uuid4()
-    meeting = article9(app, person)
+    meeting = article9(app, facts, person)
     facts.consent(person, {"zama-shakyo"}, {"tax"})
     with pytest.raises(Forbidden) as refused:
         app.share_information(SHUNO, facts, meeting, ["tax"], "滞納額", days(11))
@@ -74,7 +76,7 @@ def test_tax_is_shared_when_every_other_member_consented_for_the_meeting(
     app: MeetingApplication, facts: Facts
 ) -> None:
     person = uuid4()
-    meeting = article9(app, person)
+    meeting = article9(app, facts, person)
     facts.consent(person, {"zama-jiritsu", "zama-shakyo", "seikatsuclub"}, {"tax"})
     app.share_information(SHUNO, facts, meeting, ["tax"], "分納可能", days(11))
     [item] = app.information(CLUB, facts, meeting)
@@ -86,7 +88,7 @@ def test_a_consent_for_another_purpose_does_not_open_tax_to_the_meeting(
 ) -> None:
     """Scenario 03: the つなぐシート covered tax for the referral, not for a meeting."""
     person = uuid4()
-    meeting = article9(app, person)
+    meeting = article9(app, facts, person)
     facts.consent(person, {"zama-jiritsu", "zama-shakyo", "seikatsuclub"}, {"tax"})
     facts.consents[0] = replace(facts.consents[0], purposes=frozenset({"referral"}))
     with pytest.raises(Forbidden, match="地方税法第22条"):
@@ -97,7 +99,7 @@ def test_members_see_what_is_shared_on_the_article9_basis_without_consent(
     app: MeetingApplication, facts: Facts
 ) -> None:
     person = uuid4()
-    meeting = article9(app, person)
+    meeting = article9(app, facts, person)
     categories = ["consultation", "mental_health", "employment"]
     app.share_information(JIRITSU, facts, meeting, categories, "就労意欲あり", days(11))
     [item] = app.information(CLUB, facts, meeting)
@@ -113,7 +115,7 @@ def test_members_see_what_is_shared_on_the_article9_basis_without_consent(
 
 def test_the_basis_ends_with_the_membership(app: MeetingApplication, facts: Facts) -> None:
     person = uuid4()
-    meeting = article9(app, person, club_until=20)
+    meeting = article9(app, facts, person, club_until=20)
     app.share_information(JIRITSU, facts, meeting, ["employment"], None, days(11))
     organiser = staff("seikatsuclub", "meeting_organiser")
     assert len(app.information(organiser, facts, meeting, days(19))) == 1
@@ -127,7 +129,7 @@ def test_the_basis_ends_with_the_membership(app: MeetingApplication, facts: Fact
 def test_reading_as_of_another_instant_is_for_those_who_oversee(
     app: MeetingApplication, facts: Facts
 ) -> None:
-    meeting = article9(app, uuid4())
+    meeting = article9(app, facts, uuid4())
     with pytest.raises(Forbidden, match="another instant"):
         app.information(CLUB, facts, meeting, days(11))
 
@@ -136,7 +138,7 @@ def test_sharing_needs_a_held_article9_meeting_and_its_categories_are_known(
     app: MeetingApplication, facts: Facts
 ) -> None:
     person = uuid4()
-    meeting = article9(app, person, held=False)
+    meeting = article9(app, facts, person, held=False)
     with pytest.raises(Conflict) as refused:
         app.share_information(JIRITSU, facts, meeting, ["employment"], None, days(9))
     assert refused.value.detail["allowed"] == ["hold"]
@@ -152,13 +154,13 @@ def test_attendees_are_known_agencies_and_article9_attendees_are_members(
 ) -> None:
     case_id, person = open_case(app, facts)
     meeting = app.schedule_meeting(
-        JIRITSU, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
+        JIRITSU, facts, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
     )
     with pytest.raises(Invalid) as unknown:
         app.hold_meeting(JIRITSU, meeting, HoldMeeting([("acme-npo", "member")], at=days(3)))
     [problem] = unknown.value.detail["problems"]
     assert problem["field"] == "attendees.0.agency" and "oneaid" in problem["allowed"]
-    confidential = article9(app, person, held=False)
+    confidential = article9(app, facts, person, held=False)
     with pytest.raises(Invalid, match="not a member"):
         app.hold_meeting(JIRITSU, confidential, HoldMeeting([("oneaid", "member")], at=days(10)))
 
@@ -166,7 +168,7 @@ def test_attendees_are_known_agencies_and_article9_attendees_are_members(
 def test_a_meeting_is_held_once_by_its_organiser(app: MeetingApplication, facts: Facts) -> None:
     case_id, _ = open_case(app, facts)
     meeting = app.schedule_meeting(
-        JIRITSU, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
+        JIRITSU, facts, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
     )
     hold = HoldMeeting([("zama-jiritsu", "chair")], person_attended=True, at=days(3))
     with pytest.raises(Forbidden):
@@ -179,7 +181,7 @@ def test_a_meeting_is_held_once_by_its_organiser(app: MeetingApplication, facts:
 def test_the_person_attends_only_their_individual_meeting(
     app: MeetingApplication, facts: Facts
 ) -> None:
-    regular = app.schedule_meeting(JIRITSU, ScheduleMeeting("regular_coordination", days(3)))
+    regular = app.schedule_meeting(JIRITSU, facts, ScheduleMeeting("regular_coordination", days(3)))
     with pytest.raises(Invalid) as refused:
         app.hold_meeting(
             JIRITSU,
@@ -221,16 +223,39 @@ def test_the_person_attends_only_their_individual_meeting(
     ],
 )
 def test_each_kind_of_meeting_is_scheduled_with_what_it_needs(
-    app: MeetingApplication, command: ScheduleMeeting, field: str
+    app: MeetingApplication, facts: Facts, command: ScheduleMeeting, field: str
 ) -> None:
+    if command.person_id is not None:
+        facts.persons.add(command.person_id)
     with pytest.raises(Invalid) as refused:
-        app.schedule_meeting(JIRITSU, command)
+        app.schedule_meeting(JIRITSU, facts, command)
     assert refused.value.detail["problems"][0]["field"] == field
+
+
+def test_a_support_meeting_is_only_about_a_person_registered_in_the_municipality(
+    app: MeetingApplication, facts: Facts
+) -> None:
+    members: list[tuple[str, datetime | None, datetime]] = [
+        (agency, None, NOW + timedelta(days=30)) for agency in ("zama-jiritsu", "zama-shakyo")
+    ]
+    unknown = ScheduleMeeting("article9_support_meeting", NOW, person_id=uuid4(), members=members)
+    with pytest.raises(Invalid) as refused:
+        app.schedule_meeting(JIRITSU, facts, unknown)
+    assert refused.value.detail["problems"][0] == {
+        "field": "person_id",
+        "rule": "known_person",
+        "message": f"no person {unknown.person_id} is known",
+    }
+    facts.persons.add(uuid4())
+    [known] = facts.persons
+    app.schedule_meeting(JIRITSU, facts, replace(unknown, person_id=known))
 
 
 def test_only_the_support_office_organises_meetings(app: MeetingApplication) -> None:
     with pytest.raises(Forbidden):
-        app.schedule_meeting(staff("zama-shakyo"), ScheduleMeeting("regular_coordination", NOW))
+        app.schedule_meeting(
+            staff("zama-shakyo"), facts, ScheduleMeeting("regular_coordination", NOW)
+        )
 
 
 def test_the_regular_meeting_lists_the_resource_gaps_noted_since_the_last_one(
@@ -239,10 +264,12 @@ def test_the_regular_meeting_lists_the_resource_gaps_noted_since_the_last_one(
     first, _ = open_case(app, facts)
     second, _ = open_case(app, facts)
     app.note_resource_gap(JIRITSU, first, "刑余者の市外転居を受け入れる居住支援", None, days(5))
-    earlier = app.schedule_meeting(JIRITSU, ScheduleMeeting("regular_coordination", days(10)))
+    earlier = app.schedule_meeting(
+        JIRITSU, facts, ScheduleMeeting("regular_coordination", days(10))
+    )
     app.hold_meeting(JIRITSU, earlier, HoldMeeting([("zama-jiritsu", "chair")], at=days(10)))
     app.note_resource_gap(JIRITSU, second, "夜間の一時保護", None, days(50))
-    later = app.schedule_meeting(JIRITSU, ScheduleMeeting("regular_coordination", days(90)))
+    later = app.schedule_meeting(JIRITSU, facts, ScheduleMeeting("regular_coordination", days(90)))
     app.hold_meeting(JIRITSU, later, HoldMeeting([("zama-jiritsu", "chair")], at=days(90)))
     assert [g["gap"] for g in app.meeting(earlier).resource_gaps] == [
         "刑余者の市外転居を受け入れる居住支援"
@@ -324,7 +351,7 @@ def test_only_supervisors_declare_and_only_they_and_privacy_officers_list(
 
 def test_meeting_events_are_published_on_schema(app: MeetingApplication, facts: Facts) -> None:
     _, person = open_case(app, facts)
-    meeting = article9(app, person)
+    meeting = article9(app, facts, person)
     app.share_information(JIRITSU, facts, meeting, ["employment"], "メモ", days(11))
     app.declare_vital_interest(SUPERVISOR, facts, declaration(person))
     published = [

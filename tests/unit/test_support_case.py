@@ -14,6 +14,7 @@ from contracts.errors import Conflict, Forbidden, Invalid
 from contracts.events import CATALOGUE, parse
 from contracts.identity import Staff
 from services.meeting.application import (
+    Applicant,
     DraftPlan,
     HoldMeeting,
     MeetingApplication,
@@ -41,13 +42,17 @@ class Facts:
     """Intake as the meeting feed would know it, without a feed."""
 
     applications: dict[UUID, UUID] = field(default_factory=dict)
+    # Registered in JIRITSU's municipality, with or without an application.
+    persons: set[UUID] = field(default_factory=set)
     consents: list[disclosure.Consent] = field(default_factory=list)
 
-    def applicant(self, consultation_id: UUID) -> UUID | None:
-        return self.applications.get(consultation_id)
+    def applicant(self, consultation_id: UUID) -> Applicant | None:
+        person = self.applications.get(consultation_id)
+        return Applicant(person, JIRITSU.agency) if person else None
 
-    def knows_person(self, person_id: UUID) -> bool:
-        return person_id in self.applications.values()
+    def knows_person(self, person_id: UUID, municipality: str) -> bool:
+        registered = self.persons | set(self.applications.values())
+        return municipality == JIRITSU.municipality and person_id in registered
 
     def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]:
         return tuple(c for c in self.consents if c.person_id == str(person_id))
@@ -98,10 +103,11 @@ def plan(version_day: int, **changes: object) -> DraftPlan:
     return DraftPlan(**values)  # type: ignore[arg-type]
 
 
-def discuss(app: MeetingApplication, case_id: UUID, day: int) -> UUID:
+def discuss(app: MeetingApplication, facts: Facts, case_id: UUID, day: int) -> UUID:
     """An individual coordination meeting on the case, scheduled and held on ``day``."""
     meeting = app.schedule_meeting(
         JIRITSU,
+        facts,
         ScheduleMeeting("individual_coordination", days(day), [case_id], at=days(day)),
     )
     app.hold_meeting(
@@ -132,7 +138,7 @@ def _drafted(app: MeetingApplication, case_id: UUID) -> None:
 
 def _discussed(app: MeetingApplication, case_id: UUID) -> None:
     _drafted(app, case_id)
-    discuss(app, case_id, 3)
+    discuss(app, facts, case_id, 3)
 
 
 def _approved(app: MeetingApplication, case_id: UUID) -> None:
@@ -250,7 +256,7 @@ def test_seed_003_case_1_four_meetings_four_plan_versions(
         day = 10 + number * 60
         version = app.draft_plan(JIRITSU, case_id, plan(day, goals=[goal]))
         assert version == number + 1
-        meetings.append(discuss(app, case_id, day + 1))
+        meetings.append(discuss(app, facts, case_id, day + 1))
         assert app.approve_plan(APPROVER, case_id, days(day + 1)) == version
         app.record_monitoring(JIRITSU, case_id, "面接を受けるが不採用", days(day + 30))
         if number < len(goals) - 1:
@@ -269,7 +275,7 @@ def test_a_redrafted_plan_needs_its_own_meeting(app: MeetingApplication, facts: 
     app.draft_plan(JIRITSU, case_id, plan(4, goals=["修正したプラン"]))
     with pytest.raises(Conflict, match="version 2 has not been discussed"):
         app.approve_plan(APPROVER, case_id, days(4))
-    discuss(app, case_id, 5)
+    discuss(app, facts, case_id, 5)
     assert app.approve_plan(APPROVER, case_id, days(5)) == 2
     assert app.case(case_id).plans[0].status == "draft"  # the first draft stays in the history
 
@@ -280,7 +286,7 @@ def test_a_meeting_scheduled_but_not_held_does_not_allow_approval(
     case_id, _ = open_case(app, facts)
     _drafted(app, case_id)
     meeting = app.schedule_meeting(
-        JIRITSU, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
+        JIRITSU, facts, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
     )
     with pytest.raises(Conflict):
         app.approve_plan(APPROVER, case_id, days(3))
@@ -387,6 +393,11 @@ def test_a_case_opens_only_from_a_known_application_once_per_person(
     assert other.value.detail["problems"][0]["field"] == "person_id"
     with pytest.raises(Forbidden):
         app.open_case(staff("zama-shakyo"), facts, consultation, person, START)
+    # Ebina's office cannot open a case from an application Zama received: to it, none exists.
+    ebina = Staff("s002", "ebina-jiritsu", frozenset({"caseworker"}), "142158")
+    with pytest.raises(Invalid) as elsewhere:
+        app.open_case(ebina, facts, consultation, person, START)
+    assert elsewhere.value.detail["problems"][0]["rule"] == "application_received"
     case_id = app.open_case(JIRITSU, facts, consultation, person, START)
     with pytest.raises(Conflict) as again:
         app.open_case(JIRITSU, facts, consultation, person, START)
