@@ -359,6 +359,9 @@ RANGE = 250_000
 # Positions per query when looking up the hashes checkpoints signed: well under SQLite's limit
 # of bound parameters.
 HASHES_PER_QUERY = 500
+# Rows per INSERT when appending: a page of entries in one statement, well under SQLite's limit
+# of bound parameters (audit_log has about twenty columns).
+_ROWS_PER_INSERT = 200
 
 
 def _sound(url: str, schema: str, entries: int) -> int:
@@ -409,34 +412,51 @@ def _first_unsound(url: str, schema: str, first: int, last: int) -> int | None:
     return None
 
 
-def _insert(tx: Transaction, entry: AuditEntry, row: Row, source: str | None) -> None:
-    """One entry and its index rows, each table in one statement: few round trips while the
-    lock is held."""
-    position = row["position"]
-    tx.execute(
-        f"INSERT INTO audit_log ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-        tuple(row.values()),
+def _insert(tx: Transaction, appended: Sequence[tuple[AuditEntry, Row, str | None]]) -> None:
+    """Entries and their index rows, each table in as few statements as the rows allow: a page
+    of persons read together is one round trip per table while the lock is held, not one per
+    person."""
+    if not appended:
+        return
+    rows = [row for _, row, _ in appended]
+    _insert_rows(tx, "audit_log", tuple(rows[0]), [tuple(row.values()) for row in rows])
+    _insert_rows(
+        tx,
+        "audit_basis",
+        ("position", "category", "basis", "basis_id"),
+        [
+            (row["position"], category, basis, basis_id)
+            for entry, row, _ in appended
+            for category, (basis, basis_id) in entry.shown.items()
+        ],
     )
-    if entry.shown:
+    _insert_rows(
+        tx,
+        "audit_discloser",
+        ("position", "agency"),
+        [
+            (row["position"], agency)
+            for entry, row, _ in appended
+            for agency in sorted(set(entry.disclosed_by or ()))
+        ],
+    )
+    _insert_rows(
+        tx,
+        "audit_source",
+        ("source_id", "position"),
+        [(source, row["position"]) for _, row, source in appended if source is not None],
+    )
+
+
+def _insert_rows(
+    tx: Transaction, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
         tx.execute(
-            "INSERT INTO audit_basis (position, category, basis, basis_id) VALUES "
-            + ", ".join("(?, ?, ?, ?)" for _ in entry.shown),
-            [
-                value
-                for category, (basis, basis_id) in entry.shown.items()
-                for value in (position, category, basis, basis_id)
-            ],
-        )
-    disclosers = sorted(set(entry.disclosed_by or ()))
-    if disclosers:
-        tx.execute(
-            "INSERT INTO audit_discloser (position, agency) VALUES "
-            + ", ".join("(?, ?)" for _ in disclosers),
-            [value for agency in disclosers for value in (position, agency)],
-        )
-    if source is not None:
-        tx.execute(
-            "INSERT INTO audit_source (source_id, position) VALUES (?, ?)", (source, position)
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(one for _ in chunk),
+            [value for row in chunk for value in row],
         )
 
 
@@ -497,6 +517,7 @@ class AuditLog:
                 # EXCLUSIVE still lets the verifier and the queries read meanwhile.
                 tx.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
             last, previous = _head(tx)
+            appended: list[tuple[AuditEntry, Row, str | None]] = []
             for entry, values, source in zip(entries, columns, from_events, strict=True):
                 if source is not None:
                     known = _appended_as(tx, source)
@@ -510,9 +531,10 @@ class AuditLog:
                     "previous_hash": previous,
                     "entry_hash": entry_hash(previous, hashed),
                 }
-                _insert(tx, entry, row, source)
+                appended.append((entry, row, source))
                 previous = row["entry_hash"]
                 records.append(AuditRecord.from_row(row))
+            _insert(tx, appended)
         return records
 
     def verify(self, batch_size: int = 10_000, parallel_from: int = PARALLEL_FROM) -> Verification:

@@ -182,6 +182,11 @@ TABLES = (
     )""",
     # Both ends' lines of a referral, read together by the batch that applies its events.
     "CREATE INDEX IF NOT EXISTS referral_box_referral ON referral_box (referral_id)",
+    # The desk's boxes, in keyset order (``queries.referral_box``), whole or by state.
+    "CREATE INDEX IF NOT EXISTS referral_box_listed "
+    "ON referral_box (agency, direction, COALESCE(sent_at, ''), referral_id)",
+    "CREATE INDEX IF NOT EXISTS referral_box_in_state "
+    "ON referral_box (agency, direction, state, COALESCE(sent_at, ''), referral_id)",
 )
 
 # Primary keys of the tables the views read while projecting, so pending changes can be

@@ -73,6 +73,9 @@ CONSULTATION_VIEW = (
     # The list's order, and its keyset pages.
     "CREATE INDEX IF NOT EXISTS consultation_view_opened "
     "ON consultation_view (agency, opened_at, consultation_id)",
+    # The follow-ups due: few of an agency's consultations were connected elsewhere.
+    "CREATE INDEX IF NOT EXISTS consultation_view_triaged "
+    "ON consultation_view (agency, triage_outcome, opened_at, consultation_id)",
 )
 
 # Rows per statement when SQLite writes several.
