@@ -141,3 +141,22 @@ def test_a_forbidden_api_answer_is_a_page_with_its_reason(desk: TestClient) -> N
     answer = desk.get("/consultations/00000000-0000-4000-8000-000000000000")
     assert answer.status_code in (403, 404)
     assert "操作できませんでした" in answer.text
+
+
+def test_the_development_sign_in_refuses_a_role_the_agency_may_not_hold(desk: TestClient) -> None:
+    """An NPO's staff cannot sign in as the municipality's approver: the services would refuse
+    every call, so the form says so beside the role instead of a forbidden page later."""
+    answer = desk.post(
+        "/signin",
+        data={
+            "csrf_token": csrf_of(desk, "/signin"),
+            "agency": "oneaid",
+            "role": "approver",
+            "staff_id": "s001",
+        },
+        follow_redirects=False,
+    )
+    assert answer.status_code == 422
+    assert "この機関ではこの役割を選べません" in answer.text
+    assert desk.get("/", follow_redirects=False).headers["location"] == "/signin"
+    sign_in(desk, "oneaid", "privacy_officer")

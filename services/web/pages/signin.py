@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from contracts.identity import ROLES
-from contracts.reference import reference
+from contracts.reference import OVERSIGHT_ROLES, reference
 from services.platform.auth import mint_token, signing_secret
 from services.web.catalogue import LOCALES, Translator
 from services.web.desk import LANG_COOKIE, check_csrf, locale_of, render
@@ -55,6 +55,12 @@ async def dev_signin(request: Request, form: Any = Depends(check_csrf)) -> Respo
         errors["agency"] = "reference_code"
     if values["role"] not in ROLES:
         errors["role"] = "reference_code"
+    elif (
+        values["role"] in OVERSIGHT_ROLES
+        and reference().scope(values["role"], values["agency"]) is None
+    ):
+        # The services would refuse the token on every call: say so here, beside the role.
+        errors["role"] = "role_not_granted"
     if not values["staff_id"] or len(values["staff_id"]) > 40:
         errors["staff_id"] = "missing"
     if errors:
