@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
 from fastapi.testclient import TestClient
 
-from bench.common import OFFICE, SECRET, note, percentile, show, stack, timings, token
+from bench.common import OFFICE, note, percentile, project, show, stack, timings, token
 from bench.load import Generated, LoadProfile, event_stream, lifecycles, render_events
 from contracts.reference import reference
-from services.platform.bus import InProcessBus, Message
-from services.platform.settings import Settings
-from services.wiring import feed_store, projection_app, projection_runner
+from services.wiring import projection_app
 from tests.infrastructure import Infrastructure
 
 CASE_EVENTS = 500
@@ -58,11 +55,6 @@ def case_events() -> list[Generated]:
     raise RuntimeError(f"fewer than {CASE_EVENTS} events in the lifecycles generated")
 
 
-def _messages(events: list[Generated]) -> Iterator[Message]:
-    for offset, g in enumerate(events):
-        yield Message(f"b4.{g.service}.events", g.key, g.value, (), 0, offset)
-
-
 def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     background = TINY_BACKGROUND if tiny else BACKGROUND
     requests = TINY_REQUESTS if tiny else REQUESTS
@@ -76,17 +68,8 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         datetime.fromtimestamp(rng.uniform(first, last), UTC) for _ in range(requests + WARMUP)
     ]
     with stack(servers, "b4") as running:
-        settings = Settings(
-            var_dir=running.workdir / "var",
-            database_url=running.database_url,
-            topic_prefix=running.topic_prefix,
-            jwt_secret=SECRET,
-        )
-        store = feed_store(settings, "projection")
-        runner = projection_runner(settings, store, InProcessBus())
-        messages = list(_messages(backlog))
-        for start in range(0, len(messages), 2_000):
-            runner.consume_batch(messages[start : start + 2_000])
+        settings = running.settings()
+        store, _ = project(settings, backlog, "b4", 2_000)
         with store.database.transaction() as tx:
             row = tx.fetchone("SELECT COUNT(*) AS n FROM timeline WHERE person_id = ?", (PERSON,))
         rows = int(row["n"]) if row else 0

@@ -26,13 +26,11 @@ from datetime import timedelta
 import httpx
 from fastapi.testclient import TestClient
 
-from bench.common import OFFICE, SECRET, note, percentile, show, stack, timings, token
+from bench.common import OFFICE, note, percentile, project, show, stack, timings, token
 from bench.load import LoadProfile, event_stream
-from services.platform.bus import InProcessBus, Message
-from services.platform.settings import Settings
 from services.web.client import SERVICES, Services
 from services.web.formatting import today
-from services.wiring import feed_store, projection_app, projection_runner, web_app
+from services.wiring import projection_app, web_app
 from tests.infrastructure import Infrastructure
 
 PERSONS, TINY_PERSONS = 50_000, 300
@@ -58,23 +56,8 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     persons = TINY_PERSONS if tiny else PERSONS
     requests = TINY_REQUESTS if tiny else REQUESTS
     with stack(servers, "b8") as running:
-        settings = Settings(
-            var_dir=running.workdir / "var",
-            database_url=running.database_url,
-            topic_prefix=running.topic_prefix,
-            jwt_secret=SECRET,
-        )
-        store = feed_store(settings, "projection")
-        runner = projection_runner(settings, store, InProcessBus())
-        events = 0
-        batch: list[Message] = []
-        for g in event_stream(PROFILE, persons):
-            batch.append(Message(f"b8.{g.service}.events", g.key, g.value, (), 0, events))
-            events += 1
-            if len(batch) == 5_000:
-                runner.consume_batch(batch)
-                batch = []
-        runner.consume_batch(batch)
+        settings = running.settings()
+        store, events = project(settings, event_stream(PROFILE, persons), "b8", 5_000)
         with store.database.transaction() as tx:
             seen = [
                 row["person_id"]

@@ -8,12 +8,13 @@ both afterwards, so that neither runs nor other users of the servers see each ot
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +22,12 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 
+from bench.load import Generated
 from services.platform.auth import mint_token
+from services.platform.bus import InProcessBus, Message
+from services.platform.settings import Settings
+from services.projection.store import ViewStore
+from services.wiring import feed_store, projection_runner
 from tests.infrastructure import Infrastructure, Process, fresh_database
 
 T = TypeVar("T")
@@ -86,10 +92,39 @@ class Stack:
             time.sleep(0.2)
         return process, port
 
+    def settings(self) -> Settings:
+        """The settings of an in-process app or feed on this stack."""
+        return Settings(
+            var_dir=self.workdir / "var",
+            database_url=self.database_url,
+            topic_prefix=self.topic_prefix,
+            jwt_secret=SECRET,
+        )
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+
+
+def project(
+    settings: Settings, events: Iterable[Generated], name: str, batch: int
+) -> tuple[ViewStore, int]:
+    """Apply ``events`` through the views' feed in-process (``ProjectionRunner``), ``batch``
+    messages at a time, as consumed from topics ``<name>.<service>.events``: what a benchmark
+    reads afterwards. The store is returned open (the caller closes its database), with the
+    number of events applied."""
+    store = feed_store(settings, "projection")
+    runner = projection_runner(settings, store, InProcessBus())
+    messages = (
+        Message(f"{name}.{g.service}.events", g.key, g.value, (), 0, offset)
+        for offset, g in enumerate(events)
+    )
+    applied = 0
+    while chunk := list(itertools.islice(messages, batch)):
+        runner.consume_batch(chunk)
+        applied += len(chunk)
+    return store, applied
 
 
 def wait_until_healthy(process: Process, port: int, timeout: float = 60) -> None:
