@@ -7,11 +7,12 @@ versions to the newest (``parse``) rather than anyone rewriting stored messages.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.envelope import TYPE_PREFIX, CloudEvent
+from contracts.personal import CODE, STAFF
 
 
 class UnknownEvent(ValueError):
@@ -88,8 +89,8 @@ def parse(event: CloudEvent) -> IntegrationEvent:
 class Act(IntegrationEvent):
     """Who did it and when (business time: a past contact may be entered later)."""
 
-    agency: str = Field(min_length=1)
-    staff_id: str = Field(min_length=1)
+    agency: Annotated[str, CODE] = Field(min_length=1)
+    staff_id: Annotated[str, STAFF] = Field(min_length=1)
     at: datetime
 
 

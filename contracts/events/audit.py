@@ -4,12 +4,13 @@ one that keeps the audit chain, on its way to that chain."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events import IntegrationEvent, register
+from contracts.personal import CODE, IDENTIFIER, STAFF, NotPersonal
 
 __all__ = ["RecordViewed", "ShownBasis"]
 
@@ -20,8 +21,8 @@ class ShownBasis(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    basis: str = Field(min_length=1)
-    basis_id: str | None = None
+    basis: Annotated[str, CODE] = Field(min_length=1)
+    basis_id: Annotated[str | None, IDENTIFIER] = None
 
 
 @register
@@ -40,18 +41,24 @@ class RecordViewed(IntegrationEvent):
 
     disclosure_id: UUID
     kind: Literal["record_viewed", "access_denied"]
-    agency: str = Field(min_length=1)
-    staff_id: str = Field(min_length=1)
-    roles: list[str]
+    agency: Annotated[str, CODE] = Field(min_length=1)
+    staff_id: Annotated[str, STAFF] = Field(min_length=1)
+    roles: Annotated[list[str], CODE]
     at: datetime
-    person_id: str | None = None
-    shown: dict[str, ShownBasis] = Field(default_factory=dict)
-    disclosed_by: list[str] = Field(default_factory=list)
-    request_id: str | None = None
-    trace_id: str | None = None
-    view: dict[str, Any] | None = None
+    # The audit answers for every read for ever, an erased person's too: it keeps whose
+    # records were read by id, never what they said.
+    person_id: Annotated[str | None, IDENTIFIER] = None
+    shown: Annotated[dict[str, ShownBasis], CODE] = Field(default_factory=dict)
+    disclosed_by: Annotated[list[str], CODE] = Field(default_factory=list)
+    request_id: Annotated[str | None, IDENTIFIER] = None
+    trace_id: Annotated[str | None, IDENTIFIER] = None
+    view: Annotated[
+        dict[str, Any] | None, NotPersonal("the view asked and its parameters: ids, codes, times")
+    ] = None
     # The views' journal position the response was built from (what a replay starts from);
     # None from services that keep no journal.
     state_position: int | None = None
-    response_hash: str | None = None
-    reason: str | None = None
+    response_hash: Annotated[str | None, NotPersonal("a sha256 of the body served")] = None
+    reason: Annotated[
+        str | None, NotPersonal("why a read was refused or withheld, in the service's own words")
+    ] = None

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import Field
 
 from contracts.events import Act, register
+from contracts.personal import CODE, OF_PERSON, Personal
+
+# A consultation may be opened before anyone knows who called: what is said in it is the
+# consultation's own, tied to the person when one is attached.
+OF_CONSULTATION = Personal(subject="consultation_id")
 
 __all__ = [
     "ApplicationReceived",
@@ -38,12 +43,12 @@ class ConsultationOpened(IntakeEvent):
     summary: ClassVar[str] = "A consultation was opened (相談受付), with or without a known person."
 
     consultation_id: UUID
-    channel: str
-    route_in: str
-    caller_kind: str
+    channel: Annotated[str, CODE]
+    route_in: Annotated[str, CODE]
+    caller_kind: Annotated[str, CODE]
     person_id: UUID | None = None
-    main_complaint: str | None = None
-    notes: str | None = None
+    main_complaint: Annotated[str | None, OF_CONSULTATION] = None
+    notes: Annotated[str | None, OF_CONSULTATION] = None
 
 
 @register
@@ -55,11 +60,11 @@ class ConsultationTriaged(IntakeEvent):
 
     consultation_id: UUID
     person_id: UUID | None = None
-    outcome: str
-    target_agency: str | None = None
-    target_system: str | None = None
+    outcome: Annotated[str, CODE]
+    target_agency: Annotated[str | None, CODE] = None
+    target_system: Annotated[str | None, CODE] = None
     follow_up_on: date | None = None
-    note: str | None = None
+    note: Annotated[str | None, OF_CONSULTATION] = None
 
 
 @register
@@ -93,15 +98,15 @@ class PersonRegistered(IntakeEvent):
     )
 
     person_id: UUID
-    family_name: str | None = None
-    given_name: str | None = None
-    family_name_kana: str | None = None
-    given_name_kana: str | None = None
-    birth_date: date | None = None
-    birth_year: int | None = None
-    sex: str
-    address: str | None = None
-    phone: str | None = None
+    family_name: Annotated[str | None, OF_PERSON] = None
+    given_name: Annotated[str | None, OF_PERSON] = None
+    family_name_kana: Annotated[str | None, OF_PERSON] = None
+    given_name_kana: Annotated[str | None, OF_PERSON] = None
+    birth_date: Annotated[date | None, OF_PERSON] = None
+    birth_year: Annotated[int | None, OF_PERSON] = None
+    sex: Annotated[str, OF_PERSON]
+    address: Annotated[str | None, OF_PERSON] = None
+    phone: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -112,7 +117,8 @@ class PersonLinked(IntakeEvent):
     )
 
     person_id: UUID
-    local_id: str = Field(min_length=1)
+    # A tax or case number is the person's own number at that agency.
+    local_id: Annotated[str, OF_PERSON] = Field(min_length=1)
 
 
 @register
@@ -145,15 +151,16 @@ class ConsentRecorded(IntakeEvent):
 
     consent_id: UUID
     person_id: UUID
-    given_by: str
-    representative_relationship: str | None = None
-    recipients: list[str] = Field(min_length=1)
-    categories: list[str] = Field(min_length=1)
-    purposes: list[str] = Field(min_length=1)
+    given_by: Annotated[str, CODE]
+    representative_relationship: Annotated[str | None, OF_PERSON] = None
+    recipients: Annotated[list[str], CODE] = Field(min_length=1)
+    categories: Annotated[list[str], CODE] = Field(min_length=1)
+    purposes: Annotated[list[str], CODE] = Field(min_length=1)
     valid_from: datetime
     valid_until: datetime
-    method: str
-    evidence_ref: str | None = None
+    method: Annotated[str, CODE]
+    # Free text on one line: where the signed form is kept may well name the person.
+    evidence_ref: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -167,5 +174,5 @@ class ConsentWithdrawn(IntakeEvent):
     consent_id: UUID
     person_id: UUID
     withdrawal_id: UUID
-    recipients: list[str] | None = None
-    categories: list[str] | None = None
+    recipients: Annotated[list[str] | None, CODE] = None
+    categories: Annotated[list[str] | None, CODE] = None

@@ -8,12 +8,17 @@ keyed by the meeting.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events import Act, IntegrationEvent, register
+from contracts.personal import CODE, OF_PERSON, NotPersonal, Personal
+
+# A regular meeting's conclusions may speak of any person reviewed: they are the meeting's
+# own, tied to each of them.
+OF_MEETING = Personal(subject="meeting_id")
 
 __all__ = [
     "AssessmentRecorded",
@@ -49,25 +54,27 @@ class Part(BaseModel):
 class PlanService(Part):
     """One service in a plan: who provides it, under which programme, of which class (A–E)."""
 
-    provider: str = Field(min_length=1)
-    program: str | None = None  # a statutory programme (reference `programs`), if any
-    service_class: str = Field(pattern=r"^[A-E]$")
+    provider: Annotated[str, CODE] = Field(min_length=1)
+    program: Annotated[str | None, CODE] = None  # a statutory programme (reference `programs`)
+    service_class: Annotated[str, CODE] = Field(pattern=r"^[A-E]$")
     period_from: date
     period_until: date
-    description: str | None = None
+    description: Annotated[str | None, OF_PERSON] = None
 
 
 class Membership(Part):
     """A member agency of a 支援会議 and the period its confidentiality basis lasts."""
 
-    agency: str = Field(min_length=1)
+    agency: Annotated[str, CODE] = Field(min_length=1)
     valid_from: datetime
     valid_until: datetime
 
 
 class Attendee(Part):
-    agency: str = Field(min_length=1)
-    role: str = Field(min_length=1)
+    agency: Annotated[str, CODE] = Field(min_length=1)
+    role: Annotated[str, NotPersonal("the attending agency's part in the meeting")] = Field(
+        min_length=1
+    )
 
 
 class DiscussedPlan(Part):
@@ -78,7 +85,8 @@ class DiscussedPlan(Part):
 class ResourceGap(Part):
     case_id: UUID
     gap_id: UUID
-    gap: str
+    # A case is its person's (CaseOpened): the gap is theirs.
+    gap: Annotated[str, Personal(subject="case_id")]
     at: datetime
 
 
@@ -109,9 +117,9 @@ class AssessmentRecorded(CaseEvent):
     )
 
     assessment_number: int = Field(ge=1)
-    issues: list[str] = Field(min_length=1)
-    strengths: list[str] = Field(default_factory=list)
-    notes: str | None = None
+    issues: Annotated[list[str], CODE] = Field(min_length=1)
+    strengths: Annotated[list[str], OF_PERSON] = Field(default_factory=list)
+    notes: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -123,7 +131,7 @@ class PlanDrafted(CaseEvent):
     )
 
     plan_version: int = Field(ge=1)
-    goals: list[str] = Field(min_length=1)
+    goals: Annotated[list[str], OF_PERSON] = Field(min_length=1)
     services: list[PlanService]
     monitoring_dates: list[date]
     period_from: date
@@ -148,7 +156,7 @@ class MonitoringRecorded(CaseEvent):
     summary: ClassVar[str] = "モニタリング of the approved plan version."
 
     plan_version: int = Field(ge=1)
-    note: str
+    note: Annotated[str, OF_PERSON]
 
 
 @register
@@ -159,8 +167,8 @@ class PlanEvaluatedV1(CaseEvent):
     summary: ClassVar[str] = "プラン評価: the approved plan version ends in closure or a re-plan."
 
     plan_version: int = Field(ge=1)
-    outcome: str = Field(pattern=r"^(close|replan)$")
-    note: str | None = None
+    outcome: Annotated[str, CODE] = Field(pattern=r"^(close|replan)$")
+    note: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -173,9 +181,9 @@ class PlanEvaluated(CaseEvent):
     )
 
     plan_version: int = Field(ge=1)
-    outcome: str = Field(pattern=r"^(close|replan)$")
-    note: str | None = None
-    work_outcomes: list[str] = Field(default_factory=list)
+    outcome: Annotated[str, CODE] = Field(pattern=r"^(close|replan)$")
+    note: Annotated[str | None, OF_PERSON] = None
+    work_outcomes: Annotated[list[str], CODE] = Field(default_factory=list)
 
     @classmethod
     def upcast(cls, previous: IntegrationEvent) -> IntegrationEvent:
@@ -192,7 +200,7 @@ class ResourceGapNoted(CaseEvent):
     )
 
     gap_id: UUID
-    gap: str = Field(min_length=1)
+    gap: Annotated[str, OF_PERSON] = Field(min_length=1)
     meeting_id: UUID | None = None
 
 
@@ -204,9 +212,9 @@ class CaseClosed(CaseEvent):
         "date it lasts until."
     )
 
-    reason: str
+    reason: Annotated[str, CODE]
     follow_up_until: date | None = None
-    note: str | None = None
+    note: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -214,7 +222,7 @@ class CaseReopened(CaseEvent):
     name: ClassVar[str] = "CaseReopened"
     summary: ClassVar[str] = "A closed case was reopened, with the reason."
 
-    reason: str = Field(min_length=1)
+    reason: Annotated[str, OF_PERSON] = Field(min_length=1)
 
 
 @register
@@ -222,7 +230,7 @@ class FollowUpRecorded(CaseEvent):
     name: ClassVar[str] = "FollowUpRecorded"
     summary: ClassVar[str] = "フォローアップ: a contact after closure."
 
-    note: str = Field(min_length=1)
+    note: Annotated[str, OF_PERSON] = Field(min_length=1)
 
 
 @register
@@ -232,8 +240,8 @@ class EmergencySupportRecorded(CaseEvent):
         "緊急的な支援 (food, shelter, a loan...), at any point of the case, even when closed."
     )
 
-    kind: str
-    note: str | None = None
+    kind: Annotated[str, CODE]
+    note: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -245,7 +253,7 @@ class MeetingScheduled(MeetingEvent):
     )
 
     meeting_id: UUID
-    kind: str
+    kind: Annotated[str, CODE]
     person_id: UUID | None = None
     scheduled_for: datetime
     case_ids: list[UUID] = Field(default_factory=list)
@@ -261,11 +269,11 @@ class MeetingHeld(MeetingEvent):
     )
 
     meeting_id: UUID
-    kind: str
+    kind: Annotated[str, CODE]
     person_id: UUID | None = None
     attendees: list[Attendee] = Field(min_length=1)
     person_attended: bool
-    conclusions: list[str] = Field(default_factory=list)
+    conclusions: Annotated[list[str], OF_MEETING] = Field(default_factory=list)
     plans_discussed: list[DiscussedPlan] = Field(default_factory=list)
     resource_gaps: list[ResourceGap] = Field(default_factory=list)
 
@@ -281,8 +289,8 @@ class InformationShared(MeetingEvent):
     meeting_id: UUID
     item_id: UUID
     person_id: UUID
-    categories: list[str] = Field(min_length=1)
-    note: str | None = None
+    categories: Annotated[list[str], CODE] = Field(min_length=1)
+    note: Annotated[str | None, OF_PERSON] = None
 
 
 @register
@@ -295,9 +303,9 @@ class VitalInterestDeclared(MeetingEvent):
 
     declaration_id: UUID
     person_id: UUID
-    recipients: list[str] = Field(min_length=1)
-    categories: list[str] = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    recipients: Annotated[list[str], CODE] = Field(min_length=1)
+    categories: Annotated[list[str], CODE] = Field(min_length=1)
+    reason: Annotated[str, OF_PERSON] = Field(min_length=1)
     valid_from: datetime
     valid_until: datetime
     flagged_for_review: bool

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import Field
 
 from contracts.events import IntegrationEvent, register
+from contracts.personal import CODE, NotPersonal
 
 __all__ = ["ViewPurged"]
 
@@ -26,7 +27,9 @@ class ViewPurged(IntegrationEvent):
     )
 
     person_id: UUID
-    agency: str = Field(min_length=1)
-    categories: list[str] = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    agency: Annotated[str, CODE] = Field(min_length=1)
+    categories: Annotated[list[str], CODE] = Field(min_length=1)
+    reason: Annotated[str, NotPersonal("the basis that ended, in the projection's words")] = Field(
+        min_length=1
+    )
     at: datetime

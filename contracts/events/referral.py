@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import Field
 
 from contracts.events import Act, register
+from contracts.personal import CODE, NotPersonal, Personal
+
+# A slip may speak of someone not registered yet (a provisional person): what it says is the
+# referral's own, tied to the person when the receiver identifies them.
+OF_REFERRAL = Personal(subject="referral_id")
 
 __all__ = [
     "ReferralAccepted",
@@ -34,8 +39,8 @@ class ReferralEvent(Act):
     version: ClassVar[int] = 1
 
     referral_id: UUID
-    sender: str
-    receiver: str
+    sender: Annotated[str, CODE]
+    receiver: Annotated[str, CODE]
     person_id: UUID | None = None
 
 
@@ -47,17 +52,17 @@ class ReferralSent(ReferralEvent):
         "basis (consent id, a verbal consent for a provisional person, or a community concern)."
     )
 
-    kind: str
-    reason: str
-    categories: list[str] = Field(min_length=1)
-    basis: str
-    basis_id: str | None = None
+    kind: Annotated[str, CODE]
+    reason: Annotated[str, OF_REFERRAL]
+    categories: Annotated[list[str], CODE] = Field(min_length=1)
+    basis: Annotated[str, CODE]
+    basis_id: Annotated[str | None, NotPersonal("a consent's id; other bases are not named")] = None
     provisional: bool
     rerouted_from: UUID | None = None
 
 
 class _Move(ReferralEvent):
-    reason: str | None = None
+    reason: Annotated[str | None, OF_REFERRAL] = None
 
 
 @register
@@ -95,7 +100,7 @@ class ReferralCompleted(_Move):
     name: ClassVar[str] = "ReferralCompleted"
     summary: ClassVar[str] = "The receiver completed the referral, with an outcome."
 
-    outcome: str
+    outcome: Annotated[str, OF_REFERRAL]
 
 
 @register
@@ -126,8 +131,8 @@ class ReferralDeclineFollowedUp(ReferralEvent):
         "noted as a resource gap for the regular meeting."
     )
 
-    action: str
-    note: str
+    action: Annotated[str, CODE]
+    note: Annotated[str, OF_REFERRAL]
     follow_up_on: datetime | None = None
 
 
