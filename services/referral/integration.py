@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
-from eventsourcing.domain import DomainEvent
+from typing import Any
 
 from contracts import events as ev
+from services.platform.publishing import Published, translation
 from services.platform.relay import translator
 from services.referral.referral import Referral
 
@@ -24,71 +23,31 @@ MOVE_EVENTS: dict[str, type[ev.ReferralEvent]] = {
 }
 
 
-def _translate(e: object) -> tuple[ev.ReferralEvent, str, UUID | None] | None:
-    if not isinstance(e, DomainEvent):
-        return None
-    data: ev.ReferralEvent
-    common = {"referral_id": e.originator_id}
-    match e:
-        case Referral.Sent():
-            data = ev.ReferralSent(
-                **common,
-                sender=e.sender,
-                receiver=e.receiver,
-                person_id=e.person_id,
-                agency=e.sender,
-                staff_id=e.staff_id,
-                at=e.at,
-                kind=e.kind,
-                reason=e.reason,
-                categories=e.categories,
-                basis=e.basis,
-                basis_id=e.basis_id if e.basis == "consent" else None,
-                provisional=e.provisional_identity is not None,
-                rerouted_from=e.rerouted_from,
-            )
-        case Referral.Moved():
-            fields = {
-                **common,
-                "sender": e.sender,
-                "receiver": e.receiver,
-                "person_id": e.person_id,
-                "agency": e.agency,
-                "staff_id": e.staff_id,
-                "at": e.at,
-                "reason": e.reason,
-            }
-            if e.move == "complete":
-                fields["outcome"] = e.outcome
-            if e.move == "reroute":
-                fields["rerouted_to"] = e.rerouted_to
-            data = MOVE_EVENTS[e.move].model_validate(fields)
-        case Referral.DeclineFollowedUp():
-            data = ev.ReferralDeclineFollowedUp(
-                **common,
-                sender=e.sender,
-                receiver=e.receiver,
-                person_id=e.person_id,
-                agency=e.agency,
-                staff_id=e.staff_id,
-                at=e.at,
-                action=e.action,
-                note=e.note or "",
-                follow_up_on=e.follow_up_on,
-            )
-        case Referral.PersonIdentified():
-            data = ev.ReferralPersonIdentified(
-                **common,
-                sender=e.sender,
-                receiver=e.receiver,
-                person_id=e.person_id,
-                agency=e.agency,
-                staff_id=e.staff_id,
-                at=e.at,
-            )
-        case _:
-            return None
-    return data, e.municipality, data.person_id
+def _move(e: Any) -> type[ev.ReferralEvent]:
+    return MOVE_EVENTS[e.move]
 
 
-to_cloudevent = translator(_translate, SOURCE)
+PUBLISHED = (
+    Published(
+        Referral.Sent,
+        ev.ReferralSent,
+        "referral_id",
+        {
+            "agency": "sender",
+            # Only a consent is named by id to other services; other bases by kind.
+            "basis_id": lambda e: e.basis_id if e.basis == "consent" else None,
+            # A provisional identity stays on the slip: only that there is one crosses.
+            "provisional": lambda e: e.provisional_identity is not None,
+        },
+    ),
+    Published(Referral.Moved, ev.ReferralEvent, "referral_id", chosen_by=_move),
+    Published(
+        Referral.DeclineFollowedUp,
+        ev.ReferralDeclineFollowedUp,
+        "referral_id",
+        {"note": lambda e: e.note or ""},
+    ),
+    Published(Referral.PersonIdentified, ev.ReferralPersonIdentified, "referral_id"),
+)
+
+to_cloudevent = translator(translation(PUBLISHED), SOURCE)
