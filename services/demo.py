@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.platform.auth import mint_token, signing_secret
+from services.platform.private_files import private_file
 from services.platform.settings import Settings
 from services.scenarios import Played, Scenario, ScenarioPlayer, load_scenarios
 
@@ -41,7 +42,7 @@ def load_demo(app: FastAPI, settings: Settings) -> None:
                 "skipped_steps": len(played.skipped),
             },
         )
-    marker.write_text("1\n", encoding="utf-8")
+    private_file(marker).write_text("1\n", encoding="utf-8")
 
 
 def _viewers(scenario: Scenario, played: Played) -> list[str]:

@@ -21,6 +21,7 @@ from fastapi import Request
 from contracts.errors import Forbidden, Unauthenticated
 from contracts.identity import ROLES, Staff
 from contracts.reference import OVERSIGHT_ROLES, reference
+from services.platform.private_files import write_once
 from services.platform.settings import Settings
 
 DEV_KEY_FILE = "dev-jwt-secret"
@@ -31,12 +32,8 @@ VERIFIED_TOKENS = 10_000
 
 def dev_secret(var_dir: Path, name: str = DEV_KEY_FILE) -> str:
     """A local development key (by default the one that signs tokens), created on first use."""
-    path = var_dir / name
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+    made = write_once(var_dir / name, lambda: secrets.token_urlsafe(48).encode())
+    return made.decode("utf-8").strip()
 
 
 def signing_secret(settings: Settings) -> str:

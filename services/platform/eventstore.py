@@ -21,6 +21,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
 
 from contracts.errors import NotFound
 from services.platform.indexes import ListIndex
+from services.platform.private_files import private_database
 from services.platform.settings import Settings
 from services.platform.tracing import current_carrier, tracer
 
@@ -52,10 +53,9 @@ def eventstore_env(settings: Settings, service: str) -> dict[str, str]:
             "APPLICATION_RECORDER_TOPIC": "services.platform.group_commit:GroupCommitRecorder",
             "CREATE_TABLE": "y",
         }
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(settings.var_dir / f"{service}-events.sqlite3"),
+        "SQLITE_DBNAME": str(private_database(settings.var_dir / f"{service}-events.sqlite3")),
         "CREATE_TABLE": "y",
     }
 

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from contracts.reference import reference
 from contracts.topics import Topics
+from services.platform.private_files import private_file, write_once
 from services.platform.settings import Settings
 from services.projection.audit import ZERO_HASH, AuditLog, canonical_json, iso
 
@@ -172,24 +173,13 @@ def _dev_signer(var_dir: Path) -> Signer:
     beside it. A configured key's public key is never added by itself: the list is what the
     verifier trusts, and it is the operator's to keep."""
     path = var_dir / DEV_KEY_FILE
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+    pem = write_once(
+        path,
+        lambda: Ed25519PrivateKey.generate().private_bytes(
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        )
-        # Written whole under another name, then linked: another process starting at the same
-        # moment sees either no key or the whole of one, and only one key wins.
-        draft = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(pem)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    key = load_pem_private_key(path.read_bytes(), password=None)
+        ),
+    )
+    key = load_pem_private_key(pem, password=None)
     assert isinstance(key, Ed25519PrivateKey), f"{path} holds an Ed25519 key"
     dev = Signer(key)
     listed = var_dir / PUBLIC_KEYS_FILE
@@ -204,8 +194,7 @@ def public_keys_file(settings: Settings) -> Path:
 
 def _append(path: Path, data: bytes) -> None:
     """One write on a descriptor opened for appending: whole, after whatever is there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = os.open(private_file(path), os.O_WRONLY | os.O_APPEND)
     try:
         os.write(descriptor, data)
         os.fsync(descriptor)

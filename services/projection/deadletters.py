@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.topics import Topics
 from services.platform.bus import Headers, Message, Publisher
+from services.platform.private_files import private_file
 from services.platform.settings import Settings
 from services.projection.runner import ORIGIN_HEADER, REASON_HEADER
 
@@ -90,8 +91,7 @@ class FileDeadLetters(Publisher):
     path: Path
 
     def publish(self, messages: Sequence[Message]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as file:
+        with private_file(self.path).open("a", encoding="utf-8") as file:
             for message in messages:
                 record = {
                     "key": message.key,

@@ -19,6 +19,7 @@ from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message
 from services.platform.collector import freeze_long_lived
 from services.platform.lifecycle import Stopping
+from services.platform.private_files import private_dir
 from services.platform.settings import Settings
 from services.projection.quarantine import apply_or_quarantine
 from services.projection.runner import ProjectionRunner
@@ -64,8 +65,7 @@ def create_faust_app(
     topics = Topics(settings.topic_prefix)
     # Faust keeps a data directory per app even with in-memory tables: under the var dir, not
     # in the working directory (it creates only the last level).
-    faust_dir = settings.var_dir / "faust"
-    faust_dir.mkdir(parents=True, exist_ok=True)
+    faust_dir = private_dir(settings.var_dir / "faust")
     app = faust.App(
         f"{settings.topic_prefix}-{consumer}",
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],

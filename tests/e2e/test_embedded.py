@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from services.scenarios import load_scenarios
+from tests.e2e.test_owner_only_files import looser_than_the_owner_s
 from tests.infrastructure import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -114,3 +115,5 @@ def test_make_run_serves_the_flow_with_demo_data_and_stops_on_ctrl_c(tmp_path: P
         server.send_signal(signal.SIGINT)
         code = server.wait(timeout=30)
     assert code == 0
+    # The demo's stores, its marker and the keys made for it are the owner's alone.
+    assert looser_than_the_owner_s(tmp_path / "var") == {}
