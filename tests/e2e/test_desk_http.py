@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -29,13 +30,20 @@ def csrf_of(client: TestClient, path: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, agency: str = "zama-jiritsu", role: str = "caseworker") -> None:
+def dev_sign_in(
+    client: TestClient, agency: str = "zama-jiritsu", role: str = "caseworker"
+) -> httpx.Response:
+    """The development sign-in form, filled in and sent."""
     token = csrf_of(client, "/signin")
-    answer = client.post(
+    return client.post(
         "/signin",
         data={"csrf_token": token, "agency": agency, "role": role, "staff_id": "s001"},
         follow_redirects=False,
     )
+
+
+def sign_in(client: TestClient, agency: str = "zama-jiritsu", role: str = "caseworker") -> None:
+    answer = dev_sign_in(client, agency, role)
     assert (answer.status_code, answer.headers["location"]) == (303, "/")
 
 
@@ -99,17 +107,7 @@ def test_the_development_sign_in_is_refused_where_an_identity_provider_is_set(
     with TestClient(embedded_app(with_provider)) as client:
         page = client.get("/signin").text
         assert 'action="/signin"' not in page
-        answer = client.post(
-            "/signin",
-            data={
-                "csrf_token": csrf_of(client, "/signin"),
-                "agency": "zama-jiritsu",
-                "role": "caseworker",
-                "staff_id": "s001",
-            },
-            follow_redirects=False,
-        )
-        assert answer.status_code == 403
+        assert dev_sign_in(client).status_code == 403
         assert client.get("/", follow_redirects=False).headers["location"] == "/signin"
 
 
@@ -146,16 +144,7 @@ def test_a_forbidden_api_answer_is_a_page_with_its_reason(desk: TestClient) -> N
 def test_the_development_sign_in_refuses_a_role_the_agency_may_not_hold(desk: TestClient) -> None:
     """An NPO's staff cannot sign in as the municipality's approver: the services would refuse
     every call, so the form says so beside the role instead of a forbidden page later."""
-    answer = desk.post(
-        "/signin",
-        data={
-            "csrf_token": csrf_of(desk, "/signin"),
-            "agency": "oneaid",
-            "role": "approver",
-            "staff_id": "s001",
-        },
-        follow_redirects=False,
-    )
+    answer = dev_sign_in(desk, "oneaid", "approver")
     assert answer.status_code == 422
     assert "この機関ではこの役割を選べません" in answer.text
     assert desk.get("/", follow_redirects=False).headers["location"] == "/signin"
