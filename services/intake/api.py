@@ -13,10 +13,11 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from contracts.errors import Invalid
+from contracts.fields import Code, Codes, Day, Line, Moment, Name, Note, Reason, RequestModel, Year
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.intake.application import (
@@ -34,43 +35,37 @@ from services.platform.auth import authenticated_staff
 from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, after_cursor, link_of, page, respond
 
-Name = Field(None, max_length=200)
+
+class TriageRequest(RequestModel):
+    outcome: Code = Field(description="continue_here, connect_elsewhere or information_only")
+    target_agency: Code | None = None
+    target_system: Line | None = Field(None, max_length=200, description="e.g. 生活保護")
+    follow_up_on: Day | None = Field(None, description="required when connecting elsewhere")
+    note: Note | None = None
+    at: Moment | None = None
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TriageRequest(Strict):
-    outcome: str = Field(description="continue_here, connect_elsewhere or information_only")
-    target_agency: str | None = None
-    target_system: str | None = Field(None, max_length=200, description="e.g. 生活保護")
-    follow_up_on: date | None = Field(None, description="required when connecting elsewhere")
-    note: str | None = Field(None, max_length=20000)
-    at: datetime | None = None
-
-
-class AttachRequest(Strict):
+class AttachRequest(RequestModel):
     person_id: UUID
-    at: datetime | None = None
+    at: Moment | None = None
 
 
-class ApplicationRequest(Strict):
-    at: datetime | None = None
+class ApplicationRequest(RequestModel):
+    at: Moment | None = None
 
 
-class PersonRequest(Strict):
-    family_name: str | None = Name
-    given_name: str | None = Name
-    family_name_kana: str | None = Name
-    given_name_kana: str | None = Name
-    birth_date: date | None = None
-    birth_year: int | None = Field(None, ge=1900, le=2100)
-    sex: str = "unknown"
-    address: str | None = Field(None, max_length=500)
-    phone: str | None = Field(None, max_length=40)
-    local_id: str | None = Field(None, max_length=100, description="the caller agency's own id")
-    registered_at: datetime | None = None
+class PersonRequest(RequestModel):
+    family_name: Name | None = None
+    given_name: Name | None = None
+    family_name_kana: Name | None = None
+    given_name_kana: Name | None = None
+    birth_date: Day | None = None
+    birth_year: Year | None = None
+    sex: Code = "unknown"
+    address: Line | None = None
+    phone: Line | None = Field(None, max_length=40)
+    local_id: Line | None = Field(None, max_length=100, description="the caller agency's own id")
+    registered_at: Moment | None = None
 
 
 class ShownBasis(BaseModel):
@@ -106,39 +101,39 @@ class PersonResponse(BaseModel):
     withheld: list[Withheld]
 
 
-class LinkRequest(Strict):
-    local_id: str = Field(min_length=1, max_length=100)
+class LinkRequest(RequestModel):
+    local_id: Line = Field(min_length=1, max_length=100)
 
 
-class MergeRequest(Strict):
+class MergeRequest(RequestModel):
     into: UUID
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason = Field(min_length=1)
 
 
-class UnmergeRequest(Strict):
-    reason: str = Field(min_length=1, max_length=2000)
+class UnmergeRequest(RequestModel):
+    reason: Reason = Field(min_length=1)
 
 
-class ConsentRequest(Strict):
+class ConsentRequest(RequestModel):
     person_id: UUID
-    recipients: list[str]
-    categories: list[str]
-    purposes: list[str]
-    valid_from: datetime | None = None
-    valid_until: datetime
-    method: str = "written_application_form"
-    evidence_ref: str | None = Field(None, max_length=500)
-    witness: str | None = Field(None, max_length=200)
-    given_by: str = "person"
-    representative_name: str | None = Name
-    representative_relationship: str | None = Field(None, max_length=100)
+    recipients: Codes
+    categories: Codes
+    purposes: Codes
+    valid_from: Moment | None = None
+    valid_until: Moment
+    method: Code = "written_application_form"
+    evidence_ref: Line | None = None
+    witness: Name | None = None
+    given_by: Code = "person"
+    representative_name: Name | None = None
+    representative_relationship: Line | None = Field(None, max_length=100)
 
 
-class WithdrawalRequest(Strict):
-    recipients: list[str] | None = Field(None, description="omit for every recipient")
-    categories: list[str] | None = Field(None, description="omit for every category")
-    reason: str | None = Field(None, max_length=2000)
-    at: datetime | None = None
+class WithdrawalRequest(RequestModel):
+    recipients: Codes | None = Field(None, description="omit for every recipient")
+    categories: Codes | None = Field(None, description="omit for every category")
+    reason: Reason | None = None
+    at: Moment | None = None
 
 
 def _json(model: BaseModel) -> dict[str, Any]:
@@ -199,16 +194,14 @@ class ConsentResponse(BaseModel):
         )
 
 
-class ConsultationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: str = Field(description="How the contact came: reference.yaml `channels`.")
-    route_in: str = Field(description="相談経路: reference.yaml `routes_in`.")
-    caller_kind: str = Field(description="Who called: reference.yaml `caller_kinds`.")
+class ConsultationRequest(RequestModel):
+    channel: Code = Field(description="How the contact came: reference.yaml `channels`.")
+    route_in: Code = Field(description="相談経路: reference.yaml `routes_in`.")
+    caller_kind: Code = Field(description="Who called: reference.yaml `caller_kinds`.")
     person_id: UUID | None = Field(None, description="A registered person, when known.")
-    main_complaint: str | None = Field(None, max_length=2000, description="主訴, if any.")
-    notes: str | None = Field(None, max_length=20000)
-    opened_at: datetime | None = Field(None, description="When the contact began; default now.")
+    main_complaint: Reason | None = Field(None, description="主訴, if any.")
+    notes: Note | None = None
+    opened_at: Moment | None = Field(None, description="When the contact began; default now.")
 
 
 class ConsultationResponse(BaseModel):
@@ -386,7 +379,7 @@ def build_router(
         recipient: str | None = None,
         category: str | None = None,
         purpose: str | None = None,
-        at: datetime | None = None,
+        at: Moment | None = None,
         asked: Page = Depends(page),
         reader: Reader = Reading,
     ) -> Response:
@@ -439,7 +432,7 @@ def build_router(
         consent_id: UUID,
         recipient: str = Query(max_length=100),
         purpose: str = Query(max_length=100),
-        at: datetime | None = None,
+        at: Moment | None = None,
         reader: Reader = Reading,
     ) -> Response:
         """What a slip under this consent may carry to ``recipient`` for ``purpose`` now (or at

@@ -14,11 +14,25 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
 from contracts.errors import Forbidden
+from contracts.fields import (
+    Code,
+    Codes,
+    Day,
+    Flag,
+    Items,
+    Line,
+    ListOf,
+    Moment,
+    Note,
+    Number,
+    Reason,
+    RequestModel,
+)
 from contracts.identity import Staff
 from services.meeting.application import (
     CONSULTATION,
@@ -54,128 +68,124 @@ from services.platform.pagination import Key, Page, after_cursor, link_of, page,
 from services.projection.person_facts import CATEGORY_OF
 from services.projection.store import ViewStore
 
-Text = Field(min_length=1, max_length=20000)
 At = Field(None, description="When it happened (business time); default now.")
+Given = Field(min_length=1)
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OpenCaseRequest(Strict):
+class OpenCaseRequest(RequestModel):
     consultation_id: UUID = Field(description="The consultation whose application opens the case.")
     person_id: UUID
-    at: datetime | None = At
+    at: Moment | None = At
 
 
-class AssessmentRequest(Strict):
-    issues: list[str] = Field(description="reference.yaml `issue_categories`, at least one.")
-    strengths: list[str] = []
-    notes: str | None = Field(None, max_length=20000)
-    at: datetime | None = At
+class AssessmentRequest(RequestModel):
+    issues: Codes = Field(description="reference.yaml `issue_categories`, at least one.")
+    strengths: Items = Field(default_factory=list)
+    notes: Note | None = None
+    at: Moment | None = At
 
 
-class ServiceRequest(Strict):
-    provider: str = Field(description="The providing agency.")
-    program: str | None = Field(None, description="A statutory programme, if any.")
-    service_class: str = Field(description="A–E (seed 003 ch.4).")
-    period_from: date | None = Field(None, description="Default: the plan's period.")
-    period_until: date | None = None
-    description: str | None = Field(None, max_length=2000)
+class ServiceRequest(RequestModel):
+    provider: Code = Field(description="The providing agency.")
+    program: Code | None = Field(None, description="A statutory programme, if any.")
+    service_class: Code = Field(description="A–E (seed 003 ch.4).")
+    period_from: Day | None = Field(None, description="Default: the plan's period.")
+    period_until: Day | None = None
+    description: Reason | None = None
 
 
-class PlanRequest(Strict):
-    goals: list[str]
-    services: list[ServiceRequest] = []
-    monitoring_dates: list[date] = []
-    period_from: date
-    period_until: date
-    drafted_with_person: bool = True
-    at: datetime | None = At
+class PlanRequest(RequestModel):
+    goals: Items
+    services: ListOf[ServiceRequest] = Field(default_factory=list)
+    monitoring_dates: ListOf[Day] = Field(default_factory=list)
+    period_from: Day
+    period_until: Day
+    drafted_with_person: Flag = True
+    at: Moment | None = At
 
 
-class AtRequest(Strict):
-    at: datetime | None = At
+class AtRequest(RequestModel):
+    at: Moment | None = At
 
 
-class NoteRequest(Strict):
-    note: str = Text
-    at: datetime | None = At
+class NoteRequest(RequestModel):
+    note: Note = Given
+    at: Moment | None = At
 
 
-class EvaluationRequest(Strict):
-    outcome: str = Field(description="close or replan")
-    note: str | None = Field(None, max_length=20000)
-    work_outcomes: list[str] = Field(
+class EvaluationRequest(RequestModel):
+    outcome: Code = Field(description="close or replan")
+    note: Note | None = None
+    work_outcomes: Codes = Field(
         default_factory=list, description="into_work and/or increased_income, if found"
     )
-    at: datetime | None = At
+    at: Moment | None = At
 
 
-class ResourceGapRequest(Strict):
-    gap: str = Text
+class ResourceGapRequest(RequestModel):
+    gap: Note = Given
     meeting_id: UUID | None = Field(None, description="The meeting where it was found, if any.")
-    at: datetime | None = At
+    at: Moment | None = At
 
 
-class ClosureRequest(Strict):
-    reason: str = Field(description="reference.yaml `closure_reasons`.")
-    follow_up_until: date | None = None
-    note: str | None = Field(None, max_length=20000)
-    at: datetime | None = At
+class ClosureRequest(RequestModel):
+    reason: Code = Field(description="reference.yaml `closure_reasons`.")
+    follow_up_until: Day | None = None
+    note: Note | None = None
+    at: Moment | None = At
 
 
-class ReasonRequest(Strict):
-    reason: str = Text
-    at: datetime | None = At
+class ReasonRequest(RequestModel):
+    reason: Note = Given
+    at: Moment | None = At
 
 
-class EmergencyRequest(Strict):
-    kind: str = Field(description="food, shelter, loan or other")
-    note: str | None = Field(None, max_length=20000)
-    at: datetime | None = At
+class EmergencyRequest(RequestModel):
+    kind: Code = Field(description="food, shelter, loan or other")
+    note: Note | None = None
+    at: Moment | None = At
 
 
-class MemberRequest(Strict):
-    agency: str
-    valid_from: datetime | None = Field(None, description="Default: the meeting's date.")
-    valid_until: datetime
+class MemberRequest(RequestModel):
+    agency: Code
+    valid_from: Moment | None = Field(None, description="Default: the meeting's date.")
+    valid_until: Moment
 
 
-class MeetingRequest(Strict):
-    kind: str = Field(description="reference.yaml `meeting_kinds`.")
-    scheduled_for: datetime
-    case_ids: list[UUID] = Field([], description="The cases a coordination meeting discusses.")
+class MeetingRequest(RequestModel):
+    kind: Code = Field(description="reference.yaml `meeting_kinds`.")
+    scheduled_for: Moment
+    case_ids: ListOf[UUID] = Field([], description="The cases a coordination meeting discusses.")
     person_id: UUID | None = Field(None, description="The person of a 支援会議.")
-    members: list[MemberRequest] = Field([], description="A 支援会議's members and periods.")
-    at: datetime | None = At
+    members: ListOf[MemberRequest] = Field([], description="A 支援会議's members and periods.")
+    at: Moment | None = At
 
 
-class AttendeeRequest(Strict):
-    agency: str
-    role: str = Field(min_length=1, max_length=100)
+class AttendeeRequest(RequestModel):
+    agency: Code
+    role: Line = Field(min_length=1, max_length=100)
 
 
-class HoldRequest(Strict):
-    attendees: list[AttendeeRequest]
-    person_attended: bool = False
-    conclusions: list[str] = []
-    at: datetime | None = At
+class HoldRequest(RequestModel):
+    attendees: ListOf[AttendeeRequest]
+    person_attended: Flag = False
+    conclusions: Items = Field(default_factory=list)
+    at: Moment | None = At
 
 
-class ShareRequest(Strict):
-    categories: list[str]
-    note: str | None = Field(None, max_length=20000)
-    at: datetime | None = At
+class ShareRequest(RequestModel):
+    categories: Codes
+    note: Note | None = None
+    at: Moment | None = At
 
 
-class VitalInterestRequest(Strict):
+class VitalInterestRequest(RequestModel):
     person_id: UUID
-    recipients: list[str]
-    categories: list[str]
-    reason: str = Text
-    hours: float = Field(description="At most 72.")
-    at: datetime | None = At
+    recipients: Codes
+    categories: Codes
+    reason: Note = Given
+    hours: Number = Field(description="At most 72.")
+    at: Moment | None = At
 
 
 class PlanResponse(BaseModel):
@@ -762,7 +772,7 @@ def build_router(
     def preview_share(
         meeting_id: UUID,
         categories: list[str] = Query(description="What would be shared."),
-        at: datetime | None = None,
+        at: Moment | None = None,
         reader: Reader = Reading_,
     ) -> Response:
         """Before sharing at a 支援会議: refused exactly as the share would be (a tax share
@@ -776,7 +786,7 @@ def build_router(
 
     @router.get("/meetings/{meeting_id}/information", response_model=list[SharedItemResponse])
     def information(
-        meeting_id: UUID, at: datetime | None = None, reader: Reader = Reading_
+        meeting_id: UUID, at: Moment | None = None, reader: Reader = Reading_
     ) -> Response:
         """What the caller's agency may see of what was shared, each category with its basis.
 
@@ -824,7 +834,7 @@ def build_router(
     def disclosure(
         person_id: UUID,
         agency: str | None = None,
-        at: datetime | None = None,
+        at: Moment | None = None,
         reader: Reader = Reading_,
     ) -> Response:
         """What an agency may see of the person, by what meeting knows, with each basis: no

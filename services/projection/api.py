@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from contracts.errors import Forbidden, Invalid
+from contracts.fields import Day
 from contracts.identity import Staff
 from contracts.reference import OVERSIGHT_ROLES, reference
 from services.platform.auth import authenticated_staff
@@ -192,10 +193,10 @@ def build_router(views: ViewStore, settings: Settings, disclosures: Disclosures)
     def consultations(
         response: Response,
         agency: str | None = None,
-        follow_up_due_by: date | None = Query(
+        follow_up_due_by: Day | None = Query(
             None, description="only connect_elsewhere triages due on or before this day"
         ),
-        opened_since: date | None = Query(
+        opened_since: Day | None = Query(
             None, description="only consultations opened on or after this day (JST)"
         ),
         asked: Page = Depends(page),

@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from contracts.errors import Forbidden, Invalid, NotFound
+from contracts.fields import Moment, Position, Reason, RequestModel
 from contracts.reference import MUNICIPALITY
 from services.platform.disclose import Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, page, respond
@@ -35,8 +36,8 @@ from services.projection.store import ViewStore
 PRIVACY_OFFICER = "privacy_officer"
 
 
-class ReviewRequest(BaseModel):
-    note: str = Field(min_length=1, max_length=2000)
+class ReviewRequest(RequestModel):
+    note: Reason = Field(min_length=1)
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
@@ -128,8 +129,8 @@ def build_router(
         person_id: str,
         request: Request,
         response: Response,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Moment | None = None,
+        until: Moment | None = None,
         agency: str | None = Query(None, max_length=100, description="only this agency's staff"),
         asked: Page = Depends(page),
         officer: Officer = Depends(privacy_officer),
@@ -151,8 +152,8 @@ def build_router(
         agency: str,
         request: Request,
         response: Response,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Moment | None = None,
+        until: Moment | None = None,
         asked: Page = Depends(page),
         officer: Officer = Depends(privacy_officer),
     ) -> list[AuditRecord]:
@@ -178,7 +179,7 @@ def build_router(
 
     @router.post("/vital-interest/{position}/review", response_model=Review)
     def review(
-        position: int, body: ReviewRequest, officer: Officer = Depends(privacy_officer)
+        position: Position, body: ReviewRequest, officer: Officer = Depends(privacy_officer)
     ) -> Review:
         officer.chain.entry(position, involving=officer.involving)
         return officer.chain.review(position, officer.reader.staff.staff_id, body.note)
@@ -199,12 +200,12 @@ def build_router(
         return impact_of(officer.chain, views, consent_id)
 
     @router.get("/entries/{position}", response_model=AuditRecord)
-    def entry(position: int, officer: Officer = Depends(privacy_officer)) -> AuditRecord:
+    def entry(position: Position, officer: Officer = Depends(privacy_officer)) -> AuditRecord:
         """One entry as the chain holds it: who, when, each category's basis, its hashes."""
         return officer.chain.entry(position, involving=officer.involving)
 
     @router.get("/entries/{position}/replay", response_model=Replay)
-    def replay(position: int, officer: Officer = Depends(privacy_officer)) -> Response:
+    def replay(position: Position, officer: Officer = Depends(privacy_officer)) -> Response:
         """Build the disclosure recorded at ``position`` again from the journalled events: the
         hash of the rebuilt body against the one served, and the basis of each category. The
         rebuilt document is a read of the person like any other: shown only where ``decide``

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from contracts.errors import Forbidden, Invalid, NotFound
+from contracts.fields import Day, Moment
 from contracts.identity import Staff
 from contracts.names import fold
 from contracts.reference import reference
@@ -193,7 +194,7 @@ def build_router(
             max_length=NAME_LENGTH,
             description="the start of the name or kana, family name first",
         ),
-        birth_date: date | None = None,
+        birth_date: Day | None = None,
         local_id: str | None = Query(None, max_length=100, description="the caller's own id"),
         asked: Page = Depends(page),
         reader: Reader = Reading,
@@ -223,7 +224,7 @@ def build_router(
         given_name_kana: str | None = Query(None, max_length=NAME_LENGTH),
         family_name: str | None = Query(None, max_length=NAME_LENGTH),
         given_name: str | None = Query(None, max_length=NAME_LENGTH),
-        birth_date: date | None = None,
+        birth_date: Day | None = None,
         asked: Page = Depends(page),
         reader: Reader = Reading,
     ) -> Response:
@@ -270,7 +271,7 @@ def build_router(
     @router.get("/persons/{person_id}/as-of")
     def as_of(
         person_id: str,
-        at: datetime,
+        at: Moment,
         agency: str | None = None,
         back_entered: bool = False,
         reader: Reader = Reading,

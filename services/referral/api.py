@@ -12,10 +12,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
+from contracts.fields import Code, Codes, MapOf, Moment, Name, Reason, RequestModel
 from contracts.identity import Staff
 from services.platform.disclose import (
     OWN_RECORD,
@@ -39,49 +40,43 @@ from services.referral.application import (
 from services.referral.referral import Referral
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReferralRequest(Strict):
-    kind: str = Field(
+class ReferralRequest(RequestModel):
+    kind: Code = Field(
         description="use_recommendation, connect_to_office, service_request, concern_from_community"
     )
-    to: str = Field(description="the receiving agency")
-    reason: str = Field(max_length=2000)
-    categories: list[str]
+    to: Code = Field(description="the receiving agency")
+    reason: Reason
+    categories: Codes
     person_id: UUID | None = None
-    provisional_identity: dict[str, str] | None = Field(
+    provisional_identity: MapOf[Name] | None = Field(
         None, description="who the slip is about, while the person is not registered"
     )
     consent_id: UUID | None = None
-    verbal_consent_witness: str | None = Field(
-        None,
-        max_length=200,
-        description="for a provisional person only: the sender's witnessed verbal consent",
+    verbal_consent_witness: Name | None = Field(
+        None, description="for a provisional person only: the sender's witnessed verbal consent"
     )
-    at: datetime | None = None
+    at: Moment | None = None
 
 
-class MoveRequest(Strict):
-    reason: str | None = Field(None, max_length=2000)
-    outcome: str | None = Field(None, max_length=2000)
-    at: datetime | None = None
+class MoveRequest(RequestModel):
+    reason: Reason | None = None
+    outcome: Reason | None = None
+    at: Moment | None = None
 
 
-class RerouteRequest(Strict):
-    to: str
-    reason: str = Field(min_length=1, max_length=2000)
-    at: datetime | None = None
+class RerouteRequest(RequestModel):
+    to: Code
+    reason: Reason = Field(min_length=1)
+    at: Moment | None = None
 
 
-class FollowUpRequest(Strict):
-    action: str = Field(description="return_to_sender or resource_gap")
-    note: str = Field(min_length=1, max_length=2000)
-    follow_up_on: datetime | None = None
+class FollowUpRequest(RequestModel):
+    action: Code = Field(description="return_to_sender or resource_gap")
+    note: Reason = Field(min_length=1)
+    follow_up_on: Moment | None = None
 
 
-class IdentifyRequest(Strict):
+class IdentifyRequest(RequestModel):
     person_id: UUID
 
 

@@ -29,6 +29,15 @@ LABELS = {
 }
 
 
+def _number(typed: str) -> float | str:
+    """The API takes hours as a JSON number only; what is not one goes as typed, for the API
+    to name."""
+    try:
+        return float(typed)
+    except ValueError:
+        return typed
+
+
 async def _context(d: Desk, person_id: str) -> dict[str, Any]:
     ref = reference()
     declared = await d.get("meeting", f"/persons/{person_id}/vital-interests")
@@ -57,6 +66,8 @@ async def declare(
 ) -> Response:
     typed = values(form, ("reason", "hours", *WHEN_FIELDS), LISTS)
     request = body(typed, (*LISTS, "reason", "hours")) | {"person_id": person_id} | when(typed)
+    if "hours" in request:
+        request["hours"] = _number(request["hours"])
     answer = await d.post("meeting", "/vital-interests", request)
     if answer.ok:
         return d.redirect(f"/persons/{person_id}/vital-interest", "vital.declared")
