@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +38,50 @@ async def _platform_error(_: Request, error: Exception) -> Response:
     )
 
 
-async def _validation_error(_: Request, error: Exception) -> Response:
-    assert isinstance(error, RequestValidationError)
-    problems = []
-    for item in error.errors():
-        location = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
-        problem: dict[str, Any] = {
-            "field": ".".join(location) or "body",
-            "rule": item.get("type", "invalid"),
-            "message": item.get("msg", ""),
-        }
-        allowed = (item.get("ctx") or {}).get("allowed")
-        if allowed is not None:
-            problem["allowed"] = allowed
-        problems.append(problem)
+SHOWN = 40
+"""At most this much of anything the caller sent is echoed in an error (a field's name)."""
+
+# A whole number in a path outside its range names no resource: 404, as an unknown id would.
+_OUT_OF_RANGE = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "int_parsing_size"}
+)
+
+
+def _field(location: Sequence[Any]) -> str:
+    """The field as the caller named it: its path of JSON names and list indexes."""
+    names = [str(p) for p in location]
+    if names and names[0] in ("body", "query", "path"):
+        del names[0]
+    return ".".join(n if len(n) <= SHOWN else f"{n[:SHOWN]}…" for n in names) or "body"
+
+
+def _problem(item: Mapping[str, Any]) -> dict[str, Any]:
+    context = item.get("ctx") or {}
+    rule = item.get("type", "invalid")
+    if rule == "json_invalid":
+        # FastAPI locates a JSON syntax error by its offset, which is no field.
+        return {"field": "body", "rule": rule, "message": f"not JSON: {context.get('error')}"}
+    problem = {"field": _field(item.get("loc", ())), "rule": rule, "message": item.get("msg", "")}
+    if context.get("allowed") is not None:
+        problem["allowed"] = context["allowed"]
+    return problem
+
+
+def _refusal(problems: list[dict[str, Any]]) -> Response:
     first = problems[0] if problems else {"field": "body", "message": "invalid"}
     return JSONResponse(
         error_body("validation_failed", f"{first['field']}: {first['message']}", problems=problems),
         422,
     )
+
+
+async def _validation_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    errors = error.errors()
+    if errors and all(e["loc"][0] == "path" and e["type"] in _OUT_OF_RANGE for e in errors):
+        names = ", ".join(sorted({str(e["loc"][-1]) for e in errors}))
+        return JSONResponse(error_body("not_found", f"no such {names}"), 404)
+    return _refusal([_problem(item) for item in errors])
 
 
 class BodySizeLimit:
@@ -103,6 +129,18 @@ class BodySizeLimit:
 
 async def _http_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400 and error.__cause__ is not None:
+        # FastAPI's answer to a body it could not parse (not UTF-8, or nested too deep for
+        # Python's JSON reader) is a 400 without problems; the caller gets what any bad body gets.
+        return _refusal(
+            [
+                {
+                    "field": "body",
+                    "rule": "json_invalid",
+                    "message": "not JSON that can be read (not UTF-8, or nested too deep)",
+                }
+            ]
+        )
     code = "payload_too_large" if error.status_code == 413 else "http_error"
     return JSONResponse(error_body(code, str(error.detail)), error.status_code)
 

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from fastapi import Query, Request, Response
 
 from contracts.errors import Invalid
+from contracts.fields import MAX_POSITION
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -59,9 +60,16 @@ class Page:
         after = self.after_key(1)
         if after is None:
             return None
-        if not (after[0].isascii() and after[0].isdigit()):
+        digits = after[0]
+        # Past the stores' largest whole number, a cursor is none this list gave (and the
+        # length first: Python refuses to read a number of thousands of digits).
+        if (
+            not (digits.isascii() and digits.isdigit())
+            or len(digits) > len(str(MAX_POSITION))
+            or int(digits) > MAX_POSITION
+        ):
             raise _bad_cursor()
-        return int(after[0])
+        return int(digits)
 
     @property
     def fetch(self) -> int:

@@ -28,6 +28,14 @@ def test_a_cursor_no_list_gave_is_refused(cursor: str) -> None:
     assert refused.value.detail["problems"][0]["field"] == "cursor"
 
 
+@pytest.mark.parametrize("number", [str(2**63), "9" * 5000])
+def test_a_position_cursor_past_the_stores_largest_number_is_refused(number: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        Page(2, (number,)).after_number()
+    assert refused.value.detail["problems"][0]["field"] == "cursor"
+    assert Page(2, (str(2**63 - 1),)).after_number() == 2**63 - 1
+
+
 def test_instants_read_back_at_the_municipalitys_offset_and_dates_stay_dates() -> None:
     assert municipal("2027-12-30T15:00:00.000000+00:00") == "2027-12-31T00:00:00+09:00"
     assert municipal_times(
