@@ -271,9 +271,10 @@ class ReferralApplication(TracingApplication):
         ref = reference()
         if command.kind not in KINDS:
             raise Invalid("kind", "reference_code", f"unknown kind {command.kind!r}", allowed=KINDS)
+        # The field as the caller names it: ``to`` on a slip and on a reroute alike.
         if not ref.in_municipality(command.receiver, staff.municipality):
             raise Invalid(
-                "receiver",
+                "to",
                 "reference_code",
                 f"unknown agency {command.receiver!r} in {staff.municipality}",
                 allowed=tuple(
@@ -281,7 +282,7 @@ class ReferralApplication(TracingApplication):
                 ),
             )
         if command.receiver == staff.agency:
-            raise Invalid("receiver", "not_self", "an agency cannot refer a person to itself")
+            raise Invalid("to", "not_self", "an agency cannot refer a person to itself")
         if not command.reason.strip():
             raise Invalid("reason", "required", "a referral says why")
         if not command.categories:

@@ -139,16 +139,26 @@ def test_illegal_moves_are_409_with_the_state_and_allowed_moves(
     assert inbox[0]["acknowledgement_overdue"] is False
 
 
-def test_self_and_unknown_receivers_are_422(client: TestClient, auth: Auth) -> None:
+def test_self_and_unknown_receivers_are_422_naming_the_field_to(
+    client: TestClient, auth: Auth
+) -> None:
     person, consent = registered_with_consent(client, auth, ["zama-shakyo"])
+    sent = send(client, auth, person, consent).json()
+    rerouted = client.post(
+        f"/referral/referrals/{sent['id']}/reroute",
+        json={"to": "acme", "reason": "窓口違い"},
+        headers=auth("zama-shakyo"),
+    )
     for to, rule in (("zama-jiritsu", "not_self"), ("acme", "reference_code")):
         response = send(client, auth, person, consent, to=to)
         assert response.status_code == 422
         assert response.json()["problems"][0] == {
             **response.json()["problems"][0],
-            "field": "receiver",
+            "field": "to",
             "rule": rule,
         }
+    assert rerouted.status_code == 422
+    assert rerouted.json()["problems"][0]["field"] == "to"
 
 
 def test_a_retried_post_with_the_idempotency_key_returns_the_same_referral(

@@ -119,8 +119,8 @@ def test_a_verbal_consent_covers_only_a_provisional_person(referrals: ReferralAp
 @pytest.mark.parametrize(
     ("fields", "field", "rule"),
     [
-        ({"receiver": "zama-jiritsu"}, "receiver", "not_self"),
-        ({"receiver": "acme"}, "receiver", "reference_code"),
+        ({"receiver": "zama-jiritsu"}, "to", "not_self"),
+        ({"receiver": "acme"}, "to", "reference_code"),
         ({"categories": ["shoe_size"]}, "categories", "reference_code"),
         ({"kind": "gossip"}, "kind", "reference_code"),
         ({"provisional_identity": {"contact": "x"}}, "person_id", "one_of"),
