@@ -251,7 +251,7 @@ def test_a_support_meeting_is_only_about_a_person_registered_in_the_municipality
     app.schedule_meeting(JIRITSU, facts, replace(unknown, person_id=known))
 
 
-def test_only_the_support_office_organises_meetings(app: MeetingApplication) -> None:
+def test_only_the_support_office_organises_meetings(app: MeetingApplication, facts: Facts) -> None:
     with pytest.raises(Forbidden):
         app.schedule_meeting(
             staff("zama-shakyo"), facts, ScheduleMeeting("regular_coordination", NOW)

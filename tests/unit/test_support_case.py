@@ -103,11 +103,12 @@ def plan(version_day: int, **changes: object) -> DraftPlan:
     return DraftPlan(**values)  # type: ignore[arg-type]
 
 
-def discuss(app: MeetingApplication, facts: Facts, case_id: UUID, day: int) -> UUID:
-    """An individual coordination meeting on the case, scheduled and held on ``day``."""
+def discuss(app: MeetingApplication, case_id: UUID, day: int) -> UUID:
+    """An individual coordination meeting on the case, scheduled and held on ``day`` (it
+    asks nothing of intake: its person is the case's)."""
     meeting = app.schedule_meeting(
         JIRITSU,
-        facts,
+        Facts(),
         ScheduleMeeting("individual_coordination", days(day), [case_id], at=days(day)),
     )
     app.hold_meeting(
@@ -138,7 +139,7 @@ def _drafted(app: MeetingApplication, case_id: UUID) -> None:
 
 def _discussed(app: MeetingApplication, case_id: UUID) -> None:
     _drafted(app, case_id)
-    discuss(app, facts, case_id, 3)
+    discuss(app, case_id, 3)
 
 
 def _approved(app: MeetingApplication, case_id: UUID) -> None:
@@ -256,7 +257,7 @@ def test_seed_003_case_1_four_meetings_four_plan_versions(
         day = 10 + number * 60
         version = app.draft_plan(JIRITSU, case_id, plan(day, goals=[goal]))
         assert version == number + 1
-        meetings.append(discuss(app, facts, case_id, day + 1))
+        meetings.append(discuss(app, case_id, day + 1))
         assert app.approve_plan(APPROVER, case_id, days(day + 1)) == version
         app.record_monitoring(JIRITSU, case_id, "面接を受けるが不採用", days(day + 30))
         if number < len(goals) - 1:
@@ -275,7 +276,7 @@ def test_a_redrafted_plan_needs_its_own_meeting(app: MeetingApplication, facts: 
     app.draft_plan(JIRITSU, case_id, plan(4, goals=["修正したプラン"]))
     with pytest.raises(Conflict, match="version 2 has not been discussed"):
         app.approve_plan(APPROVER, case_id, days(4))
-    discuss(app, facts, case_id, 5)
+    discuss(app, case_id, 5)
     assert app.approve_plan(APPROVER, case_id, days(5)) == 2
     assert app.case(case_id).plans[0].status == "draft"  # the first draft stays in the history
 
