@@ -81,13 +81,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers == 1:
         uvicorn.run(_service_app(args.service, settings), **options)
     else:
+        from services.wiring import close_app
+
         # Built once here first, so that the tables exist before the workers start together:
         # concurrent CREATE TABLE IF NOT EXISTS in PostgreSQL can fail ("tuple concurrently
-        # updated") and kill a worker.
-        app = _service_app(args.service, settings)
-        application = getattr(app.state, "application", None)
-        if application is not None:
-            application.close()
+        # updated") and kill a worker. Then closed: this process only supervises the workers.
+        close_app(_service_app(args.service, settings))
         # Each worker process builds its own app, told which by the environment it inherits.
         os.environ[SERVE_SERVICE] = args.service
         uvicorn.run("services.cli:worker_app", factory=True, workers=args.workers, **options)
@@ -153,6 +152,7 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
     log.info("relay started", extra={"service": args.service})
     relaying.run(stop, settings.relay_poll_seconds)
     disclosures.join()
+    relaying.close()
     outbox.database.close()
     publisher.close()
     application.close()

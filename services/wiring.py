@@ -292,6 +292,35 @@ def intake_relay(settings: Settings, intake: TracingApplication, publisher: Publ
     return relay(settings, "intake", intake, publisher)
 
 
+def closing(app: FastAPI, *closers: Callable[[], object]) -> FastAPI:
+    """``app`` closes what it opened (its connection pools) when it shuts down, or when
+    ``close_app`` is called on an app built but never served. Each pool holds connections
+    open until closed, so an app left unclosed keeps them for the life of its process."""
+    done: list[bool] = []
+
+    def close() -> None:
+        if not done:
+            done.append(True)
+            for closer in closers:
+                closer()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        close()
+
+    app.router.lifespan_context = lifespan
+    app.state.close = close
+    return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Close what a service app opened, as its shutdown would (the desk holds no pool)."""
+    close = getattr(app.state, "close", None)
+    if close is not None:
+        close()
+
+
 def service_app(settings: Settings, service: str) -> FastAPI:
     """One service's HTTP API in distributed mode (its relay and feed run as other processes)."""
     if service == "web":
@@ -307,15 +336,18 @@ def service_app(settings: Settings, service: str) -> FastAPI:
         app.include_router(views_router(views, settings, disclosures))
         app.include_router(audit_router(chains, views, anchorings(settings), disclosures))
         app.include_router(person_views(views, settings, disclosures))
-        return app
+        return closing(app, chains.close, views.database.close)
     spec = COMMAND_SERVICES[service]
     application = spec.application(settings)
     store = feed_store(settings, service) if service in FEEDS else None
     app = create_app(f"Tsunagu {service}", settings, spec.title)
     app.state.application = application
-    disclosures = Disclosures(disclosure_outbox(settings, service))
-    app.include_router(spec.routes(application, store, lambda: None, disclosures))
-    return app
+    outbox = disclosure_outbox(settings, service)
+    app.include_router(spec.routes(application, store, lambda: None, Disclosures(outbox)))
+    closers = [application.close, outbox.database.close]
+    if store is not None:
+        closers.append(store.database.close)
+    return closing(app, *closers)
 
 
 def web_app(settings: Settings, services: Services, *, dev_signin: bool = False) -> FastAPI:
@@ -352,6 +384,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     bus.subscribe(topics.dead_letter, FileDeadLetters(settings.var_dir / DEAD_LETTERS).deliver)
     applications = {name: spec.application(settings) for name, spec in COMMAND_SERVICES.items()}
     relays = [relay(settings, name, app, bus) for name, app in applications.items()]
+    outboxes = {name: disclosure_outbox(settings, name, publish_to=bus) for name in applications}
 
     views = stores["projection"]
     purged = topics.events("projection")
@@ -394,6 +427,10 @@ def embedded_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(checkpointer.tick)
         for application in applications.values():
             application.close()
+        for each in relays:
+            each.close()
+        for outbox in outboxes.values():
+            outbox.database.close()
         for store in stores.values():
             store.database.close()
         chains.close()
@@ -406,7 +443,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.state.applications, app.state.views, app.state.bus = applications, views, bus
     for name, spec in COMMAND_SERVICES.items():
-        disclosures = Disclosures(disclosure_outbox(settings, name, publish_to=bus))
+        disclosures = Disclosures(outboxes[name])
         routes = spec.routes(applications[name], stores.get(name), relay_all, disclosures)
         app.include_router(routes, prefix=f"/{name}")
     view_disclosures = Disclosures(chains)

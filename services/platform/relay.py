@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from contracts.envelope import CloudEvent, event_id
 from contracts.events import IntegrationEvent
 from services.platform.bus import Message, Publisher
-from services.platform.eventstore import TracingMapper
+from services.platform.eventstore import NewEventsListener, TracingMapper
 from services.platform.lifecycle import Stopped, until_available
 from services.platform.sql import Database
 from services.platform.tracing import context_from, current_carrier, tracer
@@ -76,6 +76,9 @@ class RelayPosition:
                 (self._name, position),
             )
 
+    def close(self) -> None:
+        self._database.close()
+
 
 class Relay:
     def __init__(
@@ -115,6 +118,12 @@ class Relay:
             self._position.set(notifications[-1].id)
             log.debug("relayed", extra={"topic": self._topic, "count": len(messages)})
             return len(notifications)
+
+    def close(self) -> None:
+        """Its position's connections, and the one it waits for new events on."""
+        self._position.close()
+        if isinstance(self._wait, NewEventsListener):
+            self._wait.close()
 
     def drain(self) -> int:
         """Publish until nothing is left; the number of stored events read."""

@@ -18,6 +18,7 @@ from contracts.topics import Topics
 from services.platform.bus import InProcessBus
 from services.platform.settings import Settings
 from services.wiring import FEEDS, feed_runner, feed_store, projection_app, relay, service_app
+from tests.integration.conftest import Cleanup
 
 pytestmark = pytest.mark.integration
 
@@ -34,31 +35,30 @@ class Platform:
 
 
 @pytest.fixture
-def platform(distributed_settings: Settings) -> Iterator[Platform]:
+def platform(distributed_settings: Settings, cleanup: Cleanup) -> Iterator[Platform]:
     settings, bus = distributed_settings, InProcessBus()
     topics = Topics(settings.topic_prefix)
-    stores = {service: feed_store(settings, service) for service in ("projection", "referral")}
+    stores = {s: cleanup.store(feed_store(settings, s)) for s in ("projection", "referral")}
     for service, store in stores.items():
         runner = feed_runner(settings, service, store, bus)
         for source in FEEDS[service].sources:
             bus.subscribe(topics.events(source), runner.consume)
     apps = {name: service_app(settings, name) for name in ("intake", "referral")}
-    relays = [relay(settings, name, app.state.application, bus) for name, app in apps.items()]
+    relays = [
+        cleanup.relay(relay(settings, name, app.state.application, bus))
+        for name, app in apps.items()
+    ]
 
     def settle() -> None:
         while sum(r.drain() for r in relays):
             pass
 
     yield Platform(
-        TestClient(apps["intake"]),
-        TestClient(apps["referral"]),
-        TestClient(projection_app(settings)),
+        cleanup.client(apps["intake"]),
+        cleanup.client(apps["referral"]),
+        cleanup.client(projection_app(settings)),
         settle,
     )
-    for app in apps.values():
-        app.state.application.close()
-    for store in stores.values():
-        store.database.close()
 
 
 def ok(response: Any, status: int = 200) -> Any:

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from services.platform.settings import Settings
 from services.wiring import audit_chains, disclosure_outbox, service_app, view_store
 from tests.conftest import TokenFactory
 from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Cleanup
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +22,10 @@ ZAMA = "142182"
 
 
 def test_a_read_reaches_the_chain_through_the_outbox_once(
-    distributed_settings: Settings, spawn: Spawn, token: TokenFactory
+    distributed_settings: Settings, spawn: Spawn, token: TokenFactory, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
-    intake = TestClient(service_app(settings, "intake"))
+    intake = cleanup.client(service_app(settings, "intake"))
     headers = {"Authorization": f"Bearer {token()}"}
     shakyo = {"Authorization": f"Bearer {token('zama-shakyo')}"}
     person = intake.post("/persons", json={"family_name": "志村"}, headers=headers).json()["id"]
@@ -42,7 +42,7 @@ def test_a_read_reaches_the_chain_through_the_outbox_once(
     assert intake.get(f"/persons/{person}", headers=shakyo).status_code == 200
     spawn(["relay", "intake"], settings)
     spawn(["audit", "ingest"], settings)
-    chain = audit_chains(settings, view_store(settings)).of(ZAMA)
+    chain = audit_chains(settings, cleanup.store(view_store(settings))).of(ZAMA)
 
     def entries() -> list[str]:
         return [r.viewer_agency for r in chain.seen_person(person)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from fastapi.testclient import TestClient
 
 from contracts.envelope import CloudEvent
 from contracts.events import CATALOGUE, parse
@@ -15,6 +14,7 @@ from services.platform.settings import Settings
 from services.scenarios import ScenarioPlayer
 from services.wiring import intake_app, intake_relay
 from tests.conftest import TokenFactory
+from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import read_topic
 from tests.scenario_checks import check_intake_expectations, play_all
 
@@ -22,19 +22,19 @@ pytestmark = pytest.mark.integration
 
 
 def test_scenario_intake_steps_publish_schema_valid_events_keyed_by_person(
-    distributed_settings: Settings, token: TokenFactory
+    distributed_settings: Settings, token: TokenFactory, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     bootstrap = settings.kafka_bootstrap_servers or ""
     topic = Topics(settings.topic_prefix).events("intake")
     ensure_topics(bootstrap, [topic], settings.topic_partitions)
     app = intake_app(settings)
-    client = TestClient(app)
+    client = cleanup.client(app)
 
     played = play_all(ScenarioPlayer({"intake": (client, "")}, token))
     check_intake_expectations(client, token, "", played)
     publisher = KafkaPublisher(bootstrap)
-    published = intake_relay(settings, app.state.application, publisher).drain()
+    published = cleanup.relay(intake_relay(settings, app.state.application, publisher)).drain()
     publisher.close()
 
     records = read_topic(bootstrap, topic, expect=1)

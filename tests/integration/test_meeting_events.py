@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from fastapi.testclient import TestClient
 
 from contracts.envelope import CloudEvent
 from contracts.events import CATALOGUE, parse
@@ -21,6 +20,7 @@ from services.scenarios import ScenarioPlayer, load_scenarios
 from services.wiring import feed_store, relay, service_app
 from tests.conftest import TokenFactory
 from tests.infrastructure import Process
+from tests.integration.conftest import Cleanup
 from tests.integration.feeds import AfterTheFeed
 from tests.integration.kafka_tools import read_topic
 
@@ -49,7 +49,7 @@ ARTICLE9_STORY = [
 
 
 def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
-    distributed_settings: Settings, spawn: Spawn, token: TokenFactory
+    distributed_settings: Settings, spawn: Spawn, token: TokenFactory, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     bootstrap = settings.kafka_bootstrap_servers or ""
@@ -57,16 +57,16 @@ def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
     ensure_topics(bootstrap, [topic], settings.topic_partitions)
     spawn(["relay", "intake"], settings)
     feed = spawn(["project", "meeting"], settings)
-    intake = TestClient(service_app(settings, "intake"))
+    intake = cleanup.client(service_app(settings, "intake"))
     meeting_app = service_app(settings, "meeting")
-    replica = feed_store(settings, "meeting")
+    replica = cleanup.store(feed_store(settings, "meeting"))
     facts = FeedFacts(replica)
 
     def ready(url: str, body: Any) -> bool:
         # A case opens from an application that reaches meeting over Kafka.
         return url != "/cases" or facts.applicant(UUID(body["consultation_id"])) is not None
 
-    meetings = AfterTheFeed(TestClient(meeting_app), ready, feed)
+    meetings = AfterTheFeed(cleanup.client(meeting_app), ready, feed)
     player = ScenarioPlayer({"intake": (intake, ""), "meeting": (meetings, "")}, token)
     stories = {s.name: s for s in load_scenarios()}
     offender = player.play(stories["01-released-offender-a"])
@@ -74,9 +74,8 @@ def test_meeting_steps_publish_schema_valid_events_in_story_order_per_person(
     assert [step for step, _ in tax.refused] == ["share_in_meeting"]
     assert set(offender.skipped) == {"send_referral", "decline"}  # referral is not running
 
-    replica.database.close()
     publisher = KafkaPublisher(bootstrap)
-    relay(settings, "meeting", meeting_app.state.application, publisher).drain()
+    cleanup.relay(relay(settings, "meeting", meeting_app.state.application, publisher)).drain()
     publisher.close()
     expected = len(CASE_STORY) + len(ARTICLE9_STORY)
     records = read_topic(bootstrap, topic, expect=expected)

@@ -19,6 +19,7 @@ from services.wiring import (
     COMMAND_SERVICES,
     FEEDS,
     audit_chains,
+    close_app,
     declare_topics,
     disclosure_outbox,
     feed_runner,
@@ -72,8 +73,10 @@ class Services:
             pass
 
     def close(self) -> None:
-        for name in COMMAND_SERVICES:
-            self.apps[name].state.application.close()
+        for app in self.apps.values():
+            close_app(app)
+        for each in self.relays:
+            each.close()
         for outbox in self.outboxes:
             outbox.database.close()
         self.chains.close()

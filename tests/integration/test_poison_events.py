@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from contracts.envelope import CloudEvent
 from contracts.topics import Topics
@@ -18,6 +17,7 @@ from services.platform.settings import Settings
 from services.wiring import intake_app, view_store
 from tests.conftest import run_cli
 from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import produce_raw, read_topic
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def deadletter(settings: Settings, *args: str) -> list[dict[str, Any]]:
 
 
 def test_a_nul_byte_is_quarantined_and_later_consultations_become_visible(
-    distributed_settings: Settings, spawn: Spawn, auth: Auth
+    distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     bootstrap = settings.kafka_bootstrap_servers
@@ -42,7 +42,8 @@ def test_a_nul_byte_is_quarantined_and_later_consultations_become_visible(
     topic = Topics(settings.topic_prefix).events("intake")
     spawn(["relay", "intake"], settings)
     projector = spawn(["project", "projection"], settings)
-    intake, store = TestClient(intake_app(settings)), view_store(settings)
+    intake = cleanup.client(intake_app(settings))
+    store = cleanup.store(view_store(settings))
     assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
     wait_for(lambda: store.count("consultation_view") == 1, 120, projector.output())
 
@@ -86,4 +87,3 @@ def test_a_nul_byte_is_quarantined_and_later_consultations_become_visible(
     rebuilt = run_cli(settings, "views", "rebuild", "projection")
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert store.count("consultation_view") == 6
-    store.database.close()

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from fastapi.testclient import TestClient
 
 from contracts.topics import Topics
 from services.platform.settings import Settings
 from services.wiring import service_app, view_store
 from tests.conftest import settings_env
 from tests.infrastructure import ROOT, Process, wait_for
+from tests.integration.conftest import Cleanup
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +23,16 @@ OPEN = {"channel": "visit", "route_in": "self", "caller_kind": "self"}
 
 
 def test_kill_9_of_the_projector_then_a_rebuild(
-    distributed_settings: Settings, spawn: Spawn, auth: Callable[..., dict[str, str]]
+    distributed_settings: Settings,
+    spawn: Spawn,
+    auth: Callable[..., dict[str, str]],
+    cleanup: Cleanup,
 ) -> None:
     settings = distributed_settings
     spawn(["relay", "intake"], settings)
     projector = spawn(["project", "projection"], settings)
-    intake = TestClient(service_app(settings, "intake"))
-    store = view_store(settings)
+    intake = cleanup.client(service_app(settings, "intake"))
+    store = cleanup.store(view_store(settings))
     topic = Topics(settings.topic_prefix).events("intake")
 
     for number in range(300):
@@ -63,4 +66,3 @@ def test_kill_9_of_the_projector_then_a_rebuild(
     assert "rebuilt 300/300 messages (100%)" in rebuilt.stderr
     assert store.count("consultation_view") == 300
     assert store.count("processed_event") == 300
-    store.database.close()

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from contracts.envelope import CloudEvent
 from contracts.events import parse
@@ -16,6 +15,7 @@ from services.platform.settings import Settings
 from services.wiring import feed_store, relay, service_app
 from tests.conftest import TokenFactory
 from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import read_topic
 
 Spawn = Callable[[list[str], Settings], Process]
@@ -27,6 +27,7 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
     distributed_settings: Settings,
     spawn: Spawn,
     token: TokenFactory,
+    cleanup: Cleanup,
 ) -> None:
     settings = distributed_settings
     bootstrap = settings.kafka_bootstrap_servers or ""
@@ -34,9 +35,9 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
     ensure_topics(bootstrap, [topics.events("intake"), topics.events("referral")], 2)
     spawn(["relay", "intake"], settings)
     feed = spawn(["project", "referral"], settings)
-    intake = TestClient(service_app(settings, "intake"))
+    intake = cleanup.client(service_app(settings, "intake"))
     referral_app = service_app(settings, "referral")
-    referral = TestClient(referral_app)
+    referral = cleanup.client(referral_app)
 
     def as_(agency: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token(agency)}"}
@@ -67,7 +68,7 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
         "consent_id": consent,
     }
 
-    replica = feed_store(settings, "referral")
+    replica = cleanup.store(feed_store(settings, "referral"))
 
     def consent_replicated() -> bool:
         with replica.database.transaction() as tx:
@@ -75,7 +76,6 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
         return found is not None
 
     wait_for(consent_replicated, 90, f"the consent in referral's feed\n{feed.output()}")
-    replica.database.close()
     sent = referral.post("/referrals", json=slip, headers=as_("zama-shuno"))
     assert sent.status_code == 201, sent.text
     url = f"/referrals/{sent.json()['id']}"
@@ -91,7 +91,7 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
     assert status["state"] == "completed" and "outcome" not in status
 
     publisher = KafkaPublisher(bootstrap)
-    relay(settings, "referral", referral_app.state.application, publisher).drain()
+    cleanup.relay(relay(settings, "referral", referral_app.state.application, publisher)).drain()
     publisher.close()
     records = read_topic(bootstrap, topics.events("referral"), expect=5)
     events = [CloudEvent.from_bytes(r.value) for r in records]  # type: ignore[attr-defined]

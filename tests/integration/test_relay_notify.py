@@ -65,6 +65,7 @@ def test_the_relay_publishes_each_stored_event_without_waiting_out_its_poll(
     finally:
         stop.set()
         running.join(HUNG)
+        relay.close()
         intake.close()
     assert not running.is_alive(), "the relay did not stop while waiting"
     assert len({e.subject for e in sent.opened}) == 5

@@ -13,6 +13,7 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.reference import reference
 from contracts.topics import Topics
 from services.meeting.feed import FeedFacts
 from services.platform.settings import Settings
@@ -20,6 +21,7 @@ from services.scenarios import Client, ScenarioPlayer, load_scenarios
 from services.wiring import feed_store, service_app, view_store
 from tests.conftest import TokenFactory
 from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Cleanup
 from tests.integration.feeds import AfterTheFeed
 from tests.integration.kafka_tools import end_offsets
 from tests.scenario_checks import (
@@ -32,6 +34,8 @@ from tests.scenario_checks import (
 )
 
 pytestmark = pytest.mark.integration
+# Every story is played in Zama.
+ZAMA = reference().agencies["zama-jiritsu"].municipality
 
 Spawn = Callable[[list[str], Settings], Process]
 
@@ -48,7 +52,7 @@ class Platform:
 
 @pytest.fixture
 def platform(
-    distributed_settings: Settings, spawn: Spawn, token: TokenFactory
+    distributed_settings: Settings, spawn: Spawn, token: TokenFactory, cleanup: Cleanup
 ) -> Iterator[Platform]:
     settings = distributed_settings
     for service in ("intake", "referral", "meeting"):
@@ -56,10 +60,9 @@ def platform(
     projection = spawn(["project", "projection"], settings)
     referral_feed = spawn(["project", "referral"], settings)
     meeting_feed = spawn(["project", "meeting"], settings)
-    referral_replica = feed_store(settings, "referral")
-    meeting_feed_store = feed_store(settings, "meeting")
-    meeting_facts = FeedFacts(meeting_feed_store)
-    views = view_store(settings)
+    referral_replica = cleanup.store(feed_store(settings, "referral"))
+    meeting_facts = FeedFacts(cleanup.store(feed_store(settings, "meeting")))
+    views = cleanup.store(view_store(settings))
     topics = [Topics(settings.topic_prefix).events(s) for s in ("intake", "referral", "meeting")]
 
     def consent_known(url: str, body: Any) -> bool:
@@ -74,8 +77,11 @@ def platform(
     def applicant_known(url: str, body: Any) -> bool:
         if url == "/cases":
             return meeting_facts.applicant(UUID(body["consultation_id"])) is not None
-        if url == "/vital-interests":
-            return meeting_facts.knows_person(UUID(body["person_id"]))
+        about_person = url == "/vital-interests" or (
+            url == "/meetings" and body.get("kind") == "article9_support_meeting"
+        )
+        if about_person:
+            return meeting_facts.knows_person(UUID(body["person_id"]), ZAMA)
         return True
 
     def caught_up() -> bool:
@@ -90,19 +96,17 @@ def platform(
             wait_for(caught_up, 120, f"the views to catch up\n{projection.output()}")
 
     referral = AfterTheFeed(
-        TestClient(service_app(settings, "referral")), consent_known, referral_feed
+        cleanup.client(service_app(settings, "referral")), consent_known, referral_feed
     )
     meeting = AfterTheFeed(
-        TestClient(service_app(settings, "meeting")), applicant_known, meeting_feed
+        cleanup.client(service_app(settings, "meeting")), applicant_known, meeting_feed
     )
     services: dict[str, tuple[Client, str]] = {
-        "intake": (TestClient(service_app(settings, "intake")), ""),
+        "intake": (cleanup.client(service_app(settings, "intake")), ""),
         "referral": (referral, ""),
         "meeting": (meeting, ""),
     }
-    yield Platform(settings, services, TestClient(service_app(settings, "projection")), settle)
-    for store in (referral_replica, views, meeting_feed_store):
-        store.database.close()
+    yield Platform(settings, services, cleanup.client(service_app(settings, "projection")), settle)
 
 
 def test_every_step_of_every_story_plays_across_the_services(

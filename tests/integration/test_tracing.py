@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.topics import Topics
@@ -13,13 +12,14 @@ from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.platform.tracing import setup_tracing
 from services.wiring import intake_app, intake_relay, projection_runner, view_store
+from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
 
 
 def test_one_trace_from_http_to_the_projector(
-    distributed_settings: Settings, auth: Callable[..., dict[str, str]]
+    distributed_settings: Settings, auth: Callable[..., dict[str, str]], cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     bootstrap = settings.kafka_bootstrap_servers or ""
@@ -29,19 +29,20 @@ def test_one_trace_from_http_to_the_projector(
     setup_tracing("tsunagu-test", exporter=exporter)
 
     app = intake_app(settings)
-    response = TestClient(app).post(
+    response = cleanup.client(app).post(
         "/consultations",
         json={"channel": "visit", "route_in": "self", "caller_kind": "self"},
         headers=auth(),
     )
     assert response.status_code == 201
     publisher = KafkaPublisher(bootstrap)
-    assert intake_relay(settings, app.state.application, publisher).drain() == 1
+    assert cleanup.relay(intake_relay(settings, app.state.application, publisher)).drain() == 1
     publisher.close()
 
     [record] = read_topic(bootstrap, topic, expect=1)
     headers = tuple((k, bytes(v)) for k, v in record.headers)  # type: ignore[attr-defined]
-    runner = projection_runner(settings, view_store(settings), KafkaPublisher(bootstrap))
+    store = cleanup.store(view_store(settings))
+    runner = projection_runner(settings, store, KafkaPublisher(bootstrap))
     runner.consume(Message(topic, "", record.value, headers))  # type: ignore[attr-defined]
 
     spans = exporter.get_finished_spans()

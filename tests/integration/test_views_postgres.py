@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from contracts.envelope import CloudEvent
 from contracts.events import ViewPurged, parse
@@ -17,6 +16,7 @@ from services.platform.settings import Settings
 from services.projection.store import ViewStore
 from services.wiring import projection_app, service_app, view_store
 from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ Auth = Callable[..., dict[str, str]]
 
 
 def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
-    distributed_settings: Settings, spawn: Spawn, auth: Auth
+    distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     topics = Topics(settings.topic_prefix)
@@ -38,9 +38,9 @@ def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
     )
     spawn(["relay", "intake"], settings)
     feed = spawn(["project", "projection"], settings)
-    intake = TestClient(service_app(settings, "intake"))
-    views = TestClient(projection_app(settings))
-    store = view_store(settings)
+    intake = cleanup.client(service_app(settings, "intake"))
+    views = cleanup.client(projection_app(settings))
+    store = cleanup.store(view_store(settings))
 
     person = intake.post(
         "/persons", json={"family_name": "試験", "sex": "female"}, headers=auth()
@@ -109,7 +109,6 @@ def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
         ["identity"],
     )
     wait_for(lambda: published(store, person), 30, f"the purge marked\n{sweeper.output()}")
-    store.database.close()
 
 
 def published(store: ViewStore, person: str) -> bool:

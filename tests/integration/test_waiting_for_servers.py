@@ -19,7 +19,7 @@ from contracts.envelope import CloudEvent
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher
 from services.platform.settings import Settings
-from services.wiring import declare_topics, intake_relay, service_app, view_store
+from services.wiring import close_app, declare_topics, intake_relay, service_app, view_store
 from tests.conftest import JWT_SECRET
 from tests.infrastructure import Infrastructure, Process, fresh_database, wait_for
 from tests.integration.kafka_tools import read_topic
@@ -57,13 +57,13 @@ def settings(own: OwnServers, infrastructure: Infrastructure, tmp_path: Path) ->
 
 
 def open_consultations(settings: Settings, auth: Auth, count: int) -> list[str]:
-    intake = TestClient(service_app(settings, "intake"))
     ids = []
-    for _ in range(count):
-        opened = intake.post("/consultations", json=OPEN, headers=auth())
-        assert opened.status_code == 201, opened.text
-        ids.append(opened.json()["id"])
-    intake.app.state.application.close()  # type: ignore[attr-defined]
+    # Entered, so that the app's shutdown closes its connections.
+    with TestClient(service_app(settings, "intake")) as intake:
+        for _ in range(count):
+            opened = intake.post("/consultations", json=OPEN, headers=auth())
+            assert opened.status_code == 201, opened.text
+            ids.append(opened.json()["id"])
     return ids
 
 
@@ -125,12 +125,14 @@ def test_a_feed_started_while_kafka_is_down_waits_and_then_projects(
 ) -> None:
     opened = open_consultations(settings, auth, 5)
     declare_topics(settings)
-    intake = service_app(settings, "intake").state.application
+    intake = service_app(settings, "intake")
     assert settings.kafka_bootstrap_servers
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-    assert intake_relay(settings, intake, publisher).drain() == len(opened)
+    relaying = intake_relay(settings, intake.state.application, publisher)
+    assert relaying.drain() == len(opened)
     publisher.close()
-    intake.close()
+    relaying.close()
+    close_app(intake)
 
     own.stop("kafka")
     feed = spawn(["project", "projection"], settings)
@@ -151,11 +153,7 @@ def test_sigterm_under_load_stops_relay_and_feed_by_themselves_and_loses_nothing
     wait_for(lambda: store.count("consultation_view") > 0, HUNG, feed.output())
 
     # Commands keep coming while they stop: both are in the middle of their work.
-    intake = TestClient(service_app(settings, "intake"))
-    assert all(
-        intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
-        for _ in range(20)
-    )
+    open_consultations(settings, auth, 20)
     assert terminate(relay) == 0, relay.output()
     assert terminate(feed) == 0, feed.output()
     open_consultations(settings, auth, 20)

@@ -15,6 +15,7 @@ from services.platform.settings import Settings
 from services.projection.runner import REASON_HEADER
 from services.wiring import intake_app, projection_app, view_store
 from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import end_offsets, produce_raw, read_topic
 
 pytestmark = pytest.mark.integration
@@ -32,12 +33,13 @@ def view_rows(views: TestClient, auth: Auth) -> list[dict[str, Any]]:
 
 
 def test_an_opened_consultation_reaches_the_agency_view_over_kafka(
-    distributed_settings: Settings, spawn: Spawn, auth: Auth
+    distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     spawn(["relay", "intake"], settings)
     projector = spawn(["project"], settings)
-    intake, views = TestClient(intake_app(settings)), TestClient(projection_app(settings))
+    intake = cleanup.client(intake_app(settings))
+    views = cleanup.client(projection_app(settings))
 
     opened = intake.post("/consultations", json={**OPEN, "notes": "髙橋さん 🙏"}, headers=auth())
     assert opened.status_code == 201, opened.text
@@ -66,13 +68,13 @@ def test_an_opened_consultation_reaches_the_agency_view_over_kafka(
 
 
 def test_kill_9_of_the_relay_mid_batch_loses_and_doubles_nothing(
-    distributed_settings: Settings, spawn: Spawn, auth: Auth
+    distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     relay = spawn(["relay", "intake"], settings)
     projector = spawn(["project"], settings)
-    intake = TestClient(intake_app(settings))
-    store = view_store(settings)
+    intake = cleanup.client(intake_app(settings))
+    store = cleanup.store(view_store(settings))
 
     for number in range(500):
         assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
@@ -100,14 +102,15 @@ def test_kill_9_of_the_relay_mid_batch_loses_and_doubles_nothing(
 
 
 def test_a_malformed_message_is_dead_lettered_and_the_projector_keeps_going(
-    distributed_settings: Settings, spawn: Spawn, auth: Auth
+    distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
     bootstrap, topics = settings.kafka_bootstrap_servers or "", Topics(settings.topic_prefix)
     spawn(["relay", "intake"], settings)
     projector = spawn(["project"], settings)
     produce_raw(bootstrap, topics.events("intake"), b"poison", b'{"specversion": "1.0", "oops": 1')
-    intake, views = TestClient(intake_app(settings)), TestClient(projection_app(settings))
+    intake = cleanup.client(intake_app(settings))
+    views = cleanup.client(projection_app(settings))
     assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
 
     wait_for(lambda: len(view_rows(views, auth)) == 1, 90, f"the view\n{projector.output()}")
