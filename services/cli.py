@@ -55,18 +55,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     app = embedded_app(settings)
     if not args.no_demo:
         load_demo(app, settings)
-    url = f"http://{args.host}:{args.port}"
-    print(
+    print(banner(f"http://{args.host}:{args.port}", settings), flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def banner(url: str, settings: Settings) -> str:
+    """What ``tsunagu run`` says as it starts. Its two command lines are pasted as they stand,
+    from the repository's root: the README's quick start shows the same."""
+    return (
         f"\nTsunagu (embedded) at {url}  —  the desk: {url}/  (development sign-in)\n"
         f"API docs: {url}/docs\n"
         f"Data: {settings.var_dir.resolve()}\n"
         "TOKEN=$(.venv/bin/tsunagu token --agency zama-jiritsu --role caseworker --staff s001)\n"
         f'curl -H "Authorization: Bearer $TOKEN" {url}/views/consultations\n'
-        "Stop:  Ctrl-C\n",
-        flush=True,
+        "Stop:  Ctrl-C\n"
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
-    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
