@@ -149,3 +149,22 @@ def test_the_development_sign_in_refuses_a_role_the_agency_may_not_hold(desk: Te
     assert "この機関ではこの役割を選べません" in answer.text
     assert desk.get("/", follow_redirects=False).headers["location"] == "/signin"
     sign_in(desk, "oneaid", "privacy_officer")
+
+
+def test_a_control_character_typed_into_a_form_is_named_beside_its_field(
+    desk: TestClient,
+) -> None:
+    """Issue 16's field rules reach the desk in Japanese, not as the generic message."""
+    sign_in(desk)
+    answer = desk.post(
+        "/consultations",
+        data={
+            "csrf_token": csrf_of(desk, "/consultations/new"),
+            "channel": "visit",
+            "route_in": "self",
+            "caller_kind": "self",
+            "main_complaint": "家賃\x07",
+        },
+    )
+    assert answer.status_code == 422
+    assert "制御文字や文字の向きを変える文字は使えません。" in answer.text

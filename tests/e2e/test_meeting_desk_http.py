@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from services.platform.settings import Settings
 from services.wiring import embedded_app
+from tests.e2e.test_desk_http import sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -388,9 +389,17 @@ def test_a_regular_meeting_shows_a_participant_only_the_cases_it_has_a_basis_for
             and e["view_request"].get("meeting_id") == regular["id"]
         ]
 
-    read, gaps_read = entries(shown.person)
+    # The desk says a part was left out, rather than showing an empty record as complete.
+    sign_in(client, "oneaid")
+    page = client.get(f"/meetings/{regular['id']}")
+    assert page.status_code == 200 and "開示の根拠がない方に関する部分" in page.text
+    assert "保証人" not in page.text and "夜間の居場所" in page.text
+
+    read, gaps_read, *desk_reads = entries(shown.person)
     assert read["kind"] == "record_viewed" and read["bases"]["plan"]["basis"] == "consent"
     assert gaps_read["view_request"]["view"] == "resource_gaps"
+    # The page's own calls are reads of that person too, and of nobody else.
+    assert [e["view_request"]["view"] for e in desk_reads] == ["meeting", "resource_gaps"]
     assert entries(other.person) == []
 
 
