@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -127,6 +129,42 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+# What no path names and no query parameter holds: PostgreSQL text cannot store NUL, and no
+# identifier or search has a control character in it.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+class NoControlCharactersInUrl:
+    """A path with a control character names no resource (404); a query parameter holding one
+    is refused as a field is (422 naming it), before any route reads it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = _url_refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _url_refusal(scope: Scope) -> Response | None:
+    if _CONTROL.search(scope.get("path", "")):
+        return JSONResponse(error_body("not_found", "no such resource"), 404)
+    problems = [
+        {
+            "field": _field(["query", name]),
+            "rule": "control_character",
+            "message": "must not hold control characters",
+        }
+        for name, value in QueryParams(scope.get("query_string", b"")).multi_items()
+        if _CONTROL.search(name) or _CONTROL.search(value)
+    ]
+    return _refusal(problems) if problems else None
+
+
 async def _http_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     if error.status_code == 400 and error.__cause__ is not None:
@@ -156,6 +194,7 @@ def create_app(title: str, settings: Settings, description: str = "") -> FastAPI
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(NoControlCharactersInUrl)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
