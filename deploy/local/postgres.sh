@@ -129,12 +129,21 @@ make_pg_dir() {
   fi
 }
 
+# Whether the server's OS user can reach $1 now and will later: the parents of
+# the repository may be closed to it (e.g. a checkout under /root), and Tsunagu
+# keeps the repository's var/ its owner's alone (0700, whenever it runs:
+# services/platform/private_files.py), so a dir under var/ is reachable only
+# until Tsunagu first runs there.
+pg_reaches() {
+  ! is_root || { [[ $1 != "$REPO_DIR/var/"* ]] && as_pg test -x "$1"; }
+}
+
 # Prefers <state>/data; falls back to /tmp when the server's OS user cannot
-# traverse the parents of the repository (e.g. a checkout under /root).
+# reach it (pg_reaches).
 choose_data_dir() {
   local data=$STATE_DIR/data
-  if is_root && ! as_pg test -x "$STATE_DIR"; then
-    log "$PG_OS_USER cannot reach $STATE_DIR; using $TMP_BASE for the data dir"
+  if ! pg_reaches "$STATE_DIR"; then
+    log "$PG_OS_USER may not reach $STATE_DIR; using $TMP_BASE for the data dir"
     data=$TMP_BASE/data
   fi
   if [[ $data == "$TMP_BASE"/* || ${#data} -gt $MAX_SOCKET_DIR_LEN ]]; then
@@ -318,7 +327,11 @@ cmd_start() {
   mkdir -p "$STATE_DIR"
   # The server's OS user has to traverse this directory to reach data/.
   chmod 755 "$STATE_DIR"
-  # A data dir of an earlier run is started again as it is.
+  # A data dir of an earlier run is started again as it is, moved first if the
+  # server's OS user can no longer reach it (var/ closed since it was made).
+  if data=$(recorded_data_dir) && [[ -f $data/PG_VERSION ]] && ! pg_reaches "$(dirname "$data")"; then
+    data=$(move_data_dir "$data")
+  fi
   if ! data=$(recorded_data_dir) || [[ ! -f $data/PG_VERSION ]]; then
     data=$(choose_data_dir)
     rm -rf "$data"
@@ -352,6 +365,20 @@ postmasters_for() {
   done
 }
 
+# Moves the data dir $1 to $TMP_BASE, where the server's OS user can reach it;
+# prints its new place.
+move_data_dir() {
+  local moved=$TMP_BASE/data
+  [[ ! -e $moved ]] || die "$PG_OS_USER cannot reach $1, and $moved is taken"
+  log "$PG_OS_USER cannot reach $1 any more; moving it to $moved"
+  make_pg_dir "$TMP_BASE"
+  mv "$1" "$moved"
+  # The socket's lock file, which the last server could not reach to remove.
+  rm -f "$moved"/.s.PGSQL.*
+  printf '%s\n' "$moved" >"$STATE_DIR/datadir"
+  printf '%s\n' "$moved"
+}
+
 # Stops the server and keeps its data dir and port; see the header.
 stop_server() {
   local quiet=${1:-} data pid pids=() deadline
@@ -370,6 +397,14 @@ stop_server() {
       log "not running"
     fi
     mapfile -t pids < <(postmasters_for "$data")
+    if ((${#pids[@]})); then
+      # pg_ctl could not stop it (its OS user cannot reach the data dir, say):
+      # the same fast shutdown, asked by signal, before anything harsher.
+      kill -INT "${pids[@]}" 2>/dev/null || true
+      deadline=$((SECONDS + 30))
+      while ((SECONDS < deadline)) && [[ -n $(postmasters_for "$data") ]]; do sleep 0.2; done
+      mapfile -t pids < <(postmasters_for "$data")
+    fi
     if ((${#pids[@]})); then
       log "killing leftover postmaster ${pids[*]}"
       kill -KILL "${pids[@]}" 2>/dev/null || true

@@ -3,7 +3,10 @@ deletes it; and the broker creates no topic on first use."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -62,6 +65,26 @@ def test_a_database_stopped_and_started_keeps_its_address_and_rows(servers: OwnS
 
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT count(*), sum(n) FROM kept").fetchone() == (100, 5050)
+
+
+def test_a_database_whose_directory_was_closed_since_starts_again_with_its_rows() -> None:
+    """Tsunagu closes its var/ dir to others (0700) whenever it runs, where deploy/local keeps
+    its state: the server's OS user may then no longer reach a data dir made there before."""
+    home = Path(tempfile.mkdtemp(prefix="tsunagu-closed-", dir="/tmp"))
+    home.chmod(0o755)
+    with own_servers(home / "local") as servers:
+        url = servers.start("postgres")
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("CREATE TABLE kept (n INT)")
+            connection.execute("INSERT INTO kept SELECT generate_series(1, 100)")
+        home.chmod(0o700)
+
+        servers.stop("postgres")
+        assert not servers.running("postgres")
+        assert servers.start("postgres") == url
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT count(*), sum(n) FROM kept").fetchone() == (100, 5050)
+    shutil.rmtree(home)
 
 
 def test_wipe_deletes_the_topics_and_the_broker_creates_none_on_first_use(
