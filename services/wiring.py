@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from contracts.reference import reference
 from contracts.topics import SERVICES, Topics
@@ -61,7 +61,9 @@ from services.web import oidc
 from services.web.app import build_web
 from services.web.client import Services, embedded_urls
 
-AfterCommand = Callable[[], object]
+CallNext = Callable[[Request], Awaitable[Response]]
+# Requests that store no command: nothing to relay after them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -85,37 +87,30 @@ class CommandService:
 
     application: Callable[[Settings], TracingApplication]
     translate: Translate
-    # (application, the service's own feed store or None, after_command, how its reads are
-    # disclosed) -> routes
-    routes: Callable[[TracingApplication, ViewStore | None, AfterCommand, Disclosures], APIRouter]
+    # (application, the service's own feed store or None, how its reads are disclosed) -> routes
+    routes: Callable[[TracingApplication, ViewStore | None, Disclosures], APIRouter]
     title: str
 
 
 def _intake_routes(
-    app: TracingApplication, _: ViewStore | None, after: AfterCommand, disclosures: Disclosures
+    app: TracingApplication, _: ViewStore | None, disclosures: Disclosures
 ) -> APIRouter:
     assert isinstance(app, IntakeApplication)
-    return intake_router(app, after, disclosures)
+    return intake_router(app, disclosures)
 
 
 def _referral_routes(
-    app: TracingApplication,
-    feed: ViewStore | None,
-    after: AfterCommand,
-    disclosures: Disclosures,
+    app: TracingApplication, feed: ViewStore | None, disclosures: Disclosures
 ) -> APIRouter:
     assert isinstance(app, ReferralApplication) and feed is not None
-    return referral_router(app, feed, after, disclosures)
+    return referral_router(app, feed, disclosures)
 
 
 def _meeting_routes(
-    app: TracingApplication,
-    feed: ViewStore | None,
-    after: AfterCommand,
-    disclosures: Disclosures,
+    app: TracingApplication, feed: ViewStore | None, disclosures: Disclosures
 ) -> APIRouter:
     assert isinstance(app, MeetingApplication) and feed is not None
-    return meeting_router(app, feed, after, disclosures)
+    return meeting_router(app, feed, disclosures)
 
 
 COMMAND_SERVICES: dict[str, CommandService] = {
@@ -343,7 +338,7 @@ def service_app(settings: Settings, service: str) -> FastAPI:
     app = create_app(f"Tsunagu {service}", settings, spec.title)
     app.state.application = application
     outbox = disclosure_outbox(settings, service)
-    app.include_router(spec.routes(application, store, lambda: None, Disclosures(outbox)))
+    app.include_router(spec.routes(application, store, Disclosures(outbox)))
     closers = [application.close, outbox.database.close]
     if store is not None:
         closers.append(store.database.close)
@@ -442,9 +437,19 @@ def embedded_app(settings: Settings) -> FastAPI:
     )
     app.router.lifespan_context = lifespan
     app.state.applications, app.state.views, app.state.bus = applications, views, bus
+
+    @app.middleware("http")
+    async def relay_after_command(request: Request, call_next: CallNext) -> Response:
+        # What the relays and feed processes do in distributed mode, done here after each
+        # command and before its answer leaves: the next request reads its effects everywhere.
+        response = await call_next(request)
+        if request.method not in SAFE_METHODS:
+            await asyncio.to_thread(relay_all)
+        return response
+
     for name, spec in COMMAND_SERVICES.items():
         disclosures = Disclosures(outboxes[name])
-        routes = spec.routes(applications[name], stores.get(name), relay_all, disclosures)
+        routes = spec.routes(applications[name], stores.get(name), disclosures)
         app.include_router(routes, prefix=f"/{name}")
     view_disclosures = Disclosures(chains)
     app.include_router(views_router(views, settings, view_disclosures), prefix="/views")

@@ -7,7 +7,6 @@ category as the application decides them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -246,16 +245,12 @@ async def verified_staff(request: Request) -> Staff:
     return authenticated_staff(request)
 
 
-def build_router(
-    intake: IntakeApplication, after_command: Callable[[], object], disclosures: Disclosures
-) -> APIRouter:
-    """``after_command`` runs after each stored command (embedded mode relays at once)."""
+def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRouter:
     router = APIRouter(tags=["intake"])
     Caller = Depends(verified_staff)
     Reading = disclosures.dependency()
 
     def consultation_reply(consultation_id: UUID) -> ConsultationResponse:
-        after_command()
         return ConsultationResponse.of(intake.consultation(consultation_id))
 
     def person_reply(
@@ -278,7 +273,6 @@ def build_router(
         # The busiest command answers from the aggregate it saved rather than reading it back,
         # and writes its reply itself: FastAPI would validate it against the model once more.
         opened = intake.open_consultation(staff, OpenConsultation(**body.model_dump()))
-        after_command()
         return Response(
             ConsultationResponse.of(opened).model_dump_json(), 201, media_type="application/json"
         )
@@ -321,7 +315,6 @@ def build_router(
     @router.post("/persons", status_code=201, response_model=PersonResponse)
     def register_person(body: PersonRequest, reader: Reader = Reading) -> Response:
         person_id = intake.register_person(reader.staff, RegisterPerson(**body.model_dump()))
-        after_command()
         return person_reply(reader, person_id, 201, command=True)
 
     @router.get("/persons/by-local-id", response_model=dict[str, UUID])
@@ -348,7 +341,6 @@ def build_router(
     @router.post("/persons/{person_id}/links", response_model=PersonResponse)
     def link(person_id: UUID, body: LinkRequest, reader: Reader = Reading) -> Response:
         intake.link(reader.staff, person_id, body.local_id)
-        after_command()
         return person_reply(reader, person_id, command=True)
 
     @router.get("/persons/{person_id}/duplicates")
@@ -363,13 +355,11 @@ def build_router(
     @router.post("/persons/{person_id}/merge", response_model=PersonResponse)
     def merge(person_id: UUID, body: MergeRequest, reader: Reader = Reading) -> Response:
         intake.merge(reader.staff, person_id, body.into, body.reason)
-        after_command()
         return person_reply(reader, person_id, command=True)
 
     @router.post("/persons/{person_id}/unmerge", response_model=PersonResponse)
     def unmerge(person_id: UUID, body: UnmergeRequest, reader: Reader = Reading) -> Response:
         intake.unmerge(reader.staff, person_id, body.reason)
-        after_command()
         return person_reply(reader, person_id, command=True)
 
     @router.get("/persons/{person_id}/consents", response_model=list[ConsentResponse])
@@ -413,7 +403,6 @@ def build_router(
     def record_consent(body: ConsentRequest, reader: Reader = Reading) -> Response:
         reader.about(body.person_id)
         consent_id = intake.record_consent(reader.staff, RecordConsent(**body.model_dump()))
-        after_command()
         return consent_reply(reader, intake.consent(consent_id), command=True)
 
     @router.get("/consents/{consent_id}", response_model=ConsentResponse)
@@ -473,7 +462,6 @@ def build_router(
         consent_id: UUID, body: WithdrawalRequest, reader: Reader = Reading
     ) -> Response:
         intake.withdraw_consent(reader.staff, consent_id, WithdrawConsent(**body.model_dump()))
-        after_command()
         return consent_reply(reader, intake.consent(consent_id), command=True)
 
     return router

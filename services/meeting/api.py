@@ -7,7 +7,7 @@ or meeting shows another agency only the categories ``decide`` allows it now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -545,10 +545,8 @@ def _read(
 def build_router(
     meetings: MeetingApplication,
     feed: ViewStore,
-    after_command: Callable[[], object],
     disclosures: Disclosures,
 ) -> APIRouter:
-    """``after_command`` runs after each stored command (embedded mode relays at once)."""
     router = APIRouter(tags=["meeting"])
     Caller = Depends(authenticated_staff)
     Reading_ = disclosures.dependency()
@@ -569,13 +567,11 @@ def build_router(
         return _read("meeting", meeting, meeting_document(meeting, reading), reading)
 
     def case_reply(reader: Reader, case_id: UUID, status_code: int = 200) -> Response:
-        after_command()
         case = meetings.case(case_id)
         reader.about(case.person_id)
         return reader.answer(case_shown(reader, case), status_code=status_code, command=True)
 
     def meeting_reply(reader: Reader, meeting_id: UUID, status_code: int = 200) -> Response:
-        after_command()
         meeting = meetings.meeting(meeting_id)
         reader.about(meeting.person_id)
         shown = meeting_shown(reader, meeting)
@@ -763,7 +759,6 @@ def build_router(
         item_id = meetings.share_information(
             staff, facts, meeting_id, body.categories, body.note, body.at
         )
-        after_command()
         return {"item_id": item_id, "meeting_id": meeting_id}
 
     @router.get(
@@ -816,7 +811,6 @@ def build_router(
         declaration_id = meetings.declare_vital_interest(
             reader.staff, facts, DeclareVitalInterest(**body.model_dump())
         )
-        after_command()
         declaration = meetings.declaration(declaration_id)
         document = _json(DeclarationResponse.of(declaration))
         shown = _about(body.person_id, document, {}, disclosed_by=frozenset({declaration.agency}))

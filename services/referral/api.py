@@ -6,7 +6,6 @@ ends' own record; the slip's content is shown to the receiver only while its bas
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -126,7 +125,6 @@ def slip_of(referral: Referral, settings: Settings, reading: SlipReading) -> dic
 def build_router(
     referrals: ReferralApplication,
     feed: ViewStore,
-    after_command: Callable[[], object],
     disclosures: Disclosures,
 ) -> APIRouter:
     router = APIRouter(tags=["referral"])
@@ -197,7 +195,6 @@ def build_router(
         )
         reader.about(body.person_id)
         sent = referrals.send(reader.staff, command, consents, idempotency_key)
-        after_command()
         return answer(reader, referrals.referral(sent.referral_id), 200 if sent.replayed else 201)
 
     @router.get("/referrals/inbox")
@@ -229,7 +226,6 @@ def build_router(
         new_id = referrals.reroute(
             reader.staff, referral_id, body.to, body.reason, consents, body.at
         )
-        after_command()
         return answer(reader, referrals.referral(new_id), 201)
 
     @router.post("/referrals/{referral_id}/follow-up")
@@ -238,13 +234,11 @@ def build_router(
         referral = referrals.follow_up_decline(
             reader.staff, referral_id, body.action, body.note, body.follow_up_on
         )
-        after_command()
         return answer(reader, referral)
 
     @router.post("/referrals/{referral_id}/person")
     def identify(referral_id: UUID, body: IdentifyRequest, reader: Reader = Reading) -> Response:
         referral = referrals.identify(reader.staff, referral_id, body.person_id)
-        after_command()
         return answer(reader, referral)
 
     @router.post("/referrals/{referral_id}/{move}")
@@ -254,7 +248,6 @@ def build_router(
         referral = referrals.move(
             reader.staff, referral_id, move, body.reason, body.outcome, body.at
         )
-        after_command()
         return answer(reader, referral)
 
     return router
