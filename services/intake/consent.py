@@ -17,14 +17,14 @@ from eventsourcing.domain import Aggregate, event
 from contracts import disclosure
 from contracts.errors import Conflict, Invalid, not_before
 from contracts.reference import reference
+from services.platform.acts import Act, Founding
 
 METHODS = ("written_application_form", "written_tsunagu_sheet", "verbal_with_witness")
 GIVERS = ("person", "legal_representative")
 
 
 class Consent(Aggregate):
-    class Recorded(Aggregate.Created):
-        municipality: str
+    class Recorded(Founding):
         person_id: UUID
         given_by: str
         representative_name: str | None
@@ -37,19 +37,13 @@ class Consent(Aggregate):
         method: str
         evidence_ref: str | None
         witness: str | None
-        agency: str
-        staff_id: str
 
-    class Withdrawn(Aggregate.Event):
-        municipality: str
+    class Withdrawn(Act):
         person_id: UUID
         withdrawal_id: UUID
-        at: datetime
         recipients: list[str] | None
         categories: list[str] | None
         reason: str | None
-        agency: str
-        staff_id: str
 
     @event(Recorded)
     def __init__(

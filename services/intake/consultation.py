@@ -14,16 +14,14 @@ from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict, Invalid
 from contracts.reference import reference
+from services.platform.acts import Act, Founding
 
 # 振り分け: go on here, connect elsewhere (with whom, and when to check it worked), or inform.
 TRIAGE_OUTCOMES = ("continue_here", "connect_elsewhere", "information_only")
 
 
 class Consultation(Aggregate):
-    class Opened(Aggregate.Created):
-        municipality: str
-        agency: str
-        staff_id: str
+    class Opened(Founding):
         opened_at: datetime
         channel: str
         route_in: str
@@ -32,32 +30,20 @@ class Consultation(Aggregate):
         main_complaint: str | None
         notes: str | None
 
-    class Triaged(Aggregate.Event):
-        municipality: str
-        agency: str
+    class Triaged(Act):
         person_id: UUID | None
         outcome: str
         target_agency: str | None
         target_system: str | None
         follow_up_on: date | None
         note: str | None
-        staff_id: str
-        at: datetime
 
-    class Attached(Aggregate.Event):
-        municipality: str
-        agency: str
+    class Attached(Act):
         consultation_opened_at: datetime
         person_id: UUID
-        staff_id: str
-        at: datetime
 
-    class ApplicationReceived(Aggregate.Event):
-        municipality: str
-        agency: str
+    class ApplicationReceived(Act):
         person_id: UUID
-        staff_id: str
-        at: datetime
 
     @event(Opened)
     def __init__(

@@ -14,15 +14,13 @@ from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict
 from contracts.names import fold
+from services.platform.acts import Act, Founding
 
 SEXES = ("female", "male", "other", "unknown")
 
 
 class Person(Aggregate):
-    class Registered(Aggregate.Created):
-        municipality: str
-        agency: str
-        staff_id: str
+    class Registered(Founding):
         registered_at: datetime
         family_name: str | None
         given_name: str | None
@@ -34,27 +32,15 @@ class Person(Aggregate):
         address: str | None
         phone: str | None
 
-    class Linked(Aggregate.Event):
-        municipality: str
-        agency: str
-        at: datetime
+    class Linked(Act):
         local_id: str
-        staff_id: str
 
-    class MergedInto(Aggregate.Event):
-        municipality: str
-        agency: str
-        at: datetime
+    class MergedInto(Act):
         survivor_id: UUID
-        staff_id: str
         reason: str
 
-    class Unmerged(Aggregate.Event):
-        municipality: str
-        agency: str
-        at: datetime
+    class Unmerged(Act):
         survivor_id: UUID
-        staff_id: str
         reason: str
 
     @event(Registered)
