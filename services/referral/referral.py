@@ -13,6 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict, Forbidden, Invalid, not_before
+from services.platform.acts import Act
 
 # 利用勧奨 (法8条), connection to the support office, a service request to a provider, or a
 # concern from the community (a neighbour or minsei volunteer, who may not know of any consent).
@@ -44,6 +45,8 @@ def allowed_moves(state: str) -> list[str]:
 
 class Referral(Aggregate):
     class Sent(Aggregate.Created):
+        """Not a ``Founding``: the agency that acts is the sender, stored as ``sender``."""
+
         municipality: str
         kind: str
         sender: str
@@ -59,42 +62,29 @@ class Referral(Aggregate):
         rerouted_from: UUID | None
         idempotency_key: str | None
 
-    class Moved(Aggregate.Event):
-        """One step of the state machine; ``move`` names it (accept, decline, complete…)."""
+    class Step(Act):
+        """Every step after the send names both ends, whichever of them (``agency``) acts."""
 
-        municipality: str
         sender: str
         receiver: str
         person_id: UUID | None
+
+    class Moved(Step):
+        """One step of the state machine; ``move`` names it (accept, decline, complete…)."""
+
         move: str
         state: str
-        agency: str
-        staff_id: str
-        at: datetime
         reason: str | None
         outcome: str | None
         rerouted_to: UUID | None
 
-    class DeclineFollowedUp(Aggregate.Event):
-        municipality: str
-        sender: str
-        receiver: str
-        person_id: UUID | None
+    class DeclineFollowedUp(Step):
         action: str
-        agency: str
-        staff_id: str
-        at: datetime
         note: str | None
         follow_up_on: datetime | None
 
-    class PersonIdentified(Aggregate.Event):
-        municipality: str
-        sender: str
-        receiver: str
+    class PersonIdentified(Step):
         person_id: UUID
-        agency: str
-        staff_id: str
-        at: datetime
 
     @event(Sent)
     def __init__(
