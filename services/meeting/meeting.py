@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate, event
 from contracts import disclosure
 from contracts.errors import Conflict, Forbidden, Invalid, not_before
 from contracts.reference import reference
+from services.platform.acts import Act, Founding
 
 INDIVIDUAL = "individual_coordination"
 REGULAR = "regular_coordination"
@@ -29,10 +30,7 @@ MEETING_PURPOSE = "meeting"
 
 
 class Meeting(Aggregate):
-    class Scheduled(Aggregate.Created):
-        municipality: str
-        agency: str
-        staff_id: str
+    class Scheduled(Founding):
         at: datetime
         kind: str
         scheduled_for: datetime
@@ -40,11 +38,7 @@ class Meeting(Aggregate):
         case_ids: list[UUID]
         members: list[dict[str, Any]]
 
-    class Held(Aggregate.Event):
-        municipality: str
-        agency: str
-        staff_id: str
-        at: datetime
+    class Held(Act):
         person_id: UUID | None
         kind: str
         attendees: list[dict[str, str]]
@@ -53,11 +47,7 @@ class Meeting(Aggregate):
         plans_discussed: list[dict[str, Any]]
         resource_gaps: list[dict[str, Any]]
 
-    class InformationShared(Aggregate.Event):
-        municipality: str
-        agency: str
-        staff_id: str
-        at: datetime
+    class InformationShared(Act):
         person_id: UUID
         item_id: UUID
         categories: list[str]

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict, Invalid, not_before
 from contracts.reference import reference
+from services.platform.acts import Act, Founding
 
 EVALUATION_OUTCOMES = ("close", "replan")
 # What an evaluation may find about work, for the monthly report's "into work or more income".
@@ -82,19 +83,14 @@ class Gap:
 class SupportCase(Aggregate):
     """A person has one case, reopened rather than duplicated, so its id follows the person."""
 
-    class Opened(Aggregate.Created):
-        municipality: str
-        agency: str
-        staff_id: str
+    class Opened(Founding):
         at: datetime
         person_id: UUID
         consultation_id: UUID
 
-    class Step(Aggregate.Event):
-        municipality: str
-        agency: str
-        staff_id: str
-        at: datetime
+    class Step(Act):
+        """Every step after the opening names the person, whose case it is."""
+
         person_id: UUID
 
     class AssessmentRecorded(Step):

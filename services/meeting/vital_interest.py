@@ -16,15 +16,13 @@ from eventsourcing.domain import Aggregate, event
 from contracts import disclosure
 from contracts.errors import Invalid
 from contracts.reference import reference
+from services.platform.acts import Founding
 
 MAX_HOURS = 72
 
 
 class VitalInterestDeclaration(Aggregate):
-    class Declared(Aggregate.Created):
-        municipality: str
-        agency: str
-        staff_id: str
+    class Declared(Founding):
         at: datetime
         person_id: UUID
         recipients: list[str]
