@@ -1,10 +1,9 @@
 """Who did what, where and when: the actor every domain event of every aggregate carries.
 
 An event records an act of a staff member (``staff_id``) of an agency (``agency``) in a
-municipality (``municipality``): a municipality's data never mixes with another's, the agency is
-whom the disclosure rules and the audit answer for, and the staff member is who answers for the
-act. ``at`` is its business time, when it happened in the world: it may be back-dated (never
-before the step it follows), unlike the event's ``timestamp``, when it was recorded.
+municipality (``municipality``, whose data never mixes with another's). ``at`` is its business
+time, when it happened in the world: it may be back-dated (never before the step it follows),
+unlike the event's ``timestamp``, when it was recorded.
 
 Aggregates' events derive from these instead of each declaring the four again. The names are
 the attributes already stored: a stored event is read back by its topic and by these names, so
