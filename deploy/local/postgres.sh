@@ -236,7 +236,7 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$socket_dir'
 $durability
-max_connections = 1000
+max_connections = 300
 shared_buffers = 256MB
 EOF
   if is_root; then chown "$PG_OS_USER:$PG_OS_USER" "$data/tsunagu.conf"; fi
