@@ -69,7 +69,10 @@ def test_a_database_stopped_and_started_keeps_its_address_and_rows(servers: OwnS
 
 def test_a_database_whose_directory_was_closed_since_starts_again_with_its_rows() -> None:
     """Tsunagu closes its var/ dir to others (0700) whenever it runs, where deploy/local keeps
-    its state: the server's OS user may then no longer reach a data dir made there before."""
+    its state: the server's OS user may then no longer reach a data dir an earlier version made
+    there. (Closed under a running server, nothing can save it: PostgreSQL reopens pg_control by
+    its full path to write the shutdown checkpoint, and panics. That is why a new data dir is
+    never made under var/ when the server runs as another user.)"""
     home = Path(tempfile.mkdtemp(prefix="tsunagu-closed-", dir="/tmp"))
     home.chmod(0o755)
     with own_servers(home / "local") as servers:
@@ -77,9 +80,9 @@ def test_a_database_whose_directory_was_closed_since_starts_again_with_its_rows(
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute("CREATE TABLE kept (n INT)")
             connection.execute("INSERT INTO kept SELECT generate_series(1, 100)")
+        servers.stop("postgres")
         home.chmod(0o700)
 
-        servers.stop("postgres")
         assert not servers.running("postgres")
         assert servers.start("postgres") == url
         with psycopg.connect(url) as connection:
