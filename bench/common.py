@@ -187,6 +187,26 @@ def timings(measure: Callable[[T], object], inputs: Sequence[T], warmup: int = 2
     return took
 
 
+def side_by_side(
+    first: Callable[[T], object],
+    second: Callable[[T], object],
+    inputs: Sequence[T],
+    warmup: int = 20,
+) -> tuple[list[float], list[float]]:
+    """``timings`` of two measures taken in turns on each input, the one going first swapped
+    every time: a page and the API calls behind it meet the same database (its checkpoints,
+    its growing tables), so that their ratio compares them and not the moments they ran at."""
+    took: tuple[list[float], list[float]] = ([], [])
+    for number, item in enumerate(inputs):
+        order = ((0, first), (1, second)) if number % 2 == 0 else ((1, second), (0, first))
+        for which, measure in order:
+            started = time.perf_counter()
+            measure(item)
+            if number >= warmup:
+                took[which].append((time.perf_counter() - started) * 1000)
+    return took
+
+
 def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile (``share`` in 0..1) of ``values``."""
     ordered = sorted(values)
