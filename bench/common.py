@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -28,7 +27,7 @@ from services.platform.bus import InProcessBus, Message
 from services.platform.settings import Settings
 from services.projection.store import ViewStore
 from services.wiring import feed_store, projection_runner
-from tests.infrastructure import Infrastructure, Process, fresh_database
+from tests.infrastructure import Infrastructure, Process, free_port, fresh_database
 
 T = TypeVar("T")
 SECRET = "bench-secret-" + "b" * 40
@@ -39,13 +38,6 @@ _DETAIL: dict[str, dict[str, Any]] = {}
 
 def token(agency: str = OFFICE, role: str = "caseworker") -> str:
     return mint_token(SECRET, staff_id="bench", agency=agency, roles=[role])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -222,6 +223,13 @@ def fresh_database(server_url: str) -> str:
         connection.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = server_url.rpartition("/")
     return f"{base}/{name}"
+
+
+def free_port() -> int:
+    """A TCP port on the loopback nobody listens on now (the OS's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> None:

@@ -6,7 +6,6 @@ of reach here). Every page is checked by axe-core, and no request may leave the 
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from services.demo import load_demo
 from services.platform.settings import Settings
 from services.wiring import embedded_app
 from tests.conftest import JWT_SECRET
+from tests.infrastructure import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,12 +42,6 @@ SERIOUS = ("serious", "critical")
 RAW_CODE = re.compile(r"\b[a-z]+(?:[._][a-z]+)+\b")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class LiveDesk:
     """The embedded platform serving on loopback in a thread of this process."""
 
@@ -55,7 +49,7 @@ class LiveDesk:
         self.settings = settings
         self.app = embedded_app(settings)
         load_demo(self.app, settings)
-        self.port = _free_port()
+        self.port = free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +13,9 @@ import pytest
 
 from services.scenarios import load_scenarios
 from tests.e2e.test_owner_only_files import looser_than_the_owner_s
-from tests.infrastructure import ROOT, wait_for
+from tests.infrastructure import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cli(*args: str, env: dict[str, str]) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -33,7 +32,7 @@ from services.platform.lifecycle import HEALTH_FILE, READY
 from services.platform.settings import Settings
 from services.projection.agency_view import SWEEP_CAUSE
 from tests.conftest import TokenFactory, run_cli, settings_env
-from tests.infrastructure import Process, fresh_database, wait_for
+from tests.infrastructure import Process, free_port, fresh_database, wait_for
 from tests.integration.kafka_tools import produce_raw
 from tests.integration.own_servers import OwnServers, own_servers
 from tests.unit.test_contracts import opened_event
@@ -92,13 +91,6 @@ def test_every_kind_of_process_the_cli_runs_is_one_this_suite_kills() -> None:
     for service in ("intake", "referral", "meeting"):
         assert {f"serve {service}", f"relay {service}"} <= set(found)
     assert {"project referral", "project meeting", "views sweep", "audit checkpoint"} <= set(found)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
