@@ -21,6 +21,7 @@ from contracts.events import InvalidEventData, UnknownEvent, parse
 from contracts.events.audit import RecordViewed
 from contracts.topics import Topics
 from services.platform.bus import Message, Publisher
+from services.platform.lifecycle import Stopped, until_available
 from services.platform.settings import Settings
 from services.projection.audit import AuditEntry
 from services.projection.chains import Chains, entry_of
@@ -68,7 +69,12 @@ def run_ingest(settings: Settings, ingest: AuditIngest, stop: threading.Event) -
     """The distributed mode's ingest: consume the audit topic in a consumer group, append each
     batch, then commit its offsets; a batch that could not be appended is read again."""
     while not stop.is_set():
-        consumer = _consumer(settings)
+        # The broker may be away (restarting) when a consumer is made again: wait for it, as
+        # at start, rather than end the process.
+        try:
+            consumer = until_available("Kafka", lambda: _consumer(settings), stop)
+        except Stopped:
+            return
         try:
             while not stop.is_set():
                 polled = consumer.poll(timeout_ms=500, max_records=BATCH)
