@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 from pydantic.fields import FieldInfo
 
 
@@ -44,6 +44,10 @@ class NotPersonal:
 
     reason: str
 
+
+# A personal value as it travels: sealed under its subject's key (services.platform.sealing).
+# Text fields hold one as they are; a field of another type takes this too.
+Sealed = Annotated[str, StringConstraints(pattern=r"^sealed:v1:[A-Za-z0-9_-]+$")]
 
 OF_PERSON = Personal(subject="person_id")
 CODE = NotPersonal("a code: reference data, an agency, a role or a closed set of values")

@@ -132,7 +132,7 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _declared(settings, stop)
         application = until_available(
-            "PostgreSQL", lambda: COMMAND_SERVICES[args.service].application(settings), stop
+            "PostgreSQL", lambda: COMMAND_SERVICES[args.service].application(settings, None), stop
         )
         publisher = until_available("Kafka", lambda: KafkaPublisher(bootstrap), stop)
         relaying = until_available(
@@ -210,9 +210,13 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.question in ("verify", "checkpoint"):
         return _anchor(args, settings, log, municipality)
     if args.question == "replay":
+        from services.platform.sealing import Opener
         from services.projection.replay import replay_disclosure
+        from services.wiring import key_store
 
-        replay = replay_disclosure(view_store(settings), log.entry(args.position))
+        keys = key_store(settings)
+        replay = replay_disclosure(view_store(settings), log.entry(args.position), Opener(keys))
+        keys.close()
         print(json.dumps(asdict(replay), ensure_ascii=False))
         return 0 if replay.matches else 1
     if args.question == "person":

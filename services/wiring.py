@@ -25,17 +25,23 @@ from contracts.reference import reference
 from contracts.topics import SERVICES, Topics
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
+from services.intake.integration import PUBLISHED as intake_published
 from services.intake.integration import to_cloudevent as intake_cloudevent
 from services.meeting import feed as meeting_feed
 from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
+from services.meeting.integration import PUBLISHED as meeting_published
 from services.meeting.integration import to_cloudevent as meeting_cloudevent
 from services.platform.bus import InProcessBus, Message, Publisher, ensure_topics
 from services.platform.disclose import Disclosures
 from services.platform.disclosure_outbox import DisclosureOutbox
 from services.platform.eventstore import TracingApplication, eventstore_env, wait_for_events
 from services.platform.http import create_app
+from services.platform.keys import KeyStore, key_encryption_key
+from services.platform.publishing import Published
 from services.platform.relay import Relay, RelayPosition, Translate
+from services.platform.sealed_events import Sealing
+from services.platform.sealing import Opener, Sealer
 from services.platform.settings import Settings
 from services.platform.sql import connect
 from services.projection import agency_view, consents
@@ -56,6 +62,7 @@ from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
+from services.referral.integration import PUBLISHED as referral_published
 from services.referral.integration import to_cloudevent as referral_cloudevent
 from services.web import oidc
 from services.web.app import build_web
@@ -85,7 +92,9 @@ class Feed:
 class CommandService:
     """A service that records commands as events and publishes them through a relay."""
 
-    application: Callable[[Settings], TracingApplication]
+    # (settings, how it seals personal fields; None where it stores nothing, as in its relay)
+    application: Callable[[Settings, Sealing | None], TracingApplication]
+    published: tuple[Published, ...]
     translate: Translate
     # (application, the service's own feed store or None, how its reads are disclosed) -> routes
     routes: Callable[[TracingApplication, ViewStore | None, Disclosures], APIRouter]
@@ -115,19 +124,22 @@ def _meeting_routes(
 
 COMMAND_SERVICES: dict[str, CommandService] = {
     "intake": CommandService(
-        application=lambda s: IntakeApplication(env=eventstore_env(s, "intake")),
+        application=lambda s, sealing: IntakeApplication(eventstore_env(s, "intake"), sealing),
+        published=intake_published,
         translate=intake_cloudevent,
         routes=_intake_routes,
         title="相談受付: consultations, persons, consent.",
     ),
     "referral": CommandService(
         application=ReferralApplication,
+        published=referral_published,
         translate=referral_cloudevent,
         routes=_referral_routes,
         title="つなぐ: closed-loop referrals between agencies.",
     ),
     "meeting": CommandService(
-        application=lambda s: MeetingApplication(env=eventstore_env(s, "meeting")),
+        application=lambda s, sealing: MeetingApplication(eventstore_env(s, "meeting"), sealing),
+        published=meeting_published,
         translate=meeting_cloudevent,
         routes=_meeting_routes,
         title="支援プラン: support cases, coordination meetings, 支援会議, vital interest.",
@@ -175,8 +187,9 @@ def create_schemas(settings: Settings) -> None:
     """Every service's schema and tables, made once before the processes start: processes that
     start together race on the same CREATE TABLE IF NOT EXISTS, and PostgreSQL can fail one of
     them ("tuple concurrently updated")."""
+    key_store(settings).close()
     for name, spec in COMMAND_SERVICES.items():
-        spec.application(settings).close()
+        spec.application(settings, None).close()
         relay_position(settings, name)
         disclosure_outbox(settings, name).database.close()
     for service in FEEDS:
@@ -277,10 +290,23 @@ def relay(settings: Settings, service: str, app: TracingApplication, publisher: 
     )
 
 
-def intake_application(settings: Settings) -> IntakeApplication:
-    app = COMMAND_SERVICES["intake"].application(settings)
+def intake_application(settings: Settings, keys: KeyStore) -> IntakeApplication:
+    app = command_application(settings, "intake", keys)
     assert isinstance(app, IntakeApplication)
     return app
+
+
+def key_store(settings: Settings) -> KeyStore:
+    """The data keys: in the ``keys`` schema every service reaches (distributed), or in
+    ``keys.sqlite3`` (embedded); wrapped by the key-encryption key from settings."""
+    database = connect(settings.database_url, "keys", settings.var_dir / "keys.sqlite3")
+    return KeyStore(database, key_encryption_key(settings))
+
+
+def command_application(settings: Settings, service: str, keys: KeyStore) -> TracingApplication:
+    """A command service's application, sealing each personal field it stores."""
+    spec = COMMAND_SERVICES[service]
+    return spec.application(settings, Sealing(spec.published, Sealer(keys)))
 
 
 def intake_relay(settings: Settings, intake: TracingApplication, publisher: Publisher) -> Relay:
@@ -324,22 +350,24 @@ def service_app(settings: Settings, service: str) -> FastAPI:
         views = view_store(settings)
         app = create_app("Tsunagu views", settings, "Each agency's lawful view of a person.")
         chains = audit_chains(settings, views)
+        keys = key_store(settings)
         # The views keep the chains: their reads are appended to them at once.
-        disclosures = Disclosures(chains)
+        disclosures = Disclosures(chains, Opener(keys))
         app.state.views, app.state.chains = views, chains
         app.state.audit = chains.of(reference().municipality_code)
         app.include_router(views_router(views, settings, disclosures))
         app.include_router(audit_router(chains, views, anchorings(settings), disclosures))
         app.include_router(person_views(views, settings, disclosures))
-        return closing(app, chains.close, views.database.close)
+        return closing(app, chains.close, views.database.close, keys.close)
     spec = COMMAND_SERVICES[service]
-    application = spec.application(settings)
+    keys = key_store(settings)
+    application = command_application(settings, service, keys)
     store = feed_store(settings, service) if service in FEEDS else None
     app = create_app(f"Tsunagu {service}", settings, spec.title)
     app.state.application = application
     outbox = disclosure_outbox(settings, service)
-    app.include_router(spec.routes(application, store, Disclosures(outbox)))
-    closers = [application.close, outbox.database.close]
+    app.include_router(spec.routes(application, store, Disclosures(outbox, Opener(keys))))
+    closers = [application.close, outbox.database.close, keys.close]
     if store is not None:
         closers.append(store.database.close)
     return closing(app, *closers)
@@ -377,7 +405,9 @@ def embedded_app(settings: Settings) -> FastAPI:
             bus.subscribe(topics.events(source), functools.partial(feed_one, runner))
     # Nothing here reads the dead-letter topic: its letters are kept for `tsunagu deadletter`.
     bus.subscribe(topics.dead_letter, FileDeadLetters(settings.var_dir / DEAD_LETTERS).deliver)
-    applications = {name: spec.application(settings) for name, spec in COMMAND_SERVICES.items()}
+    keys = key_store(settings)
+    applications = {name: command_application(settings, name, keys) for name in COMMAND_SERVICES}
+    opener = Opener(keys)
     relays = [relay(settings, name, app, bus) for name, app in applications.items()]
     outboxes = {name: disclosure_outbox(settings, name, publish_to=bus) for name in applications}
 
@@ -429,6 +459,7 @@ def embedded_app(settings: Settings) -> FastAPI:
         for store in stores.values():
             store.database.close()
         chains.close()
+        keys.close()
 
     app = create_app(
         "Tsunagu (embedded)",
@@ -437,6 +468,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     )
     app.router.lifespan_context = lifespan
     app.state.applications, app.state.views, app.state.bus = applications, views, bus
+    app.state.keys = keys
 
     @app.middleware("http")
     async def relay_after_command(request: Request, call_next: CallNext) -> Response:
@@ -448,10 +480,10 @@ def embedded_app(settings: Settings) -> FastAPI:
         return response
 
     for name, spec in COMMAND_SERVICES.items():
-        disclosures = Disclosures(outboxes[name])
+        disclosures = Disclosures(outboxes[name], opener)
         routes = spec.routes(applications[name], stores.get(name), disclosures)
         app.include_router(routes, prefix=f"/{name}")
-    view_disclosures = Disclosures(chains)
+    view_disclosures = Disclosures(chains, opener)
     app.include_router(views_router(views, settings, view_disclosures), prefix="/views")
     app.state.chains, app.state.view_disclosures = chains, view_disclosures
     app.state.audit = chains.of(reference().municipality_code)

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.events import Act, register
-from contracts.personal import CODE, OF_PERSON, Personal
+from contracts.events import Act, IntegrationEvent, register
+from contracts.personal import CODE, OF_PERSON, Personal, Sealed
 
 # A consultation may be opened before anyone knows who called: what is said in it is the
 # consultation's own, tied to the person when one is attached.
@@ -25,6 +25,7 @@ __all__ = [
     "IntakeEvent",
     "PersonLinked",
     "PersonRegistered",
+    "PersonRegisteredV1",
     "PersonsMerged",
     "PersonsUnmerged",
 ]
@@ -90,7 +91,9 @@ class ApplicationReceived(IntakeEvent):
 
 
 @register
-class PersonRegistered(IntakeEvent):
+class PersonRegisteredV1(IntakeEvent):
+    """Superseded by v2 (personal fields sealed); kept so that old messages still read."""
+
     name: ClassVar[str] = "PersonRegistered"
     summary: ClassVar[str] = (
         "A person was registered. Names, kana and birth date are identity; address and phone "
@@ -107,6 +110,34 @@ class PersonRegistered(IntakeEvent):
     sex: Annotated[str, OF_PERSON]
     address: Annotated[str | None, OF_PERSON] = None
     phone: Annotated[str | None, OF_PERSON] = None
+
+
+@register
+class PersonRegistered(IntakeEvent):
+    name: ClassVar[str] = "PersonRegistered"
+    version: ClassVar[int] = 2
+    summary: ClassVar[str] = (
+        "A person was registered. Names, kana and birth date are identity; address and phone "
+        "are contact. Each is sealed under the person's data key (a birth date or year too, "
+        "hence v2)."
+    )
+
+    person_id: UUID
+    family_name: Annotated[str | None, OF_PERSON] = None
+    given_name: Annotated[str | None, OF_PERSON] = None
+    family_name_kana: Annotated[str | None, OF_PERSON] = None
+    given_name_kana: Annotated[str | None, OF_PERSON] = None
+    birth_date: Annotated[date | Sealed | None, OF_PERSON] = None
+    birth_year: Annotated[int | Sealed | None, OF_PERSON] = None
+    sex: Annotated[str, OF_PERSON]
+    address: Annotated[str | None, OF_PERSON] = None
+    phone: Annotated[str | None, OF_PERSON] = None
+
+    @classmethod
+    def upcast(cls, previous: IntegrationEvent) -> IntegrationEvent:
+        # v1 held them in clear: read as they are (the upgrade command seals old stores).
+        assert isinstance(previous, PersonRegisteredV1)
+        return cls.model_validate(previous.model_dump())
 
 
 @register

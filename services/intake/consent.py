@@ -9,13 +9,14 @@ the ledger can say what was in force at any past instant.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
 from contracts import disclosure
 from contracts.errors import Conflict, Invalid, not_before
+from contracts.personal import OF_PERSON
 from contracts.reference import reference
 from services.platform.acts import Act, Founding
 
@@ -27,7 +28,7 @@ class Consent(Aggregate):
     class Recorded(Founding):
         person_id: UUID
         given_by: str
-        representative_name: str | None
+        representative_name: Annotated[str | None, OF_PERSON]
         representative_relationship: str | None
         recipients: list[str]
         categories: list[str]
@@ -36,14 +37,14 @@ class Consent(Aggregate):
         valid_until: datetime
         method: str
         evidence_ref: str | None
-        witness: str | None
+        witness: Annotated[str | None, OF_PERSON]
 
     class Withdrawn(Act):
         person_id: UUID
         withdrawal_id: UUID
         recipients: list[str] | None
         categories: list[str] | None
-        reason: str | None
+        reason: Annotated[str | None, OF_PERSON]
 
     @event(Recorded)
     def __init__(

@@ -8,13 +8,14 @@ aggregate's events and in no log line. Duplicates are merged as a reversible lin
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict
 from contracts.names import fold
-from services.platform.acts import Act, Founding
+from services.platform.acts import OF_AGGREGATE, Act, Founding
 
 SEXES = ("female", "male", "other", "unknown")
 
@@ -37,11 +38,11 @@ class Person(Aggregate):
 
     class MergedInto(Act):
         survivor_id: UUID
-        reason: str
+        reason: Annotated[str, OF_AGGREGATE]
 
     class Unmerged(Act):
         survivor_id: UUID
-        reason: str
+        reason: Annotated[str, OF_AGGREGATE]
 
     @event(Registered)
     def __init__(

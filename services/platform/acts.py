@@ -13,8 +13,15 @@ neither may change without an upcast.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from eventsourcing.domain import Aggregate
+
+from contracts.personal import CODE, STAFF, Personal
+
+# Personal data whose subject is the aggregate itself: a person, or a referral whose slip is a
+# subject of its own until the person is known (the domain's name for its id: originator_id).
+OF_AGGREGATE = Personal(subject="originator_id")
 
 
 class Founding(Aggregate.Created):
@@ -22,15 +29,15 @@ class Founding(Aggregate.Created):
     name it was first stored under (a consultation's ``opened_at``, a person's
     ``registered_at``, a consent's ``valid_from``)."""
 
-    municipality: str
-    agency: str
-    staff_id: str
+    municipality: Annotated[str, CODE]
+    agency: Annotated[str, CODE]
+    staff_id: Annotated[str, STAFF]
 
 
 class Act(Aggregate.Event):
     """An act on an existing aggregate, at business time ``at``."""
 
-    municipality: str
-    agency: str
-    staff_id: str
+    municipality: Annotated[str, CODE]
+    agency: Annotated[str, CODE]
+    staff_id: Annotated[str, STAFF]
     at: datetime

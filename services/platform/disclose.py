@@ -16,6 +16,7 @@ which they reach the chain over the bus (``disclosure_outbox``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -60,6 +61,10 @@ class Disclosure:
     # Further persons the same document shows (a regular meeting reviews several): an entry
     # each, hashing the same body. Their own ``document`` is unused.
     also: tuple[Disclosure, ...] = ()
+
+    def opened(self, opener: Opening) -> Disclosure:
+        """This disclosure with its sealed values opened: what is served and hashed."""
+        return dataclasses.replace(self, document=opener.open(self.document))
 
     def body(self) -> bytes:
         """The exact bytes served, and hashed into the audit entry."""
@@ -161,6 +166,14 @@ class Sink(Protocol):
     def record(self, municipality: str, entries: Sequence[RecordViewed]) -> None: ...
 
 
+class Opening(Protocol):
+    """Opens the sealed values in a document (``services.platform.sealing.Opener``): an
+    answer shows personal data in clear, or that it was erased, and nothing is opened
+    anywhere else."""
+
+    def open(self, document: Any) -> Any: ...
+
+
 def request_id(request: Request) -> str:
     return request.headers.get("x-request-id") or str(uuid.uuid4())
 
@@ -174,10 +187,15 @@ class Reader:
     """One request's reads of personal data, answered and recorded the same way."""
 
     def __init__(
-        self, request: Request, staff: Staff, sink: Sink, clock: Callable[[], datetime]
+        self,
+        request: Request,
+        staff: Staff,
+        sink: Sink,
+        clock: Callable[[], datetime],
+        opener: Opening,
     ) -> None:
         self.request, self.staff = request, staff
-        self._sink, self._clock = sink, clock
+        self._sink, self._clock, self._opener = sink, clock, opener
         # The person a refusal on the way would be about, once the route knows it.
         self.person_id: str | None = request.path_params.get("person_id")
 
@@ -200,7 +218,7 @@ class Reader:
         own record (a slip's content, another agency's facts)."""
         listed = not isinstance(disclosures, Disclosure)
         each = list(disclosures) if not isinstance(disclosures, Disclosure) else [disclosures]
-        bodies = [d.body() for d in each]
+        bodies = [d.opened(self._opener).body() for d in each]
         moment = at or self._clock()
         entries = [
             self._entry(part, RECORD_VIEWED, moment, response_hash=hashlib.sha256(b).hexdigest())
@@ -266,13 +284,13 @@ class Disclosures:
     """A service's way to answer reads of personal data: ``reading`` is its routes' dependency,
     and ``sink`` where their entries go (chosen by the composition root)."""
 
-    def __init__(self, sink: Sink, clock: Callable[[], datetime] = _now) -> None:
-        self.sink, self._clock = sink, clock
+    def __init__(self, sink: Sink, opener: Opening, clock: Callable[[], datetime] = _now) -> None:
+        self.sink, self.opener, self._clock = sink, opener, clock
 
     def reading(
         self, request: Request, staff: Staff = Depends(authenticated_staff)
     ) -> Iterator[Reader]:
-        reader = Reader(request, staff, self.sink, self._clock)
+        reader = Reader(request, staff, self.sink, self._clock, self.opener)
         try:
             yield reader
         except Forbidden as refusal:

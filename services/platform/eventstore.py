@@ -28,6 +28,8 @@ from services.platform.tracing import current_carrier, tracer
 if TYPE_CHECKING:
     import psycopg
 
+    from services.platform.sealed_events import Sealing
+
 TRACE_KEY = "_trace"
 A = TypeVar("A", bound=Aggregate)
 # How often a long wait for new events looks whether it has been told to stop.
@@ -115,9 +117,14 @@ def wait_for_events(
 
 
 class TracingMapper(Mapper[UUID]):
-    """Stores the current trace context beside each event's state, and hands it back."""
+    """Stores the current trace context beside each event's state, and hands it back; seals
+    each event's personal fields before it is stored, where the service seals them."""
+
+    sealing: Sealing | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        if self.sealing is not None:
+            domain_event = self.sealing.seal(domain_event)
         carrier = current_carrier()
         if not carrier:
             return super().to_stored_event(domain_event)
@@ -135,12 +142,21 @@ class TracingMapper(Mapper[UUID]):
 
 
 class TracingApplication(Application[UUID]):
-    """An Application whose saves are traced and whose stored events carry trace context."""
+    """An Application whose saves are traced and whose stored events carry trace context, with
+    their personal fields sealed by ``sealing`` (none: stored as given, as in unit tests of
+    the domain alone)."""
+
+    def __init__(self, env: dict[str, str] | None = None, sealing: Sealing | None = None) -> None:
+        self._sealing = sealing
+        super().__init__(env=env)
 
     def construct_mapper(self) -> Mapper[UUID]:
-        return self.factory.mapper(
+        mapper = self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=TracingMapper
         )
+        assert isinstance(mapper, TracingMapper)
+        mapper.sealing = self._sealing
+        return mapper
 
     @property
     def tracing_mapper(self) -> TracingMapper:

@@ -32,6 +32,14 @@ class Published:
     # Where one domain event stands for several (a referral's moves): which ``contract``'s
     # subclass a given event becomes.
     chosen_by: Callable[[Any], type[IntegrationEvent]] | None = None
+    # Every subclass ``chosen_by`` may choose: their fields' marks apply to the domain event.
+    variants: tuple[type[IntegrationEvent], ...] = ()
+
+    def source(self, name: str) -> str | None:
+        """The domain attribute the integration event's field ``name`` is copied from; None
+        where it is derived by a function."""
+        source = self.fields.get(name, "originator_id" if name == self.originator else name)
+        return source if isinstance(source, str) else None
 
     def data(self, event: Any) -> IntegrationEvent:
         contract = self.contract if self.chosen_by is None else self.chosen_by(event)

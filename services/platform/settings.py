@@ -52,6 +52,10 @@ class Settings:
     # Secure cookies need HTTPS; set where the desk is served over TLS.
     web_secure_cookies: bool = False
     web_session_secret: str | None = None
+    # The key that wraps every person's data keys (32 bytes, base64), or a file holding it;
+    # else a development key made under the var dir. Keep it apart from the data's backups.
+    key_encryption_key: str | None = None
+    key_encryption_key_file: Path | None = None
     # Distributed mode: where the desk finds each service (intake, referral, meeting, views).
     service_urls: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
@@ -89,6 +93,8 @@ class Settings:
             web_idle_minutes=float(env.get("TSUNAGU_WEB_IDLE_MINUTES", "30")),
             web_secure_cookies=env.get("TSUNAGU_WEB_SECURE_COOKIES", "") == "1",
             web_session_secret=env.get("TSUNAGU_WEB_SESSION_SECRET") or None,
+            key_encryption_key=env.get("TSUNAGU_KEY_ENCRYPTION_KEY") or None,
+            key_encryption_key_file=_path(env.get("TSUNAGU_KEY_ENCRYPTION_KEY_FILE")),
             service_urls={
                 service: env[f"TSUNAGU_{service.upper()}_URL"]
                 for service in ("intake", "referral", "meeting", "views")

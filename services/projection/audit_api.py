@@ -211,7 +211,7 @@ def build_router(
         rebuilt document is a read of the person like any other: shown only where ``decide``
         lets the officer's agency see every category it holds now, and recorded."""
         recorded = officer.chain.entry(position, involving=officer.involving)
-        replayed = replay_disclosure(views, recorded)
+        replayed = replay_disclosure(views, recorded, disclosures.opener)
         now = datetime.now(UTC)
         allowed, withheld = decided_for(views, officer.reader.staff.agency, recorded, now)
         if withheld:

@@ -60,8 +60,10 @@ def project_search_keys(
             {
                 "name_key": full_key(data.family_name, data.given_name),
                 "kana_key": full_key(data.family_name_kana, data.given_name_kana),
-                "birth_date": data.birth_date.isoformat() if data.birth_date else None,
-                "birth_year": data.birth_year,
+                "birth_date": data.birth_date.isoformat()
+                if isinstance(data.birth_date, date)
+                else None,
+                "birth_year": data.birth_year if isinstance(data.birth_year, int) else None,
                 "municipality": event.municipality,
             },
         )

@@ -19,7 +19,7 @@ from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.errors import Conflict
 from contracts.events import parse
-from services.platform.disclose import OWN_RECORD, Shown
+from services.platform.disclose import OWN_RECORD, Opening, Shown
 from services.platform.sql import SqliteDatabase
 from services.projection.agency_view import (
     POLICY_VIEWER,
@@ -123,7 +123,7 @@ def decided_for(
     return shown, withheld
 
 
-def replay_disclosure(views: ViewStore, entry: AuditRecord) -> Replay:
+def replay_disclosure(views: ViewStore, entry: AuditRecord, opener: Opening) -> Replay:
     if (
         entry.kind != RECORD_VIEWED
         or entry.view_request is None
@@ -150,6 +150,7 @@ def replay_disclosure(views: ViewStore, entry: AuditRecord) -> Replay:
             )
     finally:
         scratch.database.close()
+    disclosure = disclosure.opened(opener)
     replayed_hash = hashlib.sha256(disclosure.body()).hexdigest()
     bases = {c: {"basis": b, "basis_id": i} for c, (b, i) in disclosure.shown.items()}
     return Replay(

@@ -22,6 +22,7 @@ from contracts.reference import reference
 from services.platform.calendar import past_or_now
 from services.platform.disclose import Part, Shown, decide_parts
 from services.platform.eventstore import TracingApplication, eventstore_env
+from services.platform.sealed_events import Sealing
 from services.platform.settings import Settings
 from services.projection.person_facts import REFERRAL_STATUS, SLIP_ADDRESS
 from services.referral.referral import KINDS, Referral
@@ -66,8 +67,8 @@ class SlipReading:
 class ReferralApplication(TracingApplication):
     name = "referral"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(env=eventstore_env(settings, "referral"))
+    def __init__(self, settings: Settings, sealing: Sealing | None = None) -> None:
+        super().__init__(eventstore_env(settings, "referral"), sealing)
         self.settings = settings
 
     def send(

@@ -40,7 +40,13 @@ PUBLISHED = (
             "provisional": lambda e: e.provisional_identity is not None,
         },
     ),
-    Published(Referral.Moved, ev.ReferralEvent, "referral_id", chosen_by=_move),
+    Published(
+        Referral.Moved,
+        ev.ReferralEvent,
+        "referral_id",
+        chosen_by=_move,
+        variants=tuple(MOVE_EVENTS.values()),
+    ),
     Published(
         Referral.DeclineFollowedUp,
         ev.ReferralDeclineFollowedUp,

@@ -8,12 +8,14 @@ sender's follow-up, or recorded as a resource gap (社会資源の不足) for th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict, Forbidden, Invalid, not_before
-from services.platform.acts import Act
+from contracts.personal import CODE, IDENTIFIER
+from services.platform.acts import OF_AGGREGATE, Act
 
 # 利用勧奨 (法8条), connection to the support office, a service request to a provider, or a
 # concern from the community (a neighbour or minsei volunteer, who may not know of any consent).
@@ -47,20 +49,20 @@ class Referral(Aggregate):
     class Sent(Aggregate.Created):
         """Not a ``Founding``: the agency that acts is the sender, stored as ``sender``."""
 
-        municipality: str
+        municipality: Annotated[str, CODE]
         kind: str
         sender: str
         receiver: str
         staff_id: str
         at: datetime
         person_id: UUID | None
-        provisional_identity: dict[str, str] | None
+        provisional_identity: Annotated[dict[str, str] | None, OF_AGGREGATE]
         reason: str
         categories: list[str]
         basis: str
-        basis_id: str | None
+        basis_id: Annotated[str | None, IDENTIFIER]
         rerouted_from: UUID | None
-        idempotency_key: str | None
+        idempotency_key: Annotated[str | None, IDENTIFIER]
 
     class Step(Act):
         """Every step after the send names both ends, whichever of them (``agency``) acts."""
@@ -72,15 +74,15 @@ class Referral(Aggregate):
     class Moved(Step):
         """One step of the state machine; ``move`` names it (accept, decline, complete…)."""
 
-        move: str
-        state: str
+        move: Annotated[str, CODE]
+        state: Annotated[str, CODE]
         reason: str | None
         outcome: str | None
         rerouted_to: UUID | None
 
     class DeclineFollowedUp(Step):
         action: str
-        note: str | None
+        note: Annotated[str | None, OF_AGGREGATE]
         follow_up_on: datetime | None
 
     class PersonIdentified(Step):

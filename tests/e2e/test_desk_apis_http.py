@@ -500,6 +500,8 @@ def test_an_entry_served_in_the_old_shape_still_replays(client: TestClient, auth
     with views.database.transaction() as tx:
         position = journal_position(tx)
         served = standing_view_shape_1(TxReader(tx), HELLOWORK, person)
+    # What was served is what the answer opened: its sealed values in clear.
+    served = served.opened(client.app.state.view_disclosures.opener)  # type: ignore[attr-defined]
     entry = audit(client).append(
         AuditEntry(
             kind=RECORD_VIEWED,

@@ -12,7 +12,7 @@ from contracts.identity import Staff
 from services.intake.application import OpenConsultation
 from services.platform.bus import Message, Publisher
 from services.platform.settings import Settings
-from services.wiring import intake_application, intake_relay
+from services.wiring import intake_application, intake_relay, key_store
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,8 @@ class Recording(Publisher):
 def test_the_relay_publishes_each_stored_event_without_waiting_out_its_poll(
     distributed_settings: Settings,
 ) -> None:
-    intake = intake_application(distributed_settings)
+    keys = key_store(distributed_settings)
+    intake = intake_application(distributed_settings, keys)
     sent = Recording()
     relay = intake_relay(distributed_settings, intake, sent)
     stop = threading.Event()
@@ -67,5 +68,6 @@ def test_the_relay_publishes_each_stored_event_without_waiting_out_its_poll(
         running.join(HUNG)
         relay.close()
         intake.close()
+        keys.close()
     assert not running.is_alive(), "the relay did not stop while waiting"
     assert len({e.subject for e in sent.opened}) == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import stat
 import threading
@@ -27,6 +28,8 @@ from contracts.errors import Conflict, NotFound
 from contracts.events.audit import RecordViewed
 from contracts.identity import Staff
 from services.platform.disclose import Disclosure, Reader
+from services.platform.keys import KeyStore
+from services.platform.sealing import Opener
 from services.platform.settings import Settings
 from services.platform.sql import Row, SqliteDatabase, Transaction
 from services.projection.audit import (
@@ -102,6 +105,11 @@ def path(tmp_path: Path) -> Path:
 @pytest.fixture
 def log(path: Path) -> AuditLog:
     return AuditLog(SqliteDatabase(path))
+
+
+@pytest.fixture
+def opener() -> Opener:
+    return Opener(KeyStore(SqliteDatabase(":memory:"), os.urandom(32)))
 
 
 def fill(log: AuditLog, count: int) -> None:
@@ -377,7 +385,7 @@ class ToLog:
 
 
 def test_an_answer_keeps_who_saw_what_under_which_trace_with_the_body_hash(
-    log: AuditLog,
+    log: AuditLog, opener: Opener
 ) -> None:
     staff = Staff("s042", "zama-shakyo", frozenset({"caseworker", "supervisor"}), "142182")
     at = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -389,7 +397,7 @@ def test_an_answer_keeps_who_saw_what_under_which_trace_with_the_body_hash(
         state_position=12,
     )
     tracer = TracerProvider().get_tracer(__name__)
-    reader = Reader(request([(b"x-request-id", b"req-1")]), staff, ToLog(log), lambda: at)
+    reader = Reader(request([(b"x-request-id", b"req-1")]), staff, ToLog(log), lambda: at, opener)
     with tracer.start_as_current_span("view") as span:
         answered = reader.answer(shown)
     [record] = log.seen_person("p1")
@@ -409,18 +417,22 @@ def test_an_answer_keeps_who_saw_what_under_which_trace_with_the_body_hash(
     assert record.response_hash == hashlib.sha256(shown.body()).hexdigest()
 
 
-def test_an_answer_without_a_request_id_or_a_trace_makes_up_an_id(log: AuditLog) -> None:
+def test_an_answer_without_a_request_id_or_a_trace_makes_up_an_id(
+    log: AuditLog, opener: Opener
+) -> None:
     staff = Staff("s042", "zama-shakyo", frozenset({"caseworker"}), "142182")
-    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC))
+    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC), opener)
     reader.answer(Disclosure({}, {}, person_id="p1", about_person=True))
     [record] = log.seen_person("p1")
     assert uuid.UUID(record.request_id or "")
     assert record.trace_id is None
 
 
-def test_an_answer_showing_nothing_of_a_person_records_nothing(log: AuditLog) -> None:
+def test_an_answer_showing_nothing_of_a_person_records_nothing(
+    log: AuditLog, opener: Opener
+) -> None:
     staff = Staff("s042", "zama-shakyo", frozenset({"caseworker"}), "142182")
-    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC))
+    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC), opener)
     reader.answer(Disclosure({"categories": []}, {}, person_id="p1"))
     assert log.seen_person("p1") == []
 

@@ -1,0 +1,219 @@
+"""Data keys (データ鍵): one per data subject, so that destroying a person's keys erases them.
+
+Crypto-shredding. Every personal field is sealed (``services.platform.sealing``) under the data
+key of its subject: a person, or a consultation, referral or meeting that has text of its own
+before anyone knows whose it is. A subject is linked to the persons it turns out to be about;
+erasing a person destroys the keys of the person and of every subject linked to them, and the
+event store, Kafka's topics, the journal and every feed then hold ciphertext nothing opens.
+
+Data keys are kept wrapped (AES-GCM) by one key-encryption key that never enters a database:
+given in settings, or made once under the var dir for development. An erased key leaves a
+tombstone (when and why, no key), so that what opened to a person's data now says 消去済み,
+with its date and reason, instead of nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.platform.private_files import write_once
+from services.platform.settings import Settings
+from services.platform.sql import Database, Transaction
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEK_FILE = "keys/key-encryption.key"
+# Why a person's data was erased. ``key_missing``: this reader has no key and no record of an
+# erasure (a replica behind, a key store restored without it): shown as erased all the same.
+ERASURE_REASONS = ("subject_request", "retention", "key_missing")
+# Sealing keys kept in memory at most: a command service seals for few subjects at a time.
+_CACHED = 10_000
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS data_key (
+        subject TEXT PRIMARY KEY,
+        wrapped TEXT,
+        created_at TEXT NOT NULL,
+        erased_at TEXT,
+        reason TEXT
+    )""",
+    # ``subject``'s data is also about ``about``: a person, or a subject linked to one in turn
+    # (a meeting's conclusions are about its cases, each case about its person).
+    """CREATE TABLE IF NOT EXISTS subject_link (
+        subject TEXT NOT NULL,
+        about TEXT NOT NULL,
+        PRIMARY KEY (subject, about)
+    )""",
+    "CREATE INDEX IF NOT EXISTS subject_link_about ON subject_link (about)",
+)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """Why a subject's data can no longer be read: erased on ``at`` for ``reason``."""
+
+    reason: str
+    at: datetime | None = None
+
+
+MISSING = Erasure("key_missing")
+
+
+def key_encryption_key(settings: Settings) -> bytes:
+    """The key that wraps every data key: ``TSUNAGU_KEY_ENCRYPTION_KEY`` (32 bytes, base64),
+    else a development key made once under the var dir, readable by its owner only."""
+    if settings.key_encryption_key:
+        key = base64.b64decode(settings.key_encryption_key)
+    else:
+        path = settings.key_encryption_key_file or settings.var_dir / KEK_FILE
+        key = base64.b64decode(
+            write_once(Path(path), lambda: base64.b64encode(os.urandom(KEY_BYTES)))
+        )
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"the key-encryption key must be {KEY_BYTES} bytes, base64-encoded")
+    return key
+
+
+def blind_index_key(kek: bytes) -> bytes:
+    """The key of the blind indexes (keyed hashes of folded names and numbers), derived from
+    the key-encryption key: without it, a stolen index cannot be matched to a list of names."""
+    return hmac.new(kek, b"tsunagu blind index v1", hashlib.sha256).digest()
+
+
+class KeyStore:
+    """The data keys of one deployment, in the database every service reaches (its ``keys``
+    schema on PostgreSQL, ``keys.sqlite3`` embedded)."""
+
+    def __init__(self, database: Database, kek: bytes) -> None:
+        self.database = database
+        self._wrapping = AESGCM(kek)
+        self._sealing: dict[UUID, bytes] = {}
+        self._linked: set[tuple[UUID, UUID]] = set()
+        self._lock = threading.Lock()
+        with database.transaction() as tx:
+            for statement in TABLES:
+                tx.execute(statement)
+
+    def sealing_key(self, subject: UUID, at: datetime) -> bytes | Erasure:
+        """The data key to seal ``subject``'s data with, made on first use; the erasure if
+        the subject was erased (nothing new is sealed for it)."""
+        with self._lock:
+            cached = self._sealing.get(subject)
+        if cached is not None:
+            return cached
+        key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+        with self.database.transaction() as tx:
+            # Two processes may make one at once: the first stored wins, both use it.
+            tx.execute(
+                "INSERT INTO data_key (subject, wrapped, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (subject) DO NOTHING",
+                (str(subject), self._wrap(subject, key), at.isoformat()),
+            )
+            row = tx.fetchone("SELECT * FROM data_key WHERE subject = ?", (str(subject),))
+        assert row is not None
+        found = self._unwrap(subject, row)
+        if isinstance(found, bytes):
+            with self._lock:
+                if len(self._sealing) >= _CACHED:
+                    self._sealing.clear()
+                self._sealing[subject] = found
+        return found
+
+    def opening_keys(self, subjects: Collection[UUID]) -> dict[UUID, bytes | Erasure]:
+        """Each subject's data key, or why there is none. Read afresh each time: an erasure
+        in any process counts from the next read on."""
+        if not subjects:
+            return {}
+        wanted = sorted({str(s) for s in subjects})
+        marks = ", ".join("?" * len(wanted))
+        with self.database.transaction() as tx:
+            rows = tx.fetchall(f"SELECT * FROM data_key WHERE subject IN ({marks})", wanted)
+        found = {UUID(row["subject"]): self._unwrap(UUID(row["subject"]), row) for row in rows}
+        return {subject: found.get(subject, MISSING) for subject in subjects}
+
+    def link(self, subject: UUID, about: UUID) -> None:
+        """``subject``'s data is (also) about ``about`` (a person, or a subject linked to
+        one): erasing that person erases it."""
+        if subject == about or (subject, about) in self._linked:
+            return
+        with self.database.transaction() as tx:
+            tx.execute(
+                "INSERT INTO subject_link (subject, about) VALUES (?, ?) "
+                "ON CONFLICT (subject, about) DO NOTHING",
+                (str(subject), str(about)),
+            )
+        with self._lock:
+            if len(self._linked) >= _CACHED:
+                self._linked.clear()
+            self._linked.add((subject, about))
+
+    def erase(self, persons: Collection[UUID], reason: str, at: datetime) -> list[UUID]:
+        """Destroy the keys of ``persons`` and of every subject linked to them; the subjects
+        erased now (one erased before keeps its first date and reason)."""
+        if reason not in ERASURE_REASONS:
+            raise ValueError(f"unknown erasure reason {reason!r}")
+        with self.database.transaction() as tx:
+            subjects = _linked_to(tx, {str(p) for p in persons})
+            erased: list[UUID] = []
+            for subject in sorted(subjects):
+                # A subject erased before it ever had a key still gets its tombstone.
+                tx.execute(
+                    "INSERT INTO data_key (subject, created_at) VALUES (?, ?) "
+                    "ON CONFLICT (subject) DO NOTHING",
+                    (subject, at.isoformat()),
+                )
+                if tx.execute(
+                    "UPDATE data_key SET wrapped = NULL, erased_at = ?, reason = ? "
+                    "WHERE subject = ? AND erased_at IS NULL",
+                    (at.isoformat(), reason, subject),
+                ):
+                    erased.append(UUID(subject))
+        with self._lock:
+            for each in erased:
+                self._sealing.pop(each, None)
+        return erased
+
+    def erasure(self, subject: UUID) -> Erasure | None:
+        """Whether ``subject`` was erased, when and why."""
+        found = self.opening_keys([subject])[subject]
+        return found if isinstance(found, Erasure) and found is not MISSING else None
+
+    def close(self) -> None:
+        self.database.close()
+
+    def _wrap(self, subject: UUID, key: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = nonce + self._wrapping.encrypt(nonce, key, subject.bytes)
+        return base64.b64encode(sealed).decode("ascii")
+
+    def _unwrap(self, subject: UUID, row: Mapping[str, object]) -> bytes | Erasure:
+        if row["erased_at"] is not None:
+            return Erasure(str(row["reason"]), datetime.fromisoformat(str(row["erased_at"])))
+        if row["wrapped"] is None:
+            return MISSING
+        sealed = base64.b64decode(str(row["wrapped"]))
+        return self._wrapping.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], subject.bytes)
+
+
+def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:
+    """``persons`` and every subject linked to them, directly or through another subject."""
+    found, frontier = set(persons), set(persons)
+    while frontier:
+        marks = ", ".join("?" * len(frontier))
+        rows = tx.fetchall(
+            f"SELECT subject FROM subject_link WHERE about IN ({marks})", sorted(frontier)
+        )
+        frontier = {row["subject"] for row in rows} - found
+        found |= frontier
+    return found

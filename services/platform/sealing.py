@@ -1,0 +1,134 @@
+"""Sealed fields: a personal value encrypted under its subject's data key, as one string.
+
+A sealed value is ``sealed:v1:`` and, base64url, the subject's id (16 bytes), a nonce and the
+AES-GCM ciphertext of the value's JSON, bound to the subject. It travels as any string would:
+in the event store, in Kafka's messages, in the journal and the feeds. Only an answer to a
+lawful read opens it (``Opener``, used by the one disclosure mechanism); a value whose key was
+destroyed opens to an erasure notice (``erased_value``) instead, and no reader fails on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from contracts.errors import Conflict
+from services.platform.keys import MISSING, NONCE_BYTES, Erasure, KeyStore
+
+PREFIX = "sealed:v1:"
+_SUBJECT = 16
+
+
+def is_sealed(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def subject_of(token: str) -> UUID:
+    return UUID(bytes=_decode(token)[:_SUBJECT])
+
+
+def _json(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"cannot seal a {type(value).__name__}")
+
+
+def _decode(token: str) -> bytes:
+    text = token[len(PREFIX) :]
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def seal_with(key: bytes, subject: UUID, value: object) -> str:
+    plaintext = json.dumps(value, ensure_ascii=False, default=_json).encode()
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = subject.bytes + nonce + AESGCM(key).encrypt(nonce, plaintext, subject.bytes)
+    return PREFIX + base64.urlsafe_b64encode(sealed).decode("ascii").rstrip("=")
+
+
+def open_with(key: bytes | Erasure, token: str) -> Any:
+    """The value sealed in ``token``, or the erasure notice that stands for it."""
+    if isinstance(key, Erasure):
+        return erased_value(key)
+    raw = _decode(token)
+    subject, nonce, ciphertext = (
+        raw[:_SUBJECT],
+        raw[_SUBJECT : _SUBJECT + NONCE_BYTES],
+        raw[_SUBJECT + NONCE_BYTES :],
+    )
+    try:
+        return json.loads(AESGCM(key).decrypt(nonce, ciphertext, subject))
+    except InvalidTag:
+        return erased_value(MISSING)
+
+
+def erased_value(erasure: Erasure) -> dict[str, Any]:
+    """What stands for an erased value in an answer: that it was erased, when and why."""
+    return {
+        "erased": True,
+        "erased_at": erasure.at.isoformat() if erasure.at else None,
+        "reason": erasure.reason,
+    }
+
+
+class Sealer:
+    """Seals values for the command services, each under its subject's data key."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+
+    def seal(self, subject: UUID, value: Any, at: datetime) -> Any:
+        """``value`` sealed (None, and a value sealed already, stay as they are)."""
+        if value is None or is_sealed(value):
+            return value
+        key = self.keys.sealing_key(subject, at)
+        if isinstance(key, Erasure):
+            raise Conflict(
+                "this person's data was erased: nothing new is recorded about them",
+                current="erased",
+            )
+        return seal_with(key, subject, value)
+
+
+class Opener:
+    """Opens every sealed value in an answer with one look-up of the keys it needs."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+
+    def open(self, document: Any) -> Any:
+        tokens = list(_tokens(document))
+        if not tokens:
+            return document
+        keys = self.keys.opening_keys({subject_of(t) for t in tokens})
+        return _replace(document, lambda token: open_with(keys[subject_of(token)], token))
+
+
+def _tokens(document: Any) -> Iterable[str]:
+    if is_sealed(document):
+        yield document
+    elif isinstance(document, Mapping):
+        for value in document.values():
+            yield from _tokens(value)
+    elif isinstance(document, list | tuple):
+        for value in document:
+            yield from _tokens(value)
+
+
+def _replace(document: Any, opened: Callable[[str], Any]) -> Any:
+    if is_sealed(document):
+        return opened(document)
+    if isinstance(document, Mapping):
+        return {key: _replace(value, opened) for key, value in document.items()}
+    if isinstance(document, list | tuple):
+        return [_replace(value, opened) for value in document]
+    return document
