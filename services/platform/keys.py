@@ -179,6 +179,7 @@ class KeyStore:
                     (at.isoformat(), reason, subject),
                 ):
                     erased.append(UUID(subject))
+        self.database.scrub()
         with self._lock:
             for each in erased:
                 self._sealing.pop(each, None)

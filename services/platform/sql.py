@@ -33,6 +33,10 @@ class Database(Protocol):
         """``snapshot``: every read in the transaction sees one instant (for a proof of what a
         response was built from); SQLite's transactions always do."""
 
+    def scrub(self) -> None:
+        """Leave in the database's files no copy of what was deleted or overwritten (an
+        erased key), as far as the engine allows."""
+
     def close(self) -> None: ...
 
 
@@ -64,6 +68,8 @@ class SqliteDatabase:
         self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA busy_timeout=10000")
+        # A deleted or overwritten row is zeroed in its page, not left in free space.
+        self._connection.execute("PRAGMA secure_delete=ON")
         self._lock = threading.RLock()
 
     @contextmanager
@@ -76,6 +82,11 @@ class SqliteDatabase:
                 self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
+
+    def scrub(self) -> None:
+        # The write-ahead log still holds the pages as they were: copied back and emptied.
+        with self._lock:
+            self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._connection.close()
@@ -136,6 +147,11 @@ class PostgresDatabase:
             if snapshot:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield _PostgresTransaction(cursor)
+
+    def scrub(self) -> None:
+        """Nothing PostgreSQL can promise: a row's old version stays in the table's free space
+        and in the WAL until overwritten. What it held must be useless alone (a data key is
+        kept wrapped by a key that is never in the database)."""
 
     def close(self) -> None:
         self._pool.close()

@@ -67,8 +67,8 @@ class Referral(Aggregate):
     class Step(Act):
         """Every step after the send names both ends, whichever of them (``agency``) acts."""
 
-        sender: str
-        receiver: str
+        sender: Annotated[str, CODE]
+        receiver: Annotated[str, CODE]
         person_id: UUID | None
 
     class Moved(Step):

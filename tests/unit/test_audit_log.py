@@ -327,6 +327,9 @@ class CountingDatabase:
         with self._inner.transaction(snapshot) as tx:
             yield _Counting(tx, self.fetched)
 
+    def scrub(self) -> None:
+        self._inner.scrub()
+
     def close(self) -> None:
         self._inner.close()
 

@@ -1,0 +1,212 @@
+"""Sealing personal fields at the source, opening them in answers, and destroying keys."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from eventsourcing.domain import Aggregate, DomainEvent
+
+from contracts.errors import Conflict
+from contracts.identity import Staff
+from services.intake.application import IntakeApplication, OpenConsultation
+from services.intake.consent import Consent
+from services.intake.consultation import Consultation
+from services.intake.integration import PUBLISHED as INTAKE
+from services.intake.person import Person
+from services.meeting.integration import PUBLISHED as MEETING
+from services.meeting.meeting import Meeting
+from services.meeting.support_case import SupportCase
+from services.meeting.vital_interest import VitalInterestDeclaration
+from services.platform.indexes import ListIndex, LocalIdIndex
+from services.platform.keys import KeyStore
+from services.platform.publishing import Published
+from services.platform.sealed_events import Sealing, sealed_fields, unmarked_attributes
+from services.platform.sealing import Opener, Sealer, is_sealed, seal_with, subject_of
+from services.platform.sql import SqliteDatabase
+from services.referral.integration import PUBLISHED as REFERRAL
+from services.referral.referral import Referral
+
+pytestmark = pytest.mark.unit
+
+AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+CASEWORKER = Staff("s001", "zama-jiritsu", frozenset({"caseworker"}), "142182")
+AGGREGATES: tuple[type[Aggregate], ...] = (
+    Person,
+    Consultation,
+    Consent,
+    Referral,
+    SupportCase,
+    Meeting,
+    VitalInterestDeclaration,
+    LocalIdIndex,
+    ListIndex,
+)
+PUBLISHED: dict[type, Published] = {p.domain: p for p in (*INTAKE, *REFERRAL, *MEETING)}
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyStore:
+    return KeyStore(SqliteDatabase(tmp_path / "keys.sqlite3"), os.urandom(32))
+
+
+def events_of(aggregate: type[Aggregate]) -> list[type]:
+    return [
+        kind
+        for kind in vars(aggregate).values()
+        if isinstance(kind, type) and issubclass(kind, DomainEvent)
+    ]
+
+
+def test_every_text_attribute_of_every_stored_event_is_marked() -> None:
+    unmarked = {
+        f"{kind.__qualname__}.{name}"
+        for aggregate in AGGREGATES
+        for kind in events_of(aggregate)
+        for name in unmarked_attributes(kind, PUBLISHED.get(kind))
+        # eventsourcing's own bookkeeping: the class's topic and the id's type
+        if name not in ("originator_topic", "originator_id_type")
+    }
+    assert unmarked == set()
+
+
+def test_a_domain_attribute_takes_the_mark_of_the_published_field_it_becomes() -> None:
+    fields = {
+        f.path: f.subject for f in sealed_fields(Person.Registered, PUBLISHED[Person.Registered])
+    }
+    assert fields[("family_name",)] == ("originator_id",)
+    assert fields[("birth_date",)] == ("originator_id",)
+    plan = PUBLISHED[SupportCase.PlanDrafted]
+    nested = {f.path: f.subject for f in sealed_fields(SupportCase.PlanDrafted, plan)}
+    assert nested[("services", "description")] == ("person_id",)
+    # A slip's provisional identity never leaves referral: it is marked on the domain event.
+    sent = {f.path for f in sealed_fields(Referral.Sent, PUBLISHED[Referral.Sent])}
+    assert ("provisional_identity",) in sent
+
+
+def test_a_stored_event_holds_no_personal_value_in_clear_and_reads_back_sealed(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "e.db")}
+    intake = IntakeApplication(env, Sealing(INTAKE, Sealer(keys)))
+    opened = intake.open_consultation(
+        CASEWORKER,
+        OpenConsultation(
+            channel="phone",
+            route_in="self",
+            caller_kind="self",
+            main_complaint="家賃を滞納した志村",
+        ),
+    )
+    intake.close()
+    stored = b"".join(
+        path.read_bytes() for path in tmp_path.iterdir() if path.name.startswith("e.db")
+    )
+    assert "志村".encode() not in stored
+    assert b"sealed:v1:" in stored
+    again = IntakeApplication(env, Sealing(INTAKE, Sealer(keys)))
+    complaint = again.fetch(Consultation, opened.id, "consultation").main_complaint
+    assert isinstance(complaint, str) and is_sealed(complaint)
+    assert subject_of(complaint) == opened.id
+    assert Opener(keys).open({"complaint": complaint}) == {"complaint": "家賃を滞納した志村"}
+    again.close()
+
+
+def test_values_of_any_type_open_to_their_json(keys: KeyStore) -> None:
+    subject = uuid4()
+    sealer = Sealer(keys)
+    document = {
+        "born": sealer.seal(subject, date(1961, 4, 2), AT),
+        "year": sealer.seal(subject, 1961, AT),
+        "goals": [sealer.seal(subject, "就労", AT)],
+        "none": sealer.seal(subject, None, AT),
+    }
+    assert Opener(keys).open(document) == {
+        "born": "1961-04-02",
+        "year": 1961,
+        "goals": ["就労"],
+        "none": None,
+    }
+
+
+def test_erasing_a_person_erases_every_subject_linked_to_them_in_turn(keys: KeyStore) -> None:
+    person, case, meeting, other = uuid4(), uuid4(), uuid4(), uuid4()
+    sealer = Sealer(keys)
+    keys.link(case, person)
+    keys.link(meeting, case)
+    sealed = {s: sealer.seal(s, f"about {s}", AT) for s in (person, case, meeting, other)}
+    erased = keys.erase([person], "subject_request", AT)
+    assert set(erased) == {person, case, meeting}
+    opened = Opener(keys).open(sealed)
+    for subject in (person, case, meeting):
+        assert opened[subject] == {
+            "erased": True,
+            "erased_at": AT.isoformat(),
+            "reason": "subject_request",
+        }
+    assert opened[other] == f"about {other}"
+    # A second erasure keeps the first date and reason.
+    assert keys.erase([person], "retention", datetime(2027, 1, 1, tzinfo=UTC)) == []
+    erasure = keys.erasure(person)
+    assert erasure is not None and (erasure.reason, erasure.at) == ("subject_request", AT)
+
+
+def test_nothing_new_is_sealed_for_an_erased_subject(keys: KeyStore) -> None:
+    person = uuid4()
+    Sealer(keys).seal(person, "name", AT)
+    keys.erase([person], "subject_request", AT)
+    with pytest.raises(Conflict):
+        Sealer(keys).seal(person, "name again", AT)
+
+
+def test_a_reader_missing_a_key_shows_the_value_erased_and_does_not_fail(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    subject = uuid4()
+    token = Sealer(keys).seal(subject, "志村", AT)
+    elsewhere = KeyStore(SqliteDatabase(tmp_path / "replica.sqlite3"), os.urandom(32))
+    assert Opener(elsewhere).open([token]) == [
+        {"erased": True, "erased_at": None, "reason": "key_missing"}
+    ]
+    # A value sealed under another key than the one on record opens to nothing either.
+    forged = seal_with(os.urandom(32), subject, "偽")
+    assert Opener(keys).open(forged)["erased"] is True
+
+
+def test_an_erased_key_leaves_nothing_of_itself_in_the_embedded_key_file(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    person = uuid4()
+    Sealer(keys).seal(person, "name", AT)
+    with sqlite3.connect(tmp_path / "keys.sqlite3") as raw:
+        [(wrapped,)] = raw.execute("SELECT wrapped FROM data_key").fetchall()
+    keys.erase([person], "subject_request", AT)
+    keys.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("keys"))
+    assert wrapped.encode() not in stored
+
+
+def test_an_events_subject_is_linked_to_the_person_it_names(keys: KeyStore) -> None:
+    sealing = Sealing(INTAKE, Sealer(keys))
+    consultation = Consultation(
+        municipality="142182",
+        agency="zama-jiritsu",
+        staff_id="s1",
+        opened_at=AT,
+        channel="phone",
+        route_in="self",
+        caller_kind="self",
+        person_id=None,
+        main_complaint="相談",
+        notes=None,
+    )
+    person = uuid4()
+    consultation.attach(person, staff_id="s1", at=AT)
+    for event in consultation.collect_events():
+        sealing.seal(event)
+    keys.erase([person], "subject_request", AT)
+    assert keys.erasure(consultation.id) is not None
