@@ -269,10 +269,12 @@ class Reader:
 
 
 def _asked(request: Request) -> dict[str, Any]:
-    """A route with no view of its own to replay is recorded as the request it answered."""
+    """A route with no view of its own to replay is recorded as the request it answered: its
+    route and the names of the parameters given. Their values may be personal (a name searched
+    for, a local id), and an audit entry is kept for ever: no erasure could reach them there."""
     asked: dict[str, Any] = {"route": f"{request.method} {request.url.path}"}
     if request.query_params:
-        asked["query"] = dict(request.query_params)
+        asked["query"] = sorted(request.query_params.keys())
     return asked
 
 

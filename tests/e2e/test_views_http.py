@@ -223,6 +223,24 @@ def test_local_ids_find_persons_for_their_own_agency_only(story: Story, auth: Au
     assert client.get(url, headers=auth("zama-jiritsu")).status_code == 404
 
 
+def test_an_audit_entry_names_the_parameters_of_a_read_not_what_was_typed(
+    story: Story, auth: Auth
+) -> None:
+    client, played = story
+    person = played["03-tax-desk-referral"].person
+    url = "/views/persons/by-local-id?local_id=T-000123"
+    assert client.get(url, headers=auth("zama-shuno")).status_code == 200
+    log: AuditLog = client.app.state.audit  # type: ignore[attr-defined]
+    asked = [
+        e.view_request
+        for e in log.seen_person(person)
+        if e.view_request and e.view_request.get("route", "").endswith("/by-local-id")
+    ]
+    # A local id is the person's own number at that agency, and the chain is kept for ever.
+    assert asked and all(a["query"] == ["local_id"] for a in asked)
+    assert "T-000123" not in json.dumps([e.view_request for e in log.seen_person(person)])
+
+
 def test_referral_boxes_show_states_and_overdue_flags(story: Story, auth: Auth) -> None:
     client, played = story
     inbox = client.get("/views/inbox", headers=auth("oneaid")).json()
