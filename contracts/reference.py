@@ -2,13 +2,14 @@
 
 The YAML beside this module is a copy of ``shared/domain/reference.yaml`` plus what Tsunagu adds
 (``TSUNAGU_KEYS``): the caller kinds, which the seeds use but do not list; the neighbouring
-municipalities one deployment also serves, with their agencies; and which agencies may hold each
-oversight role, over what scope. A test keeps the shared part in step.
+municipalities one deployment also serves, with their agencies; which agencies may hold each
+oversight role, over what scope; and how long each municipality keeps a person's records after
+their case closes. A test keeps the shared part in step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 
 REFERENCE_FILE = Path(__file__).with_name("reference.yaml")
 # The keys of reference.yaml that shared/domain/reference.yaml does not have.
-TSUNAGU_KEYS = ("caller_kinds", "neighbours", "oversight_roles")
+TSUNAGU_KEYS = ("caller_kinds", "neighbours", "oversight_roles", "retention")
 # An oversight role's reach: everything of the holder's municipality, or its own agency's only.
 MUNICIPALITY, OWN_AGENCY = "municipality", "own_agency"
 SCOPES = (MUNICIPALITY, OWN_AGENCY)
@@ -40,6 +41,8 @@ class Municipality:
     code: str
     name_ja: str
     population: int | None
+    # Whole years a person's records are kept after their support case is closed.
+    retention_years: int = 5
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,18 @@ def _oversight(raw: dict[str, Any], agencies: dict[str, Agency]) -> dict[str, di
     return granted
 
 
+def _retention(raw: dict[str, Any], municipalities: dict[str, Municipality]) -> None:
+    """Each municipality's retention years: its own where ``retention.years`` names it, else
+    ``retention.default_years``."""
+    default = raw.get("default_years", Municipality.retention_years)
+    for code, years in {**dict.fromkeys(municipalities, default), **raw.get("years", {})}.items():
+        if code not in municipalities:
+            raise ValueError(f"retention.years: unknown municipality {code!r}")
+        if not isinstance(years, int) or isinstance(years, bool) or years < 1:
+            raise ValueError(f"retention.years: {code!r} must keep records a whole year or more")
+        municipalities[code] = replace(municipalities[code], retention_years=years)
+
+
 @cache
 def reference() -> Reference:
     raw = yaml.safe_load(REFERENCE_FILE.read_text(encoding="utf-8"))
@@ -126,6 +141,7 @@ def reference() -> Reference:
         code = str(neighbour["code"])
         municipalities[code] = Municipality(code, neighbour["name_ja"], neighbour.get("population"))
         listed += _agencies(neighbour["agencies"], code)
+    _retention(raw.get("retention", {}), municipalities)
     agencies = {a.id: a for a in listed}
     if len(agencies) != len(listed):
         raise ValueError("reference.yaml: an agency id is listed in two municipalities")

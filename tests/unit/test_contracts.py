@@ -136,7 +136,7 @@ def test_reference_and_scenarios_are_the_shared_ones() -> None:
     ours = yaml.safe_load((Path(export.__file__).parent / "reference.yaml").read_text())
     theirs = yaml.safe_load((SHARED / "domain" / "reference.yaml").read_text())
     # Ours is shared's plus exactly these keys, which Tsunagu adds (contracts/reference.py).
-    added = {"caller_kinds", "neighbours", "oversight_roles"}
+    added = {"caller_kinds", "neighbours", "oversight_roles", "retention"}
     assert set(TSUNAGU_KEYS) == added
     assert set(ours) - set(theirs) == added
     assert {key: value for key, value in ours.items() if key not in added} == theirs
