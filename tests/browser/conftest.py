@@ -18,6 +18,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from services.demo import load_demo
+from services.platform.sealing import PREFIX as SEALED
 from services.platform.settings import Settings
 from services.wiring import embedded_app
 from tests.conftest import JWT_SECRET
@@ -128,6 +129,8 @@ def checked(axe: Axe) -> AccessibilityCheck:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         raw = sorted(set(RAW_CODE.findall(page.locator("body").inner_text())))
         assert raw == [], f"{name}: codes shown raw: {raw}"
+        # A sealed value reaching a page unopened: an answer that bypassed the opening.
+        assert SEALED not in page.content(), f"{name}: a sealed value shown as it is stored"
         results: dict[str, Any] = axe.run(page).response
         serious = [
             f"{v['id']} ({v['impact']}): {v['help']} — "
