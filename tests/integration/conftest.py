@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -12,11 +15,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 
+from contracts.reference import reference
+from contracts.topics import Topics
+from services.meeting.feed import FeedFacts
 from services.platform.relay import Relay
 from services.platform.settings import Settings
 from services.platform.sql import PostgresDatabase
 from services.projection.audit import AuditLog
 from services.projection.store import ViewStore
+from services.scenarios import Client
+from services.wiring import feed_store, service_app, view_store
+from tests.infrastructure import Process, wait_for
+from tests.integration.feeds import AfterTheFeed
+from tests.integration.kafka_tools import end_offsets
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -66,3 +77,75 @@ class Cleanup:
 def cleanup() -> Iterator[Cleanup]:
     with contextlib.ExitStack() as stack:
         yield Cleanup(stack)
+
+
+Spawn = Callable[[list[str], Settings], Process]
+# Every story is played in Zama.
+ZAMA = reference().agencies["zama-jiritsu"].municipality
+
+
+@dataclass
+class Platform:
+    """Intake, referral, meeting and views as separate services, joined only by Kafka."""
+
+    settings: Settings
+    services: dict[str, tuple[Client, str]]
+    views: TestClient
+    settle: Callable[[], None]
+
+
+@pytest.fixture
+def platform(distributed_settings: Settings, spawn: Spawn, cleanup: Cleanup) -> Iterator[Platform]:
+    settings = distributed_settings
+    for service in ("intake", "referral", "meeting"):
+        spawn(["relay", service], settings)
+    projection = spawn(["project", "projection"], settings)
+    referral_feed = spawn(["project", "referral"], settings)
+    meeting_feed = spawn(["project", "meeting"], settings)
+    referral_replica = cleanup.store(feed_store(settings, "referral"))
+    meeting_facts = FeedFacts(cleanup.store(feed_store(settings, "meeting")))
+    views = cleanup.store(view_store(settings))
+    topics = [Topics(settings.topic_prefix).events(s) for s in ("intake", "referral", "meeting")]
+
+    def consent_known(url: str, body: Any) -> bool:
+        if url != "/referrals" or not body.get("consent_id"):
+            return True
+        with referral_replica.database.transaction() as tx:
+            found = tx.fetchone(
+                "SELECT 1 AS found FROM consent WHERE consent_id = ?", (body["consent_id"],)
+            )
+        return found is not None
+
+    def applicant_known(url: str, body: Any) -> bool:
+        if url == "/cases":
+            return meeting_facts.applicant(UUID(body["consultation_id"])) is not None
+        about_person = url == "/vital-interests" or (
+            url == "/meetings" and body.get("kind") == "article9_support_meeting"
+        )
+        if about_person:
+            return meeting_facts.knows_person(UUID(body["person_id"]), ZAMA)
+        return True
+
+    def caught_up() -> bool:
+        stored = views.positions()
+        ends = end_offsets(str(settings.kafka_bootstrap_servers), topics)
+        return all(stored.get(part, 0) >= end for part, end in ends.items())
+
+    def settle() -> None:
+        # The relays may still be publishing the last commands: caught up twice, 1 s apart.
+        for _ in range(2):
+            time.sleep(1)
+            wait_for(caught_up, 120, f"the views to catch up\n{projection.output()}")
+
+    referral = AfterTheFeed(
+        cleanup.client(service_app(settings, "referral")), consent_known, referral_feed
+    )
+    meeting = AfterTheFeed(
+        cleanup.client(service_app(settings, "meeting")), applicant_known, meeting_feed
+    )
+    services: dict[str, tuple[Client, str]] = {
+        "intake": (cleanup.client(service_app(settings, "intake")), ""),
+        "referral": (referral, ""),
+        "meeting": (meeting, ""),
+    }
+    yield Platform(settings, services, cleanup.client(service_app(settings, "projection")), settle)
