@@ -196,6 +196,8 @@ P_MORE_INCOME = 0.2
 P_DECLINE = 0.12
 P_ACKNOWLEDGE = 0.3
 P_REPLAN = 0.2
+# Of the people with a case, those who later ask for their data to be erased (stream only).
+P_ERASED = 0.01
 # Who provides what the plan needs, by issue: (provider, programme, service class, categories
 # the slip shares beyond identity, contact and consultation).
 PROVIDERS: dict[str, tuple[str, str | None, str, tuple[str, ...]]] = {
@@ -453,6 +455,10 @@ def lifecycle(
             )
     if not playable and path == "case" and rng.random() < 0.02:
         _duplicate(b, person_id)
+    if not playable and path == "case" and rng.random() < P_ERASED:
+        # 本人からの消去請求 once everything else is done: nothing is recorded after it.
+        last = max(step.at for step in b.steps)
+        b.add(_next_day(rng, last, 30, 365), "erase", OFFICE, reason="subject_request")
     return Lifecycle(number, municipality, path, person_id, person, _spaced(b.steps))
 
 
@@ -1253,6 +1259,13 @@ class _Events:
                 name = "PersonsMerged" if step.kind == "merge" else "PersonsUnmerged"
                 data = self.act(step) | {"person_id": a["duplicate"], "survivor_id": a["survivor"]}
                 self.emit(a["duplicate"], name, data, a["duplicate"], step.at)
+            case "erase":
+                data = self.act(step) | {
+                    "person_id": person,
+                    "reason": a["reason"],
+                    "erased_with": None,
+                }
+                self.emit(person, "PersonErased", data, person, step.at)
             case "refer":
                 self.send(step, a["referral"], step.by, a["to"], a)
             case "acknowledge" | "accept":

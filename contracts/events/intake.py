@@ -23,6 +23,7 @@ __all__ = [
     "ConsultationOpened",
     "ConsultationTriaged",
     "IntakeEvent",
+    "PersonErased",
     "PersonLinked",
     "PersonRegistered",
     "PersonRegisteredV1",
@@ -170,6 +171,22 @@ class PersonsUnmerged(IntakeEvent):
 
     person_id: UUID
     survivor_id: UUID
+
+
+@register
+class PersonErased(IntakeEvent):
+    name: ClassVar[str] = "PersonErased"
+    summary: ClassVar[str] = (
+        "A person's data was erased: their data keys, and those of every record about them, "
+        "were destroyed, so what was sealed under them opens to 消去済み. Holds no personal "
+        "data; views drop whatever they derived from the person, counts stay."
+    )
+
+    person_id: UUID
+    # 本人からの消去請求 (subject_request) or 保存期間満了 (retention)
+    reason: Annotated[str, CODE]
+    # A duplicate merged into the person named in the request is erased with them.
+    erased_with: UUID | None = None
 
 
 @register

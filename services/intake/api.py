@@ -7,6 +7,7 @@ category as the application decides them.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -111,6 +112,22 @@ class MergeRequest(RequestModel):
 
 class UnmergeRequest(RequestModel):
     reason: Reason = Field(min_length=1)
+
+
+class ErasureRequest(RequestModel):
+    reason: Code = Field(
+        description="subject_request (本人からの消去請求) or retention (保存期間満了)"
+    )
+
+
+class ErasureResponse(BaseModel):
+    """What an erasure did: the person, and the duplicates merged into them, erased at
+    ``erased_at`` for ``reason``. Their records now read 消去済み everywhere."""
+
+    person_id: UUID
+    persons: list[UUID]
+    reason: str
+    erased_at: datetime
 
 
 class ConsentRequest(RequestModel):
@@ -361,6 +378,14 @@ def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRout
     def unmerge(person_id: UUID, body: UnmergeRequest, reader: Reader = Reading) -> Response:
         intake.unmerge(reader.staff, person_id, body.reason)
         return person_reply(reader, person_id, command=True)
+
+    @router.post("/persons/{person_id}/erasure", status_code=201, response_model=ErasureResponse)
+    def erase(person_id: UUID, body: ErasureRequest, staff: Staff = Caller) -> ErasureResponse:
+        """Erase the person's data (本人からの消去請求, 保存期間満了): the self-reliance office or a
+        privacy officer over the municipality. Every record about them then reads 消去済み,
+        with the date and reason; counts stay. 409 once erased, with when and why."""
+        done = intake.erase_person(staff, person_id, body.reason)
+        return ErasureResponse(**asdict(done))
 
     @router.get("/persons/{person_id}/consents", response_model=list[ConsentResponse])
     def consents_in_force(

@@ -4,6 +4,10 @@ Each command checks who may do it, validates against the reference data, and sav
 aggregates (and their index aggregates) in one atomic write. Every person, consultation and
 consent belongs to the municipality that recorded it: to staff of any other it does not exist.
 What intake shows of a person is decided field group by field group (``person_disclosure``).
+
+Erasure (消去) destroys the data keys of a person, of the duplicates merged into them and of
+every record linked to them (``services.platform.keys``), and records PersonErased: whatever
+was sealed under those keys, in any store or topic, then opens to 消去済み with when and why.
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ from services.platform.calendar import DateAsISO, past_or_now
 from services.platform.disclose import Disclosure, Part, bases_map, decide_parts, withheld_list
 from services.platform.eventstore import TracingApplication
 from services.platform.indexes import LocalIdIndex, consents_key, duplicates_key
+from services.platform.keys import KeyStore
+from services.platform.sealed_events import Sealing
 
 INTAKE_ROLE = "self_reliance_office"
+# Why a person's data may be erased on request: 本人からの消去請求, 保存期間満了 (the retention
+# sweeper's). A key store's ``key_missing`` is a reader's finding, never a request.
+ERASURE_REASONS = ("subject_request", "retention")
+# Who erases when a retention period ends: the municipality's self-reliance office, as a
+# process rather than a member of staff.
+RETENTION_STAFF_ID = "system:retention"
 A = TypeVar("A", bound=Aggregate)
 IDENTITY_FIELDS = (
     "family_name",
@@ -110,8 +122,24 @@ class DuplicateCandidates:
     candidates: list[UUID] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ErasureDone:
+    """A person's erasure: the person asked for and the duplicates merged into them."""
+
+    person_id: UUID
+    persons: list[UUID]
+    reason: str
+    erased_at: datetime
+
+
 class IntakeApplication(TracingApplication):
     name = "intake"
+
+    def __init__(self, env: dict[str, str] | None = None, sealing: Sealing | None = None) -> None:
+        super().__init__(env, sealing)
+        # An erasure destroys keys in the store the sealing takes them from: without sealing
+        # (a relay, a unit test of the domain) nothing was sealed and nothing can be erased.
+        self.keys: KeyStore | None = sealing.sealer.keys if sealing is not None else None
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -131,7 +159,7 @@ class IntakeApplication(TracingApplication):
             )
         check_codes(command.channel, command.route_in, command.caller_kind)
         if command.person_id is not None:
-            self._registered(staff, command.person_id)
+            self._registered(staff, command.person_id).refuse_if_erased()
         consultation = Consultation(
             municipality=staff.municipality,
             agency=staff.agency,
@@ -157,7 +185,7 @@ class IntakeApplication(TracingApplication):
         return consultation
 
     def triage(self, staff: Staff, consultation_id: UUID, command: Triage) -> None:
-        consultation = self.own_consultation(staff, consultation_id)
+        consultation = self._open_to_records(staff, consultation_id)
         consultation.triage_as(
             command.outcome,
             target_agency=command.target_agency,
@@ -172,15 +200,15 @@ class IntakeApplication(TracingApplication):
     def attach(
         self, staff: Staff, consultation_id: UUID, person_id: UUID, at: datetime | None = None
     ) -> None:
-        consultation = self.own_consultation(staff, consultation_id)
-        self.person_here(staff, person_id)
+        consultation = self._open_to_records(staff, consultation_id)
+        self.person_here(staff, person_id).refuse_if_erased()
         consultation.attach(person_id, staff.staff_id, past_or_now("at", at))
         self.save(consultation)
 
     def receive_application(
         self, staff: Staff, consultation_id: UUID, at: datetime | None = None
     ) -> None:
-        consultation = self.own_consultation(staff, consultation_id)
+        consultation = self._open_to_records(staff, consultation_id)
         consultation.receive_application(staff.staff_id, past_or_now("at", at))
         self.save(consultation)
 
@@ -311,10 +339,61 @@ class IntakeApplication(TracingApplication):
         self._require_intake_office(staff, "merge persons")
         duplicate = self.person_here(staff, person_id)
         survivor = self.person_here(staff, survivor_id)
+        survivor.refuse_if_erased()
         if survivor.merged_into is not None:
             raise Conflict(f"person {survivor_id} is itself merged into {survivor.merged_into}")
         duplicate.merge_into(survivor_id, staff.agency, staff.staff_id, reason, datetime.now(UTC))
-        self.save(duplicate)
+        # Kept so that erasing the survivor finds the duplicates merged into them.
+        self.save(duplicate, self.listed(merged_key(survivor_id), person_id))
+
+    def erase_person(
+        self, staff: Staff, person_id: UUID, reason: str, at: datetime | None = None
+    ) -> ErasureDone:
+        """Erase the person's data everywhere: destroy the data keys of the person, of every
+        duplicate merged into them and of every record linked to either; record PersonErased
+        on each. ``staff``: a privacy officer over the municipality or the self-reliance
+        office (the retention sweeper acts as ``retention_staff``). 409 once erased, or for a
+        duplicate merged into another (the survivor is the person to erase)."""
+        self._require_eraser(staff)
+        if reason not in ERASURE_REASONS:
+            raise Invalid(
+                "reason", "reference_code", f"unknown erasure reason {reason!r}", ERASURE_REASONS
+            )
+        person = self.person_here(staff, person_id)
+        person.refuse_if_erased()
+        if person.merged_into is not None:
+            raise Conflict(
+                f"person {person_id} is merged into {person.merged_into}: erase that person, "
+                "which erases this one too, or unmerge first",
+                current=str(person.merged_into),
+            )
+        if self.keys is None:
+            raise RuntimeError("this intake application seals nothing and can erase nothing")
+        when = at or datetime.now(UTC)
+        duplicates = [p for p in self._merged_into(person) if p.erased is None]
+        # Keys first: if the events cannot be saved, the data is gone all the same and a
+        # second request records what the first did.
+        self.keys.erase([person.id, *(p.id for p in duplicates)], reason, when)
+        person.erase(staff.agency, staff.staff_id, reason, when)
+        for duplicate in duplicates:
+            duplicate.erase(staff.agency, staff.staff_id, reason, when, erased_with=person.id)
+        self.save(person, *duplicates)
+        return ErasureDone(person.id, [person.id, *(p.id for p in duplicates)], reason, when)
+
+    def _merged_into(self, survivor: Person) -> list[Person]:
+        """The persons merged into ``survivor`` now, and into them in turn."""
+        found: dict[UUID, Person] = {}
+        frontier = [survivor.id]
+        while frontier:
+            into = frontier.pop()
+            index = self.index(merged_key(into))
+            for member in dict.fromkeys(index.ids if index else []):
+                person = self.person(member)
+                # Listed once merged: one unmerged since is no longer the same person.
+                if person.merged_into == into and person.id not in found:
+                    found[person.id] = person
+                    frontier.append(person.id)
+        return list(found.values())
 
     def unmerge(self, staff: Staff, person_id: UUID, reason: str) -> None:
         self._require_intake_office(staff, "unmerge persons")
@@ -325,7 +404,7 @@ class IntakeApplication(TracingApplication):
     # The consent ledger (本人同意)
 
     def record_consent(self, staff: Staff, command: RecordConsent) -> UUID:
-        self._registered(staff, command.person_id)
+        self._registered(staff, command.person_id).refuse_if_erased()
         self.require(staff, command.person_id, "identity")
         valid_from = past_or_now("valid_from", command.valid_from)
         check_terms(
@@ -457,10 +536,39 @@ class IntakeApplication(TracingApplication):
             raise Invalid("person_id", "registered_person", f"no person {person_id} is registered")
         return person
 
+    def _open_to_records(self, staff: Staff, consultation_id: UUID) -> Consultation:
+        """The caller's consultation, if its person (when known) was not erased."""
+        consultation = self.own_consultation(staff, consultation_id)
+        if consultation.person_id is not None:
+            self.person(consultation.person_id).refuse_if_erased()
+        return consultation
+
+    def _require_eraser(self, staff: Staff) -> None:
+        agency = reference().agency(staff.agency)
+        office = agency is not None and agency.role == INTAKE_ROLE
+        if not office and not staff.oversees_municipality("privacy_officer"):
+            raise Forbidden(
+                "only the self-reliance support office or a privacy officer over the whole "
+                "municipality may erase a person's data: it erases every agency's records",
+                allowed_agencies=list(
+                    reference().agencies_with_role(INTAKE_ROLE, staff.municipality)
+                ),
+            )
+
     def _require_intake_office(self, staff: Staff, action: str) -> None:
         agency = reference().agency(staff.agency)
         if agency is None or agency.role != INTAKE_ROLE:
             raise Forbidden(f"only a self-reliance support office may {action}")
+
+
+def merged_key(survivor_id: UUID) -> str:
+    return f"merged:{survivor_id}"
+
+
+def retention_staff(municipality: str) -> Staff:
+    """Who the retention sweeper erases as: the municipality's self-reliance office."""
+    [office, *_] = reference().agencies_with_role(INTAKE_ROLE, municipality)
+    return Staff(RETENTION_STAFF_ID, office, frozenset(), municipality)
 
 
 def _here(staff: Staff, found: A, kind: str) -> A:

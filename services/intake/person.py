@@ -3,10 +3,15 @@
 Names, kana, birth date, sex, address and phone are personal data: they live in this
 aggregate's events and in no log line. Duplicates are merged as a reversible link
 (PersonsMerged, PersonsUnmerged); nothing recorded about either person is rewritten.
+
+An erasure (PersonErased) is recorded when the person's data keys are destroyed: its event
+says why and when, and holds nothing of the person. From then on nothing new is recorded
+about them: no local id, no merge either way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
@@ -15,6 +20,7 @@ from eventsourcing.domain import Aggregate, event
 
 from contracts.errors import Conflict
 from contracts.names import fold
+from contracts.personal import CODE
 from services.platform.acts import OF_AGGREGATE, Act, Founding
 
 SEXES = ("female", "male", "other", "unknown")
@@ -43,6 +49,11 @@ class Person(Aggregate):
     class Unmerged(Act):
         survivor_id: UUID
         reason: Annotated[str, OF_AGGREGATE]
+
+    class Erased(Act):
+        reason: Annotated[str, CODE]
+        # A duplicate merged into the person named in the request is erased with them.
+        erased_with: UUID | None
 
     @event(Registered)
     def __init__(
@@ -76,8 +87,10 @@ class Person(Aggregate):
         self.phone = phone
         self.local_ids: dict[str, str] = {}
         self.merged_into: UUID | None = None
+        self.erased: PersonErasure | None = None
 
     def link(self, agency: str, local_id: str, staff_id: str, at: datetime) -> None:
+        self.refuse_if_erased()
         existing = self.local_ids.get(agency)
         if existing is not None:
             raise Conflict(
@@ -101,6 +114,7 @@ class Person(Aggregate):
     def merge_into(
         self, survivor_id: UUID, agency: str, staff_id: str, reason: str, at: datetime
     ) -> None:
+        self.refuse_if_erased()
         if survivor_id == self.id:
             raise Conflict("a person cannot be merged into themself")
         if self.merged_into is not None:
@@ -130,6 +144,7 @@ class Person(Aggregate):
         self.merged_into = survivor_id
 
     def unmerge(self, agency: str, staff_id: str, reason: str, at: datetime) -> None:
+        self.refuse_if_erased()
         if self.merged_into is None:
             raise Conflict("this person is not merged into anyone")
         self._unmerge(
@@ -153,6 +168,45 @@ class Person(Aggregate):
     ) -> None:
         self.merged_into = None
 
+    def erase(
+        self,
+        agency: str,
+        staff_id: str,
+        reason: str,
+        at: datetime,
+        erased_with: UUID | None = None,
+    ) -> None:
+        self.refuse_if_erased()
+        self._erase(
+            municipality=self.municipality,
+            agency=agency,
+            at=at,
+            staff_id=staff_id,
+            reason=reason,
+            erased_with=erased_with,
+        )
+
+    @event(Erased)
+    def _erase(
+        self,
+        municipality: str,
+        agency: str,
+        at: datetime,
+        staff_id: str,
+        reason: str,
+        erased_with: UUID | None,
+    ) -> None:
+        self.erased = PersonErasure(reason, at)
+
+    def refuse_if_erased(self) -> None:
+        """409 with when and why, once the person's data was erased."""
+        if self.erased is not None:
+            raise Conflict(
+                f"person {self.id}'s data was erased on {self.erased.at.date().isoformat()} "
+                f"({self.erased.reason}): nothing new is recorded about them",
+                current=self.erased.state(),
+            )
+
     @property
     def duplicate_key(self) -> str | None:
         return duplicate_key(
@@ -161,6 +215,17 @@ class Person(Aggregate):
             self.birth_date,
             self.birth_year,
         )
+
+
+@dataclass(frozen=True)
+class PersonErasure:
+    """When and why the person's data was erased."""
+
+    reason: str
+    at: datetime
+
+    def state(self) -> dict[str, str]:
+        return {"state": "erased", "erased_at": self.at.isoformat(), "reason": self.reason}
 
 
 def duplicate_key(

@@ -27,6 +27,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from contracts.errors import Conflict
 from services.platform.private_files import write_once
 from services.platform.settings import Settings
 from services.platform.sql import Database, Transaction
@@ -65,6 +66,19 @@ class Erasure:
 
     reason: str
     at: datetime | None = None
+
+    def refusal(self) -> Conflict:
+        """409 for anything new about an erased subject, saying when and why it was erased."""
+        when = f" on {self.at.date().isoformat()}" if self.at else ""
+        return Conflict(
+            f"this person's data was erased{when} ({self.reason}): nothing new is recorded "
+            "about them",
+            current={
+                "state": "erased",
+                "erased_at": self.at.isoformat() if self.at else None,
+                "reason": self.reason,
+            },
+        )
 
 
 MISSING = Erasure("key_missing")
@@ -144,10 +158,18 @@ class KeyStore:
 
     def link(self, subject: UUID, about: UUID) -> None:
         """``subject``'s data is (also) about ``about`` (a person, or a subject linked to
-        one): erasing that person erases it."""
+        one): erasing that person erases it. Nothing new is tied to an erased one: 409."""
         if subject == about or (subject, about) in self._linked:
             return
         with self.database.transaction() as tx:
+            erased = tx.fetchone(
+                "SELECT * FROM data_key WHERE subject = ? AND erased_at IS NOT NULL",
+                (str(about),),
+            )
+            if erased is not None:
+                found = self._unwrap(about, erased)
+                assert isinstance(found, Erasure)
+                raise found.refusal()
             tx.execute(
                 "INSERT INTO subject_link (subject, about) VALUES (?, ?) "
                 "ON CONFLICT (subject, about) DO NOTHING",

@@ -20,7 +20,6 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from contracts.errors import Conflict
 from services.platform.keys import MISSING, NONCE_BYTES, Erasure, KeyStore
 
 PREFIX = "sealed:v1:"
@@ -92,10 +91,7 @@ class Sealer:
             return value
         key = self.keys.sealing_key(subject, at)
         if isinstance(key, Erasure):
-            raise Conflict(
-                "this person's data was erased: nothing new is recorded about them",
-                current="erased",
-            )
+            raise key.refusal()
         return seal_with(key, subject, value)
 
 

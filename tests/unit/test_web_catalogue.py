@@ -17,6 +17,7 @@ from services.intake.consent import METHODS
 from services.intake.consultation import TRIAGE_OUTCOMES
 from services.meeting.support_case import EMERGENCY_KINDS, EVALUATION_OUTCOMES, WORK_OUTCOMES
 from services.meeting.support_case import MOVES as CASE_MOVES
+from services.platform.keys import ERASURE_REASONS
 from services.projection.field_names import FIELD_NAMES
 from services.projection.person_facts import _NAMING as NAMING
 from services.referral.referral import FOLLOW_UPS, KINDS, MOVES
@@ -64,6 +65,7 @@ def codes() -> list[tuple[str, str]]:
         "audit_view": privacy.VIEWS,
         "finding": privacy.FINDINGS,
         "basis_reason": disclosure.BASES,
+        "erasure_reason": ERASURE_REASONS,
     }
     return [(kind, code) for kind, values in kinds.items() for code in values]
 
