@@ -78,6 +78,11 @@ class Withheld(BaseModel):
     reason: str
 
 
+class Erased(BaseModel):
+    erased_at: datetime
+    reason: str
+
+
 class PersonResponse(BaseModel):
     """The person as the caller may see them now: identity fields (names, kana, birth date,
     sex) under an ``identity`` basis, address and phone under a ``contact`` one, another
@@ -97,6 +102,9 @@ class PersonResponse(BaseModel):
     phone: str | None
     local_ids: dict[str, str]
     merged_into: UUID | None
+    erased: Erased | None = Field(
+        None, description="when and why the person's data was erased: its fields read 消去済み"
+    )
     bases: dict[str, ShownBasis]
     withheld: list[Withheld]
 

@@ -291,6 +291,8 @@ class IntakeApplication(TracingApplication):
             "id": person.id,
             "registered_by": person.agency,
             "merged_into": person.merged_into,
+            # Its fields then read 消去済み: the keys they were sealed under are destroyed.
+            "erased": person.erased.shown() if person.erased else None,
             **fields,
             "local_ids": local_ids,
             "bases": bases_map(decided.shown),

@@ -224,8 +224,11 @@ class PersonErasure:
     reason: str
     at: datetime
 
+    def shown(self) -> dict[str, str]:
+        return {"erased_at": self.at.isoformat(), "reason": self.reason}
+
     def state(self) -> dict[str, str]:
-        return {"state": "erased", "erased_at": self.at.isoformat(), "reason": self.reason}
+        return {"state": "erased", **self.shown()}
 
 
 def duplicate_key(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -79,6 +79,16 @@ def erased_value(erasure: Erasure) -> dict[str, Any]:
     }
 
 
+def is_erased(value: object) -> bool:
+    """Whether ``value`` is what stands for an erased value (``erased_value``)."""
+    return isinstance(value, Mapping) and value.keys() == {"erased", "erased_at", "reason"}
+
+
+def erasures(document: Any) -> Iterator[Mapping[str, Any]]:
+    """The erasure notices an opened ``document`` holds, in document order."""
+    return _matching(document, is_erased)
+
+
 class Sealer:
     """Seals values for the command services, each under its subject's data key."""
 
@@ -110,14 +120,18 @@ class Opener:
 
 
 def _tokens(document: Any) -> Iterable[str]:
-    if is_sealed(document):
+    return _matching(document, is_sealed)
+
+
+def _matching(document: Any, matches: Callable[[Any], bool]) -> Iterator[Any]:
+    if matches(document):
         yield document
     elif isinstance(document, Mapping):
         for value in document.values():
-            yield from _tokens(value)
+            yield from _matching(value, matches)
     elif isinstance(document, list | tuple):
         for value in document:
-            yield from _tokens(value)
+            yield from _matching(value, matches)
 
 
 def _replace(document: Any, opened: Callable[[str], Any]) -> Any:

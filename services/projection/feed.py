@@ -10,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from services.projection import agency_view, consents, person_facts, person_search, statistics
+from services.projection import (
+    agency_view,
+    consents,
+    erasures,
+    person_facts,
+    person_search,
+    statistics,
+)
 from services.projection.changes import Projector
 from services.projection.projectors import consultations
 from services.projection.store import CONSULTATION_VIEW
 
-PERSON_TABLES = consents.TABLES + person_facts.TABLES + agency_view.TABLES
+PERSON_TABLES = consents.TABLES + person_facts.TABLES + agency_view.TABLES + erasures.TABLES
 TABLES = CONSULTATION_VIEW + statistics.TABLES + person_search.TABLES + PERSON_TABLES
 
 
@@ -29,9 +36,10 @@ def person_projectors(
     """``clock``: the instant each agency's view is decided at (a replay's is the entry's).
 
     The consent replica, the facts and the agency views, in one projector (``person_views``);
-    ``postponed``: a catch-up's, whose views ``agency_view.settle`` decides at its end.
+    ``postponed``: a catch-up's, whose views ``agency_view.settle`` decides at its end. Then
+    when and why a person was erased, which their pages say.
     """
-    return (agency_view.person_views(clock, postponed=postponed),)
+    return (agency_view.person_views(clock, postponed=postponed), erasures.note_erasure)
 
 
 def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:

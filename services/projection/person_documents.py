@@ -25,6 +25,7 @@ from services.projection.agency_view import (
     allowed_categories,
     visible_to,
 )
+from services.projection.erasures import erasure
 from services.projection.field_names import readable
 from services.projection.person_facts import Reader, record_from, utc
 
@@ -63,6 +64,7 @@ def person_view(
         "categories": categories,
         "withheld": _withheld(state, agency, person_id, at, [c for c in wanted if c not in rows]),
     }
+    _note_erasure(document, state, person_id)
     recorders = {
         (fact["category"], fact["field"]): fact["agency"]
         for fact in state.rows("person_fact", {"person_id": person_id})
@@ -243,6 +245,7 @@ def case_as_of(
         "timeline": timeline,
         "state": status,
     }
+    _note_erasure(document, state, person_id)
     if agency is not None:
         then = record_from(state, person_id, as_of=at, known_at=known_at)
         agency_basis = _basis_of(FactBases(agency, then, at))
@@ -271,6 +274,14 @@ def case_as_of(
                 _note(shown, category, viewer_basis(row))
         document["agency_view"] = {"agency": agency, "categories": seen}
     return Disclosure(document, shown, disclosed_by=frozenset(disclosed_by))
+
+
+def _note_erasure(document: dict[str, Any], state: Reader, person_id: str) -> None:
+    """Say when and why the person was erased, if they were: their sealed values then read
+    消去済み. Only then, so that a document served before reads back the same."""
+    erased = erasure(state, person_id)
+    if erased is not None:
+        document["erased"] = erased
 
 
 def _note(shown: Shown, category: str, grant: Allowed | None) -> None:

@@ -4,7 +4,9 @@ An audit entry (RecordViewed) keeps which view answered with which parameters, t
 ``decide`` was asked, the event journal's position the response was built from and the hash
 of the body served. The replay applies the journalled events up to that position to empty
 person tables, with the same projectors, renders the same view at the same instant, and shows
-that the body hashes to what was served and which basis permitted each category.
+that the body hashes to what was served and which basis permitted each category. Content
+erased since it was served (its keys destroyed) cannot be rebuilt: the replay says when and
+why it was erased, beside the hash served and the bases, which stand as recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from contracts.envelope import CloudEvent
 from contracts.errors import Conflict
 from contracts.events import parse
 from services.platform.disclose import OWN_RECORD, Opening, Shown
+from services.platform.sealing import erasures
 from services.platform.sql import SqliteDatabase
 from services.projection.agency_view import (
     POLICY_VIEWER,
@@ -51,6 +54,9 @@ class Replay:
     # The rebuilt response; None where the asker's agency may not see all of it now.
     document: dict[str, Any] | None
     document_withheld: list[dict[str, str]] = field(default_factory=list)
+    # When and why content the response showed was erased since (its keys destroyed): the
+    # body cannot be rebuilt as served, so the hashes cannot agree; what was recorded stands.
+    erased: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +158,7 @@ def replay_disclosure(views: ViewStore, entry: AuditRecord, opener: Opening) -> 
         scratch.database.close()
     disclosure = disclosure.opened(opener)
     replayed_hash = hashlib.sha256(disclosure.body()).hexdigest()
+    erased = next(erasures(disclosure.document), None)
     bases = {c: {"basis": b, "basis_id": i} for c, (b, i) in disclosure.shown.items()}
     return Replay(
         position=entry.position,
@@ -163,4 +170,5 @@ def replay_disclosure(views: ViewStore, entry: AuditRecord, opener: Opening) -> 
         bases=bases,
         bases_match=bases == entry.bases,
         document=disclosure.document,
+        erased=dict(erased) if erased is not None else None,
     )

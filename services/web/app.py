@@ -3,19 +3,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.platform.sealing import is_erased
 from services.platform.settings import Settings
-from services.web import formatting
+from services.web import formatting, presenting
 from services.web.client import Services, ServiceUnavailable
 from services.web.desk import CsrfRejected, Refused, SignInRequired, render
 from services.web.keys import session_secret
@@ -66,13 +70,29 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+@pass_context
+def _written(context: Context, value: Any) -> Any:
+    """What a template writes: a value whose key was destroyed reads 消去済み with the date and
+    reason on every page that shows it, never as the notice the API sends for it."""
+    return presenting.erased(context["t"], value) if is_erased(value) else value
+
+
+def _leaving_erased(written: Callable[[Any], str]) -> Callable[[Any], Any]:
+    """A date filter that leaves an erased value (a birth date) to ``_written``."""
+
+    def write(value: Any) -> Any:
+        return value if is_erased(value) else written(value)
+
+    return write
+
+
 def templates() -> Jinja2Templates:
-    found = Jinja2Templates(directory=HERE / "templates")
+    found = Jinja2Templates(directory=HERE / "templates", finalize=_written)
     found.env.filters.update(
-        wareki=formatting.wareki,
-        wareki_year=formatting.wareki_with_year,
-        jst=formatting.jst_time,
-        iso_date=formatting.iso_date,
+        wareki=_leaving_erased(formatting.wareki),
+        wareki_year=_leaving_erased(formatting.wareki_with_year),
+        jst=_leaving_erased(formatting.jst_time),
+        iso_date=_leaving_erased(formatting.iso_date),
     )
     return found
 

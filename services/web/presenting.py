@@ -1,13 +1,15 @@
 """How a person view's field values read on a page: codes as words, times as forms write them.
 
 The API names each field (``family_name``, ``route_in``, ``valid_until``); which fields hold
-codes of which kind, or times, is presentation and lives here, once.
+codes of which kind, or times, is presentation and lives here, once. A value whose key was
+destroyed comes as an erasure notice, and reads 消去済み with the date and the reason.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from services.platform.sealing import is_erased
 from services.web import formatting
 from services.web.catalogue import Translator
 
@@ -44,10 +46,20 @@ def _is_time(field: str) -> bool:
     return field.endswith("_at") or field in ("valid_from", "valid_until", "period_from")
 
 
+def erased(t: Translator, notice: Any) -> str:
+    """An erasure notice as words: 消去済み（令和8年12月3日・本人からの消去請求）."""
+    reason = t.code("erasure_reason", str(notice["reason"]))
+    if notice["erased_at"] is None:
+        return t("value.erased_undated").format(reason=reason)
+    return t("value.erased").format(on=formatting.wareki(notice["erased_at"]), reason=reason)
+
+
 def show(t: Translator, field: str, value: Any, record: str | None = None) -> str:
     """One field's value as words (``record``: the kind of record it belongs to, if any)."""
     if value is None or value == "" or value == []:
         return "—"
+    if is_erased(value):
+        return erased(t, value)
     if isinstance(value, bool):
         return t("value.yes" if value else "value.no")
     if isinstance(value, list):

@@ -27,6 +27,9 @@ from services.platform.keys import KeyStore
 from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener, Sealer
 from services.platform.sql import SqliteDatabase
+from services.web.app import templates
+from services.web.catalogue import Translator
+from services.web.presenting import show
 
 pytestmark = pytest.mark.unit
 
@@ -204,3 +207,28 @@ def test_the_retention_sweeper_erases_as_the_municipality_s_office(
     assert (sweeper.agency, sweeper.staff_id) == ("zama-jiritsu", "system:retention")
     assert intake.erase_person(sweeper, person, "retention", AT).persons == [person]
     assert intake.person(person).erased is not None
+
+
+# --- the desk ---------------------------------------------------------------------------------
+
+NOTICE = {"erased": True, "erased_at": AT.isoformat(), "reason": "subject_request"}
+
+
+def test_the_desk_writes_an_erased_value_with_its_date_in_the_era_and_its_reason() -> None:
+    t = Translator("ja")
+    assert show(t, "family_name", NOTICE) == "消去済み（令和8年12月3日・本人からの消去請求）"
+    missing = {"erased": True, "erased_at": None, "reason": "key_missing"}
+    assert show(t, "address", missing) == "消去済み（鍵がないため読めない）"
+    assert (
+        show(Translator("en"), "phone", NOTICE)
+        == "Erased (令和8年12月3日, Erasure asked by the person)"
+    )
+
+
+def test_every_page_writes_an_erased_value_so_whatever_shows_it() -> None:
+    env = templates().env
+    written = env.from_string("{{ name }}|{{ born | wareki }}|{{ name or '—' }}").render(
+        t=Translator("ja"), name=NOTICE, born=NOTICE
+    )
+    assert written == "|".join(["消去済み（令和8年12月3日・本人からの消去請求）"] * 3)
+    assert env.from_string("{{ born | wareki }}").render(born="2025-04-01") == "令和7年4月1日"

@@ -1,5 +1,6 @@
-"""本人検索, 本人登録 and 本人の情報: find a person, register one (duplicates shown first), and
-see the person as the caller's agency may, each category with its basis in words."""
+"""本人検索, 本人登録 and 本人の情報: find a person, register one (duplicates shown first), see
+the person as the caller's agency may, each category with its basis in words, and erase their
+data (本人からの消去請求, 保存期間満了) once the user has confirmed it cannot be undone."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
+from contracts.reference import reference
+from services.platform.sealing import is_erased
 from services.web import formatting
 from services.web.desk import Desk, check_csrf, desk
 from services.web.pages.forms import body, options, values
@@ -31,14 +34,22 @@ LABELS = {name: f"person.{name}" for name in PERSON_FIELDS} | {
     "q": "person.query",
     "registered_on": "person.registered_on",
     "local_id": "person.local_id",
+    "reason": "person.erase_reason",
+    "confirmed": "person.erase_confirm",
 }
+# Why the desk erases a person's data (the retention sweeper erases for ``retention`` too).
+ERASURE_REASONS = ("subject_request", "retention")
+# Who is offered the erasure: the API decides (a privacy officer over their agency only is
+# refused there, with the reason).
+ERASING_ROLE = "self_reliance_office"
 
 
 def identity(document: dict[str, Any]) -> dict[str, Any]:
-    """The identity fields a summary shows (empty when identity is withheld)."""
+    """The identity fields a summary shows (empty when identity is withheld); an erased name
+    names nobody, and the person is shown by their id instead."""
     for category in document.get("categories", []):
         if category["category"] == "identity":
-            return dict(category["fields"])
+            return {k: v for k, v in category["fields"].items() if not is_erased(v)}
     return {}
 
 
@@ -111,10 +122,23 @@ async def register(form: Any = Depends(check_csrf), d: Desk = Depends(desk)) -> 
     return d.redirect(f"/persons/{person_id}", "person.saved")
 
 
+async def _person_page(d: Desk, person_id: str) -> dict[str, Any]:
+    """What the person page shows: the caller's view of the person, and the forms it offers."""
+    person = await d.read("views", f"/persons/{person_id}")
+    agency = reference().agency(d.user.agency)
+    return {
+        "p": person,
+        "name": identity(person),
+        "labels": LABELS,
+        "may_erase": (agency is not None and agency.role == ERASING_ROLE)
+        or d.user.has_role("privacy_officer"),
+        "erasure_reasons": options(d.t, "erasure_reason", ERASURE_REASONS),
+    }
+
+
 @router.get("/persons/{person_id}")
 async def show(person_id: str, d: Desk = Depends(desk)) -> Response:
-    person = await d.read("views", f"/persons/{person_id}")
-    return d.render("person.html", p=person, name=identity(person), labels=LABELS)
+    return d.render("person.html", **await _person_page(d, person_id))
 
 
 @router.get("/persons/{person_id}/consents")
@@ -139,14 +163,22 @@ async def link(
     answer = await d.post("intake", f"/persons/{person_id}/links", body(typed, ("local_id",)))
     if answer.ok:
         return d.redirect(f"/persons/{person_id}", "person.linked")
-    person = await d.read("views", f"/persons/{person_id}")
-    return d.refused_form(
-        "person.html",
-        answer,
-        {},
-        p=person,
-        name=identity(person),
-        consents=[],
-        values=typed,
-        labels=LABELS,
-    )
+    page = await _person_page(d, person_id)
+    return d.refused_form("person.html", answer, {}, values=typed, **page)
+
+
+@router.post("/persons/{person_id}/erasure")
+async def erase(
+    person_id: str, form: Any = Depends(check_csrf), d: Desk = Depends(desk)
+) -> Response:
+    """Erase the person's data, once the user has ticked that it cannot be undone."""
+    typed = values(form, ("reason",), ("confirmed",))
+    if typed["confirmed"] != ["1"]:
+        page = await _person_page(d, person_id)
+        errors = {"confirmed": "missing_choice"}
+        return d.render("person.html", 422, errors=errors, values=typed, **page)
+    answer = await d.post("intake", f"/persons/{person_id}/erasure", body(typed, ("reason",)))
+    if answer.ok:
+        return d.redirect(f"/persons/{person_id}", "person.erased_done")
+    page = await _person_page(d, person_id)
+    return d.refused_form("person.html", answer, {}, values=typed, **page)
