@@ -60,7 +60,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     requests = TINY_REQUESTS if tiny else REQUESTS
     with stack(servers, "b8") as running:
         settings = running.settings()
-        store, events = project(settings, event_stream(PROFILE, persons), "b8", 5_000)
+        store, events = project(settings, event_stream(PROFILE, persons, settings), "b8", 5_000)
         with store.database.transaction() as tx:
             seen = [
                 row["person_id"]

@@ -5,7 +5,9 @@ renderings of it:
 
 - ``story``: the lifecycle in the scenario step format, for ``ScenarioPlayer`` to play over HTTP;
 - ``event_stream``: the CloudEvents the services' relays would publish for the same lifecycles,
-  already serialised (Kafka key and value bytes), fast enough to fill topics with a million.
+  already serialised (Kafka key, value and headers), fast enough to fill topics with a million.
+  They are made by the relays' own functions, personal fields sealed by the services' ``Sealer``
+  under data keys kept in the key store their consumers open them with (``Relaying``).
 
 Every lifecycle also keeps the generator's own tally of what the monthly statistics should count
 (``tally``), so a run can be checked against the views.
@@ -19,6 +21,7 @@ otherwise the stream-only branches join in, so that every integration event kind
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import heapq
 import json
@@ -28,27 +31,37 @@ import os
 import random
 import resource
 import sys
+import tempfile
 import time
 from bisect import bisect
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
-from hashlib import sha1
 from itertools import accumulate, islice
 from multiprocessing.pool import AsyncResult
-from time import gmtime, strftime
+from pathlib import Path
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from pydantic_core import to_json
+from eventsourcing.domain import DomainEvent
 
-from contracts.envelope import EVENT_ID_NAMESPACE
-from contracts.events import latest_versions
 from contracts.reference import reference
+from services.intake import integration as intake_integration
+from services.meeting import integration as meeting_integration
 from services.meeting.support_case import SupportCase
+from services.platform.keys import KEY_BYTES, KeyStore
+from services.platform.publishing import Published, translation
+from services.platform.relay import Translate, message, translator
+from services.platform.sealed_events import Sealing
+from services.platform.sealing import Sealer
+from services.platform.settings import Settings
+from services.platform.sql import SqliteDatabase
+from services.referral import integration as referral_integration
 from services.scenarios import Scenario
+from services.wiring import key_store
 
 JST = timezone(timedelta(hours=9))
 REF = reference()
@@ -1049,7 +1062,8 @@ MEMBERSHIP_PERIOD = timedelta(days=365)
 
 
 class Generated(NamedTuple):
-    """One integration event as a relay would publish it: topic's service, key and value."""
+    """One integration event as a relay would publish it: topic's service, key, value and
+    headers."""
 
     service: str
     key: str
@@ -1058,19 +1072,91 @@ class Generated(NamedTuple):
     name: str
     person: str | None
     at: float
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
-_SCHEMAS = {cls.name: (cls.service, cls.schema_id(), cls.version) for cls in latest_versions()}
 STAFF = tuple(f"s{number:03d}" for number in range(1, 13))
-_EVENT_ID_NAMESPACE = EVENT_ID_NAMESPACE.bytes
-# A UUID's variant bits, 10xx, for the hex digit that carries them.
-_VARIANT = "89ab" * 4
+INTEGRATIONS = {
+    "intake": intake_integration,
+    "referral": referral_integration,
+    "meeting": meeting_integration,
+}
 
 
-def fast_event_id(originator: str, version: int) -> str:
-    """``contracts.envelope.event_id`` (a UUID 5) without building UUID objects."""
-    h = sha1(_EVENT_ID_NAMESPACE + f"{originator}:{version}".encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+class Relaying:
+    """Makes each generated event as its service's relay makes it, with the services' own code.
+
+    The generator writes an event's data in the integration event's terms. That data stands in
+    for the domain event it would come from: a ``DomainEvent`` of the aggregate it names, whose
+    attributes are the data's fields, declared (``Published``) with the service's originator
+    field and nothing renamed or derived. The service's ``Sealing`` then seals its personal
+    fields with ``sealer`` (the key store the consumers open them with), and the relay's
+    ``translator`` (``Published.data``, ``envelope``, ``event_id``) and ``message`` make the
+    bytes. A unit test holds the result to what the relays publish from the services' real
+    domain events. Subjects are not linked to their persons here: nothing erases them.
+    """
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+        self._kinds: dict[str, tuple[str, type[DomainEvent], Translate]] = {}
+        stand_ins: list[Published] = []
+        for service, integration in INTEGRATIONS.items():
+            declared = []
+            for published in integration.PUBLISHED:
+                for contract in published.variants or (published.contract,):
+                    kind = type(contract.name, (DomainEvent,), {})
+                    declared.append(Published(kind, contract, published.originator))
+            translate = translator(translation(declared), integration.SOURCE)
+            for each in declared:
+                self._kinds[each.contract.name] = (service, each.domain, translate)
+            stand_ins += declared
+        self._sealing = Sealing(stand_ins, sealer)
+
+    def publish(
+        self,
+        name: str,
+        originator: str,
+        version: int,
+        at: datetime,
+        municipality: str,
+        data: dict[str, Any],
+        traceparent: str,
+    ) -> Generated:
+        """Event ``name`` of aggregate ``originator`` (at ``version``), recorded ``at``."""
+        service, kind, translate = self._kinds[name]
+        event = kind(originator_id=UUID(originator), originator_version=version, timestamp=at)
+        event.__dict__.update(data, municipality=municipality)
+        cloud_event = translate(self._sealing.seal(event))
+        assert cloud_event is not None
+        sent = message(service, cloud_event, {"traceparent": traceparent})
+        return Generated(
+            service,
+            sent.key,
+            sent.value,
+            cloud_event.id,
+            name,
+            cloud_event.personid,
+            at.timestamp(),
+            sent.headers,
+        )
+
+    @classmethod
+    @contextmanager
+    def of(cls, deployment: Settings | None) -> Iterator[Relaying]:
+        """Relaying whose data keys are kept in ``deployment``'s key store, closed at the end.
+
+        None: in a key store of its own, in this process's memory, that no consumer can reach:
+        they show each personal field as erased, as a consumer without the key does. For what
+        reads no personal data (statistics, order, ids)."""
+        keys = (
+            key_store(deployment)
+            if deployment is not None
+            else KeyStore(SqliteDatabase(":memory:"), os.urandom(KEY_BYTES))
+        )
+        try:
+            yield cls(Sealer(keys))
+        finally:
+            keys.close()
 
 
 class _Events:
@@ -1081,8 +1167,9 @@ class _Events:
     makes the event ids the relays would give.
     """
 
-    def __init__(self, life: Lifecycle, seed: int) -> None:
+    def __init__(self, life: Lifecycle, seed: int, relaying: Relaying) -> None:
         self.life = life
+        self.relaying = relaying
         self.rng = Rng(seed * 7_919 + life.number)
         self.out: list[Generated] = []
         self.versions: dict[str, int] = {}
@@ -1095,45 +1182,28 @@ class _Events:
         self.plan = 0
         self.meeting = ""
         self.parties: dict[str, tuple[str, str, str | None]] = {}
-        self._at: datetime | None = None
-        self._stamp = ""
-        self._timestamp = 0.0
         self._step: Step | None = None
         self._step_at = ""
 
     def emit(
         self, originator: str, name: str, data: dict[str, Any], person: str | None, at: datetime
     ) -> None:
+        """``person``: whom the event names (its Kafka key), None while no one is known."""
         version = self.versions.get(originator, 0) + 1
         self.versions[originator] = version
-        ident = fast_event_id(originator, version)
-        service, schema, schema_version = _SCHEMAS[name]
-        key = person or originator
-        if at != self._at:
-            # Steps fall on whole seconds: the UTC instant in the relay's own format.
-            self._at, self._timestamp = at, at.timestamp()
-            self._stamp = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(self._timestamp))
         trace = self.rng.randbytes(24).hex()
-        envelope = {
-            "specversion": "1.0",
-            "id": ident,
-            "source": f"/tsunagu/{service}",
-            "type": f"jp.tsunagu.{name}",
-            "time": self._stamp,
-            "subject": originator,
-            "datacontenttype": "application/json",
-            "dataschema": schema,
-            "municipality": self.life.municipality,
-            "personid": person,
-            "partitionkey": key,
-            "eventversion": schema_version,
-            "traceparent": f"00-{trace[:32]}-{trace[32:]}-01",
-            "data": data,
-        }
-        if person is None:
-            del envelope["personid"]
-        value = to_json(envelope)
-        self.out.append(Generated(service, key, value, ident, name, person, self._timestamp))
+        # A relay's events carry the UTC instant they were recorded at.
+        generated = self.relaying.publish(
+            name,
+            originator,
+            version,
+            at.astimezone(UTC),
+            self.life.municipality,
+            data,
+            f"00-{trace[:32]}-{trace[32:]}-01",
+        )
+        assert generated.person == person, (name, generated.person, person)
+        self.out.append(generated)
 
     def act(self, step: Step) -> dict[str, Any]:
         if step is not self._step:
@@ -1495,9 +1565,9 @@ class _Events:
         self.emit(meeting, "MeetingHeld", data, person, step.at)
 
 
-def render_events(life: Lifecycle, seed: int) -> list[Generated]:
+def render_events(life: Lifecycle, seed: int, relaying: Relaying) -> list[Generated]:
     """The integration events of one lifecycle, in the order the services would publish them."""
-    events = _Events(life, seed)
+    events = _Events(life, seed, relaying)
     for step in life.steps:
         events.render(step)
     return events.out
@@ -1573,28 +1643,49 @@ def stories(profile: LoadProfile, persons: int) -> list[tuple[Lifecycle, Scenari
 
 
 def _render_chunk(
-    seed: int, playable: bool, arrivals: list[tuple[int, str, datetime]]
+    relaying: Relaying, seed: int, playable: bool, arrivals: list[tuple[int, str, datetime]]
 ) -> list[list[Generated]]:
     return [
-        render_events(lifecycle(number, municipality, start, seed, playable), seed)
+        render_events(lifecycle(number, municipality, start, seed, playable), seed, relaying)
         for number, municipality, start in arrivals
     ]
 
 
-def _rendered(profile: LoadProfile, persons: int, workers: int) -> Iterator[list[Generated]]:
+# A worker process's own relaying, made as it starts (its key store's connections its own) and
+# kept until the pool ends the process.
+_WORKER = contextlib.ExitStack()
+_RELAYING: list[Relaying] = []
+
+
+def _start_worker(deployment: Settings | None) -> None:
+    _RELAYING.append(_WORKER.enter_context(Relaying.of(deployment)))
+
+
+def _render_in_worker(
+    seed: int, playable: bool, arrivals: list[tuple[int, str, datetime]]
+) -> list[list[Generated]]:
+    return _render_chunk(_RELAYING[0], seed, playable, arrivals)
+
+
+def _rendered(
+    profile: LoadProfile, persons: int, deployment: Settings | None, workers: int
+) -> Iterator[list[Generated]]:
     """Each lifecycle's events, lifecycles in arrival order; rendered by ``workers`` processes.
 
     A lifecycle's randomness is its own (seeded by its number), so the workers change nothing
     but the speed. They work a bounded window ahead, so memory stays flat however long the run.
     """
     arrivals = _arrivals(profile, persons)
-    render = partial(_render_chunk, profile.seed, profile.playable)
-    if workers <= 1:
-        for arrival in arrivals:
-            yield from render([arrival])
-        return
+    # The key store's tables are made here once: workers making them at once would race.
+    with Relaying.of(deployment) as relaying:
+        if workers <= 1:
+            for arrival in arrivals:
+                yield from _render_chunk(relaying, profile.seed, profile.playable, [arrival])
+            return
+    render = partial(_render_in_worker, profile.seed, profile.playable)
     ahead: deque[AsyncResult[list[list[list[Generated]]]]] = deque()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_start_worker, initargs=(deployment,)) as pool:
         for window in batched(batched(arrivals, 200), 2 * workers):
             ahead.append(pool.map_async(render, window))
             if len(ahead) > 2:
@@ -1611,14 +1702,17 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def event_stream(profile: LoadProfile, persons: int, workers: int = 1) -> Iterator[Generated]:
-    """Every integration event of ``persons`` lifecycles, merged in business-time order.
+def event_stream(
+    profile: LoadProfile, persons: int, deployment: Settings | None = None, workers: int = 1
+) -> Iterator[Generated]:
+    """Every integration event of ``persons`` lifecycles, merged in business-time order, their
+    personal fields sealed under data keys kept in ``deployment``'s key store (``Relaying.of``).
 
     Lifecycles arrive in the order of their first event, so each joins the merge only when the
     stream reaches its start.
     """
     heap: list[tuple[float, int, int, list[Generated]]] = []
-    rendered = _rendered(profile, persons, workers)
+    rendered = _rendered(profile, persons, deployment, workers)
     upcoming = next(rendered, None)
     order = 0
     while heap or upcoming is not None:
@@ -1653,13 +1747,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     profile = LoadProfile(args.seed, args.municipalities, args.scale)
     # The stream makes no reference cycles; the collector would only rescan the live events.
     gc.disable()
-    started, cpu = time.perf_counter(), _cpu_seconds()
     kinds: Counter[str] = Counter()
     size = 0
-    for event in event_stream(profile, args.persons, args.workers):
-        kinds[event.name] += 1
-        size += len(event.value)
-    seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu
+    # The data keys go to an embedded key store of its own, dropped afterwards.
+    with tempfile.TemporaryDirectory(prefix="tsunagu-load-") as var:
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        for event in event_stream(profile, args.persons, Settings(var_dir=Path(var)), args.workers):
+            kinds[event.name] += 1
+            size += len(event.value)
+        seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu
     total = sum(kinds.values())
     report = {
         "persons": args.persons,

@@ -39,7 +39,6 @@ from typing import Any, TypeVar
 import psycopg
 
 from bench.load import Generated, LoadProfile, event_stream, lifecycles, tally
-from contracts.envelope import CONTENT_TYPE
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
@@ -217,12 +216,7 @@ def publish(settings: Settings, events: Sequence[Generated]) -> None:
         for start in range(0, len(events), PUBLISH_BATCH):
             publisher.publish(
                 [
-                    Message(
-                        topics.events(g.service),
-                        g.key,
-                        g.value,
-                        (("content-type", CONTENT_TYPE.encode()), ("ce_id", g.event_id.encode())),
-                    )
+                    Message(topics.events(g.service), g.key, g.value, g.headers)
                     for g in events[start : start + PUBLISH_BATCH]
                 ]
             )
@@ -278,7 +272,7 @@ def run(
         settings.topic_partitions,
     )
     profile = LoadProfile(seed=seed, municipalities=8)
-    events = list(event_stream(profile, persons))
+    events = list(event_stream(profile, persons, settings))
     with replicas(settings, replica_count) as running:
 
         def stable() -> dict[str, set[tuple[str, int]]]:

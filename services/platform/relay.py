@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from uuid import UUID
 
 from eventsourcing.domain import DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder
 from opentelemetry.trace import SpanKind
 
-from contracts.envelope import CloudEvent, event_id
+from contracts.envelope import CONTENT_TYPE, CloudEvent, event_id
 from contracts.events import IntegrationEvent
 from services.platform.bus import Message, Publisher
 from services.platform.eventstore import NewEventsListener, TracingMapper
@@ -159,19 +159,19 @@ class Relay:
                 return None
             span.set_attribute("messaging.destination.name", self._topic)
             span.set_attribute("cloudevents.event_type", cloud_event.type)
-            trace = current_carrier()
-            cloud_event = cloud_event.model_copy(
-                update={
-                    "traceparent": trace.get("traceparent"),
-                    "tracestate": trace.get("tracestate"),
-                }
-            )
-            headers = [("content-type", b"application/cloudevents+json; charset=utf-8")]
-            headers += [(k, v.encode("utf-8")) for k, v in trace.items()]
-            headers.append(("ce_id", cloud_event.id.encode("utf-8")))
-            return Message(
-                self._topic, cloud_event.partitionkey, cloud_event.to_bytes(), tuple(headers)
-            )
+            return message(self._topic, cloud_event, current_carrier())
+
+
+def message(topic: str, cloud_event: CloudEvent, trace: Mapping[str, str]) -> Message:
+    """``cloud_event`` as a relay sends it: keyed by its partition key, with the trace context
+    it is published under in the envelope and in the headers, and its id in ``ce_id``."""
+    traced = cloud_event.model_copy(
+        update={"traceparent": trace.get("traceparent"), "tracestate": trace.get("tracestate")}
+    )
+    headers = [("content-type", CONTENT_TYPE.encode("utf-8"))]
+    headers += [(k, v.encode("utf-8")) for k, v in trace.items()]
+    headers.append(("ce_id", traced.id.encode("utf-8")))
+    return Message(topic, traced.partitionkey, traced.to_bytes(), tuple(headers))
 
 
 def envelope(
