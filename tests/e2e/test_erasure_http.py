@@ -1,8 +1,9 @@
 """Erasing a person end to end, in embedded mode (#20): a recognisable person consults, is
 referred under a consent, is seen by the receiver, and asks to be erased. Then every answer
 and every desk page shows their values as 消去済み with the date and reason, the month's
-statistics are what they were, the audit chain still verifies, and the proof of a disclosure
-served before says its content was erased beside the hash served and the bases."""
+statistics are what they were, the audit chain still verifies, the proof of a disclosure
+served before says its content was erased beside the hash served and the bases, and no sealed
+value in the files under var/ opens to them any more."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from services.projection.audit import AuditLog
 from services.web import formatting
 from services.wiring import embedded_app
 from tests.e2e.test_desk_http import sign_in
+from tests.sealed_scan import decrypting_to, file_places
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +39,12 @@ COMPLAINT = "鶴亀荘の家賃を三か月滞納している"
 SLIP_REASON = "鶴亀荘からの転居と就労の相談"
 # Each of them found in no answer and no page once the person is erased.
 SAID = (PERSON["family_name"], PERSON["given_name"], "鶴亀荘", PERSON["phone"], "1948")
+# Each of them kept sealed in the embedded files.
+SEALED = {
+    **{name: PERSON[name] for name in ("family_name", "given_name", "address", "phone")},
+    "main_complaint": COMPLAINT,
+    "slip_reason": SLIP_REASON,
+}
 MONTH = "2025-11"
 ERASED = {"erased": True, "reason": "subject_request"}
 
@@ -121,16 +129,20 @@ def erase(client: TestClient, headers: dict[str, str], person: str, reason: str)
 
 
 def test_an_erased_person_reads_as_erased_everywhere_and_counts_stay(
-    client: TestClient, auth: Auth
+    client: TestClient, auth: Auth, embedded_settings: Settings
 ) -> None:
     ids = story(client, auth)
     person = ids["person"]
     officer = auth(OFFICE, "privacy_officer")
     figures = ok(client.get(f"/views/statistics/{MONTH}", headers=auth()))
     assert figures["figures"]["new_consultations"] == 1 and figures["figures"]["applications"] == 1
+    keys = client.app.state.keys  # type: ignore[attr-defined]
+    # Each value is kept sealed in the files under var/, and opens to itself, until erased.
+    assert set(decrypting_to(file_places(embedded_settings.var_dir), keys, SEALED)) == set(SEALED)
 
     done = ok(erase(client, officer, person, "subject_request"), 201)
     assert done["persons"] == [person] and done["reason"] == "subject_request"
+    assert decrypting_to(file_places(embedded_settings.var_dir), keys, SEALED) == {}
 
     # Intake's own record of them, their consultation, and the slip as its receiver reads it.
     intake = ok(client.get(f"/intake/persons/{person}", headers=auth()))
