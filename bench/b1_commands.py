@@ -5,6 +5,13 @@ each client sending its next command as soon as the last is answered; only 201s 
 baseline, measured in the same run on the same server: single-row INSERT transactions per
 second from 32 psycopg connections. The load client runs on the same cores as the server: the
 detail file gives the CPU each side spent per command, and how busy the whole machine was.
+
+Each consultation carries a 主訴, so that intake seals it (crypto-shredding) as it stores the
+command: a new consultation is a new data subject, whose data key intake makes first (one
+transaction of its own). What sealing costs a command is measured in the same run on the same
+database: the consultations' events sealed in this process as intake seals them, with the key
+made, then again with the key known (``bench.sealing_cost``); it is shown as CPU per command and
+as a share of the intake's CPU per command under the load.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
 from bench.common import (
+    OFFICE,
     backends,
     children,
     cpu_seconds,
@@ -31,6 +40,13 @@ from bench.common import (
     token,
 )
 from bench.http_client import Outcome, closed_loop, post
+from bench.sealing_cost import Cost, timed
+from contracts.reference import reference
+from services.intake.consultation import Consultation
+from services.platform.sealed_events import Sealing
+from services.platform.sealing import Sealer
+from services.platform.settings import Settings
+from services.wiring import COMMAND_SERVICES, key_store
 from tests.infrastructure import Infrastructure
 
 CLIENTS = 32
@@ -38,9 +54,18 @@ CLIENTS = 32
 # command's time is spent waiting on PostgreSQL, so a process more than the cores keeps the
 # cores busy; more than that only adds switching (see README, "Benchmarks").
 WORKERS = (os.cpu_count() or 1) + 1
-OPEN = {"channel": "phone", "route_in": "self", "caller_kind": "anonymous"}
-# About the size of a stored ConsultationOpened (its JSON state with the trace context).
-ROW_BYTES = 500
+MAIN_COMPLAINT = "家賃を三か月滞納していて、仕事も見つからず生活費が足りない"
+OPEN = {
+    "channel": "phone",
+    "route_in": "self",
+    "caller_kind": "anonymous",
+    "main_complaint": MAIN_COMPLAINT,
+}
+# Consultations sealed in this process to measure what sealing costs a command.
+SEALED, TINY_SEALED = 2_000, 100
+# About the size of a stored ConsultationOpened (its JSON state with the trace context, and
+# its 主訴 sealed: 188 characters).
+ROW_BYTES = 700
 
 
 def raw_inserts(database_url: str, clients: int, seconds: float) -> float:
@@ -124,6 +149,39 @@ class _Usage:
         return facts
 
 
+def sealing_cost(settings: Settings, commands: int) -> tuple[Cost, Cost]:
+    """What sealing B1's command costs intake, per command: its event sealed as intake seals it
+    (its subject's key made, then its field sealed), and the same with the key already known."""
+    keys = key_store(settings)
+    sealing = Sealing(COMMAND_SERVICES["intake"].published, Sealer(keys))
+    now = datetime.now(UTC)
+    events: list[object] = []
+    for _ in range(commands):
+        consultation = Consultation(
+            municipality=reference().agencies[OFFICE].municipality,
+            agency=OFFICE,
+            staff_id="bench",
+            opened_at=now,
+            channel=OPEN["channel"],
+            route_in=OPEN["route_in"],
+            caller_kind=OPEN["caller_kind"],
+            person_id=None,
+            main_complaint=MAIN_COMPLAINT,
+            notes=None,
+        )
+        events += consultation.collect_events()
+
+    def seal_all() -> int:
+        for event in events:
+            sealing.seal(event)
+        return len(events)
+
+    try:
+        return timed(seal_all), timed(seal_all)
+    finally:
+        keys.close()
+
+
 def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     seconds, warmup = (1.0, 0.5) if tiny else (20.0, 3.0)
     with stack(servers, "b1") as running:
@@ -140,7 +198,11 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             warmup=warmup,
             window=lambda: marks.append(_Usage.now(processes, running.database_url)),
         )
+        server.stop()
+        sealed, known = sealing_cost(running.settings(), TINY_SEALED if tiny else SEALED)
     rate = outcome.succeeded(201) / outcome.seconds
+    usage = marks[1].since(marks[0], outcome.succeeded(201))
+    command_us = usage["server_cpu_ms_per_command"] * 1000
     show(
         "B1.commands_per_s",
         rate,
@@ -156,6 +218,25 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         intake_workers=WORKERS,
         seconds=outcome.seconds,
         commands=outcome.succeeded(201),
-        **marks[1].since(marks[0], outcome.succeeded(201)),
+        **usage,
+        sealing_per_command={
+            "what": "its event sealed in this process as intake seals it, same database",
+            "with_its_new_data_key": sealed.facts(),
+            "its_field_alone_key_known": known.facts(),
+            "making_the_data_key": sealed.minus(known).facts(),
+        },
     )
-    return {"B1.commands_per_s": rate, "B1.ratio": rate / raw}
+    show("B1.sealing_us_per_command", sealed.cpu_us, "µs CPU")
+    percent = show("B1.sealing_percent", 100 * sealed.cpu_us / command_us, "% of intake's CPU")
+    print(
+        f"  sealing a command: {sealed.cpu_us:.0f} µs CPU ({sealed.wall_us:.0f} µs wall) of the "
+        f"intake's {command_us:.0f} µs CPU a command; of it, making its new subject's data key "
+        f"{sealed.cpu_us - known.cpu_us:.0f} µs CPU ({sealed.wall_us - known.wall_us:.0f} µs wall)",
+        flush=True,
+    )
+    return {
+        "B1.commands_per_s": rate,
+        "B1.ratio": rate / raw,
+        "B1.sealing_us_per_command": sealed.cpu_us,
+        "B1.sealing_percent": percent,
+    }

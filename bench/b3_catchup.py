@@ -1,8 +1,10 @@
 """B3: the views catching up over a backlog of a million events.
 
 The backlog is generated lifecycles (``bench.load.event_stream``: every integration event kind, in
-the mix Zama's figures give), published to the three event topics (8 partitions) keyed as the
-relays key them. Then:
+the mix Zama's figures give), made by the relays' own functions and published to the three event
+topics (8 partitions) as the relays publish them: keyed, with their headers, and each personal
+field sealed under its subject's data key, kept in the benchmark's key store (its database's
+``keys`` schema), where the views open them. Then:
 
 - baseline: a plain kafka-python consumer in this process reads every message of the three
   topics from the beginning (assign, seek, poll until the end offsets) and does nothing more;
@@ -20,6 +22,13 @@ relays key them. Then:
 B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
 last one's end); B3.ratio is that over the baseline's rate.
 
+Beside it, what crypto-shredding costs an event, measured in this process on the same key store
+over a sample of other persons' lifecycles (new subjects, as the backlog's were): sealing its
+personal fields at the source (the subjects' data keys made as they first occur), and opening
+every sealed field of it as a consumer would, a batch's keys looked up at once
+(``bench.sealing_cost``). The views open only what they index (a registration's names): the
+opening figure bounds what they pay.
+
 The detail also keeps two bounds, measured the same way by the same replicas:
 
 - the floor: each message read, its CloudEvent and data validated, and kept in a journal table
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import os
 import time
@@ -47,19 +57,22 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.common import backends, checkpoint, cpu_seconds, machine_cpu_seconds, note, show, stack
-from bench.load import NEW_PER_YEAR, LoadProfile, event_stream
+from bench.load import NEW_PER_YEAR, LoadProfile, Relaying, event_stream, lifecycles, render_events
 from bench.memory_views import MemoryFold
-from contracts.envelope import CONTENT_TYPE, CloudEvent
+from bench.sealing_cost import Cost, TimedSealer, opening
+from contracts.envelope import CloudEvent
 from contracts.events import parse
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.projection.rebuild import BATCH, catch_up
 from services.projection.runner import ProjectionRunner
-from services.wiring import FEEDS, feed_runner, feed_store
+from services.wiring import FEEDS, feed_runner, feed_store, key_store
 from tests.infrastructure import Infrastructure
 
 EVENTS, TINY_EVENTS = 1_000_000, 1_000
+# Lifecycles of other persons, whose events' sealing and opening are timed.
+SAMPLE, TINY_SAMPLE = 1_000, 30
 SOURCES = FEEDS["projection"].sources
 # The load generator's own default: 900 municipalities, a million new consultations a year.
 PROFILE = LoadProfile(municipalities=900, scale=1_000_000 / (900 * NEW_PER_YEAR))
@@ -89,19 +102,15 @@ def publish(settings: Settings, count: int) -> dict[str, int]:
         batch_size=1 << 20,
     )
     per_service = dict.fromkeys(SOURCES, 0)
-    content_type = CONTENT_TYPE.encode()
     persons = math.ceil(count / EVENTS_PER_PERSON)
     try:
-        for generated in itertools.islice(event_stream(PROFILE, persons, workers=2), count):
-            headers = [
-                ("content-type", content_type),
-                ("ce_id", generated.event_id.encode()),
-            ]
+        stream = event_stream(PROFILE, persons, settings, workers=2)
+        for generated in itertools.islice(stream, count):
             producer.send(
                 topics.events(generated.service),
                 key=generated.key.encode(),
                 value=generated.value,
-                headers=headers,
+                headers=list(generated.headers),
             )
             per_service[generated.service] += 1
         producer.flush()
@@ -265,6 +274,24 @@ def _progress(done: int, total: int) -> None:
         print(f"  projected {done:,}/{total:,}", flush=True)
 
 
+def crypto_cost(settings: Settings, persons: int) -> tuple[Cost, Cost, float]:
+    """Per event of other persons' lifecycles like the backlog's: sealing its personal fields at
+    the source (each new subject's data key made), opening them all, ``BATCH`` events' at a
+    time, and how many data keys it made."""
+    keys = key_store(settings)
+    try:
+        sealer = TimedSealer(keys)
+        relaying = Relaying(sealer)
+        sample = LoadProfile(PROFILE.seed + 1, PROFILE.municipalities, PROFILE.scale)
+        lives = lifecycles(sample, persons)
+        events = [g for life in lives for g in render_events(life, sample.seed, relaying)]
+        documents = [json.loads(g.value)["data"] for g in events]
+        opened = opening(keys, documents, BATCH)
+        return sealer.per(len(events)), opened, len(sealer.subjects) / len(events)
+    finally:
+        keys.close()
+
+
 def _timed(work: Callable[[], int]) -> tuple[int, float]:
     started = time.perf_counter()
     count = work()
@@ -303,6 +330,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
         views = feed_store(settings, "projection")
         journalled = views.count("event_journal")
         views.database.close()
+        sealing, opened, keys_made = crypto_cost(settings, TINY_SAMPLE if tiny else SAMPLE)
     assert applied == journalled == count, f"{applied} applied, {journalled} journalled of {count}"
 
     raw_rate, rate = count / raw_seconds, count / seconds
@@ -331,6 +359,12 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             "per_replica": _per_replica(ceiled),
         },
         batch=f"{BATCH:,} messages at most per transaction",
+        crypto_per_event={
+            "what": "measured in this process over other persons' lifecycles, same key store",
+            "sealing_at_the_source": sealing.facts(),
+            "data_keys_made": round(keys_made, 3),
+            "opening_every_sealed_field": opened.facts(),
+        },
     )
     for bound, bound_seconds in (
         ("floor (validate and journal only)", floor_seconds),
@@ -344,7 +378,22 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     events_per_s = show(
         "B3.events_per_s", rate, "events/s", baseline=raw_rate, of="kafka-python, read only"
     )
-    return {"B3.events_per_s": events_per_s, "B3.ratio": rate / raw_rate}
+    show("B3.sealing_us_per_event", sealing.cpu_us, "µs CPU")
+    show("B3.opening_us_per_event", opened.cpu_us, "µs CPU")
+    replica_us = sum(r.cpu for r in done) / count * 1e6
+    print(
+        f"  crypto-shredding, an event: sealed at the source {sealing.cpu_us:.0f} µs CPU "
+        f"({keys_made:.2f} data keys made); every sealed field opened {opened.cpu_us:.0f} µs "
+        f"CPU, {opened.cpu_us / replica_us:.1%} of the {replica_us:.0f} µs CPU the replicas "
+        "spent on it",
+        flush=True,
+    )
+    return {
+        "B3.events_per_s": events_per_s,
+        "B3.ratio": rate / raw_rate,
+        "B3.sealing_us_per_event": sealing.cpu_us,
+        "B3.opening_us_per_event": opened.cpu_us,
+    }
 
 
 def _per_replica(done: list[Finished]) -> list[dict[str, float]]:
