@@ -210,12 +210,18 @@ def test_an_erasure_is_once_by_the_office_or_a_privacy_officer_for_a_known_reaso
     )
 
 
-def test_nothing_new_is_recorded_about_an_erased_person_in_any_service(
-    client: TestClient, auth: Auth
-) -> None:
+@pytest.fixture
+def told(client: TestClient, auth: Auth) -> dict[str, str]:
+    """The story told, and the person erased at their request by the office."""
     ids = story(client, auth)
-    person = ids["person"]
-    ok(erase(client, auth(), person, "subject_request"), 201)
+    ok(erase(client, auth(), ids["person"], "subject_request"), 201)
+    return ids
+
+
+def test_nothing_new_is_recorded_about_an_erased_person_in_any_service(
+    client: TestClient, auth: Auth, told: dict[str, str]
+) -> None:
+    ids, person = told, told["person"]
     slip = {
         "kind": "service_request",
         "to": HELLOWORK,
@@ -238,11 +244,9 @@ def test_nothing_new_is_recorded_about_an_erased_person_in_any_service(
 
 
 def test_the_desk_shows_each_erased_value_as_erased_with_its_date_and_reason(
-    client: TestClient, auth: Auth
+    client: TestClient, told: dict[str, str]
 ) -> None:
-    ids = story(client, auth)
-    person = ids["person"]
-    ok(erase(client, auth(), person, "subject_request"), 201)
+    ids, person = told, told["person"]
     sign_in(client, OFFICE, "privacy_officer")
     today = formatting.wareki(formatting.today())
     marker = f"消去済み（{today}・本人からの消去請求）"
