@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from contracts.topics import Topics
@@ -372,6 +372,44 @@ def _sweeper(every: float, settings: Settings) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace, settings: Settings) -> int:
+    """``tsunagu retention sweep``: erase, for ``retention``, every person whose records'
+    retention has ended; once (at ``--at``, default now: each person erased printed as a JSON
+    line), or every ``--every`` seconds (the retention sweeper process). It writes to intake's
+    event store and key store: intake's relay publishes the erasures."""
+    from services.intake.retention import RetentionBook
+    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
+    from services.wiring import feed_store, intake_application, key_store
+
+    stop = Stopping().install().event
+    try:
+        keys = until_available("PostgreSQL", lambda: key_store(settings), stop)
+        intake = until_available("PostgreSQL", lambda: intake_application(settings, keys), stop)
+        store = until_available("PostgreSQL", lambda: feed_store(settings, "intake"), stop)
+    except Stopped:
+        return 0
+    book = RetentionBook(store)
+    try:
+        if args.every is None:
+            for person in intake.erase_due(book, args.at or datetime.now(UTC)):
+                print(json.dumps({"erased": str(person), "reason": "retention"}))
+            return 0
+        report(READY)
+        while not stop.is_set():
+            try:
+                erased = intake.erase_due(book, datetime.now(UTC))
+                if erased:
+                    log.info("erased for retention", extra={"persons": len(erased)})
+            except Exception:
+                log.exception("retention sweep failed; retrying at the next tick")
+            stop.wait(args.every)
+        return 0
+    finally:
+        intake.close()
+        store.database.close()
+        keys.close()
+
+
 def _health(args: argparse.Namespace, _: Settings) -> int:
     """A container's health check: 0 when ``--url`` answers 200, else when the process says in
     its health file (``TSUNAGU_HEALTH_FILE``) that it is ready; 1 otherwise, saying why."""
@@ -622,6 +660,22 @@ def parser() -> argparse.ArgumentParser:
         "rebuild", help="drop a feed's tables and rebuild them from the topics, with progress"
     )
     rebuild.add_argument("service", nargs="?", default="projection", choices=list(FEEDS))
+
+    retention = commands.add_parser(
+        "retention", help="erase the records whose retention ended (保存期間満了)"
+    )
+    retention.set_defaults(handler=_retention)
+    retention_sweep = retention.add_subparsers(dest="action", required=True).add_parser(
+        "sweep",
+        help="erase, for retention, every person whose case was closed longer ago than their "
+        "municipality keeps records, unless extended",
+    )
+    retention_sweep.add_argument(
+        "--at", type=_aware_datetime, help="ISO time with offset; default now"
+    )
+    retention_sweep.add_argument(
+        "--every", type=float, help="keep sweeping every this many seconds (the sweeper process)"
+    )
     return root
 
 

@@ -17,16 +17,21 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from contracts.reference import reference
 from contracts.topics import SERVICES, Topics
+from services.intake import retention
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
 from services.intake.integration import PUBLISHED as intake_published
 from services.intake.integration import to_cloudevent as intake_cloudevent
+from services.intake.retention import RetentionBook
+from services.intake.retention_api import build_router as retention_router
 from services.meeting import feed as meeting_feed
 from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
@@ -102,10 +107,12 @@ class CommandService:
 
 
 def _intake_routes(
-    app: TracingApplication, _: ViewStore | None, disclosures: Disclosures
+    app: TracingApplication, feed: ViewStore | None, disclosures: Disclosures
 ) -> APIRouter:
-    assert isinstance(app, IntakeApplication)
-    return intake_router(app, disclosures)
+    assert isinstance(app, IntakeApplication) and feed is not None
+    routes = intake_router(app, disclosures)
+    routes.include_router(retention_router(app, RetentionBook(feed), disclosures))
+    return routes
 
 
 def _referral_routes(
@@ -163,6 +170,9 @@ FEEDS: dict[str, Feed] = {
         (consents.project_consents, meeting_feed.project_applications),
         ("intake",),
     ),
+    # Intake erases by retention: it learns from meeting when each case closes or reopens, and
+    # keeps its own extensions and erasures beside them, for the due list and the sweep.
+    "intake": Feed(retention.TABLES, (retention.project_retention,), retention.SOURCES),
 }
 
 
@@ -429,10 +439,23 @@ def embedded_app(settings: Settings) -> FastAPI:
     anchored = anchorings(settings)
     checkpointers = [Checkpointer(anchored(code), chain) for code, chain in chains.each()]
 
+    intake = applications["intake"]
+    assert isinstance(intake, IntakeApplication)
+    retention_book = RetentionBook(stores["intake"])
+
+    def sweep_retention(now: datetime) -> list[UUID]:
+        # What ``tsunagu retention sweep`` does in distributed mode; the erasures then reach
+        # every feed before it returns.
+        erased = intake.erase_due(retention_book, now)
+        relay_all()
+        return erased
+
     async def sweep_now_and_then() -> None:
-        # No sweeper process runs here: bases that lapse with no event are swept from inside.
+        # No sweeper process runs here: bases that lapse with no event are swept from inside,
+        # and records whose retention ended are erased.
         while True:
             await asyncio.to_thread(sweep_and_publish, views, bus, purged)
+            await asyncio.to_thread(sweep_retention, datetime.now(UTC))
             await asyncio.sleep(settings.sweep_seconds)
 
     @asynccontextmanager
@@ -469,6 +492,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.state.applications, app.state.views, app.state.bus = applications, views, bus
     app.state.keys = keys
+    app.state.sweep_retention = sweep_retention
 
     @app.middleware("http")
     async def relay_after_command(request: Request, call_next: CallNext) -> Response:

@@ -29,6 +29,7 @@ __all__ = [
     "PersonRegisteredV1",
     "PersonsMerged",
     "PersonsUnmerged",
+    "RetentionExtended",
 ]
 
 
@@ -187,6 +188,19 @@ class PersonErased(IntakeEvent):
     reason: Annotated[str, CODE]
     # A duplicate merged into the person named in the request is erased with them.
     erased_with: UUID | None = None
+
+
+@register
+class RetentionExtended(IntakeEvent):
+    name: ClassVar[str] = "RetentionExtended"
+    summary: ClassVar[str] = (
+        "保存期間の延長: the person's records are kept until `until` (inclusive) rather than "
+        "erased when their retention ends, for the reason recorded."
+    )
+
+    person_id: UUID
+    until: date
+    reason: Annotated[str, OF_PERSON] = Field(min_length=1)
 
 
 @register

@@ -12,8 +12,8 @@ was sealed under those keys, in any store or topic, then opens to 消去済み w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -28,6 +28,7 @@ from contracts.reference import reference
 from services.intake.consent import Consent, check_terms
 from services.intake.consultation import Consultation, check_codes
 from services.intake.person import SEXES, Person
+from services.intake.retention import Extension, Retention, RetentionBook, municipal_date
 from services.platform.calendar import DateAsISO, past_or_now
 from services.platform.disclose import Disclosure, Part, bases_map, decide_parts, withheld_list
 from services.platform.eventstore import TracingApplication
@@ -515,6 +516,57 @@ class IntakeApplication(TracingApplication):
                 return decision
             denials.append(decision.reason)
         raise Forbidden(denials[0], category=category, recipient=staff.agency)
+
+    # Retention (保存期間): see services.intake.retention
+
+    def retention(self, staff: Staff, book: RetentionBook, person_id: UUID) -> Retention:
+        """The person's retention, to those who may erase them."""
+        self._require_eraser(staff)
+        self.person_here(staff, person_id)
+        return book.of(person_id, staff.municipality)
+
+    def retention_due(self, staff: Staff, book: RetentionBook, within_days: int) -> list[Retention]:
+        """Whose records in the caller's municipality the sweep erases within ``within_days``
+        from today (and any it has yet to erase), soonest first."""
+        self._require_eraser(staff)
+        by = municipal_date(datetime.now(UTC)) + timedelta(days=within_days)
+        return book.due(staff.municipality, by)
+
+    def extend_retention(
+        self, staff: Staff, book: RetentionBook, person_id: UUID, until: date, reason: str
+    ) -> Retention:
+        """Keep the person's records until ``until`` (later than today and than the retention's
+        end), for ``reason``; the retention it makes."""
+        self._require_eraser(staff)
+        person = self.person_here(staff, person_id)
+        now = datetime.now(UTC)
+        held = book.of(person_id, staff.municipality)
+        floor = max(municipal_date(now), held.retained_until or date.min)
+        person.extend_retention(staff.agency, staff.staff_id, until, reason, now, floor)
+        self.save(person)
+        return replace(held, extension=Extension(until, reason, now, staff.agency))
+
+    def erase_due(self, book: RetentionBook, now: datetime) -> list[UUID]:
+        """The retention sweep: erase for ``retention`` everyone whose records' retention ended
+        before the date of ``now``, in every municipality; the persons erased (with the
+        duplicates merged into them). An erased person is not due again, so a second sweep
+        erases nothing more."""
+        today = municipal_date(now)
+        erased: list[UUID] = []
+        for municipality in reference().municipalities:
+            for due in book.due(municipality, today):
+                person = self.person(due.person_id)
+                kept = person.retention_extended_until
+                # The feed may be a moment behind: the person holds the latest extension and
+                # erasure. A duplicate merged into another goes when that person does.
+                if person.erased or person.merged_into or (kept and kept >= today):
+                    continue
+                staff = retention_staff(municipality)
+                try:
+                    erased += self.erase_person(staff, person.id, "retention", now).persons
+                except Conflict:
+                    continue  # erased or merged since it was read: nothing left to do
+        return erased
 
     # Plumbing
 

@@ -25,6 +25,7 @@ PUBLISHED = (
     Published(Person.MergedInto, ev.PersonsMerged, "person_id"),
     Published(Person.Unmerged, ev.PersonsUnmerged, "person_id"),
     Published(Person.Erased, ev.PersonErased, "person_id"),
+    Published(Person.RetentionExtended, ev.RetentionExtended, "person_id"),
     # A consent speaks from the start of its validity.
     Published(Consent.Recorded, ev.ConsentRecorded, "consent_id", {"at": "valid_from"}),
     Published(Consent.Withdrawn, ev.ConsentWithdrawn, "consent_id"),

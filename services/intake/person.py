@@ -7,6 +7,9 @@ aggregate's events and in no log line. Duplicates are merged as a reversible lin
 An erasure (PersonErased) is recorded when the person's data keys are destroyed: its event
 says why and when, and holds nothing of the person. From then on nothing new is recorded
 about them: no local id, no merge either way.
+
+A retention extension (RetentionExtended) keeps the person's records past the end of their
+retention (``services.intake.retention``), until a later date, for a reason recorded with it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from contracts.errors import Conflict
+from contracts.errors import Conflict, Invalid
 from contracts.names import fold
 from contracts.personal import CODE
 from services.platform.acts import OF_AGGREGATE, Act, Founding
@@ -55,6 +58,10 @@ class Person(Aggregate):
         # A duplicate merged into the person named in the request is erased with them.
         erased_with: UUID | None
 
+    class RetentionExtended(Act):
+        until: date
+        reason: str
+
     @event(Registered)
     def __init__(
         self,
@@ -88,6 +95,8 @@ class Person(Aggregate):
         self.local_ids: dict[str, str] = {}
         self.merged_into: UUID | None = None
         self.erased: PersonErasure | None = None
+        # The last day a retention extension keeps the records (保存期限), if one was recorded.
+        self.retention_extended_until: date | None = None
 
     def link(self, agency: str, local_id: str, staff_id: str, at: datetime) -> None:
         self.refuse_if_erased()
@@ -197,6 +206,34 @@ class Person(Aggregate):
         erased_with: UUID | None,
     ) -> None:
         self.erased = PersonErasure(reason, at)
+
+    def extend_retention(
+        self, agency: str, staff_id: str, until: date, reason: str, at: datetime, floor: date
+    ) -> None:
+        """Keep the records until ``until``: after ``floor`` (today, or the retention's end as
+        it stands, whichever is later) and after any extension before; else 422."""
+        self.refuse_if_erased()
+        floor = max(floor, self.retention_extended_until or floor)
+        if until <= floor:
+            raise Invalid(
+                "until",
+                "extends_retention",
+                f"{until.isoformat()} extends nothing: give a day after {floor.isoformat()}",
+            )
+        self._extend_retention(
+            municipality=self.municipality,
+            agency=agency,
+            at=at,
+            staff_id=staff_id,
+            until=until,
+            reason=reason,
+        )
+
+    @event(RetentionExtended)
+    def _extend_retention(
+        self, municipality: str, agency: str, at: datetime, staff_id: str, until: date, reason: str
+    ) -> None:
+        self.retention_extended_until = until
 
     def refuse_if_erased(self) -> None:
         """409 with when and why, once the person's data was erased."""

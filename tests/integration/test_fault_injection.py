@@ -56,6 +56,7 @@ ONE_SHOT = {"token", "run", "deadletter", "health", "setup", "topics"}
 RUNNING = {
     "audit": [["ingest"], ["checkpoint", "--every", "1"]],
     "views": [["sweep", "--every", "1"]],
+    "retention": [["sweep", "--every", "1"]],
 }
 
 
@@ -91,6 +92,7 @@ def test_every_kind_of_process_the_cli_runs_is_one_this_suite_kills() -> None:
     for service in ("intake", "referral", "meeting"):
         assert {f"serve {service}", f"relay {service}"} <= set(found)
     assert {"project referral", "project meeting", "views sweep", "audit checkpoint"} <= set(found)
+    assert {"project intake", "retention sweep"} <= set(found)
 
 
 @dataclass
