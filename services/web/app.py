@@ -34,6 +34,7 @@ from services.web.pages import (
     referrals,
     replay,
     reports,
+    retention,
     signin,
     vital_interest,
 )
@@ -94,6 +95,7 @@ def templates() -> Jinja2Templates:
         jst=_leaving_erased(formatting.jst_time),
         iso_date=_leaving_erased(formatting.iso_date),
     )
+    found.env.globals["keeps_records"] = retention.keeps_records
     return found
 
 
@@ -124,6 +126,7 @@ def build_web(settings: Settings, services: Services) -> FastAPI:
         replay,
         vital_interest,
         privacy,
+        retention,
     ):
         app.include_router(page.router)
 
