@@ -90,12 +90,27 @@ def decrypting_to(
 ) -> dict[str, list[str]]:
     """Each of ``values`` (by name) a sealed token in ``places`` opens to, with the places of
     those tokens."""
-    wanted, tokens = _wanted(values), sealed_tokens(places)
     found = dict[str, list[str]]()
+    for name, _, where in _opening_to(places, keys, values):
+        found.setdefault(name, []).extend(where)
+    return found
+
+
+def tokens_opening_to(
+    places: Iterable[Place], keys: KeyStore, values: Mapping[str, str]
+) -> set[str]:
+    """The sealed tokens in ``places`` that open to one of ``values``."""
+    return {token for _, token, _ in _opening_to(places, keys, values)}
+
+
+def _opening_to(
+    places: Iterable[Place], keys: KeyStore, values: Mapping[str, str]
+) -> Iterator[tuple[str, str, list[str]]]:
+    """(name, token, where the token is) for each of ``values`` a token opens to."""
+    wanted, tokens = _wanted(values), sealed_tokens(places)
     for token, value in opened(tokens, keys).items():
         for name in _names_in(json.dumps(value, ensure_ascii=False).encode(), wanted):
-            found.setdefault(name, []).extend(sorted(tokens[token]))
-    return found
+            yield name, token, sorted(tokens[token])
 
 
 def _subject(token: str) -> UUID | None:

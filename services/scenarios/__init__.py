@@ -108,6 +108,8 @@ def step(name: str, service: str | None = None) -> Callable[[StepHandler], StepH
     return register
 
 
+# What a story may also tell of its person, sent as given when it does.
+PERSON_DETAILS = ("family_name_kana", "given_name_kana", "birth_date", "address", "phone")
 INTAKE_STEPS = (
     "open_consultation",
     "triage",
@@ -205,6 +207,7 @@ class ScenarioPlayer:
             "sex": person.get("sex", "unknown"),
             "registered_at": played.when(step["at"]),
         }
+        body |= {k: str(person[k]) for k in PERSON_DETAILS if k in person}
         local = step.get("local_id")
         if local and local["agency"] == step["by"]:
             body["local_id"] = local["id"]

@@ -51,3 +51,40 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]
         }
     finally:
         consumer.close()
+
+
+def topics_named(bootstrap: str, prefix: str) -> list[str]:
+    """Every topic on the broker under ``prefix`` (``<prefix>.…``, or a faust app's
+    ``<prefix>-…``), and no other prefix that merely starts the same way."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        return sorted(
+            t
+            for t in consumer.topics()
+            if t[len(prefix) : len(prefix) + 1] in (".", "-") and t.startswith(prefix)
+        )
+    finally:
+        consumer.close()
+
+
+def every_record(bootstrap: str, topics: list[str], timeout_s: float = 60) -> list[object]:
+    """Every record on ``topics`` now, from each partition's start to where it ends."""
+    import time
+
+    from kafka import TopicPartition
+
+    ends = {TopicPartition(t, p): end for (t, p), end in end_offsets(bootstrap, topics).items()}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        consumer.assign(list(ends))
+        consumer.seek_to_beginning(*ends)
+        records: list[object] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:.0f}s reading {topics}")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()

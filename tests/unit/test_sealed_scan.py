@@ -24,6 +24,7 @@ from tests.sealed_scan import (
     opened,
     postgres_places,
     sealed_tokens,
+    tokens_opening_to,
 )
 
 pytestmark = pytest.mark.unit
@@ -87,6 +88,7 @@ def test_sealed_tokens_are_found_in_bytea_and_text_and_open_to_what_was_sealed(
         "family_name": ["intake.stored_events"],
         "phone": ["intake.stored_events"],
     }
+    assert tokens_opening_to(places, keys, VALUES) == {name, phone}
 
     keys.erase([person], "subject_request", AT)
     assert decrypting_to(places, keys, VALUES) == {}
