@@ -1,0 +1,90 @@
+"""Retention on the real servers (#20): intake's own feed (`tsunagu project intake`) learns from
+meeting's topic that a case closed six years ago, the due list on PostgreSQL names the person,
+an extension keeps another's records, and `tsunagu retention sweep` erases the one due, for
+retention, as every view then shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.intake.retention import add_years, municipal_date
+from services.platform.settings import Settings
+from tests.conftest import TokenFactory, run_cli
+from tests.infrastructure import Process, wait_for
+from tests.integration.conftest import Platform
+
+pytestmark = pytest.mark.integration
+
+Spawn = Callable[[list[str], Settings], Process]
+SIX_YEARS_AGO = add_years(municipal_date(datetime.now(UTC)), -6)
+
+
+def closed_six_years_ago(platform: Platform, headers: dict[str, str]) -> str:
+    intake, _ = platform.services["intake"]
+    meeting, _ = platform.services["meeting"]
+    day = datetime(SIX_YEARS_AGO.year, SIX_YEARS_AGO.month, SIX_YEARS_AGO.day, 1, tzinfo=UTC)
+    start = (day - timedelta(days=100)).isoformat()
+
+    def post(client: Any, path: str, body: dict[str, Any]) -> Any:
+        answer = client.post(path, json=body, headers=headers)
+        assert answer.status_code < 300, answer.text
+        return answer.json()
+
+    person = post(intake, "/persons", {"family_name": "満了", "registered_at": start})["id"]
+    consultation = post(
+        intake,
+        "/consultations",
+        {
+            "channel": "phone",
+            "route_in": "self",
+            "caller_kind": "self",
+            "person_id": person,
+            "opened_at": start,
+        },
+    )["id"]
+    post(intake, f"/consultations/{consultation}/application", {"at": start})
+    case = post(
+        meeting, "/cases", {"consultation_id": consultation, "person_id": person, "at": start}
+    )["id"]
+    post(meeting, f"/cases/{case}/closure", {"reason": "goals_achieved", "at": day.isoformat()})
+    return str(person)
+
+
+def test_the_sweep_erases_who_intakes_feed_finds_due_and_keeps_an_extension(
+    platform: Platform, spawn: Spawn, token: TokenFactory
+) -> None:
+    settings = platform.settings
+    feed = spawn(["project", "intake"], settings)
+    headers = {"Authorization": f"Bearer {token('zama-jiritsu', 'privacy_officer')}"}
+    intake: Any = platform.services["intake"][0]
+    due, kept = (closed_six_years_ago(platform, headers) for _ in range(2))
+
+    def listed() -> set[str]:
+        answer = intake.get("/retention/due", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {row["person_id"] for row in answer.json()}
+
+    wait_for(lambda: listed() == {due, kept}, 120, f"intake's feed\n{feed.output()}")
+    until = (municipal_date(datetime.now(UTC)) + timedelta(days=400)).isoformat()
+    extension = {"until": until, "reason": "監査で記録を確認中"}
+    answer = intake.post(f"/persons/{kept}/retention-extension", json=extension, headers=headers)
+    assert answer.status_code == 201, answer.text
+    wait_for(lambda: listed() == {due}, 120, f"the extension in intake's feed\n{feed.output()}")
+
+    swept = run_cli(settings, "retention", "sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.splitlines() == [f'{{"erased": "{due}", "reason": "retention"}}']
+    again = run_cli(settings, "retention", "sweep")
+    assert (again.returncode, again.stdout) == (0, "")
+    wait_for(lambda: listed() == set(), 120, f"the erasure in intake's feed\n{feed.output()}")
+
+    platform.settle()
+    office = {"Authorization": f"Bearer {token('zama-jiritsu')}"}
+    erased = platform.views.get(f"/persons/{due}", headers=office).json()
+    assert erased["erased"]["reason"] == "retention"
+    still = platform.views.get(f"/persons/{kept}", headers=office).json()
+    assert "erased" not in still or still["erased"] is None
