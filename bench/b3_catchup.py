@@ -67,7 +67,7 @@ from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.projection.rebuild import BATCH, catch_up
 from services.projection.runner import ProjectionRunner
-from services.wiring import FEEDS, feed_runner, feed_store, key_store
+from services.wiring import FEEDS, feed_runner, feed_store, key_store, person_index
 from tests.infrastructure import Infrastructure
 
 EVENTS, TINY_EVENTS = 1_000_000, 1_000
@@ -202,6 +202,8 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
     process among those it reports)."""
     assert settings.kafka_bootstrap_servers and settings.database_url
     with contextlib.ExitStack() as resources:
+        keys = key_store(settings)
+        resources.callback(keys.close)
         runner: JournalOnly | MemoryFold | ProjectionRunner
         if feeding == "floor":
             journal = runner = JournalOnly(settings.database_url)
@@ -209,13 +211,17 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
         elif feeding == "ceiling":
             views = FEEDS["projection"]
             assert views.catching_up is not None
-            fold = runner = MemoryFold(views.tables, views.catching_up)
+            fold = runner = MemoryFold(
+                views.tables, views.catching_up(person_index(settings, keys))
+            )
         else:
             store = feed_store(settings, "projection")
             resources.callback(store.database.close)
             dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
             resources.callback(dead_letters.close)
-            runner = feed_runner(settings, "projection", store, dead_letters, catching_up=True)
+            runner = feed_runner(
+                settings, "projection", store, dead_letters, keys=keys, catching_up=True
+            )
         topics = [Topics(settings.topic_prefix).events(s) for s in SOURCES]
         time.sleep(max(0.0, start_at - time.time()))
         own = time.process_time()

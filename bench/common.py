@@ -26,7 +26,7 @@ from services.platform.auth import mint_token
 from services.platform.bus import InProcessBus, Message
 from services.platform.settings import Settings
 from services.projection.store import ViewStore
-from services.wiring import feed_store, projection_runner
+from services.wiring import feed_store, key_store, projection_runner
 from tests.infrastructure import Infrastructure, Process, free_port, fresh_database
 
 T = TypeVar("T")
@@ -106,8 +106,8 @@ def project(
     messages at a time, as consumed from topics ``<name>.<service>.events``: what a benchmark
     reads afterwards. The store is returned open (the caller closes its database), with the
     number of events applied."""
-    store = feed_store(settings, "projection")
-    runner = projection_runner(settings, store, InProcessBus())
+    store, keys = feed_store(settings, "projection"), key_store(settings)
+    runner = projection_runner(settings, store, InProcessBus(), keys)
     messages = (
         Message(f"{name}.{g.service}.events", g.key, g.value, (), 0, offset)
         for offset, g in enumerate(events)
@@ -116,6 +116,7 @@ def project(
     while chunk := list(itertools.islice(messages, batch)):
         runner.consume_batch(chunk)
         applied += len(chunk)
+    keys.close()
     return store, applied
 
 

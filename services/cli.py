@@ -166,7 +166,7 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
 def _project(args: argparse.Namespace, settings: Settings) -> int:
     from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
     from services.projection.worker import dead_letter_publisher, run_worker
-    from services.wiring import FEEDS, feed_runner, feed_store
+    from services.wiring import FEEDS, feed_runner, feed_store, key_store
 
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         print("the projector needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
@@ -177,12 +177,13 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _declared(settings, stopping.event)
         store = until_available("PostgreSQL", lambda: feed_store(settings, service), stopping.event)
+        keys = key_store(settings)
         dead_letters = until_available(
             "Kafka", lambda: dead_letter_publisher(settings), stopping.event
         )
     except Stopped:
         return 0
-    runner = feed_runner(settings, service, store, dead_letters)
+    runner = feed_runner(settings, service, store, dead_letters, keys=keys)
     report(READY)
     run_worker(settings, runner, f"{service}-feed", FEEDS[service].sources, stopping)
     return 0
@@ -459,7 +460,7 @@ def _replay(settings: Settings, message: Message) -> None:
     from services.platform.bus import KafkaPublisher
     from services.projection.deadletters import FILE, FileDeadLetters
     from services.projection.quarantine import apply_or_quarantine
-    from services.wiring import FEEDS, feed_runner, feed_store
+    from services.wiring import FEEDS, feed_runner, feed_store, key_store
 
     if settings.distributed and settings.kafka_bootstrap_servers:
         publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
@@ -468,11 +469,14 @@ def _replay(settings: Settings, message: Message) -> None:
         return
     topics = Topics(settings.topic_prefix)
     letters = FileDeadLetters(settings.var_dir / FILE)
+    keys = key_store(settings)
     for service, feed in FEEDS.items():
         if message.topic in {topics.events(source) for source in feed.sources}:
             store = feed_store(settings, service)
-            apply_or_quarantine(feed_runner(settings, service, store, letters), [message])
+            runner = feed_runner(settings, service, store, letters, keys=keys)
+            apply_or_quarantine(runner, [message])
             store.database.close()
+    keys.close()
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
@@ -501,7 +505,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 def _rebuild(service: str, settings: Settings) -> int:
     from services.platform.bus import KafkaPublisher
     from services.projection.rebuild import rebuild
-    from services.wiring import FEEDS, feed_runner, feed_store
+    from services.wiring import FEEDS, feed_runner, feed_store, key_store
 
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         print(
@@ -515,16 +519,18 @@ def _rebuild(service: str, settings: Settings) -> int:
         print(f"rebuilt {done}/{total} messages ({share}%)", file=sys.stderr, flush=True)
 
     dead_letters = KafkaPublisher(settings.kafka_bootstrap_servers)
+    keys = key_store(settings)
     replayed = rebuild(
         settings,
         feed_store(settings, service),
-        lambda store, dlq: feed_runner(settings, service, store, dlq, catching_up=True),
+        lambda store, dlq: feed_runner(settings, service, store, dlq, keys=keys, catching_up=True),
         dead_letters,
         FEEDS[service].sources,
         show,
         settle=FEEDS[service].settle,
     )
     dead_letters.close()
+    keys.close()
     print(json.dumps({"service": service, "replayed": replayed}))
     return 0
 

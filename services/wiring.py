@@ -37,6 +37,7 @@ from services.meeting.api import build_router as meeting_router
 from services.meeting.application import MeetingApplication
 from services.meeting.integration import PUBLISHED as meeting_published
 from services.meeting.integration import to_cloudevent as meeting_cloudevent
+from services.platform.blind_index import blind_index
 from services.platform.bus import InProcessBus, Message, Publisher, ensure_topics
 from services.platform.disclose import Disclosures
 from services.platform.disclosure_outbox import DisclosureOutbox
@@ -60,6 +61,7 @@ from services.projection.deadletters import FILE as DEAD_LETTERS
 from services.projection.deadletters import FileDeadLetters
 from services.projection.disclosure_ingest import AuditIngest
 from services.projection.person_api import build_router as person_router
+from services.projection.person_search import PersonIndex
 from services.projection.purges import publish_purges, sweep_and_publish
 from services.projection.quarantine import apply_or_quarantine
 from services.projection.rebuild import Settle
@@ -83,13 +85,15 @@ class Feed:
     """What one service keeps from other services' events, in tables of its own schema."""
 
     tables: tuple[str, ...]
-    projectors: tuple[Projector, ...]
+    # Made with the person index (the key store and the blind index), which only the views'
+    # person index uses: it opens sealed values as it ingests them.
+    projectors: Callable[[PersonIndex], tuple[Projector, ...]]
     sources: tuple[str, ...]
     # Keep every applied event in commit order (the views: what disclosure replay reads).
     journal: bool = False
     # A catch-up over a backlog (a rebuild): its projectors, if they differ, and what decides
     # at its end the work they postpone (the agency views: ``agency_view.settle``).
-    catching_up: tuple[Projector, ...] | None = None
+    catching_up: Callable[[PersonIndex], tuple[Projector, ...]] | None = None
     settle: Settle | None = None
 
 
@@ -131,7 +135,9 @@ def _meeting_routes(
 
 COMMAND_SERVICES: dict[str, CommandService] = {
     "intake": CommandService(
-        application=lambda s, sealing: IntakeApplication(eventstore_env(s, "intake"), sealing),
+        application=lambda s, sealing: IntakeApplication(
+            eventstore_env(s, "intake"), sealing, blind_index(s)
+        ),
         published=intake_published,
         translate=intake_cloudevent,
         routes=_intake_routes,
@@ -156,23 +162,23 @@ COMMAND_SERVICES: dict[str, CommandService] = {
 FEEDS: dict[str, Feed] = {
     "projection": Feed(
         projection_feed.TABLES,
-        projection_feed.projectors(),
+        projection_feed.projectors,
         ("intake", "referral", "meeting"),
         journal=True,
-        catching_up=projection_feed.projectors(postponed=True),
+        catching_up=functools.partial(projection_feed.projectors, postponed=True),
         settle=agency_view.settle,
     ),
     # Referral decides on consents: it keeps its own replica of the ledger.
-    "referral": Feed(consents.TABLES, (consents.project_consents,), ("intake",)),
+    "referral": Feed(consents.TABLES, lambda _: (consents.project_consents,), ("intake",)),
     # Meeting opens cases from applications and shares tax only under a consent.
     "meeting": Feed(
         consents.TABLES + meeting_feed.TABLES,
-        (consents.project_consents, meeting_feed.project_applications),
+        lambda _: (consents.project_consents, meeting_feed.project_applications),
         ("intake",),
     ),
     # Intake erases by retention: it learns from meeting when each case closes or reopens, and
     # keeps its own extensions and erasures beside them, for the due list and the sweep.
-    "intake": Feed(retention.TABLES, (retention.project_retention,), retention.SOURCES),
+    "intake": Feed(retention.TABLES, lambda _: (retention.project_retention,), retention.SOURCES),
 }
 
 
@@ -212,10 +218,19 @@ def create_schemas(settings: Settings) -> None:
         store.database.close()
 
 
-def person_views(views: ViewStore, settings: Settings, disclosures: Disclosures) -> APIRouter:
+def person_index(settings: Settings, keys: KeyStore) -> PersonIndex:
+    """The views' person index: blind tokens under the deployment's key, sealed values opened
+    with ``keys`` (as it ingests a registration, and to order what a search found)."""
+    return PersonIndex(keys, blind_index(settings))
+
+
+def person_views(
+    views: ViewStore, settings: Settings, disclosures: Disclosures, keys: KeyStore
+) -> APIRouter:
     return person_router(
         views,
         disclosures,
+        person_index(settings, keys),
         acknowledgement_hours=settings.acknowledgement_hours,
         decline_follow_up_days=settings.decline_follow_up_days,
     )
@@ -260,13 +275,18 @@ def feed_runner(
     store: ViewStore,
     dead_letters: Publisher,
     *,
+    keys: KeyStore,
     catching_up: bool = False,
 ) -> ProjectionRunner:
-    """``catching_up``: the runner of a catch-up, whose feed's ``settle`` must follow it."""
+    """``keys``: the key store the person index opens sealed values with (its caller closes
+    it); ``catching_up``: the runner of a catch-up, whose feed's ``settle`` must follow it."""
     feed = FEEDS[service]
     projectors = (feed.catching_up if catching_up else None) or feed.projectors
     return ProjectionRunner(
-        store, projectors, dead_letters, Topics(settings.topic_prefix).dead_letter
+        store,
+        projectors(person_index(settings, keys)),
+        dead_letters,
+        Topics(settings.topic_prefix).dead_letter,
     )
 
 
@@ -276,9 +296,9 @@ def feed_one(runner: ProjectionRunner, message: Message) -> None:
 
 
 def projection_runner(
-    settings: Settings, store: ViewStore, dead_letters: Publisher
+    settings: Settings, store: ViewStore, dead_letters: Publisher, keys: KeyStore
 ) -> ProjectionRunner:
-    return feed_runner(settings, "projection", store, dead_letters)
+    return feed_runner(settings, "projection", store, dead_letters, keys=keys)
 
 
 def relay_position(settings: Settings, service: str) -> RelayPosition:
@@ -367,7 +387,7 @@ def service_app(settings: Settings, service: str) -> FastAPI:
         app.state.audit = chains.of(reference().municipality_code)
         app.include_router(views_router(views, settings, disclosures))
         app.include_router(audit_router(chains, views, anchorings(settings), disclosures))
-        app.include_router(person_views(views, settings, disclosures))
+        app.include_router(person_views(views, settings, disclosures, keys))
         return closing(app, chains.close, views.database.close, keys.close)
     spec = COMMAND_SERVICES[service]
     keys = key_store(settings)
@@ -409,13 +429,13 @@ def embedded_app(settings: Settings) -> FastAPI:
     bus = InProcessBus()
     topics = Topics(settings.topic_prefix)
     stores = {service: feed_store(settings, service) for service in FEEDS}
+    keys = key_store(settings)
     for service, feed in FEEDS.items():
-        runner = feed_runner(settings, service, stores[service], bus)
+        runner = feed_runner(settings, service, stores[service], bus, keys=keys)
         for source in feed.sources:
             bus.subscribe(topics.events(source), functools.partial(feed_one, runner))
     # Nothing here reads the dead-letter topic: its letters are kept for `tsunagu deadletter`.
     bus.subscribe(topics.dead_letter, FileDeadLetters(settings.var_dir / DEAD_LETTERS).deliver)
-    keys = key_store(settings)
     applications = {name: command_application(settings, name, keys) for name in COMMAND_SERVICES}
     opener = Opener(keys)
     relays = [relay(settings, name, app, bus) for name, app in applications.items()]
@@ -512,7 +532,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     app.state.chains, app.state.view_disclosures = chains, view_disclosures
     app.state.audit = chains.of(reference().municipality_code)
     app.include_router(audit_router(chains, views, anchored, view_disclosures), prefix="/views")
-    app.include_router(person_views(views, settings, view_disclosures), prefix="/views")
+    app.include_router(person_views(views, settings, view_disclosures, keys), prefix="/views")
     # The desk last, at "/": every route above is matched first. It calls this same app's
     # routes in-process, with the signed-in user's token, exactly as it would over the network.
     in_process = Services(embedded_urls(), httpx.ASGITransport(app=app))

@@ -12,6 +12,7 @@ was sealed under those keys, in any store or topic, then opens to 消去済み w
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
@@ -27,14 +28,16 @@ from contracts.identity import Staff
 from contracts.reference import reference
 from services.intake.consent import Consent, check_terms
 from services.intake.consultation import Consultation, check_codes
-from services.intake.person import SEXES, Person
+from services.intake.person import SEXES, Person, duplicate_key
 from services.intake.retention import Extension, Retention, RetentionBook, municipal_date
+from services.platform.blind_index import BlindIndex
 from services.platform.calendar import DateAsISO, past_or_now
 from services.platform.disclose import Disclosure, Part, bases_map, decide_parts, withheld_list
 from services.platform.eventstore import TracingApplication
-from services.platform.indexes import LocalIdIndex, consents_key, duplicates_key
-from services.platform.keys import KeyStore
+from services.platform.indexes import LocalIdIndex, consents_key, duplicates_key, local_id_key
+from services.platform.keys import KEY_BYTES, KeyStore
 from services.platform.sealed_events import Sealing
+from services.platform.sealing import Opener
 
 INTAKE_ROLE = "self_reliance_office"
 # Why a person's data may be erased on request: 本人からの消去請求, 保存期間満了 (the retention
@@ -136,11 +139,20 @@ class ErasureDone:
 class IntakeApplication(TracingApplication):
     name = "intake"
 
-    def __init__(self, env: dict[str, str] | None = None, sealing: Sealing | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        sealing: Sealing | None = None,
+        blind: BlindIndex | None = None,
+    ) -> None:
         super().__init__(env, sealing)
         # An erasure destroys keys in the store the sealing takes them from: without sealing
         # (a relay, a unit test of the domain) nothing was sealed and nothing can be erased.
         self.keys: KeyStore | None = sealing.sealer.keys if sealing is not None else None
+        # The index aggregates' keys (local ids, likely duplicates) are tokens under the
+        # deployment's blind index key. Without one (a unit test of the domain, a relay, which
+        # records nothing) a key of this instance's own: its tokens match only each other.
+        self.blind = blind or BlindIndex(os.urandom(KEY_BYTES))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -241,9 +253,9 @@ class IntakeApplication(TracingApplication):
             phone=command.phone,
         )
         changed: list[Aggregate] = [person]
-        key = person.duplicate_key
+        key = self._duplicates(person)
         if key is not None:
-            changed.append(self.listed(duplicates_key(key), person.id))
+            changed.append(self.listed(key, person.id))
         if command.local_id:
             changed.append(self._link(person, staff, command.local_id))
         self._save_unique(changed)
@@ -317,7 +329,8 @@ class IntakeApplication(TracingApplication):
     ) -> tuple[UUID, disclosure.Allow]:
         """The person ``agency`` filed under ``local_id``, and the basis the caller knows it
         on: its own filing key, or an identity basis for another agency's."""
-        index = self.find(LocalIdIndex, LocalIdIndex.create_id(agency, local_id))
+        key = local_id_key(self.blind, agency, local_id)
+        index = self.find(LocalIdIndex, LocalIdIndex.create_id(key))
         if index is None or not reference().in_municipality(agency, staff.municipality):
             raise NotFound(f"no person has {agency!r} local id {local_id!r}")
         self.person_here(staff, index.person_id)
@@ -328,9 +341,9 @@ class IntakeApplication(TracingApplication):
     def duplicates(self, staff: Staff, person_id: UUID) -> DuplicateCandidates:
         self._require_intake_office(staff, "look for duplicate persons")
         person = self.person_here(staff, person_id)
-        found = DuplicateCandidates(person_id, person.duplicate_key)
-        if person.duplicate_key is not None:
-            index = self.index(duplicates_key(person.duplicate_key))
+        found = DuplicateCandidates(person_id, self._duplicates(person))
+        if found.key is not None:
+            index = self.index(found.key)
             found.candidates = [
                 p
                 for p in (index.ids if index else [])
@@ -574,7 +587,18 @@ class IntakeApplication(TracingApplication):
         if not local_id.strip():
             raise Invalid("local_id", "not_empty", "a local id cannot be blank")
         person.link(staff.agency, local_id, staff.staff_id, datetime.now(UTC))
-        return LocalIdIndex(staff.agency, local_id, person.id)
+        return LocalIdIndex.of(self.blind, staff.agency, local_id, person.id)
+
+    def _duplicates(self, person: Person) -> str | None:
+        """The key of the list of ``person``'s likely duplicates: their duplicate key's token,
+        made of their names and birth date opened for as long as it takes (a person read back
+        from the store holds them sealed); None if too little is known, or they were erased."""
+        fields = list(person.duplicate_fields)
+        opened = Opener(self.keys).open(fields) if self.keys is not None else fields
+        if any(isinstance(value, dict) for value in opened):
+            return None
+        key = duplicate_key(*opened)
+        return duplicates_key(self.blind, person.municipality, key) if key else None
 
     def _save_unique(self, aggregates: list[Aggregate]) -> None:
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -245,13 +245,19 @@ class Person(Aggregate):
             )
 
     @property
-    def duplicate_key(self) -> str | None:
-        return duplicate_key(
+    def duplicate_fields(self) -> tuple[Any, Any, Any, Any]:
+        """What ``duplicate_key`` is made of: family and given kana (else names), birth date
+        and year, as the aggregate holds them (sealed, once read back from the store)."""
+        return (
             self.family_name_kana or self.family_name,
             self.given_name_kana or self.given_name,
             self.birth_date,
             self.birth_year,
         )
+
+    @property
+    def duplicate_key(self) -> str | None:
+        return duplicate_key(*self.duplicate_fields)
 
 
 @dataclass(frozen=True)
@@ -269,10 +275,11 @@ class PersonErasure:
 
 
 def duplicate_key(
-    family: str | None, given: str | None, birth_date: date | None, birth_year: int | None
+    family: str | None, given: str | None, birth_date: date | str | None, birth_year: int | None
 ) -> str | None:
-    """The key under which likely duplicates meet; None when too little is known to compare."""
-    born = birth_date.isoformat() if birth_date else (str(birth_year) if birth_year else None)
+    """The key under which likely duplicates meet; None when too little is known to compare.
+    A birth date may be given as its ISO text (as a sealed one opens)."""
+    born = str(birth_date) if birth_date else (str(birth_year) if birth_year else None)
     if not family or not given or born is None:
         return None
     return f"{fold(family)}|{fold(given)}|{born}"

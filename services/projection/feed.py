@@ -1,8 +1,9 @@
 """What the projection keeps from every service's events: its tables and its projectors.
 
 The person tables and projectors are the part a disclosure replay needs to build a person's
-views again from the journal; the rest (consultations, statistics, the search keys) is not
-about one person's view.
+views again from the journal; the rest (consultations, statistics, the person index) is not
+about one person's view. The person index opens sealed values as it ingests them: its
+projector is made with the key store (``person_search.PersonIndex``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from services.projection import (
     statistics,
 )
 from services.projection.changes import Projector
+from services.projection.person_search import PersonIndex
 from services.projection.projectors import consultations
 from services.projection.store import CONSULTATION_VIEW
 
@@ -42,10 +44,10 @@ def person_projectors(
     return (agency_view.person_views(clock, postponed=postponed), erasures.note_erasure)
 
 
-def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
+def projectors(index: PersonIndex, *, postponed: bool = False) -> tuple[Projector, ...]:
     return (
         consultations,
         statistics.count,
-        person_search.project_search_keys,
+        person_search.search_keys(index),
         *person_projectors(postponed=postponed),
     )

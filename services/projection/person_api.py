@@ -34,7 +34,7 @@ from services.projection.person_documents import (
     view_request,
 )
 from services.projection.person_facts import TxReader
-from services.projection.person_search import Candidate, Criteria, full_key
+from services.projection.person_search import Candidate, Criteria, PersonIndex, full_key
 from services.projection.store import ViewStore, journal_position
 
 REPLAY_ROLES = ("meeting_organiser", "privacy_officer")
@@ -82,6 +82,7 @@ def _known_here(views: ViewStore, person_id: str, municipality: str) -> None:
 def build_router(
     views: ViewStore,
     disclosures: Disclosures,
+    index: PersonIndex,
     *,
     acknowledgement_hours: int = 72,
     decline_follow_up_days: int = 7,
@@ -172,16 +173,13 @@ def build_router(
         """The person the caller's own agency filed under ``local_id``; never another's ids."""
         agency = reader.staff.agency
         with views.database.transaction() as tx:
-            row = tx.fetchone(
-                "SELECT person_id FROM local_id WHERE agency = ? AND local_id = ?",
-                (agency, local_id),
-            )
-        if row is None:
+            person = person_search.by_local_id(tx, index, agency, local_id)
+        if person is None:
             raise NotFound(f"{agency} has filed no person under that local id")
         found = Disclosure(
-            {"person_id": row["person_id"]},
+            {"person_id": person},
             {"identity": (OWN_RECORD, None)},
-            person_id=row["person_id"],
+            person_id=person,
             disclosed_by=frozenset({agency}),
         )
         return reader.answer(found)
@@ -211,7 +209,9 @@ def build_router(
         criteria = Criteria(name=name, birth_date=birth_date, local_id=wanted)
         staff = reader.staff
         with views.database.transaction() as tx:
-            rows = person_search.search(tx, staff.agency, staff.municipality, criteria, asked)
+            rows = person_search.search(
+                tx, index, staff.agency, staff.municipality, criteria, asked
+            )
         shown = respond(rows, person_search.result_key, asked, reader.request, response)
         found = summaries(reader, shown, "search")
         # A basis that ended since the last event is found by the read: its person is no result.
@@ -245,7 +245,7 @@ def build_router(
             )
         candidate = Candidate(name_key=name or None, kana_key=kana or None, birth_date=birth_date)
         with views.database.transaction() as tx:
-            rows = person_search.candidates(tx, staff.municipality, candidate, asked)
+            rows = person_search.candidates(tx, index, staff.municipality, candidate, asked)
         shown = respond(rows, person_search.result_key, asked, reader.request, response)
         return reader.answer(summaries(reader, shown, "candidates"), headers=link_of(response))
 

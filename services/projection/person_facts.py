@@ -138,12 +138,6 @@ TABLES = (
         event_id TEXT NOT NULL,
         PRIMARY KEY (person_id, category, field)
     )""",
-    """CREATE TABLE IF NOT EXISTS local_id (
-        agency TEXT NOT NULL,
-        local_id TEXT NOT NULL,
-        person_id TEXT NOT NULL,
-        PRIMARY KEY (agency, local_id)
-    )""",
     """CREATE TABLE IF NOT EXISTS case_person (
         case_id TEXT PRIMARY KEY,
         person_id TEXT NOT NULL
@@ -194,7 +188,6 @@ TABLES = (
 KEYS: dict[str, tuple[str, ...]] = {
     "timeline": ("row_id",),
     "person_fact": ("person_id", "category", "field"),
-    "local_id": ("agency", "local_id"),
     "case_person": ("case_id",),
     "meeting_membership": ("meeting_id", "agency"),
     "vital_interest": ("declaration_id",),
@@ -489,7 +482,7 @@ def _basis_summary(data: IntegrationEvent) -> dict[str, Any]:
 def project_person_facts(
     view: ViewState, event: CloudEvent, data: IntegrationEvent
 ) -> Sequence[Change]:
-    """Timeline, current facts, local ids, bases and referral boxes from any service's event."""
+    """Timeline, current facts, bases and referral boxes from any service's event."""
     state = reader_of(view)
     changes: list[Change] = []
     if isinstance(data, ConsentRecorded | ConsentWithdrawn | VitalInterestDeclared):
@@ -504,14 +497,6 @@ def project_person_facts(
         changes.append(
             Upsert(
                 "case_person", {"case_id": str(data.case_id)}, {"person_id": str(data.person_id)}
-            )
-        )
-    if isinstance(data, PersonLinked):
-        changes.append(
-            Upsert(
-                "local_id",
-                {"agency": data.agency, "local_id": data.local_id},
-                {"person_id": str(data.person_id)},
             )
         )
     if isinstance(data, MeetingScheduled) and data.kind == ARTICLE9 and data.person_id:

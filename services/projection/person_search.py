@@ -1,39 +1,86 @@
-"""Finding a person by name, kana, birth date or an agency's own local id.
+"""Finding a person by name, kana, birth date or an agency's own local id, through blind indexes.
 
-``person_search`` keeps each registered person's names and kana folded (``contracts.names``),
-so that ﾀｶﾊｼ, たかはし and タカハシ, or 髙橋 and 高橋, find the same person. It holds keys to
-match on, not data to show: a search answers with person ids, and what each result shows is the
-caller's own view of that person, decided and audited as any read of them.
+Names and kana are folded (``contracts.names``), so that ﾀｶﾊｼ, たかはし and タカハシ, or 髙橋 and
+高橋, find the same person. No folded value is kept: the index holds tokens, keyed hashes of them
+(``services.platform.blind_index``), so its tables match a search without holding what it
+searches for. A PersonRegistered's values are sealed under the person's data key: the projector
+opens them for as long as it takes to make their tokens, and keeps none of them. A person whose
+key is missing or destroyed gets no tokens (they stay known to be of their municipality) and
+their event fails nothing.
+
+- A name or kana is found by its start, family name first: one token per prefix of the folded
+  full name and of the folded full kana (up to ``MAX_PREFIX`` characters; a longer query is
+  checked against the whole key once opened).
+- Intake's duplicate rule (candidates) matches the whole folded name or kana, and the birth date
+  or, for a person known only by year, the year: a token each.
+- A local id is one token of the agency and the id.
+
+Results come in kana order (五十音順), as a paper index lists them and as a caseworker scans a
+page of namesakes. Tokens carry no order, so each person keeps their folded kana and name sealed
+under their own key (``sort_key``); a search opens those of the persons it matched and orders
+them, at most ``MAX_MATCHES`` persons (a search matching more asks for more of the name, which
+no caseworker would page through anyway). A page's cursor names the last person shown only; the
+next page starts after that person's opened key, so a page neither repeats nor loses anyone.
+
+A search answers with person ids, and what each result shows is the caller's own view of that
+person, decided and audited as any read of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
+from uuid import UUID
 
 from contracts.envelope import CloudEvent
-from contracts.events import IntegrationEvent, PersonRegistered
+from contracts.errors import Invalid
+from contracts.events import IntegrationEvent, PersonErased, PersonLinked, PersonRegistered
 from contracts.names import fold
+from services.platform.blind_index import BlindIndex
+from services.platform.indexes import local_id_key
+from services.platform.keys import Erasure, KeyStore
 from services.platform.pagination import Key, Page
+from services.platform.sealing import Opener, is_sealed, open_with, seal_with
 from services.platform.sql import Row, Transaction
-from services.projection.changes import Change, Upsert, ViewState
+from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
+from services.projection.person_facts import reader_of
+
+# Tokens per name or kana at most: names are short, a query longer than this is checked
+# against the opened key.
+MAX_PREFIX = 24
+# Persons a search or a duplicate check orders at most (each one's sort key is opened).
+MAX_MATCHES = 1000
 
 TABLES = (
-    """CREATE TABLE IF NOT EXISTS person_search (
+    # Written before the blind index: folded names, birth dates and local ids in clear.
+    "DROP TABLE IF EXISTS person_search",
+    "DROP TABLE IF EXISTS local_id",
+    """CREATE TABLE IF NOT EXISTS person_index (
         person_id TEXT PRIMARY KEY,
-        name_key TEXT NOT NULL,
-        kana_key TEXT NOT NULL,
-        birth_date TEXT,
-        birth_year INTEGER,
-        municipality TEXT
+        municipality TEXT,
+        name_token TEXT,
+        kana_token TEXT,
+        birth_date_token TEXT,
+        birth_year_token TEXT,
+        sort_key TEXT
     )""",
-    # Results come in kana order (五十音順), as a paper index would list them.
-    "CREATE INDEX IF NOT EXISTS person_search_kana ON person_search (kana_key, name_key)",
+    "CREATE INDEX IF NOT EXISTS person_index_name ON person_index (name_token)",
+    "CREATE INDEX IF NOT EXISTS person_index_kana ON person_index (kana_token)",
+    "CREATE INDEX IF NOT EXISTS person_index_born ON person_index (birth_date_token)",
+    """CREATE TABLE IF NOT EXISTS person_prefix (
+        token TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        PRIMARY KEY (token, person_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS person_prefix_person ON person_prefix (person_id)",
+    """CREATE TABLE IF NOT EXISTS person_local_id (
+        token TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS person_local_id_person ON person_local_id (person_id)",
 )
-_ORDER = ("s.kana_key", "s.name_key", "s.person_id")
-# A page's cursor names the last person only; their keys (folded names) stay out of URLs.
-_KEY_OF = "SELECT kana_key, name_key, person_id FROM person_search WHERE person_id = ?"
 # The caller may be shown the person's identity: its own view holds identity rows now.
 _IDENTITY_SHOWN = (
     "EXISTS (SELECT 1 FROM agency_view v WHERE v.agency = ? AND v.person_id = s.person_id "
@@ -41,33 +88,139 @@ _IDENTITY_SHOWN = (
 )
 
 
+@dataclass(frozen=True)
+class PersonIndex:
+    """What the index is made and read with: the key store, to open sealed values (a
+    registration's at ingest, sort keys when answering), and the blind index's key."""
+
+    keys: KeyStore
+    blind: BlindIndex
+
+    def prefix(self, municipality: str, folded: str) -> str:
+        return self.blind.token("name_prefix", municipality, folded[:MAX_PREFIX])
+
+    def born(self, municipality: str, birth_date: date) -> tuple[str, str]:
+        return (
+            self.blind.token("birth_date", municipality, birth_date.isoformat()),
+            self.blind.token("birth_year", municipality, str(birth_date.year)),
+        )
+
+    def local_id(self, agency: str, local_id: str) -> str:
+        return local_id_key(self.blind, agency, local_id)
+
+
 def full_key(family: str | None, given: str | None) -> str:
     """Family and given name (or kana) folded into one key; empty when neither is known."""
     return fold(family or "") + fold(given or "")
 
 
-def project_search_keys(
-    _: ViewState, event: CloudEvent, data: IntegrationEvent
-) -> Sequence[Change]:
-    """Each registered person's keys, with the municipality that registered them: no search
-    or duplicate check ever finds another municipality's person."""
-    if not isinstance(data, PersonRegistered):
+# --- making the index -------------------------------------------------------------------------
+
+
+def search_keys(index: PersonIndex) -> Projector:
+    """The projector of the index: each registered person's tokens and sealed sort key, each
+    agency's local id, and none of them left once the person is erased."""
+
+    def project(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+        if isinstance(data, PersonRegistered):
+            return _registered(index, event.municipality, data)
+        if isinstance(data, PersonLinked):
+            return _linked(index, data)
+        if isinstance(data, PersonErased):
+            return _erased(view, str(data.person_id))
         return []
+
+    return project
+
+
+def _opened(
+    index: PersonIndex, subject: UUID, values: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]] | None:
+    """``subject``'s key and ``values`` opened with it (plain ones as they are), held only
+    while the tokens are made; None when the key is missing or destroyed."""
+    key = index.keys.opening_keys([subject])[subject]
+    if isinstance(key, Erasure):
+        return None
+    opened = {name: open_with(key, v) if is_sealed(v) else v for name, v in values.items()}
+    # A value that does not open under the key (an erasure notice) is no value to index.
+    if any(isinstance(v, dict) for v in opened.values()):
+        return None
+    return key, opened
+
+
+def _registered(index: PersonIndex, municipality: str, data: PersonRegistered) -> list[Change]:
+    """Who registered the person is kept whatever else; tokens only for what opens."""
+    person = str(data.person_id)
+    row: dict[str, Any] = {"municipality": municipality}
+    found = _opened(
+        index,
+        data.person_id,
+        {
+            "family_name": data.family_name,
+            "given_name": data.given_name,
+            "family_name_kana": data.family_name_kana,
+            "given_name_kana": data.given_name_kana,
+            "birth_date": data.birth_date,
+            "birth_year": data.birth_year,
+        },
+    )
+    if found is None:
+        return [Upsert("person_index", {"person_id": person}, row)]
+    key, opened = found
+    name = full_key(opened["family_name"], opened["given_name"])
+    kana = full_key(opened["family_name_kana"], opened["given_name_kana"])
+    blind = index.blind
+    row |= {
+        "name_token": blind.token("name", municipality, name) if name else None,
+        "kana_token": blind.token("kana", municipality, kana) if kana else None,
+        "birth_date_token": None,
+        "birth_year_token": None,
+        "sort_key": seal_with(key, data.person_id, [kana, name]),
+    }
+    if opened["birth_date"] is not None:
+        row["birth_date_token"], row["birth_year_token"] = index.born(
+            municipality, date.fromisoformat(str(opened["birth_date"]))
+        )
+    elif opened["birth_year"] is not None:
+        row["birth_year_token"] = blind.token("birth_year", municipality, str(opened["birth_year"]))
+    prefixes = {
+        index.prefix(municipality, each[:n])
+        for each in (name, kana)
+        for n in range(1, min(len(each), MAX_PREFIX) + 1)
+    }
     return [
+        Upsert("person_index", {"person_id": person}, row),
+        *(Upsert("person_prefix", {"token": t, "person_id": person}, {}) for t in sorted(prefixes)),
+    ]
+
+
+def _linked(index: PersonIndex, data: PersonLinked) -> list[Change]:
+    found = _opened(index, data.person_id, {"local_id": data.local_id})
+    if found is None:
+        return []
+    token = index.local_id(data.agency, str(found[1]["local_id"]))
+    return [Upsert("person_local_id", {"token": token}, {"person_id": str(data.person_id)})]
+
+
+def _erased(view: ViewState, person: str) -> list[Change]:
+    """Every token of the person dropped; that they were registered, and where, stays."""
+    rows = reader_of(view)
+    changes: list[Change] = [
         Upsert(
-            "person_search",
-            {"person_id": str(data.person_id)},
-            {
-                "name_key": full_key(data.family_name, data.given_name),
-                "kana_key": full_key(data.family_name_kana, data.given_name_kana),
-                "birth_date": data.birth_date.isoformat()
-                if isinstance(data.birth_date, date)
-                else None,
-                "birth_year": data.birth_year if isinstance(data.birth_year, int) else None,
-                "municipality": event.municipality,
-            },
+            "person_index",
+            {"person_id": person},
+            dict.fromkeys(
+                ("name_token", "kana_token", "birth_date_token", "birth_year_token", "sort_key")
+            ),
         )
     ]
+    for table, key in (("person_prefix", ("token", "person_id")), ("person_local_id", ("token",))):
+        for row in rows.rows(table, {"person_id": person}):
+            changes.append(Delete(table, {column: row[column] for column in key}))
+    return changes
+
+
+# --- searching --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -88,64 +241,121 @@ class Candidate:
     birth_date: date | None
 
 
-def _born(birth_date: date) -> tuple[str, list[object]]:
+def _born(index: PersonIndex, municipality: str, birth_date: date) -> tuple[str, list[object]]:
     # A person known only by birth year (an estimate from the desk) may be the one born then.
     return (
-        "(s.birth_date = ? OR (s.birth_date IS NULL AND s.birth_year = ?))",
-        [birth_date.isoformat(), birth_date.year],
-    )
-
-
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _page(tx: Transaction, where: list[str], params: list[object], asked: Page) -> list[Row]:
-    after, values = asked.keyset(_ORDER, by_id=_KEY_OF)
-    return tx.fetchall(
-        f"SELECT s.person_id FROM person_search s "
-        f"WHERE {' AND '.join(where)} AND {after} ORDER BY {', '.join(_ORDER)} LIMIT ?",
-        (*params, *values, asked.fetch),
+        "(s.birth_date_token = ? OR (s.birth_date_token IS NULL AND s.birth_year_token = ?))",
+        list(index.born(municipality, birth_date)),
     )
 
 
 def search(
-    tx: Transaction, agency: str, municipality: str, criteria: Criteria, asked: Page
+    tx: Transaction,
+    index: PersonIndex,
+    agency: str,
+    municipality: str,
+    criteria: Criteria,
+    asked: Page,
 ) -> list[Row]:
     """Persons of ``municipality`` matching ``criteria`` whose identity ``agency``'s view
     shows, in kana order."""
     where, params = ["s.municipality = ?", _IDENTITY_SHOWN], list[object]([municipality, agency])
     if criteria.name:
-        where.append("(s.kana_key LIKE ? ESCAPE '\\' OR s.name_key LIKE ? ESCAPE '\\')")
-        params += [_like_prefix(criteria.name)] * 2
+        where.append("s.person_id IN (SELECT person_id FROM person_prefix WHERE token = ?)")
+        params.append(index.prefix(municipality, criteria.name))
     if criteria.birth_date is not None:
-        clause, values = _born(criteria.birth_date)
+        clause, values = _born(index, municipality, criteria.birth_date)
         where.append(clause)
         params += values
     if criteria.local_id is not None:
-        where.append(
-            "s.person_id IN (SELECT person_id FROM local_id WHERE agency = ? AND local_id = ?)"
-        )
-        params += [agency, criteria.local_id]
-    return _page(tx, where, params, asked)
+        where.append("s.person_id IN (SELECT person_id FROM person_local_id WHERE token = ?)")
+        params.append(index.local_id(agency, criteria.local_id))
+    wanted = criteria.name
+
+    def starts(sort_key: list[str]) -> bool:
+        return wanted is None or any(key.startswith(wanted) for key in sort_key)
+
+    field = "q" if criteria.name else "birth_date" if criteria.birth_date else "local_id"
+    return _ordered(tx, index, where, params, asked, field, starts)
 
 
-def candidates(tx: Transaction, municipality: str, candidate: Candidate, asked: Page) -> list[Row]:
+def candidates(
+    tx: Transaction, index: PersonIndex, municipality: str, candidate: Candidate, asked: Page
+) -> list[Row]:
     """Persons registered in ``municipality`` with the same folded kana or name (and birth
     date, when given): intake's duplicate rule, asked before the person is registered."""
     names: list[str] = []
-    params: list[object] = []
-    for column, key in (("s.kana_key", candidate.kana_key), ("s.name_key", candidate.name_key)):
+    params: list[object] = [municipality]
+    for column, kind, key in (
+        ("s.kana_token", "kana", candidate.kana_key),
+        ("s.name_token", "name", candidate.name_key),
+    ):
         if key:
             names.append(f"{column} = ?")
-            params.append(key)
+            params.append(index.blind.token(kind, municipality, key))
     where = ["s.municipality = ?", f"({' OR '.join(names)})"]
-    params.insert(0, municipality)
     if candidate.birth_date is not None:
-        clause, values = _born(candidate.birth_date)
+        clause, values = _born(index, municipality, candidate.birth_date)
         where.append(clause)
         params += values
-    return _page(tx, where, params, asked)
+    return _ordered(tx, index, where, params, asked, "family_name_kana", lambda _: True)
+
+
+def _ordered(
+    tx: Transaction,
+    index: PersonIndex,
+    where: list[str],
+    params: list[object],
+    asked: Page,
+    field: str,
+    keep: Callable[[list[str]], bool],
+) -> list[Row]:
+    """A page of the persons matching ``where``, in kana order: their sort keys opened and
+    ordered here, the page after the cursor's person read as a keyset would."""
+    rows = tx.fetchall(
+        f"SELECT s.person_id, s.sort_key FROM person_index s "
+        f"WHERE s.sort_key IS NOT NULL AND {' AND '.join(where)} LIMIT ?",
+        (*params, MAX_MATCHES + 1),
+    )
+    if len(rows) > MAX_MATCHES:
+        raise Invalid(
+            field,
+            "too_many_matches",
+            f"more than {MAX_MATCHES} persons match: give more of the name, or the birth date",
+        )
+    after = asked.after_key(1)
+    if after is not None:
+        [person] = after
+        stored = tx.fetchone("SELECT sort_key FROM person_index WHERE person_id = ?", (person,))
+        rows.append({"person_id": person, "sort_key": stored and stored["sort_key"]})
+    keys = Opener(index.keys).open([row["sort_key"] for row in rows])
+    ordered = {
+        row["person_id"]: (*key, row["person_id"])
+        for row, key in zip(rows, keys, strict=True)
+        if isinstance(key, list)
+    }
+    start: tuple[str, ...] | None = None
+    if after is not None:
+        start = ordered.pop(after[0], None)
+        if start is None:
+            raise Invalid(
+                "cursor",
+                "cursor",
+                "the person this page starts after is no longer in the index (erased): "
+                "start again without a cursor",
+            )
+    shown = sorted(
+        key for key in ordered.values() if keep(list(key[:-1])) and (start is None or key > start)
+    )
+    return [{"person_id": key[-1]} for key in shown[: asked.fetch]]
+
+
+def by_local_id(tx: Transaction, index: PersonIndex, agency: str, local_id: str) -> str | None:
+    """The person ``agency`` filed under ``local_id``."""
+    row = tx.fetchone(
+        "SELECT person_id FROM person_local_id WHERE token = ?", (index.local_id(agency, local_id),)
+    )
+    return str(row["person_id"]) if row is not None else None
 
 
 def result_key(row: Row) -> Key:

@@ -67,5 +67,5 @@ def box_key(row: Row) -> Key:
 
 def municipality_of(tx: Transaction, person_id: str) -> str | None:
     """The municipality that registered the person, once the views have the registration."""
-    row = tx.fetchone("SELECT municipality FROM person_search WHERE person_id = ?", (person_id,))
+    row = tx.fetchone("SELECT municipality FROM person_index WHERE person_id = ?", (person_id,))
     return str(row["municipality"]) if row is not None and row["municipality"] else None

@@ -26,7 +26,7 @@ from services.projection.audit import AuditLog
 from services.projection.person_api import build_router
 from services.projection.person_facts import person_record
 from services.scenarios import Played, ScenarioPlayer
-from services.wiring import embedded_app
+from services.wiring import embedded_app, person_index
 from tests.conftest import JWT_SECRET, TokenFactory
 from tests.scenario_checks import (
     check_every_disclosure_replays,
@@ -327,7 +327,8 @@ def test_a_read_purges_what_lapsed_before_it_answers(
     views = client.app.state.views  # type: ignore[attr-defined]
     later = create_app("views at a later instant", embedded_settings, "test")
     disclosures = client.app.state.view_disclosures  # type: ignore[attr-defined]
-    later.include_router(build_router(views, disclosures, clock=lambda: ends))
+    index = person_index(embedded_settings, client.app.state.keys)  # type: ignore[attr-defined]
+    later.include_router(build_router(views, disclosures, index, clock=lambda: ends))
     response = TestClient(later).get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
     assert response.json()["categories"] == []
     assert table_rows(

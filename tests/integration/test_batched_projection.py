@@ -18,7 +18,7 @@ from services.projection import agency_view, feed
 from services.projection.rebuild import rebuild
 from services.projection.runner import Outcome
 from services.projection.store import ViewStore
-from services.wiring import FEEDS, feed_runner, feed_store
+from services.wiring import FEEDS, feed_runner, feed_store, key_store
 from tests.infrastructure import Infrastructure, fresh_database
 from tests.unit.test_batches import (
     DECIDED_AT,
@@ -95,12 +95,14 @@ def test_a_rebuild_from_kafka_leaves_each_view_what_decide_allows(
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
     publisher.publish(published)
     publisher.close()
-    store = feed_store(settings, "projection")
+    store, keys = feed_store(settings, "projection"), key_store(settings)
 
     replayed = rebuild(
         settings,
         store,
-        lambda views, dlq: feed_runner(settings, "projection", views, dlq, catching_up=True),
+        lambda views, dlq: feed_runner(
+            settings, "projection", views, dlq, keys=keys, catching_up=True
+        ),
         InProcessBus(),
         sources,
         lambda done, total: None,
@@ -121,3 +123,4 @@ def test_a_rebuild_from_kafka_leaves_each_view_what_decide_allows(
         assert tables(store)["agency_view"] == decided
     finally:
         store.database.close()
+        keys.close()

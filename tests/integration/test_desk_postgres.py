@@ -17,7 +17,15 @@ from fastapi.testclient import TestClient
 from contracts.topics import Topics
 from services.platform.bus import InProcessBus
 from services.platform.settings import Settings
-from services.wiring import FEEDS, feed_runner, feed_store, projection_app, relay, service_app
+from services.wiring import (
+    FEEDS,
+    feed_runner,
+    feed_store,
+    key_store,
+    projection_app,
+    relay,
+    service_app,
+)
 from tests.integration.conftest import Cleanup
 
 pytestmark = pytest.mark.integration
@@ -39,8 +47,9 @@ def platform(distributed_settings: Settings, cleanup: Cleanup) -> Iterator[Platf
     settings, bus = distributed_settings, InProcessBus()
     topics = Topics(settings.topic_prefix)
     stores = {s: cleanup.store(feed_store(settings, s)) for s in ("projection", "referral")}
+    keys = key_store(settings)
     for service, store in stores.items():
-        runner = feed_runner(settings, service, store, bus)
+        runner = feed_runner(settings, service, store, bus, keys=keys)
         for source in FEEDS[service].sources:
             bus.subscribe(topics.events(source), runner.consume)
     apps = {name: service_app(settings, name) for name in ("intake", "referral")}
@@ -59,6 +68,7 @@ def platform(distributed_settings: Settings, cleanup: Cleanup) -> Iterator[Platf
         cleanup.client(projection_app(settings)),
         settle,
     )
+    keys.close()
 
 
 def ok(response: Any, status: int = 200) -> Any:

@@ -24,6 +24,7 @@ from services.wiring import (
     disclosure_outbox,
     feed_runner,
     feed_store,
+    key_store,
     relay,
     service_app,
 )
@@ -43,8 +44,9 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         bus, topics = InProcessBus(), Topics(settings.topic_prefix)
         self.stores = {service: feed_store(settings, service) for service in FEEDS}
+        self.keys = key_store(settings)
         for service, store in self.stores.items():
-            runner = feed_runner(settings, service, store, bus)
+            runner = feed_runner(settings, service, store, bus, keys=self.keys)
             for source in FEEDS[service].sources:
                 bus.subscribe(topics.events(source), runner.consume)
         self.chains = audit_chains(settings, self.stores["projection"])
@@ -82,6 +84,7 @@ class Services:
         self.chains.close()
         for store in self.stores.values():
             store.database.close()
+        self.keys.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.platform.tracing import setup_tracing
-from services.wiring import intake_app, intake_relay, projection_runner, view_store
+from services.wiring import intake_app, intake_relay, key_store, projection_runner, view_store
 from tests.integration.conftest import Cleanup
 from tests.integration.kafka_tools import read_topic
 
@@ -42,8 +42,10 @@ def test_one_trace_from_http_to_the_projector(
     [record] = read_topic(bootstrap, topic, expect=1)
     headers = tuple((k, bytes(v)) for k, v in record.headers)  # type: ignore[attr-defined]
     store = cleanup.store(view_store(settings))
-    runner = projection_runner(settings, store, KafkaPublisher(bootstrap))
+    keys = key_store(settings)
+    runner = projection_runner(settings, store, KafkaPublisher(bootstrap), keys)
     runner.consume(Message(topic, "", record.value, headers))  # type: ignore[attr-defined]
+    keys.close()
 
     spans = exporter.get_finished_spans()
     by_name = {span.name: span for span in spans}

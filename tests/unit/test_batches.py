@@ -13,10 +13,13 @@ from bench.load import LoadProfile, event_stream
 from bench.memory_views import MemoryFold
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
+from services.platform.blind_index import BlindIndex
 from services.platform.bus import InProcessBus, Message
+from services.platform.keys import KeyStore
 from services.platform.sql import Database, SqliteDatabase
 from services.projection import agency_view, feed, statistics
 from services.projection.changes import Change, Projector, ViewState
+from services.projection.person_search import PersonIndex
 from services.projection.projectors import consultations
 from services.projection.runner import Outcome, ProjectionRunner
 from services.projection.store import ViewStore, schema
@@ -129,8 +132,9 @@ def test_a_batch_that_fails_leaves_nothing_behind() -> None:
             raise RuntimeError("the database went away")
         return []
 
+    index = PersonIndex(KeyStore(SqliteDatabase(":memory:"), bytes(32)), BlindIndex(bytes(32)))
     failing = ProjectionRunner(
-        store, (*feed.projectors(), failing_at_the_last), InProcessBus(), "dlq"
+        store, (*feed.projectors(index), failing_at_the_last), InProcessBus(), "dlq"
     )
     with pytest.raises(RuntimeError):
         failing.consume_batch(stream)
