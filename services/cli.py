@@ -177,7 +177,7 @@ def _project(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _declared(settings, stopping.event)
         store = until_available("PostgreSQL", lambda: feed_store(settings, service), stopping.event)
-        keys = key_store(settings)
+        keys = until_available("PostgreSQL", lambda: key_store(settings), stopping.event)
         dead_letters = until_available(
             "Kafka", lambda: dead_letter_publisher(settings), stopping.event
         )
