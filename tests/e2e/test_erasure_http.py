@@ -136,6 +136,8 @@ def test_an_erased_person_reads_as_erased_everywhere_and_counts_stay(
     officer = auth(OFFICE, "privacy_officer")
     figures = ok(client.get(f"/views/statistics/{MONTH}", headers=auth()))
     assert figures["figures"]["new_consultations"] == 1 and figures["figures"]["applications"] == 1
+    search = f"/views/persons/search?q={PERSON['family_name_kana']}"
+    assert [r["person_id"] for r in ok(client.get(search, headers=auth()))] == [person]
     keys = client.app.state.keys  # type: ignore[attr-defined]
     # Each value is kept sealed in the files under var/, and opens to itself, until erased.
     assert set(decrypting_to(file_places(embedded_settings.var_dir), keys, SEALED)) == set(SEALED)
@@ -143,6 +145,8 @@ def test_an_erased_person_reads_as_erased_everywhere_and_counts_stay(
     done = ok(erase(client, officer, person, "subject_request"), 201)
     assert done["persons"] == [person] and done["reason"] == "subject_request"
     assert decrypting_to(file_places(embedded_settings.var_dir), keys, SEALED) == {}
+    # The search index dropped what it derived from them: nothing finds them any more.
+    assert ok(client.get(search, headers=auth())) == []
 
     # Intake's own record of them, their consultation, and the slip as its receiver reads it.
     intake = ok(client.get(f"/intake/persons/{person}", headers=auth()))
