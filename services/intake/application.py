@@ -590,15 +590,8 @@ class IntakeApplication(TracingApplication):
         return LocalIdIndex.of(self.blind, staff.agency, local_id, person.id)
 
     def _duplicates(self, person: Person) -> str | None:
-        """The key of the list of ``person``'s likely duplicates: their duplicate key's token,
-        made of their names and birth date opened for as long as it takes (a person read back
-        from the store holds them sealed); None if too little is known, or they were erased."""
-        fields = list(person.duplicate_fields)
-        opened = Opener(self.keys).open(fields) if self.keys is not None else fields
-        if any(isinstance(value, dict) for value in opened):
-            return None
-        key = duplicate_key(*opened)
-        return duplicates_key(self.blind, person.municipality, key) if key else None
+        opener = Opener(self.keys) if self.keys is not None else None
+        return duplicates_list_key(person, self.blind, opener)
 
     def _save_unique(self, aggregates: list[Aggregate]) -> None:
         try:
@@ -637,6 +630,18 @@ class IntakeApplication(TracingApplication):
         agency = reference().agency(staff.agency)
         if agency is None or agency.role != INTAKE_ROLE:
             raise Forbidden(f"only a self-reliance support office may {action}")
+
+
+def duplicates_list_key(person: Person, blind: BlindIndex, opener: Opener | None) -> str | None:
+    """The key of the list of ``person``'s likely duplicates: their duplicate key's token,
+    made of their names and birth date opened for as long as it takes (a person read back
+    from the store holds them sealed); None if too little is known, or they were erased."""
+    fields = list(person.duplicate_fields)
+    opened = opener.open(fields) if opener is not None else fields
+    if any(isinstance(value, dict) for value in opened):
+        return None
+    key = duplicate_key(*opened)
+    return duplicates_key(blind, person.municipality, key) if key else None
 
 
 def merged_key(survivor_id: UUID) -> str:
