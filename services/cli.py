@@ -535,6 +535,21 @@ def _rebuild(service: str, settings: Settings) -> int:
     return 0
 
 
+def _upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """Stores written before personal fields were sealed, copied into sealed ones (#20)."""
+    from dataclasses import asdict
+
+    from services.upgrade import UpgradeRefused, upgrade
+
+    try:
+        report = upgrade(settings, topic_prefix=args.topic_prefix, drop_old=args.drop_old)
+    except UpgradeRefused as refused:
+        print(f"upgrade refused: {refused}", file=sys.stderr)
+        return 1
+    print(json.dumps(asdict(report), ensure_ascii=False, indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from services.wiring import COMMAND_SERVICES, FEEDS
 
@@ -682,6 +697,21 @@ def parser() -> argparse.ArgumentParser:
     retention_sweep.add_argument(
         "--every", type=float, help="keep sweeping every this many seconds (the sweeper process)"
     )
+
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="copy stores written before personal fields were sealed into sealed ones, onto "
+        "new topics (every process stopped; run again: nothing to do)",
+    )
+    upgrade.add_argument(
+        "--topic-prefix", help="distributed: the new topics' prefix, for TSUNAGU_TOPIC_PREFIX"
+    )
+    upgrade.add_argument(
+        "--drop-old",
+        action="store_true",
+        help="delete the kept old stores once each live store is verified as their sealed copy",
+    )
+    upgrade.set_defaults(handler=_upgrade)
     return root
 
 

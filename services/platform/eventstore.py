@@ -123,9 +123,15 @@ class TracingMapper(Mapper[UUID]):
     sealing: Sealing | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        return self.store(domain_event, current_carrier())
+
+    def store(
+        self, domain_event: DomainEventProtocol[UUID], carrier: dict[str, str]
+    ) -> StoredEvent:
+        """``domain_event`` as stored in the trace ``carrier`` names: sealed where the service
+        seals (an upgrade copies old events with the trace they were first stored in)."""
         if self.sealing is not None:
             domain_event = self.sealing.seal(domain_event)
-        carrier = current_carrier()
         if not carrier:
             return super().to_stored_event(domain_event)
         traced = copy.copy(domain_event)
