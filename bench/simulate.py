@@ -21,6 +21,7 @@ waits until the views' event journal holds every one, and reports:
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -41,6 +42,7 @@ import psycopg
 from bench.load import Generated, LoadProfile, event_stream, lifecycles, tally
 from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message, ensure_topics
+from services.platform.keys import key_encryption_key
 from services.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +70,9 @@ def _environment(settings: Settings, var_dir: Path) -> dict[str, str]:
         TSUNAGU_TOPIC_PREFIX=settings.topic_prefix,
         TSUNAGU_TOPIC_PARTITIONS=str(settings.topic_partitions),
         TSUNAGU_VAR_DIR=str(var_dir),
+        # The deployment's, which wraps the data keys the events were sealed under: a var dir
+        # of its own would make a replica a key of its own, and it could open none of them.
+        TSUNAGU_KEY_ENCRYPTION_KEY=base64.b64encode(key_encryption_key(settings)).decode(),
     )
 
 
