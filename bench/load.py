@@ -211,6 +211,10 @@ P_ACKNOWLEDGE = 0.3
 P_REPLAN = 0.2
 # Of the people with a case, those who later ask for their data to be erased (stream only).
 P_ERASED = 0.01
+# Of the people whose case closed, those whose records the office later keeps past their
+# retention (保存期間の延長, stream only), for this reason, this many years after the closure.
+P_RETENTION_EXTENDED = 0.01
+RETENTION_EXTENSION = ("関連する訴訟が係属中のため", 7)
 # Who provides what the plan needs, by issue: (provider, programme, service class, categories
 # the slip shares beyond identity, contact and consultation).
 PROVIDERS: dict[str, tuple[str, str | None, str, tuple[str, ...]]] = {
@@ -468,6 +472,12 @@ def lifecycle(
             )
     if not playable and path == "case" and rng.random() < 0.02:
         _duplicate(b, person_id)
+    closed = [step.at for step in b.steps if step.kind == "close"]
+    if not playable and closed and rng.random() < P_RETENTION_EXTENDED:
+        reason, years = RETENTION_EXTENSION
+        until = (closed[-1] + timedelta(days=round(365.25 * years))).date()
+        last = max(step.at for step in b.steps)
+        b.add(_next_day(rng, last, 30, 365), "extend_retention", OFFICE, until=until, reason=reason)
     if not playable and path == "case" and rng.random() < P_ERASED:
         # 本人からの消去請求 once everything else is done: nothing is recorded after it.
         last = max(step.at for step in b.steps)
@@ -1336,6 +1346,13 @@ class _Events:
                     "erased_with": None,
                 }
                 self.emit(person, "PersonErased", data, person, step.at)
+            case "extend_retention":
+                data = self.act(step) | {
+                    "person_id": person,
+                    "until": a["until"].isoformat(),
+                    "reason": a["reason"],
+                }
+                self.emit(person, "RetentionExtended", data, person, step.at)
             case "refer":
                 self.send(step, a["referral"], step.by, a["to"], a)
             case "acknowledge" | "accept":
