@@ -25,7 +25,7 @@ from services.projection.deadletters import FILE, FileDeadLetters
 from services.projection.projectors import consultations
 from services.projection.quarantine import apply_or_quarantine
 from services.projection.runner import REASON_HEADER
-from services.wiring import embedded_app
+from services.wiring import FEEDS, embedded_app
 from tests.unit.test_contracts import opened_event
 from tests.unit.test_projection import consultation_feed
 
@@ -126,12 +126,13 @@ def test_embedded_dead_letters_are_kept_listed_shown_and_replayed(
     app.state.bus.publish([Message(intake, "k", b'{"specversion": "1.0", "oops": 1')])
     kept = list(FileDeadLetters(embedded.var_dir / FILE).letters())
     # Every feed of intake's topic could not read it: one letter each.
-    assert len(kept) == 3
+    readers = sum("intake" in feed.sources for feed in FEEDS.values())
+    assert readers >= 3 and len(kept) == readers
     assert {letter.topic for letter in kept} == {intake}
 
     assert main(["deadletter", "list"]) == 0
     listed = lines(capsys)
-    assert [letter["name"] for letter in listed] == ["1", "2", "3"]
+    assert [letter["name"] for letter in listed] == [str(n) for n in range(1, readers + 1)]
     assert all(letter["reason"] and letter["type"] is None for letter in listed)
 
     assert main(["deadletter", "show", "2"]) == 0
@@ -141,5 +142,5 @@ def test_embedded_dead_letters_are_kept_listed_shown_and_replayed(
     assert main(["deadletter", "replay", "2"]) == 0
     assert lines(capsys) == [{"replayed": "2", "topic": intake}]
     # Still unreadable: each feed of the topic quarantines it again.
-    assert len(list(FileDeadLetters(embedded.var_dir / FILE).letters())) == 6
+    assert len(list(FileDeadLetters(embedded.var_dir / FILE).letters())) == 2 * readers
     assert main(["deadletter", "show", "99"]) == 1
