@@ -328,8 +328,15 @@ def intake_application(settings: Settings, keys: KeyStore) -> IntakeApplication:
 
 def key_store(settings: Settings) -> KeyStore:
     """The data keys: in the ``keys`` schema every service reaches (distributed), or in
-    ``keys.sqlite3`` (embedded); wrapped by the key-encryption key from settings."""
-    database = connect(settings.database_url, "keys", settings.var_dir / "keys.sqlite3")
+    ``keys.sqlite3`` (embedded); wrapped by the key-encryption key from settings. A key is
+    made just before the event sealed with it is stored, on the same server: that event's
+    durable commit makes the key's durable too (it must stay the same server)."""
+    database = connect(
+        settings.database_url,
+        "keys",
+        settings.var_dir / "keys.sqlite3",
+        followed_by_durable=True,
+    )
     return KeyStore(database, key_encryption_key(settings))
 
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from contracts.errors import Conflict
@@ -57,6 +58,9 @@ TABLES = (
         PRIMARY KEY (subject, about)
     )""",
     "CREATE INDEX IF NOT EXISTS subject_link_about ON subject_link (about)",
+    # A known value wrapped by the key-encryption key the store was made with: a process
+    # given another key fails at start, not at its first read.
+    "CREATE TABLE IF NOT EXISTS key_check (id INTEGER PRIMARY KEY, wrapped TEXT NOT NULL)",
 )
 
 
@@ -82,6 +86,11 @@ class Erasure:
 
 
 MISSING = Erasure("key_missing")
+_CHECK = UUID(int=0)
+
+
+class WrongKeyEncryptionKey(RuntimeError):
+    """The key-encryption key does not open the key store it was given."""
 
 
 def key_encryption_key(settings: Settings) -> bytes:
@@ -118,6 +127,18 @@ class KeyStore:
         with database.transaction() as tx:
             for statement in TABLES:
                 tx.execute(statement)
+            tx.execute(
+                "INSERT INTO key_check (id, wrapped) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                (self._wrap(_CHECK, _CHECK.bytes),),
+            )
+            check = tx.fetchone("SELECT wrapped FROM key_check WHERE id = 1")
+        assert check is not None
+        if self._unwrap(_CHECK, {"erased_at": None, "wrapped": check["wrapped"]}) is MISSING:
+            raise WrongKeyEncryptionKey(
+                "the key-encryption key given does not open this key store: every process "
+                "of a deployment needs the one it was made with (TSUNAGU_KEY_ENCRYPTION_KEY "
+                "or TSUNAGU_KEY_ENCRYPTION_KEY_FILE)"
+            )
 
     def sealing_key(self, subject: UUID, at: datetime) -> bytes | Erasure:
         """The data key to seal ``subject``'s data with, made on first use; the erasure if
@@ -129,12 +150,11 @@ class KeyStore:
         key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
         with self.database.transaction() as tx:
             # Two processes may make one at once: the first stored wins, both use it.
-            tx.execute(
+            row = tx.fetchone(
                 "INSERT INTO data_key (subject, wrapped, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (subject) DO NOTHING",
+                "ON CONFLICT (subject) DO NOTHING RETURNING *",
                 (str(subject), self._wrap(subject, key), at.isoformat()),
-            )
-            row = tx.fetchone("SELECT * FROM data_key WHERE subject = ?", (str(subject),))
+            ) or tx.fetchone("SELECT * FROM data_key WHERE subject = ?", (str(subject),))
         assert row is not None
         found = self._unwrap(subject, row)
         if isinstance(found, bytes):
@@ -226,7 +246,11 @@ class KeyStore:
         if row["wrapped"] is None:
             return MISSING
         sealed = base64.b64decode(str(row["wrapped"]))
-        return self._wrapping.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], subject.bytes)
+        try:
+            return self._wrapping.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], subject.bytes)
+        except InvalidTag:
+            # Not wrapped by this key-encryption key (a row copied from elsewhere): no key.
+            return MISSING
 
 
 def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:

@@ -120,20 +120,29 @@ class PostgresDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, schema: str, max_size: int = 8) -> None:
+    def __init__(
+        self, url: str, schema: str, max_size: int = 8, *, followed_by_durable: bool = False
+    ) -> None:
+        """``followed_by_durable``: every write here is followed, before it matters, by a
+        durable commit on the same server, so its own commit need not wait for the disk.
+        PostgreSQL writes one log in order: flushing the later commit flushes this one too.
+        (The key store: a data key is made just before the event sealed with it is stored.)"""
         import psycopg
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
         # Kept for work that needs connections of its own (other processes).
         self.url, self.schema = url, schema
+        options = f"-c search_path={schema}"
+        if followed_by_durable:
+            options += " -c synchronous_commit=off"
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=max_size,
-            kwargs={"row_factory": dict_row, "options": f"-c search_path={schema}"},
+            kwargs={"row_factory": dict_row, "options": options},
             open=True,
         )
 
@@ -157,8 +166,11 @@ class PostgresDatabase:
         self._pool.close()
 
 
-def connect(url: str | None, schema: str, sqlite_path: Path) -> Database:
-    """PostgreSQL when a URL is configured, else the embedded SQLite file."""
+def connect(
+    url: str | None, schema: str, sqlite_path: Path, *, followed_by_durable: bool = False
+) -> Database:
+    """PostgreSQL when a URL is configured, else the embedded SQLite file.
+    ``followed_by_durable``: see ``PostgresDatabase``."""
     if url:
-        return PostgresDatabase(url, schema)
+        return PostgresDatabase(url, schema, followed_by_durable=followed_by_durable)
     return SqliteDatabase(sqlite_path)

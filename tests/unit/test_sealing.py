@@ -23,7 +23,7 @@ from services.meeting.meeting import Meeting
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration
 from services.platform.indexes import ListIndex, LocalIdIndex
-from services.platform.keys import KeyStore
+from services.platform.keys import KeyStore, WrongKeyEncryptionKey
 from services.platform.publishing import Published
 from services.platform.sealed_events import Sealing, sealed_fields, unmarked_attributes
 from services.platform.sealing import Opener, Sealer, is_sealed, seal_with, subject_of
@@ -210,3 +210,26 @@ def test_an_events_subject_is_linked_to_the_person_it_names(keys: KeyStore) -> N
         sealing.seal(event)
     keys.erase([person], "subject_request", AT)
     assert keys.erasure(consultation.id) is not None
+
+
+def test_a_process_given_another_key_encryption_key_fails_at_start(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    Sealer(keys).seal(uuid4(), "name", AT)
+    with pytest.raises(WrongKeyEncryptionKey, match="TSUNAGU_KEY_ENCRYPTION_KEY"):
+        KeyStore(SqliteDatabase(tmp_path / "keys.sqlite3"), os.urandom(32))
+
+
+def test_a_data_key_wrapped_by_another_key_opens_nothing_and_fails_nothing(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    subject = uuid4()
+    token = Sealer(keys).seal(subject, "志村", AT)
+    elsewhere = KeyStore(SqliteDatabase(tmp_path / "other.sqlite3"), os.urandom(32))
+    Sealer(elsewhere).seal(subject, "x", AT)
+    # The row copied into this store, as a restore from the wrong backup would.
+    with sqlite3.connect(tmp_path / "other.sqlite3") as other:
+        [(wrapped,)] = other.execute("SELECT wrapped FROM data_key").fetchall()
+    with sqlite3.connect(tmp_path / "keys.sqlite3") as raw:
+        raw.execute("UPDATE data_key SET wrapped = ? WHERE subject = ?", (wrapped, str(subject)))
+    assert Opener(keys).open(token) == {"erased": True, "erased_at": None, "reason": "key_missing"}
