@@ -222,6 +222,8 @@ def read_routes(other: Municipal) -> dict[tuple[str, str], str]:
         ("intake", "/consents/{consent_id}/withdrawal-effect"): (
             f"/consents/{consent}/withdrawal-effect"
         ),
+        ("intake", "/persons/{person_id}/retention"): f"/persons/{person}/retention",
+        ("intake", "/retention/due"): "/retention/due?within_days=365",
         ("referral", "/referrals/inbox"): "/referrals/inbox",
         ("referral", "/referrals/outbox"): "/referrals/outbox",
         ("referral", "/referrals/{referral_id}"): f"/referrals/{ids['referral']}",
