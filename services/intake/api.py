@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from contracts.errors import Invalid
-from contracts.fields import Code, Codes, Day, Line, Moment, Name, Note, Reason, RequestModel, Year
+from contracts.fields import Code, Line, Moment, Reason, RequestModel
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.intake.application import (
@@ -36,15 +36,6 @@ from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Read
 from services.platform.pagination import Page, after_cursor, link_of, page, respond
 
 
-class TriageRequest(RequestModel):
-    outcome: Code = Field(description="continue_here, connect_elsewhere or information_only")
-    target_agency: Code | None = None
-    target_system: Line | None = Field(None, max_length=200, description="e.g. 生活保護")
-    follow_up_on: Day | None = Field(None, description="required when connecting elsewhere")
-    note: Note | None = None
-    at: Moment | None = None
-
-
 class AttachRequest(RequestModel):
     person_id: UUID
     at: Moment | None = None
@@ -52,20 +43,6 @@ class AttachRequest(RequestModel):
 
 class ApplicationRequest(RequestModel):
     at: Moment | None = None
-
-
-class PersonRequest(RequestModel):
-    family_name: Name | None = None
-    given_name: Name | None = None
-    family_name_kana: Name | None = None
-    given_name_kana: Name | None = None
-    birth_date: Day | None = None
-    birth_year: Year | None = None
-    sex: Code = "unknown"
-    address: Line | None = None
-    phone: Line | None = Field(None, max_length=40)
-    local_id: Line | None = Field(None, max_length=100, description="the caller agency's own id")
-    registered_at: Moment | None = None
 
 
 class ShownBasis(BaseModel):
@@ -138,28 +115,6 @@ class ErasureResponse(BaseModel):
     erased_at: datetime
 
 
-class ConsentRequest(RequestModel):
-    person_id: UUID
-    recipients: Codes
-    categories: Codes
-    purposes: Codes
-    valid_from: Moment | None = None
-    valid_until: Moment
-    method: Code = "written_application_form"
-    evidence_ref: Line | None = None
-    witness: Name | None = None
-    given_by: Code = "person"
-    representative_name: Name | None = None
-    representative_relationship: Line | None = Field(None, max_length=100)
-
-
-class WithdrawalRequest(RequestModel):
-    recipients: Codes | None = Field(None, description="omit for every recipient")
-    categories: Codes | None = Field(None, description="omit for every category")
-    reason: Reason | None = None
-    at: Moment | None = None
-
-
 def _json(model: BaseModel) -> dict[str, Any]:
     dumped: dict[str, Any] = model.model_dump(mode="json")
     return dumped
@@ -216,16 +171,6 @@ class ConsentResponse(BaseModel):
                 for w in c.withdrawals
             ],
         )
-
-
-class ConsultationRequest(RequestModel):
-    channel: Code = Field(description="How the contact came: reference.yaml `channels`.")
-    route_in: Code = Field(description="相談経路: reference.yaml `routes_in`.")
-    caller_kind: Code = Field(description="Who called: reference.yaml `caller_kinds`.")
-    person_id: UUID | None = Field(None, description="A registered person, when known.")
-    main_complaint: Reason | None = Field(None, description="主訴, if any.")
-    notes: Note | None = None
-    opened_at: Moment | None = Field(None, description="When the contact began; default now.")
 
 
 class ConsultationResponse(BaseModel):
@@ -294,10 +239,10 @@ def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRout
         return reader.answer(shown, status_code=201 if command else 200, command=command)
 
     @router.post("/consultations", status_code=201, response_model=ConsultationResponse)
-    def open_consultation(body: ConsultationRequest, staff: Staff = Caller) -> Response:
+    def open_consultation(body: OpenConsultation, staff: Staff = Caller) -> Response:
         # The busiest command answers from the aggregate it saved rather than reading it back,
         # and writes its reply itself: FastAPI would validate it against the model once more.
-        opened = intake.open_consultation(staff, OpenConsultation(**body.model_dump()))
+        opened = intake.open_consultation(staff, body)
         return Response(
             ConsultationResponse.of(opened).model_dump_json(), 201, media_type="application/json"
         )
@@ -315,10 +260,8 @@ def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRout
         return reader.answer(shown)
 
     @router.post("/consultations/{consultation_id}/triage", response_model=ConsultationResponse)
-    def triage(
-        consultation_id: UUID, body: TriageRequest, staff: Staff = Caller
-    ) -> ConsultationResponse:
-        intake.triage(staff, consultation_id, Triage(**body.model_dump()))
+    def triage(consultation_id: UUID, body: Triage, staff: Staff = Caller) -> ConsultationResponse:
+        intake.triage(staff, consultation_id, body)
         return consultation_reply(consultation_id)
 
     @router.post("/consultations/{consultation_id}/attach", response_model=ConsultationResponse)
@@ -338,8 +281,8 @@ def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRout
         return consultation_reply(consultation_id)
 
     @router.post("/persons", status_code=201, response_model=PersonResponse)
-    def register_person(body: PersonRequest, reader: Reader = Reading) -> Response:
-        person_id = intake.register_person(reader.staff, RegisterPerson(**body.model_dump()))
+    def register_person(body: RegisterPerson, reader: Reader = Reading) -> Response:
+        person_id = intake.register_person(reader.staff, body)
         return person_reply(reader, person_id, 201, command=True)
 
     @router.get("/persons/by-local-id", response_model=dict[str, UUID])
@@ -433,9 +376,9 @@ def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRout
         return reader.answer(listed, headers=link_of(response))
 
     @router.post("/consents", status_code=201, response_model=ConsentResponse)
-    def record_consent(body: ConsentRequest, reader: Reader = Reading) -> Response:
+    def record_consent(body: RecordConsent, reader: Reader = Reading) -> Response:
         reader.about(body.person_id)
-        consent_id = intake.record_consent(reader.staff, RecordConsent(**body.model_dump()))
+        consent_id = intake.record_consent(reader.staff, body)
         return consent_reply(reader, intake.consent(consent_id), command=True)
 
     @router.get("/consents/{consent_id}", response_model=ConsentResponse)
@@ -492,9 +435,9 @@ def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRout
         "/consents/{consent_id}/withdrawals", status_code=201, response_model=ConsentResponse
     )
     def withdraw_consent(
-        consent_id: UUID, body: WithdrawalRequest, reader: Reader = Reading
+        consent_id: UUID, body: WithdrawConsent, reader: Reader = Reading
     ) -> Response:
-        intake.withdraw_consent(reader.staff, consent_id, WithdrawConsent(**body.model_dump()))
+        intake.withdraw_consent(reader.staff, consent_id, body)
         return consent_reply(reader, intake.consent(consent_id), command=True)
 
     return router

@@ -20,10 +20,23 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from pydantic import Field
 from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
 from contracts.errors import Conflict, Forbidden, Invalid, NotFound
+from contracts.fields import (
+    Code,
+    Codes,
+    Day,
+    Line,
+    Moment,
+    Name,
+    Note,
+    Reason,
+    RequestModel,
+    Year,
+)
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.intake.consent import Consent, check_terms
@@ -59,64 +72,66 @@ IDENTITY_FIELDS = (
 CONTACT_FIELDS = ("address", "phone")
 
 
-@dataclass(frozen=True)
-class OpenConsultation:
-    channel: str
-    route_in: str
-    caller_kind: str
-    person_id: UUID | None = None
-    main_complaint: str | None = None
-    notes: str | None = None
-    opened_at: datetime | None = None
+# The commands, declared once: the bodies of intake's routes and what the application takes.
 
 
-@dataclass(frozen=True)
-class RegisterPerson:
-    family_name: str | None = None
-    given_name: str | None = None
-    family_name_kana: str | None = None
-    given_name_kana: str | None = None
-    birth_date: date | None = None
-    birth_year: int | None = None
-    sex: str = "unknown"
-    address: str | None = None
-    phone: str | None = None
-    local_id: str | None = None
-    registered_at: datetime | None = None
+class OpenConsultation(RequestModel):
+    channel: Code = Field(description="How the contact came: reference.yaml `channels`.")
+    route_in: Code = Field(description="相談経路: reference.yaml `routes_in`.")
+    caller_kind: Code = Field(description="Who called: reference.yaml `caller_kinds`.")
+    person_id: UUID | None = Field(default=None, description="A registered person, when known.")
+    main_complaint: Reason | None = Field(default=None, description="主訴, if any.")
+    notes: Note | None = None
+    opened_at: Moment | None = Field(
+        default=None, description="When the contact began; default now."
+    )
 
 
-@dataclass(frozen=True)
-class RecordConsent:
+class RegisterPerson(RequestModel):
+    family_name: Name | None = None
+    given_name: Name | None = None
+    family_name_kana: Name | None = None
+    given_name_kana: Name | None = None
+    birth_date: Day | None = None
+    birth_year: Year | None = None
+    sex: Code = "unknown"
+    address: Line | None = None
+    phone: Line | None = Field(default=None, max_length=40)
+    local_id: Line | None = Field(
+        default=None, max_length=100, description="the caller agency's own id"
+    )
+    registered_at: Moment | None = None
+
+
+class RecordConsent(RequestModel):
     person_id: UUID
-    recipients: list[str]
-    categories: list[str]
-    purposes: list[str]
-    valid_until: datetime
-    valid_from: datetime | None = None
-    method: str = "written_application_form"
-    evidence_ref: str | None = None
-    witness: str | None = None
-    given_by: str = "person"
-    representative_name: str | None = None
-    representative_relationship: str | None = None
+    recipients: Codes
+    categories: Codes
+    purposes: Codes
+    valid_from: Moment | None = None
+    valid_until: Moment
+    method: Code = "written_application_form"
+    evidence_ref: Line | None = None
+    witness: Name | None = None
+    given_by: Code = "person"
+    representative_name: Name | None = None
+    representative_relationship: Line | None = Field(default=None, max_length=100)
 
 
-@dataclass(frozen=True)
-class WithdrawConsent:
-    recipients: list[str] | None = None
-    categories: list[str] | None = None
-    reason: str | None = None
-    at: datetime | None = None
+class WithdrawConsent(RequestModel):
+    recipients: Codes | None = Field(default=None, description="omit for every recipient")
+    categories: Codes | None = Field(default=None, description="omit for every category")
+    reason: Reason | None = None
+    at: Moment | None = None
 
 
-@dataclass(frozen=True)
-class Triage:
-    outcome: str
-    target_agency: str | None = None
-    target_system: str | None = None
-    follow_up_on: date | None = None
-    note: str | None = None
-    at: datetime | None = None
+class Triage(RequestModel):
+    outcome: Code = Field(description="continue_here, connect_elsewhere or information_only")
+    target_agency: Code | None = None
+    target_system: Line | None = Field(default=None, max_length=200, description="e.g. 生活保護")
+    follow_up_on: Day | None = Field(default=None, description="required when connecting elsewhere")
+    note: Note | None = None
+    at: Moment | None = None
 
 
 @dataclass

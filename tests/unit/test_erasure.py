@@ -58,7 +58,13 @@ def register(intake: IntakeApplication, **fields: Any) -> UUID:
 
 
 def consult(intake: IntakeApplication, person: UUID | None = None) -> UUID:
-    command = OpenConsultation("phone", "self", "self", person, main_complaint="家賃を滞納")
+    command = OpenConsultation(
+        channel="phone",
+        route_in="self",
+        caller_kind="self",
+        person_id=person,
+        main_complaint="家賃を滞納",
+    )
     return intake.open_consultation(OFFICE, command).id
 
 
