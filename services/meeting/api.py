@@ -29,8 +29,6 @@ from contracts.fields import (
     ListOf,
     Moment,
     Note,
-    Number,
-    Reason,
     RequestModel,
 )
 from contracts.identity import Staff
@@ -47,7 +45,6 @@ from services.meeting.application import (
     MemberPreview,
     Reading,
     ScheduleMeeting,
-    ServiceLine,
     SharedItem,
 )
 from services.meeting.feed import FeedFacts
@@ -82,25 +79,6 @@ class AssessmentRequest(RequestModel):
     issues: Codes = Field(description="reference.yaml `issue_categories`, at least one.")
     strengths: Items = Field(default_factory=list)
     notes: Note | None = None
-    at: Moment | None = At
-
-
-class ServiceRequest(RequestModel):
-    provider: Code = Field(description="The providing agency.")
-    program: Code | None = Field(None, description="A statutory programme, if any.")
-    service_class: Code = Field(description="A–E (seed 003 ch.4).")
-    period_from: Day | None = Field(None, description="Default: the plan's period.")
-    period_until: Day | None = None
-    description: Reason | None = None
-
-
-class PlanRequest(RequestModel):
-    goals: Items
-    services: ListOf[ServiceRequest] = Field(default_factory=list)
-    monitoring_dates: ListOf[Day] = Field(default_factory=list)
-    period_from: Day
-    period_until: Day
-    drafted_with_person: Flag = True
     at: Moment | None = At
 
 
@@ -176,15 +154,6 @@ class HoldRequest(RequestModel):
 class ShareRequest(RequestModel):
     categories: Codes
     note: Note | None = None
-    at: Moment | None = At
-
-
-class VitalInterestRequest(RequestModel):
-    person_id: UUID
-    recipients: Codes
-    categories: Codes
-    reason: Note = Given
-    hours: Number = Field(description="At most 72.")
     at: Moment | None = At
 
 
@@ -631,10 +600,8 @@ def build_router(
         return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/plans", status_code=201, response_model=CaseResponse)
-    def draft_plan(case_id: UUID, body: PlanRequest, reader: Reader = Reading_) -> Response:
-        fields = body.model_dump(exclude={"services"})
-        services = [ServiceLine(**s.model_dump()) for s in body.services]
-        meetings.draft_plan(reader.staff, case_id, DraftPlan(**fields, services=services))
+    def draft_plan(case_id: UUID, body: DraftPlan, reader: Reader = Reading_) -> Response:
+        meetings.draft_plan(reader.staff, case_id, body)
         return case_reply(reader, case_id, 201)
 
     @router.post("/cases/{case_id}/approval", response_model=CaseResponse)
@@ -806,11 +773,9 @@ def build_router(
         return reader.answer(read)
 
     @router.post("/vital-interests", status_code=201, response_model=DeclarationResponse)
-    def declare_vital_interest(body: VitalInterestRequest, reader: Reader = Reading_) -> Response:
+    def declare_vital_interest(body: DeclareVitalInterest, reader: Reader = Reading_) -> Response:
         reader.about(body.person_id)
-        declaration_id = meetings.declare_vital_interest(
-            reader.staff, facts, DeclareVitalInterest(**body.model_dump())
-        )
+        declaration_id = meetings.declare_vital_interest(reader.staff, facts, body)
         declaration = meetings.declaration(declaration_id)
         document = _json(DeclarationResponse.of(declaration))
         shown = _about(body.person_id, document, {}, disclosed_by=frozenset({declaration.agency}))

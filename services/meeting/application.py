@@ -16,9 +16,23 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import JSONTranscoder
+from pydantic import Field
 
 from contracts import disclosure
 from contracts.errors import Conflict, Forbidden, Invalid, NotFound
+from contracts.fields import (
+    Code,
+    Codes,
+    Day,
+    Flag,
+    Items,
+    ListOf,
+    Moment,
+    Note,
+    Number,
+    Reason,
+    RequestModel,
+)
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.meeting.meeting import (
@@ -77,25 +91,28 @@ class KnownApplication:
     received_at: datetime
 
 
-@dataclass(frozen=True)
-class ServiceLine:
-    provider: str
-    service_class: str
-    program: str | None = None
-    period_from: date | None = None
-    period_until: date | None = None
-    description: str | None = None
+# Commands declared once: the bodies of meeting's routes and what the application takes.
 
 
-@dataclass(frozen=True)
-class DraftPlan:
-    goals: list[str]
-    period_from: date
-    period_until: date
-    services: list[ServiceLine] = field(default_factory=list)
-    monitoring_dates: list[date] = field(default_factory=list)
-    drafted_with_person: bool = True
-    at: datetime | None = None
+class ServiceLine(RequestModel):
+    provider: Code = Field(description="The providing agency.")
+    program: Code | None = Field(default=None, description="A statutory programme, if any.")
+    service_class: Code = Field(description="A–E (seed 003 ch.4).")
+    period_from: Day | None = Field(default=None, description="Default: the plan's period.")
+    period_until: Day | None = None
+    description: Reason | None = None
+
+
+class DraftPlan(RequestModel):
+    goals: Items
+    services: ListOf[ServiceLine] = Field(default_factory=list)
+    monitoring_dates: ListOf[Day] = Field(default_factory=list)
+    period_from: Day
+    period_until: Day
+    drafted_with_person: Flag = True
+    at: Moment | None = Field(
+        default=None, description="When it happened (business time); default now."
+    )
 
 
 @dataclass(frozen=True)
@@ -117,14 +134,15 @@ class HoldMeeting:
     at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class DeclareVitalInterest:
+class DeclareVitalInterest(RequestModel):
     person_id: UUID
-    recipients: list[str]
-    categories: list[str]
-    reason: str
-    hours: float
-    at: datetime | None = None
+    recipients: Codes
+    categories: Codes
+    reason: Note = Field(min_length=1)
+    hours: Number = Field(description="At most 72.")
+    at: Moment | None = Field(
+        default=None, description="When it happened (business time); default now."
+    )
 
 
 @dataclass(frozen=True)
