@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_core import to_jsonable_python
 
 from contracts import disclosure
-from contracts.fields import Code, Codes, MapOf, Moment, Name, Reason, RequestModel
+from contracts.fields import Code, Moment, Reason, RequestModel
 from contracts.identity import Staff
 from services.platform.disclose import (
     OWN_RECORD,
@@ -37,24 +37,6 @@ from services.referral.application import (
     box_order,
 )
 from services.referral.referral import Referral
-
-
-class ReferralRequest(RequestModel):
-    kind: Code = Field(
-        description="use_recommendation, connect_to_office, service_request, concern_from_community"
-    )
-    to: Code = Field(description="the receiving agency")
-    reason: Reason
-    categories: Codes
-    person_id: UUID | None = None
-    provisional_identity: MapOf[Name] | None = Field(
-        None, description="who the slip is about, while the person is not registered"
-    )
-    consent_id: UUID | None = None
-    verbal_consent_witness: Name | None = Field(
-        None, description="for a provisional person only: the sender's witnessed verbal consent"
-    )
-    at: Moment | None = None
 
 
 class MoveRequest(RequestModel):
@@ -177,24 +159,13 @@ def build_router(
 
     @router.post("/referrals", status_code=201)
     def send(
-        body: ReferralRequest,
+        body: SendReferral,
         reader: Reader = Reading,
         idempotency_key: str | None = Header(None, max_length=200),
     ) -> Response:
         """Send a slip. A retried request with the same Idempotency-Key returns the same one."""
-        command = SendReferral(
-            kind=body.kind,
-            receiver=body.to,
-            reason=body.reason,
-            categories=body.categories,
-            person_id=body.person_id,
-            provisional_identity=body.provisional_identity,
-            consent_id=body.consent_id,
-            verbal_consent_witness=body.verbal_consent_witness,
-            at=body.at,
-        )
         reader.about(body.person_id)
-        sent = referrals.send(reader.staff, command, consents, idempotency_key)
+        sent = referrals.send(reader.staff, body, consents, idempotency_key)
         return answer(reader, referrals.referral(sent.referral_id), 200 if sent.replayed else 201)
 
     @router.get("/referrals/inbox")

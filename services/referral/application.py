@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from pydantic import Field
 
 from contracts import disclosure
 from contracts.errors import Forbidden, Invalid, NotFound
+from contracts.fields import Code, Codes, MapOf, Moment, Name, Reason, RequestModel
 from contracts.identity import Staff
 from contracts.reference import reference
 from services.platform.calendar import past_or_now
@@ -33,17 +35,25 @@ COMMUNITY_CATEGORIES = frozenset({"contact"})
 ConsentLookup = Callable[[UUID], tuple[disclosure.Consent, ...]]
 
 
-@dataclass(frozen=True)
-class SendReferral:
-    kind: str
-    receiver: str
-    reason: str
-    categories: list[str]
+class SendReferral(RequestModel):
+    """A slip to send: the body of ``POST /referrals`` and what the application takes."""
+
+    kind: Code = Field(
+        description="use_recommendation, connect_to_office, service_request, concern_from_community"
+    )
+    to: Code = Field(description="the receiving agency")
+    reason: Reason
+    categories: Codes
     person_id: UUID | None = None
-    provisional_identity: dict[str, str] | None = None
+    provisional_identity: MapOf[Name] | None = Field(
+        default=None, description="who the slip is about, while the person is not registered"
+    )
     consent_id: UUID | None = None
-    verbal_consent_witness: str | None = None
-    at: datetime | None = None
+    verbal_consent_witness: Name | None = Field(
+        default=None,
+        description="for a provisional person only: the sender's witnessed verbal consent",
+    )
+    at: Moment | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ class ReferralApplication(TracingApplication):
             municipality=staff.municipality,
             kind=command.kind,
             sender=staff.agency,
-            receiver=command.receiver,
+            receiver=command.to,
             staff_id=staff.staff_id,
             at=past_or_now("at", command.at),
             person_id=command.person_id,
@@ -138,9 +148,11 @@ class ReferralApplication(TracingApplication):
         """Close this referral as rerouted and send its like to ``to``, on the same basis."""
         old = self.referral_here(staff, referral_id)
         moment = past_or_now("at", at)
-        command = SendReferral(
+        # Made of the stored slip's values, checked when it was sent (its provisional identity
+        # is sealed by now): taken as they are, not validated as a request body again.
+        command = SendReferral.model_construct(
             kind=old.kind,
-            receiver=to,
+            to=to,
             reason=reason,
             categories=old.categories,
             person_id=old.person_id,
@@ -273,16 +285,16 @@ class ReferralApplication(TracingApplication):
         if command.kind not in KINDS:
             raise Invalid("kind", "reference_code", f"unknown kind {command.kind!r}", allowed=KINDS)
         # The field as the caller names it: ``to`` on a slip and on a reroute alike.
-        if not ref.in_municipality(command.receiver, staff.municipality):
+        if not ref.in_municipality(command.to, staff.municipality):
             raise Invalid(
                 "to",
                 "reference_code",
-                f"unknown agency {command.receiver!r} in {staff.municipality}",
+                f"unknown agency {command.to!r} in {staff.municipality}",
                 allowed=tuple(
                     a.id for a in ref.agencies.values() if a.municipality == staff.municipality
                 ),
             )
-        if command.receiver == staff.agency:
+        if command.to == staff.agency:
             raise Invalid("to", "not_self", "an agency cannot refer a person to itself")
         if not command.reason.strip():
             raise Invalid("reason", "required", "a referral says why")
@@ -323,10 +335,10 @@ class ReferralApplication(TracingApplication):
             else sorted(categories)
         )
         raise Forbidden(
-            f"no basis to share {missing} with {command.receiver!r}: name a consent that covers "
+            f"no basis to share {missing} with {command.to!r}: name a consent that covers "
             "them (a community concern shares only contact and reason)",
             missing_categories=missing,
-            recipient=command.receiver,
+            recipient=command.to,
         )
 
     def _consent_basis(self, command: SendReferral, consents: ConsentLookup) -> str:
@@ -341,10 +353,10 @@ class ReferralApplication(TracingApplication):
             raise Forbidden(
                 f"consent {command.consent_id} is not known for this person (yet)",
                 missing_categories=sorted(command.categories),
-                recipient=command.receiver,
+                recipient=command.to,
             )
         record = disclosure.PersonRecord(str(command.person_id), {}, consents=(consent,))
-        viewer = disclosure.Viewer(command.receiver, "")
+        viewer = disclosure.Viewer(command.to, "")
         now = datetime.now(UTC)
         missing = sorted(
             category
@@ -356,9 +368,9 @@ class ReferralApplication(TracingApplication):
         )
         if missing:
             raise Forbidden(
-                f"consent {consent.consent_id} does not cover {missing} for {command.receiver!r}",
+                f"consent {consent.consent_id} does not cover {missing} for {command.to!r}",
                 missing_categories=missing,
-                recipient=command.receiver,
+                recipient=command.to,
             )
         return consent.consent_id
 

@@ -44,7 +44,7 @@ def referrals(tmp_path: Path) -> ReferralApplication:
 def slip(**fields: object) -> SendReferral:
     values: dict[str, object] = dict(
         kind="service_request",
-        receiver="oneaid",
+        to="oneaid",
         reason="契約更新不可・保証人なし",
         categories=["identity", "contact", "housing", "criminal_record"],
         person_id=PERSON,
@@ -71,7 +71,7 @@ def test_an_uncovered_category_is_403_naming_it_and_the_recipient(
 
 
 def test_a_consent_for_another_recipient_does_not_cover(referrals: ReferralApplication) -> None:
-    command = slip(receiver="hellowork-atsugi")
+    command = slip(to="hellowork-atsugi")
     with pytest.raises(Forbidden) as refused:
         referrals.send(JIRITSU, command, lookup)
     assert refused.value.detail["recipient"] == "hellowork-atsugi"
@@ -87,7 +87,7 @@ def test_a_community_concern_shares_contact_and_reason_only(
 ) -> None:
     concern = dict(
         kind="concern_from_community",
-        receiver="zama-jiritsu",
+        to="zama-jiritsu",
         person_id=None,
         consent_id=None,
         provisional_identity={"contact": "3丁目の世帯"},
@@ -103,7 +103,7 @@ def test_a_verbal_consent_covers_only_a_provisional_person(referrals: ReferralAp
     provisional = dict(
         person_id=None,
         consent_id=None,
-        receiver="zama-jiritsu",
+        to="zama-jiritsu",
         kind="connect_to_office",
         provisional_identity={"family_name": "志村"},
         categories=["identity", "housing"],
@@ -119,8 +119,8 @@ def test_a_verbal_consent_covers_only_a_provisional_person(referrals: ReferralAp
 @pytest.mark.parametrize(
     ("fields", "field", "rule"),
     [
-        ({"receiver": "zama-jiritsu"}, "to", "not_self"),
-        ({"receiver": "acme"}, "to", "reference_code"),
+        ({"to": "zama-jiritsu"}, "to", "not_self"),
+        ({"to": "acme"}, "to", "reference_code"),
         ({"categories": ["shoe_size"]}, "categories", "reference_code"),
         ({"kind": "gossip"}, "kind", "reference_code"),
         ({"provisional_identity": {"contact": "x"}}, "person_id", "one_of"),
