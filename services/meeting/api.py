@@ -23,10 +23,7 @@ from contracts.fields import (
     Code,
     Codes,
     Day,
-    Flag,
     Items,
-    Line,
-    ListOf,
     Moment,
     Note,
     RequestModel,
@@ -121,33 +118,6 @@ class ReasonRequest(RequestModel):
 class EmergencyRequest(RequestModel):
     kind: Code = Field(description="food, shelter, loan or other")
     note: Note | None = None
-    at: Moment | None = At
-
-
-class MemberRequest(RequestModel):
-    agency: Code
-    valid_from: Moment | None = Field(None, description="Default: the meeting's date.")
-    valid_until: Moment
-
-
-class MeetingRequest(RequestModel):
-    kind: Code = Field(description="reference.yaml `meeting_kinds`.")
-    scheduled_for: Moment
-    case_ids: ListOf[UUID] = Field([], description="The cases a coordination meeting discusses.")
-    person_id: UUID | None = Field(None, description="The person of a 支援会議.")
-    members: ListOf[MemberRequest] = Field([], description="A 支援会議's members and periods.")
-    at: Moment | None = At
-
-
-class AttendeeRequest(RequestModel):
-    agency: Code
-    role: Line = Field(min_length=1, max_length=100)
-
-
-class HoldRequest(RequestModel):
-    attendees: ListOf[AttendeeRequest]
-    person_attended: Flag = False
-    conclusions: Items = Field(default_factory=list)
     at: Moment | None = At
 
 
@@ -656,16 +626,8 @@ def build_router(
         return case_reply(reader, case_id, 201)
 
     @router.post("/meetings", status_code=201, response_model=MeetingResponse)
-    def schedule_meeting(body: MeetingRequest, reader: Reader = Reading_) -> Response:
-        command = ScheduleMeeting(
-            kind=body.kind,
-            scheduled_for=body.scheduled_for,
-            case_ids=body.case_ids,
-            person_id=body.person_id,
-            members=[(m.agency, m.valid_from, m.valid_until) for m in body.members],
-            at=body.at,
-        )
-        return meeting_reply(reader, meetings.schedule_meeting(reader.staff, facts, command), 201)
+    def schedule_meeting(body: ScheduleMeeting, reader: Reader = Reading_) -> Response:
+        return meeting_reply(reader, meetings.schedule_meeting(reader.staff, facts, body), 201)
 
     @router.get("/meetings", response_model=list[MeetingResponse])
     def organised(
@@ -708,14 +670,8 @@ def build_router(
         return reader.answer(meeting_shown(reader, meeting))
 
     @router.post("/meetings/{meeting_id}/held", response_model=MeetingResponse)
-    def hold_meeting(meeting_id: UUID, body: HoldRequest, reader: Reader = Reading_) -> Response:
-        command = HoldMeeting(
-            attendees=[(a.agency, a.role) for a in body.attendees],
-            person_attended=body.person_attended,
-            conclusions=body.conclusions,
-            at=body.at,
-        )
-        meetings.hold_meeting(reader.staff, meeting_id, command)
+    def hold_meeting(meeting_id: UUID, body: HoldMeeting, reader: Reader = Reading_) -> Response:
+        meetings.hold_meeting(reader.staff, meeting_id, body)
         return meeting_reply(reader, meeting_id)
 
     @router.post("/meetings/{meeting_id}/information", status_code=201)

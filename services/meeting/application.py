@@ -9,7 +9,7 @@ fed from intake's events answers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
@@ -26,6 +26,7 @@ from contracts.fields import (
     Day,
     Flag,
     Items,
+    Line,
     ListOf,
     Moment,
     Note,
@@ -115,23 +116,41 @@ class DraftPlan(RequestModel):
     )
 
 
-@dataclass(frozen=True)
-class ScheduleMeeting:
-    kind: str
-    scheduled_for: datetime
-    case_ids: list[UUID] = field(default_factory=list)
-    person_id: UUID | None = None
-    # (agency, valid_from or None for the meeting's date, valid_until)
-    members: list[tuple[str, datetime | None, datetime]] = field(default_factory=list)
-    at: datetime | None = None
+class Member(RequestModel):
+    """A member agency of a 支援会議 and how long its confidentiality basis lasts."""
+
+    agency: Code
+    valid_from: Moment | None = Field(default=None, description="Default: the meeting's date.")
+    valid_until: Moment
 
 
-@dataclass(frozen=True)
-class HoldMeeting:
-    attendees: list[tuple[str, str]]
-    person_attended: bool = False
-    conclusions: list[str] = field(default_factory=list)
-    at: datetime | None = None
+class ScheduleMeeting(RequestModel):
+    kind: Code = Field(description="reference.yaml `meeting_kinds`.")
+    scheduled_for: Moment
+    case_ids: ListOf[UUID] = Field(
+        default_factory=list, description="The cases a coordination meeting discusses."
+    )
+    person_id: UUID | None = Field(default=None, description="The person of a 支援会議.")
+    members: ListOf[Member] = Field(
+        default_factory=list, description="A 支援会議's members and periods."
+    )
+    at: Moment | None = Field(
+        default=None, description="When it happened (business time); default now."
+    )
+
+
+class Attendee(RequestModel):
+    agency: Code
+    role: Line = Field(min_length=1, max_length=100)
+
+
+class HoldMeeting(RequestModel):
+    attendees: ListOf[Attendee]
+    person_attended: Flag = False
+    conclusions: Items = Field(default_factory=list)
+    at: Moment | None = Field(
+        default=None, description="When it happened (business time); default now."
+    )
 
 
 class DeclareVitalInterest(RequestModel):
@@ -420,8 +439,12 @@ class MeetingApplication(TracingApplication):
             if person_id is not None and not facts.knows_person(person_id, staff.municipality):
                 raise Invalid("person_id", "known_person", f"no person {person_id} is known")
         members = [
-            {"agency": agency, "valid_from": start or command.scheduled_for, "valid_until": end}
-            for agency, start, end in command.members
+            {
+                "agency": m.agency,
+                "valid_from": m.valid_from or command.scheduled_for,
+                "valid_until": m.valid_until,
+            }
+            for m in command.members
         ]
         check_schedule(staff.agency, command.kind, person_id, [c.id for c in cases], members)
         meeting = Meeting(
@@ -513,7 +536,7 @@ class MeetingApplication(TracingApplication):
             agency=staff.agency,
             staff_id=staff.staff_id,
             at=at,
-            attendees=[{"agency": agency, "role": role} for agency, role in command.attendees],
+            attendees=[{"agency": a.agency, "role": a.role} for a in command.attendees],
             person_attended=command.person_attended,
             conclusions=[c for c in command.conclusions if c.strip()],
             plans_discussed=discussed,

@@ -12,11 +12,11 @@ from contracts.errors import Conflict, Forbidden, Invalid
 from contracts.events import CATALOGUE, parse
 from services.meeting.application import (
     DeclareVitalInterest,
-    HoldMeeting,
     MeetingApplication,
     ScheduleMeeting,
 )
 from services.meeting.integration import to_cloudevent
+from tests.meeting_commands import hold, schedule
 from tests.unit.test_support_case import (
     JIRITSU,
     NOW,
@@ -49,13 +49,13 @@ def article9(
     meeting = app.schedule_meeting(
         JIRITSU,
         facts,
-        ScheduleMeeting(
+        schedule(
             "article9_support_meeting", days(10), person_id=person, members=members, at=days(9)
         ),
     )
     if held:
         attendees = [(a, "member") for a in MEMBERS]
-        app.hold_meeting(JIRITSU, meeting, HoldMeeting(attendees, at=days(10)))
+        app.hold_meeting(JIRITSU, meeting, hold(attendees, at=days(10)))
     return meeting
 
 
@@ -142,7 +142,7 @@ def test_sharing_needs_a_held_article9_meeting_and_its_categories_are_known(
     with pytest.raises(Conflict) as refused:
         app.share_information(JIRITSU, facts, meeting, ["employment"], None, days(9))
     assert refused.value.detail["allowed"] == ["hold"]
-    app.hold_meeting(JIRITSU, meeting, HoldMeeting([("zama-jiritsu", "chair")], at=days(10)))
+    app.hold_meeting(JIRITSU, meeting, hold([("zama-jiritsu", "chair")], at=days(10)))
     with pytest.raises(Invalid, match="unknown category"):
         app.share_information(JIRITSU, facts, meeting, ["gossip"], None, days(11))
     with pytest.raises(Forbidden):
@@ -154,39 +154,39 @@ def test_attendees_are_known_agencies_and_article9_attendees_are_members(
 ) -> None:
     case_id, person = open_case(app, facts)
     meeting = app.schedule_meeting(
-        JIRITSU, facts, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
+        JIRITSU, facts, schedule("individual_coordination", days(3), [case_id], at=days(3))
     )
     with pytest.raises(Invalid) as unknown:
-        app.hold_meeting(JIRITSU, meeting, HoldMeeting([("acme-npo", "member")], at=days(3)))
+        app.hold_meeting(JIRITSU, meeting, hold([("acme-npo", "member")], at=days(3)))
     [problem] = unknown.value.detail["problems"]
     assert problem["field"] == "attendees.0.agency" and "oneaid" in problem["allowed"]
     confidential = article9(app, facts, person, held=False)
     with pytest.raises(Invalid, match="not a member"):
-        app.hold_meeting(JIRITSU, confidential, HoldMeeting([("oneaid", "member")], at=days(10)))
+        app.hold_meeting(JIRITSU, confidential, hold([("oneaid", "member")], at=days(10)))
 
 
 def test_a_meeting_is_held_once_by_its_organiser(app: MeetingApplication, facts: Facts) -> None:
     case_id, _ = open_case(app, facts)
     meeting = app.schedule_meeting(
-        JIRITSU, facts, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
+        JIRITSU, facts, schedule("individual_coordination", days(3), [case_id], at=days(3))
     )
-    hold = HoldMeeting([("zama-jiritsu", "chair")], person_attended=True, at=days(3))
+    held = hold([("zama-jiritsu", "chair")], person_attended=True, at=days(3))
     with pytest.raises(Forbidden):
-        app.hold_meeting(staff("zama-shakyo"), meeting, hold)
-    app.hold_meeting(JIRITSU, meeting, hold)
+        app.hold_meeting(staff("zama-shakyo"), meeting, held)
+    app.hold_meeting(JIRITSU, meeting, held)
     with pytest.raises(Conflict, match="already held"):
-        app.hold_meeting(JIRITSU, meeting, hold)
+        app.hold_meeting(JIRITSU, meeting, held)
 
 
 def test_the_person_attends_only_their_individual_meeting(
     app: MeetingApplication, facts: Facts
 ) -> None:
-    regular = app.schedule_meeting(JIRITSU, facts, ScheduleMeeting("regular_coordination", days(3)))
+    regular = app.schedule_meeting(JIRITSU, facts, schedule("regular_coordination", days(3)))
     with pytest.raises(Invalid) as refused:
         app.hold_meeting(
             JIRITSU,
             regular,
-            HoldMeeting([("zama-jiritsu", "chair")], person_attended=True, at=days(3)),
+            hold([("zama-jiritsu", "chair")], person_attended=True, at=days(3)),
         )
     assert refused.value.detail["problems"][0]["field"] == "person_attended"
 
@@ -194,12 +194,12 @@ def test_the_person_attends_only_their_individual_meeting(
 @pytest.mark.parametrize(
     ("command", "field"),
     [
-        (ScheduleMeeting("weekly_tea", NOW), "kind"),
-        (ScheduleMeeting("individual_coordination", NOW), "case_ids"),
-        (ScheduleMeeting("article9_support_meeting", NOW, members=[]), "person_id"),
-        (ScheduleMeeting("article9_support_meeting", NOW, person_id=uuid4()), "members"),
+        (schedule("weekly_tea", NOW), "kind"),
+        (schedule("individual_coordination", NOW), "case_ids"),
+        (schedule("article9_support_meeting", NOW, members=[]), "person_id"),
+        (schedule("article9_support_meeting", NOW, person_id=uuid4()), "members"),
         (
-            ScheduleMeeting(
+            schedule(
                 "article9_support_meeting",
                 NOW,
                 person_id=uuid4(),
@@ -208,7 +208,7 @@ def test_the_person_attends_only_their_individual_meeting(
             "members",
         ),
         (
-            ScheduleMeeting(
+            schedule(
                 "article9_support_meeting",
                 NOW,
                 person_id=uuid4(),
@@ -217,7 +217,7 @@ def test_the_person_attends_only_their_individual_meeting(
             "members.0.valid_until",
         ),
         (
-            ScheduleMeeting("regular_coordination", NOW, members=[("zama-jiritsu", None, NOW)]),
+            schedule("regular_coordination", NOW, members=[("zama-jiritsu", None, NOW)]),
             "members",
         ),
     ],
@@ -238,7 +238,7 @@ def test_a_support_meeting_is_only_about_a_person_registered_in_the_municipality
     members: list[tuple[str, datetime | None, datetime]] = [
         (agency, None, NOW + timedelta(days=30)) for agency in ("zama-jiritsu", "zama-shakyo")
     ]
-    unknown = ScheduleMeeting("article9_support_meeting", NOW, person_id=uuid4(), members=members)
+    unknown = schedule("article9_support_meeting", NOW, person_id=uuid4(), members=members)
     with pytest.raises(Invalid) as refused:
         app.schedule_meeting(JIRITSU, facts, unknown)
     assert refused.value.detail["problems"][0] == {
@@ -248,14 +248,12 @@ def test_a_support_meeting_is_only_about_a_person_registered_in_the_municipality
     }
     facts.persons.add(uuid4())
     [known] = facts.persons
-    app.schedule_meeting(JIRITSU, facts, replace(unknown, person_id=known))
+    app.schedule_meeting(JIRITSU, facts, unknown.model_copy(update={"person_id": known}))
 
 
 def test_only_the_support_office_organises_meetings(app: MeetingApplication, facts: Facts) -> None:
     with pytest.raises(Forbidden):
-        app.schedule_meeting(
-            staff("zama-shakyo"), facts, ScheduleMeeting("regular_coordination", NOW)
-        )
+        app.schedule_meeting(staff("zama-shakyo"), facts, schedule("regular_coordination", NOW))
 
 
 def test_the_regular_meeting_lists_the_resource_gaps_noted_since_the_last_one(
@@ -264,13 +262,11 @@ def test_the_regular_meeting_lists_the_resource_gaps_noted_since_the_last_one(
     first, _ = open_case(app, facts)
     second, _ = open_case(app, facts)
     app.note_resource_gap(JIRITSU, first, "刑余者の市外転居を受け入れる居住支援", None, days(5))
-    earlier = app.schedule_meeting(
-        JIRITSU, facts, ScheduleMeeting("regular_coordination", days(10))
-    )
-    app.hold_meeting(JIRITSU, earlier, HoldMeeting([("zama-jiritsu", "chair")], at=days(10)))
+    earlier = app.schedule_meeting(JIRITSU, facts, schedule("regular_coordination", days(10)))
+    app.hold_meeting(JIRITSU, earlier, hold([("zama-jiritsu", "chair")], at=days(10)))
     app.note_resource_gap(JIRITSU, second, "夜間の一時保護", None, days(50))
-    later = app.schedule_meeting(JIRITSU, facts, ScheduleMeeting("regular_coordination", days(90)))
-    app.hold_meeting(JIRITSU, later, HoldMeeting([("zama-jiritsu", "chair")], at=days(90)))
+    later = app.schedule_meeting(JIRITSU, facts, schedule("regular_coordination", days(90)))
+    app.hold_meeting(JIRITSU, later, hold([("zama-jiritsu", "chair")], at=days(90)))
     assert [g["gap"] for g in app.meeting(earlier).resource_gaps] == [
         "刑余者の市外転居を受け入れる居住支援"
     ]

@@ -16,13 +16,12 @@ from contracts.identity import Staff
 from services.meeting.application import (
     Applicant,
     DraftPlan,
-    HoldMeeting,
     MeetingApplication,
-    ScheduleMeeting,
     ServiceLine,
 )
 from services.meeting.integration import to_cloudevent
 from services.meeting.support_case import MOVES
+from tests.meeting_commands import hold, schedule
 
 pytestmark = pytest.mark.unit
 
@@ -109,12 +108,12 @@ def discuss(app: MeetingApplication, case_id: UUID, day: int) -> UUID:
     meeting = app.schedule_meeting(
         JIRITSU,
         Facts(),
-        ScheduleMeeting("individual_coordination", days(day), [case_id], at=days(day)),
+        schedule("individual_coordination", days(day), [case_id], at=days(day)),
     )
     app.hold_meeting(
         JIRITSU,
         meeting,
-        HoldMeeting(
+        hold(
             [("zama-jiritsu", "organiser"), ("hellowork-atsugi", "member")],
             person_attended=True,
             at=days(day),
@@ -287,11 +286,11 @@ def test_a_meeting_scheduled_but_not_held_does_not_allow_approval(
     case_id, _ = open_case(app, facts)
     _drafted(app, case_id)
     meeting = app.schedule_meeting(
-        JIRITSU, facts, ScheduleMeeting("individual_coordination", days(3), [case_id], at=days(3))
+        JIRITSU, facts, schedule("individual_coordination", days(3), [case_id], at=days(3))
     )
     with pytest.raises(Conflict):
         app.approve_plan(APPROVER, case_id, days(3))
-    app.hold_meeting(JIRITSU, meeting, HoldMeeting([("zama-jiritsu", "organiser")], at=days(4)))
+    app.hold_meeting(JIRITSU, meeting, hold([("zama-jiritsu", "organiser")], at=days(4)))
     app.approve_plan(APPROVER, case_id, days(4))
     assert app.case(case_id).plan is not None
 
