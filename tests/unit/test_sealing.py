@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -233,3 +234,15 @@ def test_a_data_key_wrapped_by_another_key_opens_nothing_and_fails_nothing(
     with sqlite3.connect(tmp_path / "keys.sqlite3") as raw:
         raw.execute("UPDATE data_key SET wrapped = ? WHERE subject = ?", (wrapped, str(subject)))
     assert Opener(keys).open(token) == {"erased": True, "erased_at": None, "reason": "key_missing"}
+
+
+def test_keys_asked_for_at_once_are_stored_once_each_and_shared(keys: KeyStore) -> None:
+    shared, own = uuid4(), [uuid4() for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        same = list(pool.map(lambda _: keys.sealing_key(shared, AT), range(20)))
+        each = list(pool.map(lambda s: keys.sealing_key(s, AT), own))
+    assert len({bytes(k) for k in same if isinstance(k, bytes)}) == 1 and len(same) == 20
+    assert len({bytes(k) for k in each if isinstance(k, bytes)}) == 20
+    # What another process reads back is what was handed out.
+    stored = keys.opening_keys([shared, *own])
+    assert stored[shared] == same[0] and [stored[s] for s in own] == each
