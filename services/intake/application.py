@@ -48,14 +48,11 @@ from services.platform.calendar import DateAsISO, past_or_now
 from services.platform.disclose import Disclosure, Part, bases_map, decide_parts, withheld_list
 from services.platform.eventstore import TracingApplication
 from services.platform.indexes import LocalIdIndex, consents_key, duplicates_key, local_id_key
-from services.platform.keys import KEY_BYTES, KeyStore
+from services.platform.keys import KEY_BYTES, REQUESTED_ERASURE_REASONS, KeyStore
 from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener
 
 INTAKE_ROLE = "self_reliance_office"
-# Why a person's data may be erased on request: 本人からの消去請求, 保存期間満了 (the retention
-# sweeper's). A key store's ``key_missing`` is a reader's finding, never a request.
-ERASURE_REASONS = ("subject_request", "retention")
 # Who erases when a retention period ends: the municipality's self-reliance office, as a
 # process rather than a member of staff.
 RETENTION_STAFF_ID = "system:retention"
@@ -386,9 +383,12 @@ class IntakeApplication(TracingApplication):
         office (the retention sweeper acts as ``retention_staff``). 409 once erased, or for a
         duplicate merged into another (the survivor is the person to erase)."""
         self._require_eraser(staff)
-        if reason not in ERASURE_REASONS:
+        if reason not in REQUESTED_ERASURE_REASONS:
             raise Invalid(
-                "reason", "reference_code", f"unknown erasure reason {reason!r}", ERASURE_REASONS
+                "reason",
+                "reference_code",
+                f"unknown erasure reason {reason!r}",
+                REQUESTED_ERASURE_REASONS,
             )
         person = self.person_here(staff, person_id)
         person.refuse_if_erased()

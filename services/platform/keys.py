@@ -37,9 +37,13 @@ from services.platform.sql import Database, Transaction
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEK_FILE = "keys/key-encryption.key"
+# Why a person's data may be erased on request: 本人からの消去請求, 保存期間満了 (the retention
+# sweeper's).
+REQUESTED_ERASURE_REASONS = ("subject_request", "retention")
 # Why a person's data was erased. ``key_missing``: this reader has no key and no record of an
-# erasure (a replica behind, a key store restored without it): shown as erased all the same.
-ERASURE_REASONS = ("subject_request", "retention", "key_missing")
+# erasure (a replica behind, a key store restored without it): shown as erased all the same,
+# a reader's finding, never a request.
+ERASURE_REASONS = (*REQUESTED_ERASURE_REASONS, "key_missing")
 # Sealing keys kept in memory at most: a command service seals for few subjects at a time.
 _CACHED = 10_000
 # New keys stored in one transaction at most.

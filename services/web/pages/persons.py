@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from contracts.reference import reference
+from services.platform.keys import REQUESTED_ERASURE_REASONS
 from services.platform.sealing import is_erased
 from services.web import formatting
 from services.web.desk import Desk, check_csrf, desk
@@ -37,8 +38,6 @@ LABELS = {name: f"person.{name}" for name in PERSON_FIELDS} | {
     "reason": "person.erase_reason",
     "confirmed": "person.erase_confirm",
 }
-# Why the desk erases a person's data (the retention sweeper erases for ``retention`` too).
-ERASURE_REASONS = ("subject_request", "retention")
 # Who is offered the erasure: the API decides (a privacy officer over their agency only is
 # refused there, with the reason).
 ERASING_ROLE = "self_reliance_office"
@@ -132,7 +131,7 @@ async def _person_page(d: Desk, person_id: str) -> dict[str, Any]:
         "labels": LABELS,
         "may_erase": (agency is not None and agency.role == ERASING_ROLE)
         or d.user.has_role("privacy_officer"),
-        "erasure_reasons": options(d.t, "erasure_reason", ERASURE_REASONS),
+        "erasure_reasons": options(d.t, "erasure_reason", REQUESTED_ERASURE_REASONS),
     }
 
 
