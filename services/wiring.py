@@ -63,7 +63,7 @@ from services.projection.disclosure_ingest import AuditIngest
 from services.projection.person_api import build_router as person_router
 from services.projection.person_search import PersonIndex
 from services.projection.purges import publish_purges, sweep_and_publish
-from services.projection.quarantine import apply_or_quarantine
+from services.projection.quarantine import Consumer, apply_or_quarantine
 from services.projection.rebuild import Settle
 from services.projection.runner import ProjectionRunner
 from services.projection.store import ViewStore
@@ -290,8 +290,9 @@ def feed_runner(
     )
 
 
-def feed_one(runner: ProjectionRunner, message: Message) -> None:
-    """The in-process bus's delivery to a feed: applied, or quarantined if it cannot be."""
+def feed_one(runner: Consumer, message: Message) -> None:
+    """The in-process bus's delivery to a feed or the audit ingest: applied, or quarantined if
+    it cannot be."""
     apply_or_quarantine(runner, [message])
 
 
@@ -462,7 +463,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     # Other services' reads reach the chains as they would over Kafka: through their outboxes,
     # onto the audit topic, appended by the same ingest.
     ingest = AuditIngest(chains, bus, topics.dead_letter)
-    bus.subscribe(topics.events("audit"), ingest.consume)
+    bus.subscribe(topics.events("audit"), functools.partial(feed_one, ingest))
     anchored = anchorings(settings)
     checkpointers = [Checkpointer(anchored(code), chain) for code, chain in chains.each()]
 

@@ -518,9 +518,12 @@ class AuditLog:
                 tx.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
             last, previous = _head(tx)
             appended: list[tuple[AuditEntry, Row, str | None]] = []
+            # A producer that retried under a fault may put one event twice on the topic, so
+            # one batch can hold it twice: it is appended the first time only.
+            staged: dict[str, AuditRecord] = {}
             for entry, values, source in zip(entries, columns, from_events, strict=True):
                 if source is not None:
-                    known = _appended_as(tx, source)
+                    known = staged.get(source) or _appended_as(tx, source)
                     if known is not None:
                         records.append(known)
                         continue
@@ -534,6 +537,8 @@ class AuditLog:
                 appended.append((entry, row, source))
                 previous = row["entry_hash"]
                 records.append(AuditRecord.from_row(row))
+                if source is not None:
+                    staged[source] = records[-1]
             _insert(tx, appended)
         return records
 

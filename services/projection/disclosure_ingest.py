@@ -4,7 +4,8 @@ Fed by the in-process bus (embedded) or a consumer of the audit topic (``tsunagu
 ingest``, ``run_ingest``) that commits its offsets only once a batch is appended. Each event is
 appended once, by its CloudEvent id, in the transaction that appends it, so a batch delivered
 again after a crash adds nothing; a message no one can read goes to the dead-letter topic with
-the reason, as the projector's do.
+the reason, and one that fails each time it is appended alone is quarantined there, as the
+feeds' are (``services.projection.quarantine``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from services.platform.lifecycle import Stopped, until_available
 from services.platform.settings import Settings
 from services.projection.audit import AuditEntry
 from services.projection.chains import Chains, entry_of
+from services.projection.quarantine import apply_or_quarantine
 from services.projection.runner import dead_letter
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ class AuditIngest:
 
     def consume(self, message: Message) -> None:
         self.consume_batch([message])
+
+    def quarantine(self, message: Message, reason: str) -> None:
+        """``message`` to the dead letters: it failed each time it was appended alone
+        (``services.projection.quarantine``)."""
+        self._dead_letters.publish([dead_letter(message, reason, self._dead_letter_topic)])
 
     def consume_batch(self, messages: Sequence[Message]) -> None:
         """Append every readable entry, grouped by municipality, one transaction per chain."""
@@ -80,11 +87,14 @@ def run_ingest(settings: Settings, ingest: AuditIngest, stop: threading.Event) -
                 polled = consumer.poll(timeout_ms=500, max_records=BATCH)
                 received = [r for records in polled.values() for r in records]
                 if received:
-                    ingest.consume_batch([_message(r) for r in received])
+                    apply_or_quarantine(ingest, [_message(r) for r in received], stop)
                     consumer.commit()
+        except Stopped:
+            return
         except Exception:
-            # The uncommitted batch is delivered again to the consumer made next.
-            log.exception("appending disclosures failed; retrying")
+            # Kafka failed under the consumer: the uncommitted batch is delivered again to the
+            # consumer made next, and appends nothing twice.
+            log.exception("consuming disclosures failed; retrying")
             stop.wait(1.0)
         finally:
             consumer.close()

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import tenacity
 
 from services.platform.bus import Message
 from services.platform.lifecycle import Stopped, describe, is_transient, until_available
-from services.projection.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 # (another replica's deadlock is already transient) gets a second and a third chance.
 ATTEMPTS = 3
 AWAITING = "PostgreSQL and Kafka"
+
+
+class Consumer(Protocol):
+    """What a batch is applied to: a feed's runner, or the audit ingest."""
+
+    def consume_batch(self, messages: Sequence[Message]) -> Any: ...
+
+    def quarantine(self, message: Message, reason: str) -> None: ...
 
 
 def _reason(error: BaseException) -> str:
@@ -38,7 +46,7 @@ def _reason(error: BaseException) -> str:
 
 
 def apply_or_quarantine(
-    runner: ProjectionRunner, messages: Sequence[Message], stop: threading.Event | None = None
+    runner: Consumer, messages: Sequence[Message], stop: threading.Event | None = None
 ) -> None:
     """Apply ``messages`` in order; quarantine those that fail deterministically each time.
 
@@ -63,7 +71,7 @@ def _deterministic(error: BaseException) -> bool:
     return not is_transient(error) and not isinstance(error, Stopped)
 
 
-def _alone(runner: ProjectionRunner, message: Message, stop: threading.Event | None) -> None:
+def _alone(runner: Consumer, message: Message, stop: threading.Event | None) -> None:
     tries = tenacity.Retrying(
         retry=tenacity.retry_if_exception(_deterministic),
         stop=tenacity.stop_after_attempt(ATTEMPTS),

@@ -202,6 +202,12 @@ def test_a_batch_is_appended_in_order_and_an_event_appended_before_is_not_again(
     assert log.verify() == Verification(True, 3, None, None)
 
 
+def test_an_event_delivered_twice_in_one_batch_is_appended_once(log: AuditLog) -> None:
+    records = log.append_all([viewed(person="p1"), viewed(person="p1")], ["e1", "e1"])
+    assert [r.position for r in records] == [1, 1]
+    assert log.verify() == Verification(True, 1, None, None)
+
+
 def test_an_own_agency_officer_sees_what_its_agency_received_or_made(log: AuditLog) -> None:
     log.append(replace(viewed(agency="oneaid"), disclosed_by=("zama-jiritsu",)))
     log.append(replace(viewed(agency="zama-shakyo"), disclosed_by=("oneaid",)))

@@ -3,6 +3,7 @@ has them, appended once to their municipality's chain however often delivered.""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from services.platform.sql import SqliteDatabase
 from services.projection.chains import Chains
 from services.projection.disclosure_ingest import AuditIngest
 from services.projection.runner import REASON_HEADER
+from services.wiring import feed_one
 
 pytestmark = pytest.mark.unit
 
@@ -116,3 +118,25 @@ def test_an_unreadable_or_foreign_entry_goes_to_the_dead_letters(
     bus.publish([Message(TOPICS.events("audit"), "k", b"not a cloudevent")])
     assert [m.header(REASON_HEADER) is not None for m in letters] == [True, True]
     assert chains.of(ZAMA).head()[0] == 0
+
+
+def test_an_entry_that_fails_each_time_it_is_appended_is_quarantined_and_the_rest_appended(
+    tmp_path: Path, chains: Chains
+) -> None:
+    bus, letters = InProcessBus(), list[Message]()
+    ingest = AuditIngest(chains, bus, TOPICS.dead_letter)
+    bus.subscribe(TOPICS.events("audit"), functools.partial(feed_one, ingest))
+    bus.subscribe(TOPICS.dead_letter, letters.append)
+    with chains.of(ZAMA).database.transaction() as tx:
+        # A chain that refuses one person's entry, every time: what a poison entry does.
+        tx.execute(
+            "CREATE TRIGGER refuse AFTER INSERT ON audit_log WHEN NEW.person_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    outbox = DisclosureOutbox(
+        SqliteDatabase(tmp_path / "intake.sqlite3"), "intake", TOPICS.events("audit"), bus
+    )
+    outbox.record(ZAMA, [read("poison"), read("p2")])
+    assert [m.header(REASON_HEADER) for m in letters] == ["IntegrityError: refused"]
+    assert [r.person_id for r in chains.of(ZAMA).seen_by_agency("zama-shakyo")] == ["p2"]
+    assert chains.of(ZAMA).verify().ok
