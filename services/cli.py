@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tsunagu")
 SERVE_SERVICE = "TSUNAGU_SERVE_SERVICE"
+# ``audit replay``'s exit status when the disclosure's content was erased since it was served.
+ERASED_SINCE = 3
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,7 +221,10 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         replay = replay_disclosure(view_store(settings), log.entry(args.position), Opener(keys))
         keys.close()
         print(json.dumps(asdict(replay), ensure_ascii=False))
-        return 0 if replay.matches else 1
+        if replay.matches:
+            return 0
+        # Content erased since it was served cannot be rebuilt: no sign of tampering.
+        return ERASED_SINCE if replay.erased is not None else 1
     if args.question == "person":
         records = log.seen_person(args.id, args.since, args.until)
     elif args.question == "agency":
@@ -626,7 +631,9 @@ def parser() -> argparse.ArgumentParser:
         help="append other services' reads (the audit topic) to each municipality's chain",
     )
     replay = questions.add_parser(
-        "replay", help="rebuild a recorded disclosure from the events; exit 1 if it differs"
+        "replay",
+        help="rebuild a recorded disclosure from the events; exit 1 if it differs, "
+        f"{ERASED_SINCE} if its content was erased since (the hash served and bases stand)",
     )
     replay.add_argument("position", type=int)
     for question in questions.choices.values():

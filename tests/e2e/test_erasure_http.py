@@ -7,6 +7,7 @@ value in the files under var/ opens to them any more."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.cli import ERASED_SINCE, main
 from services.platform.settings import Settings
 from services.projection.audit import AuditLog
 from services.web import formatting
@@ -129,7 +131,11 @@ def erase(client: TestClient, headers: dict[str, str], person: str, reason: str)
 
 
 def test_an_erased_person_reads_as_erased_everywhere_and_counts_stay(
-    client: TestClient, auth: Auth, embedded_settings: Settings
+    client: TestClient,
+    auth: Auth,
+    embedded_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ids = story(client, auth)
     person = ids["person"]
@@ -187,6 +193,11 @@ def test_an_erased_person_reads_as_erased_everywhere_and_counts_stay(
     assert replay["matches"] is False and replay["served_hash"] == entry["response_hash"]
     assert replay["bases"] == entry["bases"] and replay["bases_match"] is True
     assert replay["bases"]["identity"] == {"basis": "consent", "basis_id": ids["consent"]}
+    # The operator's command says the same by its exit status: erased since, not tampered.
+    monkeypatch.setenv("TSUNAGU_VAR_DIR", str(embedded_settings.var_dir))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["audit", "replay", ids["entry"]]) == ERASED_SINCE
+    assert json.loads(capsys.readouterr().out)["erased"]["reason"] == "subject_request"
 
 
 def test_an_erasure_is_once_by_the_office_or_a_privacy_officer_for_a_known_reason(
