@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -36,6 +36,7 @@ from services.projection.person_documents import (
 from services.projection.person_facts import TxReader
 from services.projection.person_search import Candidate, Criteria, PersonIndex, full_key
 from services.projection.store import ViewStore, journal_position
+from services.referral.referral import acknowledgement_overdue, follow_up_overdue
 
 REPLAY_ROLES = ("meeting_organiser", "privacy_officer")
 # Who checks for duplicates before registering a person: intake's desk.
@@ -114,14 +115,23 @@ def build_router(
                     "state": row["state"],
                     "sent_at": municipal_or_none(row["sent_at"]),
                     "changed_at": municipal(row["changed_at"]),
-                    "acknowledgement_overdue": row["state"] == "sent"
-                    and row["sent_at"] is not None
-                    and now - datetime.fromisoformat(row["sent_at"])
-                    > timedelta(hours=acknowledgement_hours),
-                    "follow_up_overdue": row["state"] == "declined"
-                    and not row["decline_followed_up"]
-                    and now - datetime.fromisoformat(row["changed_at"])
-                    > timedelta(days=decline_follow_up_days),
+                    "acknowledgement_overdue": acknowledgement_overdue(
+                        row["state"],
+                        datetime.fromisoformat(row["sent_at"])
+                        if row["sent_at"] is not None
+                        else None,
+                        now,
+                        acknowledgement_hours,
+                    ),
+                    # A line keeps no instant of its decline: its last change stands in (the
+                    # person identified after the decline starts the days again).
+                    "follow_up_overdue": follow_up_overdue(
+                        row["state"],
+                        bool(row["decline_followed_up"]),
+                        datetime.fromisoformat(row["changed_at"]),
+                        now,
+                        decline_follow_up_days,
+                    ),
                 },
                 {"referral_status": (OWN_RECORD, None)},
                 person_id=row["person_id"],

@@ -45,6 +45,31 @@ def allowed_moves(state: str) -> list[str]:
     return [move for move, (_, starts, _, _) in MOVES.items() if state in starts]
 
 
+# The overdue rules, on a referral's state alone: the aggregate and the desk's boxes (a view of
+# referrals, in another service) answer by the same rule.
+
+
+def acknowledgement_overdue(
+    state: str, sent_at: datetime | None, now: datetime, deadline_hours: int
+) -> bool:
+    """A slip still only sent, longer than ``deadline_hours`` ago (not yet, at exactly then)."""
+    return (
+        state == "sent" and sent_at is not None and now - sent_at > timedelta(hours=deadline_hours)
+    )
+
+
+def follow_up_overdue(
+    state: str, followed_up: bool, declined_at: datetime | None, now: datetime, days: int
+) -> bool:
+    """A decline nobody has followed up, more than ``days`` after it (not yet, at exactly then)."""
+    return (
+        state == "declined"
+        and not followed_up
+        and declined_at is not None
+        and now - declined_at > timedelta(days=days)
+    )
+
+
 class Referral(Aggregate):
     class Sent(Aggregate.Created):
         """Not a ``Founding``: the agency that acts is the sender, stored as ``sender``."""
@@ -317,15 +342,12 @@ class Referral(Aggregate):
         return self.state == "declined" and not self.decline_followed_up
 
     def needs_action(self, now: datetime, follow_up_days: int) -> bool:
-        """A decline nobody has followed up within the allowed days."""
-        return (
-            self._awaits_follow_up()
-            and self.declined_at is not None
-            and now - self.declined_at > timedelta(days=follow_up_days)
+        return follow_up_overdue(
+            self.state, self.decline_followed_up, self.declined_at, now, follow_up_days
         )
 
     def acknowledgement_overdue(self, now: datetime, deadline_hours: int) -> bool:
-        return self.state == "sent" and now - self.sent_at > timedelta(hours=deadline_hours)
+        return acknowledgement_overdue(self.state, self.sent_at, now, deadline_hours)
 
     def _not_before_last_step(self, at: datetime) -> None:
         not_before("at", at, f"the referral's previous step ({self.state})", self.state_at)
