@@ -12,7 +12,6 @@ decided and recorded like any read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -25,8 +24,9 @@ from contracts.fields import Moment, Position, Reason, RequestModel
 from contracts.reference import MUNICIPALITY
 from services.platform.disclose import Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, page, respond
-from services.projection import queries
+from services.projection import audit_queries, queries
 from services.projection.audit import AuditLog, AuditRecord, Review, audit_key
+from services.projection.audit_queries import PurgeRecord
 from services.projection.chains import Chains
 from services.projection.checkpoint import AnchoredVerification, Anchoring, Checkpoint
 from services.projection.replay import Replay, decided_for, replay_disclosure
@@ -44,36 +44,6 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise Invalid(name, "timezone_required", "give the time with its UTC offset (+09:00)")
     return value
-
-
-@dataclass(frozen=True)
-class PurgeRecord:
-    """A ViewPurged record: categories removed from an agency's view when their basis ended."""
-
-    purge_id: str
-    agency: str
-    person_id: str
-    categories: dict[str, dict[str, str | None]]
-    reason: str
-    at: str
-    published: bool
-
-
-def purges_of(views: ViewStore, person_id: str) -> list[PurgeRecord]:
-    with views.database.transaction() as tx:
-        rows = tx.fetchall(
-            "SELECT * FROM view_purge WHERE person_id = ? ORDER BY at, purge_id", (person_id,)
-        )
-    return [
-        PurgeRecord(
-            **{
-                **row,
-                "categories": json.loads(row["categories"]),
-                "published": bool(row["published"]),
-            }
-        )
-        for row in rows
-    ]
 
 
 @dataclass(frozen=True)
@@ -193,9 +163,9 @@ def build_router(
         and 支援会議 shares that carried categories under it."""
         officer.whole_municipality("a consent's revocation impact")
         with views.database.transaction() as tx:
-            row = tx.fetchone("SELECT person_id FROM consent WHERE consent_id = ?", (consent_id,))
-            home = queries.municipality_of(tx, row["person_id"]) if row is not None else None
-        if row is not None and home not in (None, officer.municipality):
+            person = audit_queries.consent_person(tx, consent_id)
+            home = queries.municipality_of(tx, person) if person is not None else None
+        if home not in (None, officer.municipality):
             raise NotFound(f"the views know of no consent {consent_id}")
         return impact_of(officer.chain, views, consent_id)
 
@@ -228,7 +198,9 @@ def build_router(
     def purges(person_id: str, officer: Officer = Depends(privacy_officer)) -> list[PurgeRecord]:
         """What was purged from which agency's view of the person, when and why (ViewPurged)."""
         person_here(person_id, officer)
-        return [p for p in purges_of(views, person_id) if officer.involving in (None, p.agency)]
+        with views.database.transaction() as tx:
+            found = audit_queries.purges(tx, person_id)
+        return [p for p in found if officer.involving in (None, p.agency)]
 
     @router.get("/verify", response_model=AnchoredVerification)
     def verify(officer: Officer = Depends(privacy_officer)) -> AnchoredVerification:
