@@ -24,10 +24,10 @@ from typing import Any
 
 from contracts import disclosure
 from contracts.envelope import CloudEvent
-from contracts.events import ConsentWithdrawn, IntegrationEvent
+from contracts.events import ConsentWithdrawn, IntegrationEvent, PersonsMerged, PersonsUnmerged
 from contracts.reference import reference
 from services.platform.sql import Transaction
-from services.projection import consents
+from services.projection import consents, merges
 from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
 from services.projection.person_facts import (
     Pending,
@@ -198,7 +198,21 @@ def _audience(fact: dict[str, Any]) -> frozenset[str] | None:
 def refresh_changes(
     state: Reader, person_id: str, now: datetime, cause: str, purge_key: str
 ) -> tuple[list[Change], list[Purge]]:
-    """The changes that make the person's rows in ``agency_view`` what ``decide`` allows now."""
+    """The changes that make the person's rows in ``agency_view`` what ``decide`` allows now.
+
+    A person merged into another has no view of their own: what it held is deleted, with no
+    purge recorded (nothing left anyone's view: it is shown as the survivor's, whose view is
+    decided here too). The survivor's view is decided on everything merged into them.
+    """
+    survivor = merges.survivor_of(state, person_id)
+    if survivor != person_id:
+        moved: list[Change] = [
+            Delete("agency_view", {k: row[k] for k in ("agency", "person_id", "category", "field")})
+            for row in state.rows("agency_view", {"person_id": person_id})
+        ]
+        decided, purges = refresh_changes(state, survivor, now, cause, purge_key)
+        return moved + decided, purges
+    state = merges.united(state, person_id)
     record = record_from(state, person_id)
     facts = state.rows("person_fact", {"person_id": person_id})
     existing = {
@@ -282,6 +296,8 @@ def _key(person_id: str, key: tuple[str, str, str]) -> dict[str, Any]:
 def _cause(data: IntegrationEvent) -> str:
     if isinstance(data, ConsentWithdrawn):
         return f"consent {data.consent_id} withdrawn (withdrawal {data.withdrawal_id})"
+    if isinstance(data, PersonsUnmerged):
+        return f"person {data.person_id} unmerged from {data.survivor_id}"
     return f"basis no longer in force after {data.name}"
 
 
@@ -337,7 +353,7 @@ def person_views(clock: Clock = _now, *, postponed: bool = False) -> Projector:
 
 
 # The tables of the bases ``decide`` weighs: a change to them may end one.
-BASES = ("consent", "consent_withdrawal", "meeting_membership", "vital_interest")
+BASES = ("consent", "consent_withdrawal", "meeting_membership", "vital_interest", "person_merge")
 
 
 def _refresh_person(
@@ -348,7 +364,11 @@ def _refresh_person(
 
 
 def _upcoming(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> list[Change]:
-    return [*consents.project_consents(view, event, data), *project_person_facts(view, event, data)]
+    return [
+        *consents.project_consents(view, event, data),
+        *project_person_facts(view, event, data),
+        *merges.project_merges(view, event, data),
+    ]
 
 
 def _touched(data: IntegrationEvent, upcoming: list[Change]) -> set[str]:
@@ -362,6 +382,8 @@ def _touched(data: IntegrationEvent, upcoming: list[Change]) -> set[str]:
     }
     if getattr(data, "person_id", None) is not None:
         persons.add(str(data.person_id))  # type: ignore[attr-defined]
+    if isinstance(data, PersonsMerged | PersonsUnmerged):
+        persons.add(str(data.survivor_id))
     return persons
 
 

@@ -15,6 +15,7 @@ from services.projection import (
     agency_view,
     consents,
     erasures,
+    merges,
     person_facts,
     person_search,
     statistics,
@@ -24,7 +25,9 @@ from services.projection.person_search import PersonIndex
 from services.projection.projectors import consultations
 from services.projection.store import CONSULTATION_VIEW
 
-PERSON_TABLES = consents.TABLES + person_facts.TABLES + agency_view.TABLES + erasures.TABLES
+PERSON_TABLES = (
+    consents.TABLES + person_facts.TABLES + agency_view.TABLES + erasures.TABLES + merges.TABLES
+)
 TABLES = CONSULTATION_VIEW + statistics.TABLES + person_search.TABLES + PERSON_TABLES
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from contracts.errors import Forbidden, Invalid, NotFound
+from contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from contracts.fields import Day, Moment
 from contracts.identity import Staff
 from contracts.names import fold
@@ -26,6 +26,7 @@ from services.platform.sql import Row
 from services.platform.times import municipal, municipal_or_none
 from services.projection import person_search, queries
 from services.projection.agency_view import READ_CAUSE, refresh, refresh_all
+from services.projection.merges import survivor_of
 from services.projection.person_documents import (
     PERSON_VIEW_SHAPE,
     SUMMARY,
@@ -74,10 +75,18 @@ def _oversees(staff: Staff, agency: str) -> None:
 
 
 def _known_here(views: ViewStore, person_id: str, municipality: str) -> None:
-    """404 for a person the views know of no event about, or who is another municipality's."""
+    """404 for a person the views know of no event about, or who is another municipality's;
+    409 naming the survivor for a duplicate merged into another, which has no picture of its
+    own while merged (the survivor's shows what was recorded under it)."""
     with views.database.transaction() as tx:
         if queries.municipality_of(tx, person_id) != municipality:
             raise NotFound(f"the views know of no person {person_id} in {municipality}")
+        survivor = survivor_of(TxReader(tx), person_id)
+    if survivor != person_id:
+        raise Conflict(
+            f"person {person_id} is merged into {survivor}: read that person",
+            survivor_id=survivor,
+        )
 
 
 def build_router(
@@ -166,7 +175,10 @@ def build_router(
         """Each person's summary (their identity, as the caller's view shows it), decided
         now; each that shows anything is a read of that person."""
         now = clock()
-        persons = [row["person_id"] for row in rows]
+        # A duplicate found (by its own name, as a candidate) stands for its survivor, once.
+        with views.database.transaction() as tx:
+            state = TxReader(tx)
+            persons = list(dict.fromkeys(survivor_of(state, row["person_id"]) for row in rows))
         refresh_all(views, persons, now, READ_CAUSE)
         with views.database.transaction(snapshot=True) as tx:
             position = journal_position(tx)

@@ -27,6 +27,7 @@ from services.projection.agency_view import (
 )
 from services.projection.erasures import erasure
 from services.projection.field_names import readable
+from services.projection.merges import United, united
 from services.projection.person_facts import Reader, record_from, utc
 
 # The person view's shape: a RecordViewed entry names it, and the entries recorded before
@@ -49,8 +50,10 @@ def person_view(
     ``at``: each allowed category with its basis and its fields under readable names, and the
     categories held about the person that ``decide`` withholds, with the reason.
 
-    Categories come in reference order; every time is at the municipality's offset.
+    Categories come in reference order; every time is at the municipality's offset. A person
+    others were merged into is read with their records (``merges``), and says which.
     """
+    state = united(state, person_id)
     wanted = reference().data_categories if only is None else only
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in state.rows("agency_view", {"agency": agency, "person_id": person_id}):
@@ -65,6 +68,7 @@ def person_view(
         "withheld": _withheld(state, agency, person_id, at, [c for c in wanted if c not in rows]),
     }
     _note_erasure(document, state, person_id)
+    _note_merged(document, state)
     recorders = {
         (fact["category"], fact["field"]): fact["agency"]
         for fact in state.rows("person_fact", {"person_id": person_id})
@@ -197,6 +201,7 @@ def case_as_of(
     Only what was recorded by ``at`` counts, unless ``back_entered`` also admits events
     entered later with an earlier business time (a contact written up afterwards).
     """
+    state = united(state, person_id)
     known_at = None if back_entered else at
     # Stored times are ``utc`` text: one text bound per instant compares every row.
     until = utc(at)
@@ -232,6 +237,8 @@ def case_as_of(
                 "category": row["category"],
                 "event_id": row["event_id"],
                 "summary": summary,
+                # Recorded under a duplicate merged into the person since: which one.
+                **({"recorded_under": row["recorded_under"]} if "recorded_under" in row else {}),
             }
         )
         if row["category"] is not None:
@@ -246,6 +253,7 @@ def case_as_of(
         "state": status,
     }
     _note_erasure(document, state, person_id)
+    _note_merged(document, state)
     if agency is not None:
         then = record_from(state, person_id, as_of=at, known_at=known_at)
         agency_basis = _basis_of(FactBases(agency, then, at))
@@ -282,6 +290,12 @@ def _note_erasure(document: dict[str, Any], state: Reader, person_id: str) -> No
     erased = erasure(state, person_id)
     if erased is not None:
         document["erased"] = erased
+
+
+def _note_merged(document: dict[str, Any], state: United) -> None:
+    """Name the records merged into the person, if any: only then, as ``_note_erasure``."""
+    if state.members:
+        document["merged_from"] = list(state.members)
 
 
 def _note(shown: Shown, category: str, grant: Allowed | None) -> None:

@@ -43,6 +43,9 @@ from services.platform.sql import Transaction
 from services.projection.changes import Change, Upsert, ViewState
 from services.projection.consents import TABLES as CONSENT_TABLES
 from services.projection.consents import consents_of_rows
+from services.projection.merges import KEY as MERGE_KEY
+from services.projection.merges import TABLES as MERGE_TABLES
+from services.projection.merges import united
 from services.projection.store import schema
 
 ARTICLE9 = "article9_support_meeting"
@@ -196,6 +199,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "consent_withdrawal": ("withdrawal_id",),
     "agency_view": ("agency", "person_id", "category", "field"),
     "view_purge": ("purge_id",),
+    "person_merge": MERGE_KEY,
 }
 
 
@@ -203,7 +207,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 # sets them all needs nothing from underneath.
 _COLUMNS: dict[str, frozenset[str]] = {
     table.name: frozenset(table.types)
-    for table in map(schema, (*TABLES, *CONSENT_TABLES))
+    for table in map(schema, (*TABLES, *CONSENT_TABLES, *MERGE_TABLES))
     if table is not None
 }
 
@@ -492,7 +496,7 @@ def project_person_facts(
             changes.append(_declaration(data))
         return changes
     if data.name not in CATEGORY_OF and not isinstance(data, InformationShared):
-        return []  # merges and other events that carry no fact of their own yet
+        return []  # merges (``merges.py``) and other events that carry no fact of their own
     if isinstance(data, CaseEvent):
         changes.append(
             Upsert(
@@ -601,6 +605,7 @@ def record_from(
 
     ``known_at`` also leaves out what was recorded later than that (a back-entered contact).
     """
+    state = united(state, person_id)
     recorded_by: dict[str, set[str]] = {}
     until = utc(as_of) if as_of is not None else None
     known = utc(known_at) if known_at is not None else None

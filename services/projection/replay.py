@@ -35,6 +35,7 @@ from services.projection.agency_view import (
 from services.projection.audit import RECORD_VIEWED, AuditRecord
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.feed import PERSON_TABLES, person_projectors
+from services.projection.merges import united
 from services.projection.person_documents import DECIDED_AT_READ, render
 from services.projection.person_facts import TxReader, record_from
 from services.projection.store import ViewStore
@@ -99,7 +100,7 @@ def decided_for(
     if entry.person_id is None:
         return {}, []
     with views.database.transaction(snapshot=True) as tx:
-        state = TxReader(tx)
+        state = united(TxReader(tx), entry.person_id)
         record = record_from(state, entry.person_id)
         facts = state.rows("person_fact", {"person_id": entry.person_id})
     bases = FactBases(agency, record, now)
