@@ -26,7 +26,6 @@ from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ConsentWithdrawn, IntegrationEvent, PersonsMerged, PersonsUnmerged
 from contracts.reference import reference
-from services.platform.sql import Transaction
 from services.projection import consents, merges
 from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
 from services.projection.person_facts import (
@@ -436,7 +435,7 @@ def settle(store: ViewStore, now: datetime | None = None, chunk: int = SETTLE_CH
     at, settled = now or _now(), 0
     while True:
         with store.database.transaction() as tx:
-            claimed = _claim_stale(tx, store.database.dialect, chunk)
+            claimed = tx.take_first("view_stale", "person_id", chunk)
             if not claimed:
                 return settled
             decided = partial(settle_changes, persons=claimed, now=at)
@@ -452,16 +451,6 @@ def settle_changes(view: ViewState, persons: list[str], now: datetime) -> list[C
         for person in persons
         for change in refresh_changes(state, person, now, SETTLE_CAUSE, key)[0]
     ]
-
-
-def _claim_stale(tx: Transaction, dialect: str, size: int) -> list[str]:
-    skip = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
-    rows = tx.fetchall(
-        "DELETE FROM view_stale WHERE person_id IN "
-        f"(SELECT person_id FROM view_stale ORDER BY person_id LIMIT ?{skip}) RETURNING person_id",
-        (size,),
-    )
-    return sorted(row["person_id"] for row in rows)
 
 
 def sweep(store: ViewStore, now: datetime | None = None) -> list[Purge]:

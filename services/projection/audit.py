@@ -23,7 +23,7 @@ from typing import Any
 from contracts.disclosure import BASES
 from contracts.errors import Conflict, NotFound
 from services.platform.pagination import Key, Page
-from services.platform.sql import Database, PostgresDatabase, Row, Transaction
+from services.platform.sql import Database, Row, SharedReads, Transaction
 
 ZERO_HASH = "0" * 64
 RECORD_VIEWED, ACCESS_DENIED = "record_viewed", "access_denied"
@@ -114,36 +114,6 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS audit_discloser_agency ON audit_discloser (agency, position)",
 )
 APPEND_ONLY = ("audit_log", "audit_basis", "audit_review", "audit_discloser", "audit_source")
-
-# No "%" or "?" below: the PostgreSQL adapter rewrites "?" and psycopg reads "%".
-POSTGRES_REFUSE = """CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused';
-END
-$$"""
-
-
-def _append_only_ddl(dialect: str) -> list[str]:
-    if dialect == "postgresql":
-        statements = [POSTGRES_REFUSE]
-        for table in APPEND_ONLY:
-            statements += [
-                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",
-                f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()",
-            ]
-        return statements
-    return [
-        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE {operation} "
-        f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END"
-        for table in APPEND_ONLY
-        for operation in ("UPDATE", "DELETE")
-    ]
-
 
 # Built once: json.dumps with options builds an encoder on every call.
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -364,7 +334,7 @@ HASHES_PER_QUERY = 500
 _ROWS_PER_INSERT = 200
 
 
-def _sound(url: str, schema: str, entries: int) -> int:
+def _sound(shared: SharedReads, entries: int) -> int:
     """How many entries from the first on are sound, checked in ranges side by side.
 
     The positions are known to be exactly 1..``entries``; an entry is sound when it links to
@@ -374,34 +344,24 @@ def _sound(url: str, schema: str, entries: int) -> int:
     lasts = [min(first + RANGE - 1, entries) for first in starts]
     workers = min(len(starts), os.cpu_count() or 1)
     if workers == 1:
-        found = [_first_unsound(url, schema, f, n) for f, n in zip(starts, lasts, strict=True)]
+        found = [_first_unsound(shared, f, n) for f, n in zip(starts, lasts, strict=True)]
     else:
         # Spawned, not forked: the caller may be a server with threads and open connections.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            found = list(
-                pool.map(_first_unsound, [url] * len(starts), [schema] * len(starts), starts, lasts)
-            )
+            found = list(pool.map(_first_unsound, [shared] * len(starts), starts, lasts))
     return next((bad - 1 for bad in found if bad is not None), entries)
 
 
-def _first_unsound(url: str, schema: str, first: int, last: int) -> int | None:
+def _first_unsound(shared: SharedReads, first: int, last: int) -> int | None:
     """The first entry in ``first``..``last`` that is not sound, read in one stream; or None."""
-    import psycopg
-
     columns = ", ".join(("position", "previous_hash", "entry_hash", *SORTED))
-    with (
-        psycopg.connect(url, options=f"-c search_path={schema}") as connection,
-        connection.cursor(name="verify") as cursor,
-    ):
-        cursor.itersize = 20_000
-        cursor.execute(
-            f"SELECT {columns} FROM audit_log WHERE position >= %s AND position <= %s "
-            "ORDER BY position",
-            (max(first - 1, 1), last),
-        )
+    with shared.stream(
+        f"SELECT {columns} FROM audit_log WHERE position >= ? AND position <= ? ORDER BY position",
+        (max(first - 1, 1), last),
+    ) as rows:
         previous = ZERO_HASH
-        for row in cursor:
+        for row in rows:
             position, linked, stored = row[0], row[1], row[2]
             if position < first:
                 previous = stored
@@ -469,18 +429,6 @@ def _appended_as(tx: Transaction, source: str) -> AuditRecord | None:
     return AuditRecord.from_row(row) if row is not None else None
 
 
-def _add_later_columns(tx: Transaction, dialect: str) -> None:
-    """Columns ``ADDED_LATER``, added to a chain's table made before them (NULL in its old
-    entries, which the hash leaves out)."""
-    if dialect == "postgresql":
-        for column in sorted(ADDED_LATER):
-            tx.execute(f"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS {column} TEXT")
-        return
-    present = {row["name"] for row in tx.fetchall("PRAGMA table_info(audit_log)")}
-    for column in sorted(ADDED_LATER - present):
-        tx.execute(f"ALTER TABLE audit_log ADD COLUMN {column} TEXT")
-
-
 def _head(tx: Transaction) -> tuple[int, str]:
     last = tx.fetchone("SELECT position, entry_hash FROM audit_log ORDER BY position DESC LIMIT 1")
     return (int(last["position"]), str(last["entry_hash"])) if last else (0, ZERO_HASH)
@@ -492,9 +440,12 @@ class AuditLog:
     def __init__(self, database: Database) -> None:
         self.database = database
         with database.transaction() as tx:
-            for statement in (*TABLES, *_append_only_ddl(database.dialect)):
+            for statement in TABLES:
                 tx.execute(statement)
-            _add_later_columns(tx, database.dialect)
+            tx.append_only(APPEND_ONLY)
+            # A chain's table made before the columns ``ADDED_LATER``: NULL in its old entries,
+            # which the hash leaves out.
+            tx.add_columns("audit_log", {column: "TEXT" for column in sorted(ADDED_LATER)})
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         [record] = self.append_all([entry])
@@ -512,10 +463,8 @@ class AuditLog:
         from_events = sources if sources is not None else [None] * len(entries)
         records: list[AuditRecord] = []
         with self.database.transaction() as tx:
-            if self.database.dialect == "postgresql":
-                # Each position is max + 1 and links to the last hash: appends must take turns.
-                # EXCLUSIVE still lets the verifier and the queries read meanwhile.
-                tx.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+            # Each position is max + 1 and links to the last hash: appends must take turns.
+            tx.lock_for_append("audit_log")
             last, previous = _head(tx)
             appended: list[tuple[AuditEntry, Row, str | None]] = []
             # A producer that retried under a fault may put one event twice on the topic, so
@@ -545,18 +494,19 @@ class AuditLog:
     def verify(self, batch_size: int = 10_000, parallel_from: int = PARALLEL_FROM) -> Verification:
         """Walk the chain in position order, ``batch_size`` rows in memory at a time.
 
-        On PostgreSQL a chain of ``parallel_from`` entries or more is first checked in ranges,
-        side by side in processes of their own (see ``_sound``): each entry's hash depends only
-        on its own fields and the previous entry's stored hash, so a range needs nothing from
-        the others but that one hash. The walk then starts at the first entry a range found
+        Where the database serves processes side by side (PostgreSQL), a chain of
+        ``parallel_from`` entries or more is first checked in ranges, in processes of their own
+        (see ``_sound``): each entry's hash depends only on its own fields and the previous
+        entry's stored hash, so a range needs nothing from the others but that one hash. The walk then starts at the first entry a range found
         wrong (if any), where it stands exactly as it would have after walking every entry
         before it, and names the problem as it always does.
         """
         position, previous_hash, before = 1, ZERO_HASH, None
-        if isinstance(self.database, PostgresDatabase):
+        shared = self.database.shared_reads()
+        if shared is not None:
             entries = self._entries()
             if entries is not None and entries >= max(parallel_from, 1):
-                sound = _sound(self.database.url, self.database.schema, entries)
+                sound = _sound(shared, entries)
                 if sound == entries:
                     return Verification(True, entries, None, None)
                 if sound > 0:

@@ -9,12 +9,11 @@ after it, the position says so, and a redelivered event is dropped by its id.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from services.platform.sql import Database, Row, Transaction
 from services.projection.changes import Change, Delete, Refresh, ViewState
@@ -78,55 +77,6 @@ CONSULTATION_VIEW = (
     "ON consultation_view (agency, triage_outcome, opened_at, consultation_id)",
 )
 
-# Rows per statement when SQLite writes several.
-_SQLITE_ROWS = 200
-# PostgreSQL: up to this many rows go as a statement's parameters, in one round trip; more go by
-# COPY through a temporary stage (three round trips, but less work per row). A batch that came
-# in at a steady rate is a few events, and its latency is mostly round trips: measured, a batch
-# of 2 consultations took 1.0 ms rather than 2.8, of 10 3.2 rather than 4.2, of 20 the same.
-_PARAMETER_ROWS = 20
-_JOURNALLED = ("seq", "event_id", "topic", "part", "kafka_offset", "partition_key", "body")
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _any_of(sql_type: str) -> str:
-    """PostgreSQL: a subquery of the values in one JSON array parameter (a batch's ids)."""
-    return f"SELECT value::{sql_type} FROM json_array_elements_text(?::json)"
-
-
-class _Copying(Protocol):
-    """The PostgreSQL transaction's bulk load (``sql._PostgresTransaction.copy_in``)."""
-
-    def copy_in(
-        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-    ) -> None: ...
-
-
-class _Stages:
-    """PostgreSQL: many rows for a statement go by COPY into a temporary table like the view.
-
-    COPY costs the client and the server a fraction of what parameters cost, row for row; one
-    INSERT ... SELECT or DELETE ... USING then merges the whole stage. Each connection keeps its
-    stages, emptied at every commit.
-    """
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-        self._used: set[str] = set()
-
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-        stage = f"stage_{table}"
-        if table in self._used:
-            self._tx.execute(f"TRUNCATE {stage}")
-        else:
-            self._tx.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
-                f"AS SELECT * FROM {table} WITH NO DATA"
-            )
-            self._used.add(table)
-        cast(_Copying, self._tx).copy_in(stage, columns, rows)
-        return stage
-
 
 @dataclass(frozen=True)
 class Position:
@@ -154,20 +104,15 @@ class Applying:
     journalled: Journalled | None = None
 
 
-def _journal(tx: Transaction, event_id: str, entry: Journalled) -> None:
-    """SQLite: one event, numbered after the last (its transactions never overlap)."""
-    tx.execute(
-        f"INSERT INTO event_journal ({', '.join(_JOURNALLED)}) "
-        # A rebuild applies journalled events again; "WHERE 1 = 1" lets SQLite parse the
-        # ON CONFLICT after a SELECT.
-        "SELECT COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM event_journal WHERE 1 = 1 "
-        "ON CONFLICT (event_id) DO NOTHING",
-        _journal_row(event_id, entry),
-    )
+def _journal(tx: Transaction, entries: Sequence[tuple[str, Journalled]]) -> None:
+    """The batch's events, numbered on from the last seq in the order applied; a rebuild
+    applies journalled events again: they keep their number, and take no new one."""
+    rows = [_journal_row(event_id, entry) for event_id, entry in entries]
+    tx.append_numbered("event_journal", "seq", _JOURNALLED, rows)
 
 
 def _journal_row(event_id: str, entry: Journalled) -> tuple[Any, ...]:
-    """What the journal keeps of an event, but its number: ``_JOURNALLED`` after ``seq``."""
+    """What the journal keeps of an event, but its number: ``_JOURNALLED``'s columns."""
     at = entry.position
     return (
         event_id,
@@ -176,46 +121,6 @@ def _journal_row(event_id: str, entry: Journalled) -> tuple[Any, ...]:
         at.offset if at else None,
         entry.partition_key,
         entry.body.decode("utf-8"),
-    )
-
-
-def _journal_all(tx: Transaction, entries: Sequence[tuple[str, Journalled]]) -> None:
-    """PostgreSQL: the batch's events, numbered on from the last seq in the order applied."""
-    # Taken last and held to commit, so seq order is commit order even with several
-    # projector replicas: a reader that sees seq N sees every event before it.
-    tx.execute("LOCK TABLE event_journal IN EXCLUSIVE MODE")
-    if len(entries) <= _PARAMETER_ROWS:
-        _journal_few(tx, entries)
-        return
-    # A rebuild applies journalled events again: they keep their number, and take no new one.
-    kept = {
-        row["event_id"]
-        for row in tx.fetchall(
-            f"SELECT event_id FROM event_journal WHERE event_id IN ({_any_of('text')})",
-            (_json([event_id for event_id, _ in entries]),),
-        )
-    }
-    fresh = [(i, e) for i, e in entries if i not in kept]
-    if not fresh:
-        return
-    start = journal_position(tx) + 1
-    rows = [(seq, *_journal_row(*entry)) for seq, entry in enumerate(fresh, start=start)]
-    cast(_Copying, tx).copy_in("event_journal", _JOURNALLED, rows)
-
-
-def _journal_few(tx: Transaction, entries: Sequence[tuple[str, Journalled]]) -> None:
-    """``_journal_all`` in one statement, the server numbering after the last seq it sees."""
-    # Typed, since a column of only NULL parameters would otherwise be text.
-    row = "(?::integer, ?::text, ?::text, ?::integer, ?::bigint, ?::text, ?::text)"
-    tx.execute(
-        f"INSERT INTO event_journal ({', '.join(_JOURNALLED)}) "
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM event_journal) "
-        "+ ROW_NUMBER() OVER (ORDER BY e.n), "
-        f"{', '.join(f'e.{c}' for c in _JOURNALLED[1:])} "
-        f"FROM (VALUES {', '.join(row for _ in entries)}) AS e (n, {', '.join(_JOURNALLED[1:])}) "
-        # A rebuild applies journalled events again: they keep their number, and take no new one.
-        "WHERE NOT EXISTS (SELECT 1 FROM event_journal j WHERE j.event_id = e.event_id)",
-        [v for n, entry in enumerate(entries) for v in (n, *_journal_row(*entry))],
     )
 
 
@@ -290,6 +195,14 @@ def schema(statement: str) -> Schema | None:
     return Schema(name, types, key, defaults)
 
 
+# The journal's columns but its number, with their SQL types: what ``_journal_row`` gives.
+_JOURNALLED = {
+    column: sql_type
+    for column, sql_type in cast(Schema, schema(JOURNAL[0])).types.items()
+    if column != "seq"
+}
+
+
 # A shape is the sorted names of the columns a read matches on; its values follow that order.
 Shape = tuple[str, ...]
 _Op = tuple[bool, dict[str, Any] | None]  # (stored row discarded first, values; None: deleted)
@@ -316,14 +229,9 @@ class _Batch:
     """
 
     def __init__(
-        self,
-        tx: Transaction,
-        dialect: str,
-        tables: Mapping[str, Schema],
-        learned: set[tuple[str, str]],
+        self, tx: Transaction, tables: Mapping[str, Schema], learned: set[tuple[str, str]]
     ) -> None:
-        self._tx, self._dialect, self._tables, self._learned = tx, dialect, tables, learned
-        self._stages = _Stages(tx) if dialect == "postgresql" else None
+        self._tx, self._tables, self._learned = tx, tables, learned
         # table -> shape -> values -> the stored rows matching, each with its key
         self._stored: dict[str, dict[Shape, dict[tuple[Any, ...], list[_Keyed]]]] = {}
         self._overlay: dict[str, dict[tuple[Any, ...], Row | None]] = {}
@@ -368,31 +276,13 @@ class _Batch:
 
     def _warm_table(self, table: str, column: str, values: Collection[Any]) -> None:
         known = self._stored.setdefault(table, {}).setdefault((column,), {})
-        wanted = [(value,) for value in values if (value,) not in known]
-        for chunk in self._chunks(wanted):
-            for found in chunk:
-                known[found] = []
-            for keyed in self._select_many(self._tables[table], column, chunk):
-                known[(keyed[1][column],)].append(keyed)
-
-    def _chunks(self, items: list[Any]) -> Iterable[list[Any]]:
-        size = len(items) if self._dialect == "postgresql" else _SQLITE_ROWS
-        for start in range(0, len(items), size or 1):
-            yield items[start : start + size]
-
-    def _select_many(self, table: Schema, column: str, values: list[tuple[Any]]) -> list[_Keyed]:
-        if self._dialect == "postgresql":
-            matching = _any_of(table.types[column])
-            rows = self._tx.fetchall(
-                f"SELECT * FROM {table.name} WHERE {column} IN ({matching})",
-                (_json([v for (v,) in values]),),
-            )
-        else:
-            marks = ", ".join("?" for _ in values)
-            rows = self._tx.fetchall(
-                f"SELECT * FROM {table.name} WHERE {column} IN ({marks})", [v for (v,) in values]
-            )
-        return _keyed(table, rows)
+        wanted = list(dict.fromkeys(value for value in values if (value,) not in known))
+        for value in wanted:
+            known[(value,)] = []
+        schema = self._tables[table]
+        rows = self._tx.select_in(table, column, schema.types[column], wanted)
+        for keyed in _keyed(schema, rows):
+            known[(keyed[1][column],)].append(keyed)
 
     def _read(self, table: str, shape: Shape, values: tuple[Any, ...]) -> list[_Keyed]:
         """The stored rows matching, as the transaction found them (nothing is written yet)."""
@@ -513,44 +403,13 @@ class _Batch:
             table, ops = self._tables[name], list(staged.items())
             gone = [pk for pk, (discarded, _) in ops if discarded]
             if gone:
-                self._delete(table, gone)
+                self._tx.delete_many(table.name, table.key, gone)
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
             for pk, (_, values) in ops:
                 if values is not None:
                     groups[tuple(values)].append(pk + tuple(values.values()))
             for columns, rows in groups.items():
-                self._upsert(table, columns, rows)
-
-    def _delete(self, table: Schema, keys: list[tuple[Any, ...]]) -> None:
-        if self._stages is not None and len(keys) > _PARAMETER_ROWS:
-            stage = self._stages.load(table.name, table.key, keys)
-            match = " AND ".join(f"{table.name}.{c} = s.{c}" for c in table.key)
-            self._tx.execute(f"DELETE FROM {table.name} USING {stage} AS s WHERE {match}")
-            return
-        one = "(" + ", ".join("?" for _ in table.key) + ")"
-        for chunk in self._chunks(keys):
-            self._tx.execute(
-                f"DELETE FROM {table.name} WHERE ({', '.join(table.key)}) "
-                f"IN ({', '.join(one for _ in chunk)})",
-                [v for key in chunk for v in key],
-            )
-
-    def _upsert(self, table: Schema, values: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        columns = table.key + values
-        updates = ", ".join(f"{c} = excluded.{c}" for c in values)
-        conflict = f"ON CONFLICT ({', '.join(table.key)}) " + (
-            f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        )
-        insert = f"INSERT INTO {table.name} ({', '.join(columns)})"
-        if self._stages is not None and len(rows) > _PARAMETER_ROWS:
-            stage = self._stages.load(table.name, columns, rows)
-            self._tx.execute(f"{insert} SELECT {', '.join(columns)} FROM {stage} {conflict}")
-            return
-        for chunk in self._chunks(rows):
-            marks = ", ".join("(" + ", ".join("?" for _ in columns) + ")" for _ in chunk)
-            self._tx.execute(
-                f"{insert} VALUES {marks} {conflict}", [v for row in chunk for v in row]
-            )
+                self._tx.upsert_many(table.name, table.key, columns, rows)
 
 
 class ViewStore:
@@ -560,10 +419,9 @@ class ViewStore:
         self.database = database
         self.journalled = journal
         with database.transaction() as tx:
-            if database.dialect == "postgresql":
-                # Replicas starting together would race on CREATE TABLE IF NOT EXISTS (a
-                # unique violation in the catalogue): one creates, the others wait for it.
-                tx.execute("SELECT pg_advisory_xact_lock(hashtext('tsunagu view store DDL'))")
+            # Replicas starting together would race on CREATE TABLE IF NOT EXISTS (a unique
+            # violation in PostgreSQL's catalogue): one creates, the others wait for it.
+            tx.take_turn("tsunagu view store DDL")
             for statement in (PROCESSED, POSITION, *(JOURNAL if journal else ()), *tables):
                 tx.execute(statement)
         self._tables = tuple(tables)
@@ -611,7 +469,7 @@ class ViewStore:
                     last[at] = position
             _advance(tx, last.values())
             fresh = self._claim(tx, events)
-            batch = _Batch(tx, self.database.dialect, self._schema, self._learned)
+            batch = _Batch(tx, self._schema, self._learned)
             for column, values in (warm or {}).items():
                 batch.warm(column, values)
             applied = []
@@ -629,11 +487,7 @@ class ViewStore:
                     for e, done in zip(events, applied, strict=True)
                     if done and e.journalled is not None
                 ]
-                if self.database.dialect != "postgresql":
-                    for event_id, entry in entries:
-                        _journal(tx, event_id, entry)
-                elif entries:
-                    _journal_all(tx, entries)
+                _journal(tx, entries)
         return applied
 
     def _claim(self, tx: Transaction, events: Sequence[Applying]) -> set[str]:
@@ -641,33 +495,7 @@ class ViewStore:
         first: dict[str, str] = {}
         for event in events:
             first.setdefault(event.event_id, event.event_type)
-        if not first:
-            return set()
-        if self.database.dialect == "postgresql":
-            claimed: list[Any] = []
-            if len(first) > _PARAMETER_ROWS:
-                stage = _Stages(tx).load(
-                    "processed_event", ("event_id", "event_type"), first.items()
-                )
-                source = f"SELECT event_id, event_type FROM {stage}"
-            else:
-                source = f"VALUES {', '.join('(?, ?)' for _ in first)}"
-                claimed = [v for item in first.items() for v in item]
-            rows = tx.fetchall(
-                f"INSERT INTO processed_event (event_id, event_type) {source} "
-                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                claimed,
-            )
-            return {row["event_id"] for row in rows}
-        return {
-            event_id
-            for event_id, event_type in first.items()
-            if tx.execute(
-                "INSERT INTO processed_event (event_id, event_type) VALUES (?, ?) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                (event_id, event_type),
-            )
-        }
+        return tx.insert_new("processed_event", ("event_id", "event_type"), list(first.items()))
 
     def apply_now(self, changes: Callable[[ViewState], Sequence[Change]]) -> None:
         """Apply changes that no event carries (a refresh at an instant): nothing to dedupe."""
@@ -684,7 +512,7 @@ class ViewStore:
 
         ``warm`` as for ``apply_batch``: the rows of many persons are read a query per table.
         """
-        batch = _Batch(tx, self.database.dialect, self._schema, self._learned)
+        batch = _Batch(tx, self._schema, self._learned)
         for column, values in (warm or {}).items():
             batch.warm(column, values)
         batch.stage(changes(batch))

@@ -339,10 +339,19 @@ class CountingDatabase:
     def close(self) -> None:
         self._inner.close()
 
+    def __getattr__(self, name: str) -> Any:
+        """The engine's own operations are the wrapped database's."""
+        return getattr(self._inner, name)
+
 
 class _Counting:
     def __init__(self, tx: Transaction, fetched: list[int]) -> None:
         self._tx, self._fetched = tx, fetched
+
+    def __getattr__(self, name: str) -> Any:
+        """The engine's own operations (bulk writes, locks, triggers) are the wrapped
+        transaction's: only the rows fetched are counted."""
+        return getattr(self._tx, name)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._tx.execute(sql, params)
