@@ -50,7 +50,7 @@ from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener, Sealer
 from services.platform.settings import Settings
 from services.platform.sql import connect
-from services.projection import agency_view, consents
+from services.projection import agency_view, consents, merges
 from services.projection import feed as projection_feed
 from services.projection.api import build_router as views_router
 from services.projection.audit_api import build_router as audit_router
@@ -170,10 +170,15 @@ FEEDS: dict[str, Feed] = {
     ),
     # Referral decides on consents: it keeps its own replica of the ledger.
     "referral": Feed(consents.TABLES, lambda _: (consents.project_consents,), ("intake",)),
-    # Meeting opens cases from applications and shares tax only under a consent.
+    # Meeting opens cases from applications and shares tax only under a consent; it reads a
+    # merged person's cases, meetings and bases as one person's.
     "meeting": Feed(
         consents.TABLES + meeting_feed.TABLES,
-        lambda _: (consents.project_consents, meeting_feed.project_applications),
+        lambda _: (
+            consents.project_consents,
+            meeting_feed.project_applications,
+            merges.project_merges,
+        ),
         ("intake",),
     ),
     # Intake erases by retention: it learns from meeting when each case closes or reopens, and

@@ -542,7 +542,7 @@ def build_router(
     @router.get("/persons/{person_id}/case", response_model=CaseResponse)
     def case_of_person(person_id: UUID, reader: Reader = Reading_) -> Response:
         """The person's case (one per person, reopened rather than duplicated), or 404."""
-        case = meetings.case_of_person(reader.staff, person_id)
+        case = meetings.case_of_person(reader.staff, facts, person_id)
         return reader.answer(case_shown(reader, case))
 
     @router.get("/persons/{person_id}/applications", response_model=list[ApplicationResponse])
@@ -648,7 +648,7 @@ def build_router(
     def meetings_of_person(person_id: UUID, reader: Reader = Reading_) -> Response:
         """The 支援会議 on the person and the coordination meetings on their case the caller
         may read, in the order they were scheduled for."""
-        found = meetings.meetings_of_person(reader.staff, person_id)
+        found = meetings.meetings_of_person(reader.staff, facts, person_id)
         return reader.answer([meeting_shown(reader, m) for m in found])
 
     @router.get("/meetings/{meeting_id}/resource-gaps", response_model=list[dict[str, Any]])

@@ -9,7 +9,7 @@ fed from intake's events answers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
@@ -70,6 +70,15 @@ class Applicant:
     agency: str
 
 
+@dataclass(frozen=True)
+class MergedPerson:
+    """A person as intake's merges (PersonsMerged) make them now: the survivor, and every
+    record read as theirs, the survivor's own first."""
+
+    survivor: UUID
+    records: tuple[UUID, ...]
+
+
 class IntakeFacts(Protocol):
     def applicant(self, consultation_id: UUID) -> Applicant | None:
         """The application (利用申込) that came with this consultation, if known."""
@@ -77,7 +86,11 @@ class IntakeFacts(Protocol):
     def knows_person(self, person_id: UUID, municipality: str) -> bool:
         """Whether intake registered the person in ``municipality``."""
 
-    def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]: ...
+    def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]:
+        """The consents recorded under this id (and no other)."""
+
+    def merged(self, person_id: UUID) -> MergedPerson:
+        """The person ``person_id`` is part of now, through intake's merges."""
 
 
 class KnownApplications(Protocol):
@@ -275,12 +288,18 @@ class MeetingApplication(TracingApplication):
             raise Forbidden(f"case {case_id} is read by the agency holding it and the approver")
         return case
 
-    def case_of_person(self, staff: Staff, person_id: UUID) -> SupportCase:
-        """The person's one case (reopened, never duplicated), to whoever may read it."""
-        case = self.find(SupportCase, SupportCase.create_id(person_id))
-        if case is None or case.municipality != staff.municipality:
-            raise NotFound(f"no support case for person {person_id}")
-        return self.readable_case(staff, case.id)
+    def case_of_person(self, staff: Staff, facts: IntakeFacts, person_id: UUID) -> SupportCase:
+        """The person's one case (reopened, never duplicated), to whoever may read it.
+
+        Of a merged person, the survivor's own case, else the one opened under a record merged
+        into them; a duplicate's id answers with the survivor's (409), as the views do.
+        """
+        person = _survivor(facts, person_id)
+        for record in person.records:
+            case = self.find(SupportCase, SupportCase.create_id(record))
+            if case is not None and case.municipality == staff.municipality:
+                return self.readable_case(staff, case.id)
+        raise NotFound(f"no support case for person {person_id}")
 
     def cases_held(self, staff: Staff, closed: bool | None = None) -> list[SupportCase]:
         """The caller's agency's cases, oldest first; ``closed`` keeps the closed (or open) ones."""
@@ -491,12 +510,18 @@ class MeetingApplication(TracingApplication):
         meetings = [self.meeting(m) for m in self._ids(_organised_key(staff.agency))]
         return sorted(meetings, key=lambda m: m.scheduled_for, reverse=True)
 
-    def meetings_of_person(self, staff: Staff, person_id: UUID) -> list[Meeting]:
+    def meetings_of_person(
+        self, staff: Staff, facts: IntakeFacts, person_id: UUID
+    ) -> list[Meeting]:
         """The 支援会議 on the person and the coordination meetings on their case that the
-        caller may read, in the order they were scheduled for."""
-        ids = self._ids(_meetings_key(person_id)) + self._ids(
-            _case_meetings_key(SupportCase.create_id(person_id))
-        )
+        caller may read, in the order they were scheduled for; of a merged person, those on
+        every record merged into them too (a duplicate's id: 409 naming the survivor)."""
+        ids = [
+            meeting
+            for record in _survivor(facts, person_id).records
+            for key in (_meetings_key(record), _case_meetings_key(SupportCase.create_id(record)))
+            for meeting in self._ids(key)
+        ]
         meetings = [self.meeting(m) for m in dict.fromkeys(ids)]
         readable = [
             m for m in meetings if m.municipality == staff.municipality and _reads_meeting(staff, m)
@@ -555,7 +580,7 @@ class MeetingApplication(TracingApplication):
     ) -> UUID:
         meeting = self.meeting_here(staff, meeting_id)
         item_id = uuid4()
-        consents = facts.consents_of(meeting.person_id) if meeting.person_id else ()
+        consents = self._bases(staff, facts, meeting.person_id)[1] if meeting.person_id else ()
         meeting.share(
             agency=staff.agency,
             staff_id=staff.staff_id,
@@ -580,9 +605,10 @@ class MeetingApplication(TracingApplication):
         地方税法第22条), or each other member with what they would see and on what basis."""
         meeting = self.meeting_here(staff, meeting_id)
         moment = past_or_now("at", at)
-        consents = facts.consents_of(meeting.person_id) if meeting.person_id else ()
+        _, consents, declarations = (
+            self._bases(staff, facts, meeting.person_id) if meeting.person_id else ([], (), ())
+        )
         shared = meeting.check_share(staff.agency, moment, categories, consents)
-        declarations = self._declarations_of(meeting.person_id) if meeting.person_id else ()
         record = _item_record(meeting, staff.agency, shared, consents, declarations)
         return [
             MemberPreview(
@@ -614,8 +640,7 @@ class MeetingApplication(TracingApplication):
         if not meeting.is_member(staff.agency):
             raise Forbidden(f"what is shared at 支援会議 {meeting_id} is for its members")
         moment = self._as_of(staff, at)
-        consents = facts.consents_of(meeting.person_id)
-        declarations = self._declarations_of(meeting.person_id)
+        _, consents, declarations = self._bases(staff, facts, meeting.person_id)
         viewer = disclosure.Viewer(staff.agency, staff.staff_id)
         visible = []
         for item in meeting.shared:
@@ -699,8 +724,11 @@ class MeetingApplication(TracingApplication):
         """What ``agency`` may see of the person at ``at``, by category: (purpose, basis).
 
         Built from what meeting knows: what agencies shared at 支援会議, the members of those
-        meetings, the consent ledger replica and vital-interest declarations.
+        meetings, the consent ledger replica and vital-interest declarations; of a merged
+        person, under every record merged into them (a duplicate's id: 409 naming the
+        survivor).
         """
+        _survivor(facts, person_id)
         viewer_agency = agency or staff.agency
         if viewer_agency != staff.agency and not staff.oversees_municipality(*OVERSIGHT_ROLES):
             raise Forbidden(
@@ -710,7 +738,7 @@ class MeetingApplication(TracingApplication):
         if not reference().in_municipality(viewer_agency, staff.municipality):
             raise Invalid("agency", "reference_code", f"unknown agency {viewer_agency!r}")
         moment = self._as_of(staff, at)
-        meetings = self._article9_meetings(staff, person_id)
+        meetings, consents, declarations = self._bases(staff, facts, person_id)
         recorded_by: dict[str, frozenset[str]] = {}
         for meeting in meetings:
             for item in meeting.shared:
@@ -721,9 +749,9 @@ class MeetingApplication(TracingApplication):
         record = disclosure.PersonRecord(
             person_id=str(person_id),
             recorded_by=recorded_by,
-            consents=facts.consents_of(person_id),
+            consents=consents,
             memberships=tuple(m for meeting in meetings for m in meeting.memberships()),
-            vital_interests=self._declarations_of(person_id),
+            vital_interests=declarations,
         )
         viewer = disclosure.Viewer(viewer_agency, staff.staff_id)
         shown: dict[str, tuple[str, disclosure.Allow]] = {}
@@ -766,17 +794,35 @@ class MeetingApplication(TracingApplication):
     def _decided(
         self, staff: Staff, facts: IntakeFacts, person_id: UUID, parts: list[Part]
     ) -> Reading:
-        meetings = self._article9_meetings(staff, person_id)
+        meetings, consents, declarations = self._bases(staff, facts, person_id)
         record = disclosure.PersonRecord(
             person_id=str(person_id),
             recorded_by={},
-            consents=facts.consents_of(person_id),
+            consents=consents,
             memberships=tuple(m for meeting in meetings for m in meeting.memberships()),
-            vital_interests=self._declarations_of(person_id),
+            vital_interests=declarations,
         )
         viewer = disclosure.Viewer(staff.agency, staff.staff_id)
         decided = decide_parts(viewer, record, parts, READ_PURPOSES, datetime.now(UTC))
         return Reading(decided.shown, decided.withheld)
+
+    def _bases(
+        self, staff: Staff, facts: IntakeFacts, person_id: UUID
+    ) -> tuple[list[Meeting], tuple[disclosure.Consent, ...], tuple[disclosure.VitalInterest, ...]]:
+        """The 支援会議, consents and declarations ``decide`` weighs for the person: of a merged
+        person, those recorded under every record merged together, each consent read as
+        ``person_id``'s. A consent given under a duplicate's id was given by this same human
+        (``services.projection.merges.United`` gives the reasoning): it answers only for its
+        own scope, and an unmerge ends that at once."""
+        records = facts.merged(person_id).records
+        consents = tuple(
+            replace(c, person_id=str(person_id)) for r in records for c in facts.consents_of(r)
+        )
+        return (
+            [m for r in records for m in self._article9_meetings(staff, r)],
+            consents,
+            tuple(d for r in records for d in self._declarations_of(r)),
+        )
 
     def _article9_meetings(self, staff: Staff, person_id: UUID) -> list[Meeting]:
         meetings = (self.meeting(m) for m in self._ids(_meetings_key(person_id)))
@@ -828,6 +874,18 @@ class MeetingApplication(TracingApplication):
     def _ids(self, key: str) -> list[UUID]:
         index = self.index(key)
         return list(index.ids) if index else []
+
+
+def _survivor(facts: IntakeFacts, person_id: UUID) -> MergedPerson:
+    """The merged person ``person_id`` is the survivor of; 409 naming the survivor for a
+    duplicate, which has no case history of its own while merged."""
+    person = facts.merged(person_id)
+    if person.survivor != person_id:
+        raise Conflict(
+            f"person {person_id} is merged into {person.survivor}: read that person",
+            survivor_id=str(person.survivor),
+        )
+    return person
 
 
 def _who(staff: Staff) -> tuple[str, str]:

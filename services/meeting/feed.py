@@ -1,5 +1,5 @@
-"""What meeting keeps from intake's events: the persons registered, the applications received
-and the consent ledger.
+"""What meeting keeps from intake's events: the persons registered, the applications received,
+the consent ledger and which persons intake merged (``services.projection.merges``).
 
 A case is opened only from an application (利用申込) that intake published in the office's own
 municipality; a 支援会議 or a vital-interest declaration is only about a person intake registered
@@ -17,9 +17,10 @@ from uuid import UUID
 from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ApplicationReceived, IntegrationEvent, PersonRegistered
-from services.meeting.application import Applicant, KnownApplication
-from services.projection import consents
+from services.meeting.application import Applicant, KnownApplication, MergedPerson
+from services.projection import consents, merges
 from services.projection.changes import Change, Upsert, ViewState
+from services.projection.person_facts import TxReader
 from services.projection.store import ViewStore
 
 TABLES = (
@@ -34,6 +35,7 @@ TABLES = (
         person_id TEXT PRIMARY KEY,
         municipality TEXT NOT NULL
     )""",
+    *merges.TABLES,
 )
 
 
@@ -104,3 +106,10 @@ class FeedFacts:
     def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]:
         with self._store.database.transaction() as tx:
             return consents.consents_of(tx, str(person_id))
+
+    def merged(self, person_id: UUID) -> MergedPerson:
+        with self._store.database.transaction() as tx:
+            state = TxReader(tx)
+            survivor = merges.survivor_of(state, str(person_id))
+            records = [survivor, *merges.merged_into(state, survivor)]
+        return MergedPerson(UUID(survivor), tuple(map(UUID, records)))

@@ -4,25 +4,33 @@ gives both back exactly as they were."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 
 from contracts.envelope import CloudEvent
+from contracts.errors import Conflict, NotFound
 from contracts.events import (
+    ApplicationReceived,
     ConsultationOpened,
     IntegrationEvent,
     PersonRegistered,
     PersonsMerged,
     PersonsUnmerged,
 )
+from contracts.identity import Staff
+from services.meeting.application import MeetingApplication
+from services.meeting.feed import FeedFacts
+from services.platform.sql import SqliteDatabase
 from services.projection.agency_view import person_views
 from services.projection.changes import Change
 from services.projection.merges import merged_into, survivor_of
 from services.projection.person_documents import case_as_of, person_view
 from services.projection.person_facts import record_from
+from services.projection.store import ViewStore
+from services.wiring import FEEDS
 from tests.unit.test_person_facts import NOW, T0, Views, act, cloudevent, consent, registered
 
 pytestmark = pytest.mark.unit
@@ -171,3 +179,45 @@ def test_a_chain_of_merges_reads_as_one_person() -> None:
     assert survivor_of(views, str(third)) == str(survivor)
     assert merged_into(views, str(survivor)) == sorted([str(duplicate), str(third)])
     assert views.rows("agency_view", {"person_id": str(third)}) == []
+
+
+def test_meeting_reads_the_merged_persons_case_and_bases_as_one() -> None:
+    """Meeting's feed keeps the merges too: the survivor's case is the one opened under the
+    duplicate, the duplicate's id points to the survivor, and the duplicate's consent counts."""
+    feed = ViewStore(SqliteDatabase(":memory:"), FEEDS["meeting"].tables)
+    facts = FeedFacts(feed)
+    survivor, duplicate, consultation = uuid4(), uuid4(), uuid4()
+
+    def fed(data: IntegrationEvent) -> None:
+        event = cloudevent(data)
+        projectors = FEEDS["meeting"].projectors(None)  # type: ignore[arg-type]
+        feed.apply(
+            event.id, event.type, lambda s: [c for p in projectors for c in p(s, event, data)]
+        )
+
+    fed(ApplicationReceived(**act(), consultation_id=consultation, person_id=duplicate))
+    now = datetime.now(UTC)
+    given = consent(duplicate, ["zama-shakyo"], ["plan"]).model_copy(
+        update={"valid_from": now - timedelta(days=1), "valid_until": now + timedelta(days=30)}
+    )
+    fed(given)
+    meetings = MeetingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    office = Staff("s001", "zama-jiritsu", frozenset({"caseworker"}), "142182")
+    case = meetings.open_case(office, facts, consultation, duplicate, T0)
+    shakyo = Staff("s002", "zama-shakyo", frozenset({"caseworker"}), "142182")
+    with pytest.raises(NotFound):
+        meetings.case_of_person(office, facts, survivor)
+    assert "plan" not in meetings.visibility(shakyo, facts, survivor)
+
+    fed(merged(duplicate, survivor))
+    assert meetings.case_of_person(office, facts, survivor).id == case
+    with pytest.raises(Conflict) as pointer:
+        meetings.case_of_person(office, facts, duplicate)
+    assert pointer.value.detail["survivor_id"] == str(survivor)
+    _, allow = meetings.visibility(shakyo, facts, survivor)["plan"]
+    assert (allow.basis, allow.basis_id) == ("consent", str(given.consent_id))
+
+    fed(unmerged(duplicate, survivor))
+    with pytest.raises(NotFound):
+        meetings.case_of_person(office, facts, survivor)
+    assert meetings.case_of_person(office, facts, duplicate).id == case

@@ -17,6 +17,7 @@ from services.meeting.application import (
     Applicant,
     DraftPlan,
     MeetingApplication,
+    MergedPerson,
     ServiceLine,
 )
 from services.meeting.integration import to_cloudevent
@@ -55,6 +56,9 @@ class Facts:
 
     def consents_of(self, person_id: UUID) -> tuple[disclosure.Consent, ...]:
         return tuple(c for c in self.consents if c.person_id == str(person_id))
+
+    def merged(self, person_id: UUID) -> MergedPerson:
+        return MergedPerson(person_id, (person_id,))
 
     def consent(self, person_id: UUID, recipients: set[str], categories: set[str]) -> None:
         self.consents.append(
