@@ -1,0 +1,115 @@
+"""The SQL adapter's own operations on real PostgreSQL: the same answers as on SQLite (many rows
+going by COPY through a stage), and the locks that let replicas write side by side."""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from services.platform.sql import Database, PostgresDatabase
+from tests.infrastructure import Infrastructure, fresh_database
+from tests.unit.test_sql import MANY, SqlOperations, check_append_only, made
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def url(infrastructure: Infrastructure) -> str:
+    return fresh_database(infrastructure.database_url)
+
+
+@pytest.fixture
+def database(url: str) -> Iterator[PostgresDatabase]:
+    """A schema of its own for each test, so each starts from nothing."""
+    postgres = PostgresDatabase(url, f"s_{uuid.uuid4().hex[:12]}")
+    yield postgres
+    postgres.close()
+
+
+@pytest.fixture
+def raw(url: str, database: PostgresDatabase) -> Iterator[psycopg.Connection[Any]]:
+    """Another session on the same schema, as another replica would have."""
+    with psycopg.connect(
+        url, autocommit=True, options=f"-c search_path={database.schema}"
+    ) as connection:
+        yield connection
+
+
+class TestOnPostgres(SqlOperations):
+    refused = psycopg.errors.RaiseException
+
+
+def test_an_append_only_table_refuses_truncate_too(
+    database: Database, raw: psycopg.Connection[Any]
+) -> None:
+    check_append_only(database, psycopg.errors.RaiseException)
+    with pytest.raises(psycopg.errors.RaiseException, match="kept is append-only: TRUNCATE"):
+        raw.execute("TRUNCATE kept")
+
+
+def test_the_stage_of_a_table_is_emptied_between_loads_in_one_transaction(
+    database: Database,
+) -> None:
+    """Bulk writes to one table in one transaction share its stage: each merges its own rows
+    only (a delete that met the upserts' rows still staged would take them too)."""
+    n = MANY
+    made(database, "CREATE TABLE item (a TEXT PRIMARY KEY, note TEXT)")
+    with database.transaction() as tx:
+        tx.upsert_many("item", ("a",), ("note",), [(f"k{i}", "one") for i in range(n)])
+        tx.upsert_many("item", ("a",), ("note",), [(f"j{i}", "two") for i in range(n)])
+        tx.delete_many("item", ("a",), [(f"k{i}",) for i in range(n)])
+        tx.delete_many("item", ("a",), [(f"x{i}",) for i in range(n)])
+        left = tx.fetchall("SELECT note, COUNT(*) AS n FROM item GROUP BY note")
+    assert left == [{"note": "two", "n": n}]
+
+
+def test_appends_take_turns_and_readers_go_on(
+    database: Database, raw: psycopg.Connection[Any]
+) -> None:
+    made(database, "CREATE TABLE entry (seq BIGINT PRIMARY KEY)")
+    with database.transaction() as tx:
+        tx.lock_for_append("entry")
+        assert raw.execute("SELECT COUNT(*) FROM entry").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.LockNotAvailable), raw.transaction():
+            raw.execute("LOCK TABLE entry IN EXCLUSIVE MODE NOWAIT")
+    with raw.transaction():
+        raw.execute("LOCK TABLE entry IN EXCLUSIVE MODE NOWAIT")
+
+
+def test_a_turn_is_held_to_commit(database: Database, raw: psycopg.Connection[Any]) -> None:
+    taken = "SELECT pg_try_advisory_xact_lock(hashtext('tsunagu test turn'))"
+    with database.transaction() as tx:
+        tx.take_turn("tsunagu test turn")
+        assert raw.execute(taken).fetchone() == (False,)
+    assert raw.execute(taken).fetchone() == (True,)
+
+
+def test_replicas_taking_from_a_queue_side_by_side_take_different_rows(
+    database: Database,
+) -> None:
+    made(database, "CREATE TABLE waiting (person_id TEXT PRIMARY KEY)")
+    with database.transaction() as tx:
+        tx.insert_new("waiting", ("person_id",), [(f"p{i}",) for i in range(7)])
+    with database.transaction() as first, database.transaction() as second:
+        # Bounded, so that waiting on the first would fail rather than hang the run.
+        second.execute("SET LOCAL lock_timeout = '10s'")
+        assert first.take_first("waiting", "person_id", 3) == ["p0", "p1", "p2"]
+        assert second.take_first("waiting", "person_id", 3) == ["p3", "p4", "p5"]
+    with database.transaction() as tx:
+        assert tx.fetchall("SELECT person_id FROM waiting") == [{"person_id": "p6"}]
+
+
+def test_shared_reads_stream_a_query_from_another_process(database: PostgresDatabase) -> None:
+    made(database, "CREATE TABLE numbers (n INTEGER PRIMARY KEY, word TEXT)")
+    with database.transaction() as tx:
+        tx.upsert_many("numbers", ("n",), ("word",), [(i, f"w{i}") for i in range(MANY)])
+    shared = database.shared_reads()
+    # What a process of its own is handed: it opens the same schema with it.
+    elsewhere = pickle.loads(pickle.dumps(shared))
+    with elsewhere.stream("SELECT n, word FROM numbers WHERE n >= ? ORDER BY n", (5,)) as rows:
+        assert list(rows) == [(i, f"w{i}") for i in range(5, MANY)]
