@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.platform.settings import Settings
 from services.wiring import embedded_app
+from tests.e2e.test_desk_http import sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +178,19 @@ def test_a_merge_reaches_the_case_history_and_an_unmerge_undoes_it(
 
     ok(client.post(f"/intake/persons/{duplicate}/unmerge", json={"reason": "別人"}, headers=auth()))
     assert {p: answered(history(p)) for p in (survivor, duplicate)} == before
+
+
+def test_the_desk_takes_the_duplicates_page_to_the_survivors(
+    embedded_settings: Settings, auth: Auth
+) -> None:
+    with TestClient(embedded_app(embedded_settings)) as desk:
+        survivor = register(desk, auth, "試験")
+        duplicate = register(desk, auth, "試験ダブリ")
+        merge = {"into": survivor, "reason": "同一人物(二重登録)"}
+        ok(desk.post(f"/intake/persons/{duplicate}/merge", json=merge, headers=auth()))
+        sign_in(desk)
+        moved = desk.get(f"/persons/{duplicate}", follow_redirects=False)
+        assert (moved.status_code, moved.headers["location"]) == (303, f"/persons/{survivor}")
+        page = desk.get(f"/persons/{survivor}")
+        assert page.status_code == 200
+        assert "統合先の本人の情報を表示しています" in page.text

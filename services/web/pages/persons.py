@@ -13,7 +13,7 @@ from contracts.reference import reference
 from services.platform.keys import REQUESTED_ERASURE_REASONS
 from services.platform.sealing import is_erased
 from services.web import formatting
-from services.web.desk import Desk, check_csrf, desk
+from services.web.desk import Desk, Refused, check_csrf, desk
 from services.web.pages.forms import body, options, values
 
 router = APIRouter()
@@ -137,7 +137,16 @@ async def _person_page(d: Desk, person_id: str) -> dict[str, Any]:
 
 @router.get("/persons/{person_id}")
 async def show(person_id: str, d: Desk = Depends(desk)) -> Response:
-    return d.render("person.html", **await _person_page(d, person_id))
+    try:
+        return d.render("person.html", **await _person_page(d, person_id))
+    except Refused as refused:
+        answer = refused.answer
+        survivor = answer.body.get("survivor_id") if isinstance(answer.body, dict) else None
+        if answer.status != 409 or survivor is None:
+            raise
+        # A duplicate merged into another person: their page is the survivor's, which shows
+        # what was recorded under the duplicate too.
+        return d.redirect(f"/persons/{survivor}", "person.merged_into")
 
 
 @router.get("/persons/{person_id}/consents")
