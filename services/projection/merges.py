@@ -21,7 +21,11 @@ the survivor's value stands: the survivor is the record the office chose to keep
 
 The duplicate's own id is not a second picture while merged: the views answer it with a
 pointer to the survivor (409, ``survivor_id``), and its materialised rows are the survivor's.
-Referral and meeting keep the same table from the same events (``project_merges``).
+Meeting keeps the same table from the same events (``project_merges``) and reads a merged
+person's case, meetings and bases the same way; referral does not yet.
+
+A replay as of an earlier instant reads the records as they are merged now: the case of the
+human as known today. What each agency was actually served before the merge is the audit's.
 """
 
 from __future__ import annotations
