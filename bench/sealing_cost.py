@@ -3,7 +3,9 @@
 Sealing and opening are timed in the benchmark's own process, with the services' ``Sealer``
 and ``Opener`` over the key store of the benchmark's own deployment (the ``keys`` schema of its
 database, where its servers keep theirs), so that making a data key pays the same database. A
-subject's first sealing makes its key (one transaction); later ones find it in memory.
+subject's first sealing makes its key: in a transaction of its own, or, for a subject its save
+creates, in memory only, the key's row then going in with the event's (B1's); later ones find it
+in memory.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from services.platform.disclose import Disclosures
 from services.platform.disclosure_outbox import DisclosureOutbox
 from services.platform.eventstore import TracingApplication, eventstore_env, wait_for_events
 from services.platform.http import create_app
-from services.platform.keys import KeyStore, key_encryption_key
+from services.platform.keys import KEY_SCHEMA, KeyStore, key_encryption_key
 from services.platform.publishing import Published
 from services.platform.relay import Relay, RelayPosition, Translate
 from services.platform.sealed_events import Sealing
@@ -339,7 +339,7 @@ def key_store(settings: Settings) -> KeyStore:
     durable commit makes the key's durable too (it must stay the same server)."""
     database = connect(
         settings.database_url,
-        "keys",
+        KEY_SCHEMA,
         settings.var_dir / "keys.sqlite3",
         followed_by_durable=True,
     )

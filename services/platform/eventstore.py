@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Recording, StoredEvent
 
 from contracts.errors import NotFound
 from services.platform.indexes import ListIndex
+from services.platform.keys import DataKeyExists, KeyStore
 from services.platform.private_files import private_database
 from services.platform.settings import Settings
 from services.platform.tracing import current_carrier, tracer
@@ -147,6 +148,20 @@ class TracingMapper(Mapper[UUID]):
         return domain_event, carrier
 
 
+def _keys_stored_by(recorder: ApplicationRecorder, sealing: Sealing | None) -> KeyStore | None:
+    """The key store whose new keys ``recorder`` stores with the events sealed under them:
+    the sealing's, when the event store's transactions reach its table (distributed, one
+    database); None when the keys live elsewhere (embedded: two SQLite files)."""
+    if sealing is None or sealing.sealer.keys.database.dialect != "postgresql":
+        return None
+    from services.platform.group_commit import GroupCommitRecorder
+
+    keys = sealing.sealer.keys
+    if isinstance(recorder, GroupCommitRecorder) and recorder.stores_keys_of(keys):
+        return keys
+    return None
+
+
 class TracingApplication(Application[UUID]):
     """An Application whose saves are traced and whose stored events carry trace context, with
     their personal fields sealed by ``sealing`` (none: stored as given, as in unit tests of
@@ -155,6 +170,7 @@ class TracingApplication(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None, sealing: Sealing | None = None) -> None:
         self._sealing = sealing
         super().__init__(env=env)
+        self._keys_with_events = _keys_stored_by(self.recorder, sealing)
 
     def construct_mapper(self) -> Mapper[UUID]:
         mapper = self.factory.mapper(
@@ -172,6 +188,27 @@ class TracingApplication(Application[UUID]):
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with tracer(__name__).start_as_current_span(f"eventstore.save {self.name}"):
             return super().save(*objs, **kwargs)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Recorded with the keys of the subjects it creates, where the event store can write
+        them in the same transaction."""
+        keys = self._keys_with_events
+        if keys is None or processing_event.tracking is not None:
+            return super()._record(processing_event)
+        created = [
+            event.originator_id
+            for event in processing_event.events
+            if event.originator_version == Aggregate.INITIAL_VERSION
+        ]
+        try:
+            with keys.stored_with_events(created) as new_keys:
+                processing_event.saved_kwargs["new_keys"] = new_keys
+                return super()._record(processing_event)
+        except DataKeyExists:
+            # Another process stored one of these subjects' keys (or its erasure) first: seal
+            # again under what it stored, or be refused as nothing new is sealed for the erased.
+            del processing_event.saved_kwargs["new_keys"]
+            return super()._record(processing_event)
 
     def find(self, kind: type[A], aggregate_id: UUID) -> A | None:
         """The aggregate of that kind with that id, or None."""

@@ -20,7 +20,9 @@ import hmac
 import os
 import queue
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import IntegrityError
 
 from contracts.errors import Conflict
 from services.platform.private_files import write_once
@@ -37,6 +40,9 @@ from services.platform.sql import Database, Transaction
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEK_FILE = "keys/key-encryption.key"
+# The key store's schema on PostgreSQL, where an event store on the same database writes the
+# keys of the subjects its events create (``GroupCommitRecorder``).
+KEY_SCHEMA = "keys"
 # Why a person's data may be erased on request: 本人からの消去請求, 保存期間満了 (the retention
 # sweeper's).
 REQUESTED_ERASURE_REASONS = ("subject_request", "retention")
@@ -100,6 +106,41 @@ class WrongKeyEncryptionKey(RuntimeError):
     """The key-encryption key does not open the key store it was given."""
 
 
+class DataKeyExists(IntegrityError):
+    """A key made for a subject a save creates was not stored: the subject had one already
+    (another process's, or an erasure's tombstone). Nothing of the save was stored."""
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A data key made for a subject (wrapped), to be stored with the first event sealed
+    under it."""
+
+    subject: UUID
+    wrapped: str
+    created_at: datetime
+
+
+class NewKeys:
+    """The data keys made during one save for the subjects it creates (its aggregates' first
+    events): made in memory, stored in the save's own transaction by the event store. A crash
+    then loses both the event and its key, or neither; and making a key costs no transaction
+    of its own."""
+
+    def __init__(self, store: KeyStore, fresh: Iterable[UUID]) -> None:
+        self.store = store
+        self.fresh = frozenset(fresh)
+        self.made: dict[UUID, tuple[bytes, NewKey]] = {}
+
+    def rows(self) -> list[NewKey]:
+        """The keys to store."""
+        return [new for _, new in self.made.values()]
+
+
+# The save being recorded in this context, whose new subjects' keys are stored with its events.
+_saving: ContextVar[NewKeys | None] = ContextVar("saving", default=None)
+
+
 def key_encryption_key(settings: Settings) -> bytes:
     """The key that wraps every data key: ``TSUNAGU_KEY_ENCRYPTION_KEY`` (32 bytes, base64),
     else a development key made once under the var dir, readable by its owner only."""
@@ -141,7 +182,9 @@ class KeyStore:
             )
             check = tx.fetchone("SELECT wrapped FROM key_check WHERE id = 1")
         assert check is not None
-        if self._unwrap(_CHECK, {"erased_at": None, "wrapped": check["wrapped"]}) is MISSING:
+        # Unique to this store (a random nonce): whoever reads the same value reaches it.
+        self.check: str = check["wrapped"]
+        if self._unwrap(_CHECK, {"erased_at": None, "wrapped": self.check}) is MISSING:
             raise WrongKeyEncryptionKey(
                 "the key-encryption key given does not open this key store: every process "
                 "of a deployment needs the one it was made with (TSUNAGU_KEY_ENCRYPTION_KEY "
@@ -150,11 +193,20 @@ class KeyStore:
 
     def sealing_key(self, subject: UUID, at: datetime) -> bytes | Erasure:
         """The data key to seal ``subject``'s data with, made on first use; the erasure if
-        the subject was erased (nothing new is sealed for it)."""
+        the subject was erased (nothing new is sealed for it). A key made on first use is
+        stored at once, unless the subject is one the save being recorded creates
+        (``stored_with_events``)."""
         with self._lock:
             cached = self._sealing.get(subject)
         if cached is not None:
             return cached
+        saving = _saving.get()
+        if saving is not None and saving.store is self and subject in saving.fresh:
+            made = saving.made.get(subject)
+            if made is None:
+                key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+                made = saving.made[subject] = (key, NewKey(subject, self._wrap(subject, key), at))
+            return made[0]
         key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
         asked = _Asked(subject, self._wrap(subject, key), at)
         self._maker.put(asked)
@@ -164,11 +216,23 @@ class KeyStore:
         assert asked.row is not None
         found = self._unwrap(subject, asked.row)
         if isinstance(found, bytes):
-            with self._lock:
-                if len(self._sealing) >= _CACHED:
-                    self._sealing.clear()
-                self._sealing[subject] = found
+            self._remember(subject, found)
         return found
+
+    @contextmanager
+    def stored_with_events(self, fresh: Iterable[UUID]) -> Iterator[NewKeys]:
+        """Within it, this context's sealing makes the key of a ``fresh`` subject (one its
+        save creates) in memory only, into the ``NewKeys`` yielded: the caller stores them in
+        the transaction of the events sealed under them. Used once they are stored (the block
+        ended without an error); forgotten otherwise."""
+        saving = NewKeys(self, fresh)
+        token = _saving.set(saving)
+        try:
+            yield saving
+        finally:
+            _saving.reset(token)
+        for subject, (key, _) in saving.made.items():
+            self._remember(subject, key)
 
     def opening_keys(self, subjects: Collection[UUID]) -> dict[UUID, bytes | Erasure]:
         """Each subject's data key, or why there is none. Read afresh each time: an erasure
@@ -241,6 +305,12 @@ class KeyStore:
     def close(self) -> None:
         self._maker.stop()
         self.database.close()
+
+    def _remember(self, subject: UUID, key: bytes) -> None:
+        with self._lock:
+            if len(self._sealing) >= _CACHED:
+                self._sealing.clear()
+            self._sealing[subject] = key
 
     def _wrap(self, subject: UUID, key: bytes) -> str:
         nonce = os.urandom(NONCE_BYTES)

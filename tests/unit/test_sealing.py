@@ -24,7 +24,7 @@ from services.meeting.meeting import Meeting
 from services.meeting.support_case import SupportCase
 from services.meeting.vital_interest import VitalInterestDeclaration
 from services.platform.indexes import ListIndex, LocalIdIndex
-from services.platform.keys import KeyStore, WrongKeyEncryptionKey
+from services.platform.keys import MISSING, KeyStore, WrongKeyEncryptionKey
 from services.platform.publishing import Published
 from services.platform.sealed_events import Sealing, sealed_fields, unmarked_attributes
 from services.platform.sealing import Opener, Sealer, is_sealed, seal_with, subject_of
@@ -191,9 +191,9 @@ def test_an_erased_key_leaves_nothing_of_itself_in_the_embedded_key_file(
     assert wrapped.encode() not in stored
 
 
-def test_an_events_subject_is_linked_to_the_person_it_names(keys: KeyStore) -> None:
-    sealing = Sealing(INTAKE, Sealer(keys))
-    consultation = Consultation(
+def unsaved_consultation(complaint: str) -> Consultation:
+    """A consultation opened with ``complaint``, its first event not yet stored."""
+    return Consultation(
         municipality="142182",
         agency="zama-jiritsu",
         staff_id="s1",
@@ -202,9 +202,14 @@ def test_an_events_subject_is_linked_to_the_person_it_names(keys: KeyStore) -> N
         route_in="self",
         caller_kind="self",
         person_id=None,
-        main_complaint="相談",
+        main_complaint=complaint,
         notes=None,
     )
+
+
+def test_an_events_subject_is_linked_to_the_person_it_names(keys: KeyStore) -> None:
+    sealing = Sealing(INTAKE, Sealer(keys))
+    consultation = unsaved_consultation("相談")
     person = uuid4()
     consultation.attach(person, staff_id="s1", at=AT)
     for event in consultation.collect_events():
@@ -246,3 +251,28 @@ def test_keys_asked_for_at_once_are_stored_once_each_and_shared(keys: KeyStore) 
     # What another process reads back is what was handed out.
     stored = keys.opening_keys([shared, *own])
     assert stored[shared] == same[0] and [stored[s] for s in own] == each
+
+
+def test_a_key_made_for_a_subject_a_save_creates_is_left_to_the_save_to_store(
+    keys: KeyStore,
+) -> None:
+    created, known = uuid4(), uuid4()
+    with keys.stored_with_events([created]) as new_keys:
+        first = keys.sealing_key(created, AT)
+        # The same subject again in the same save: the same key, made once.
+        assert keys.sealing_key(created, AT) == first
+        other = keys.sealing_key(known, AT)
+    assert [(k.subject, k.created_at) for k in new_keys.rows()] == [(created, AT)]
+    # Not stored by the key store: the event store writes it with the events.
+    assert keys.opening_keys([created, known]) == {created: MISSING, known: other}
+    # Once the save is stored, it is this process's key for the subject.
+    assert keys.sealing_key(created, AT) == first
+
+
+def test_a_key_made_for_a_save_that_failed_is_forgotten(keys: KeyStore) -> None:
+    created = uuid4()
+    with pytest.raises(RuntimeError), keys.stored_with_events([created]):
+        made = keys.sealing_key(created, AT)
+        raise RuntimeError("the save was not stored")
+    again = keys.sealing_key(created, AT)
+    assert again != made and keys.opening_keys([created]) == {created: again}

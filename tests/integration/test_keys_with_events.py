@@ -1,0 +1,139 @@
+"""A new subject's data key is stored in the transaction of the event that creates the subject
+(#20, B1): no transaction of its own, an event never without its key nor a key without its
+event, and a key some other process stored first is the one used."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from contracts.errors import Conflict
+from services.intake.application import IntakeApplication
+from services.intake.consultation import Consultation
+from services.platform import keys as keys_module
+from services.platform.eventstore import eventstore_env
+from services.platform.keys import MISSING, KeyStore
+from services.platform.sealing import Opener
+from services.platform.settings import Settings
+from services.wiring import intake_application, key_store
+from tests.unit.test_sealing import AT, unsaved_consultation
+
+pytestmark = pytest.mark.integration
+
+COMPLAINT = "家賃を三か月滞納している"
+
+
+@pytest.fixture
+def keys(distributed_settings: Settings) -> Iterator[KeyStore]:
+    store = key_store(distributed_settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def elsewhere(distributed_settings: Settings) -> Iterator[KeyStore]:
+    """The same key store as another process reaches it: a store of its own, same tables."""
+    store = key_store(distributed_settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def intake(distributed_settings: Settings, keys: KeyStore) -> Iterator[IntakeApplication]:
+    application = intake_application(distributed_settings, keys)
+    yield application
+    application.close()
+
+
+def consultation() -> Consultation:
+    return unsaved_consultation(COMPLAINT)
+
+
+def complaint_of(intake: IntakeApplication, opened: Consultation) -> object:
+    stored = intake.fetch(Consultation, opened.id, "consultation").main_complaint
+    assert stored != COMPLAINT
+    return stored
+
+
+def test_a_new_subjects_key_takes_no_transaction_of_its_own_and_is_read_elsewhere_at_once(
+    intake: IntakeApplication, elsewhere: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[object] = []
+    put = keys_module._KeyMaker.put
+
+    def counted_put(maker: keys_module._KeyMaker, each: keys_module._Asked) -> None:
+        asked.append(each)
+        put(maker, each)
+
+    monkeypatch.setattr(keys_module._KeyMaker, "put", counted_put)
+    opened = consultation()
+
+    intake.save(opened)
+
+    assert asked == []
+    assert Opener(elsewhere).open(complaint_of(intake, opened)) == COMPLAINT
+
+
+def test_an_event_that_is_not_stored_leaves_no_key_behind(
+    distributed_settings: Settings, intake: IntakeApplication, elsewhere: KeyStore
+) -> None:
+    opened = consultation()
+    # Another writer stored this consultation's first event (unsealed) first.
+    other = IntakeApplication(eventstore_env(distributed_settings, "intake"))
+    try:
+        other.save(copy.deepcopy(opened))
+    finally:
+        other.close()
+
+    with pytest.raises(IntegrityError):
+        intake.save(opened)
+
+    assert elsewhere.opening_keys([opened.id]) == {opened.id: MISSING}
+
+
+def test_a_key_stored_first_by_another_process_is_the_one_both_use(
+    intake: IntakeApplication, elsewhere: KeyStore
+) -> None:
+    """Each consultation's subject is given a key by another process while intake saves its
+    first event with a key of its own (the first, before): one key is stored, and it opens
+    intake's event."""
+    openings = [consultation() for _ in range(20)]
+    theirs: dict[UUID, object] = {openings[0].id: elsewhere.sealing_key(openings[0].id, AT)}
+    failures: list[BaseException] = []
+
+    def give_keys() -> None:
+        try:
+            for each in openings[1:]:
+                theirs[each.id] = elsewhere.sealing_key(each.id, AT)
+        except BaseException as error:
+            failures.append(error)
+
+    giver = threading.Thread(target=give_keys)
+    giver.start()
+    for each in openings:
+        intake.save(each)
+    giver.join(timeout=60)
+
+    assert failures == []
+    stored = elsewhere.opening_keys([each.id for each in openings])
+    assert {each.id: stored[each.id] for each in openings} == theirs
+    for each in openings:
+        assert Opener(elsewhere).open(complaint_of(intake, each)) == COMPLAINT
+
+
+def test_a_subject_erased_before_its_first_event_is_stored_is_refused(
+    intake: IntakeApplication, keys: KeyStore
+) -> None:
+    person, opened = uuid4(), consultation()
+    keys.link(opened.id, person)
+    keys.erase([person], "subject_request", AT)
+
+    with pytest.raises(Conflict):
+        intake.save(opened)
+
+    assert intake.find(Consultation, opened.id) is None
