@@ -497,9 +497,10 @@ class AuditLog:
         Where the database serves processes side by side (PostgreSQL), a chain of
         ``parallel_from`` entries or more is first checked in ranges, in processes of their own
         (see ``_sound``): each entry's hash depends only on its own fields and the previous
-        entry's stored hash, so a range needs nothing from the others but that one hash. The walk then starts at the first entry a range found
-        wrong (if any), where it stands exactly as it would have after walking every entry
-        before it, and names the problem as it always does.
+        entry's stored hash, so a range needs nothing from the others but that one hash. The
+        walk then starts at the first entry a range found wrong (if any), where it stands
+        exactly as it would have after walking every entry before it, and names the problem as
+        it always does.
         """
         position, previous_hash, before = 1, ZERO_HASH, None
         shared = self.database.shared_reads()
