@@ -89,10 +89,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
         TSUNAGU_JWT_SECRET=JWT_SECRET,
         TSUNAGU_RELAY_POLL_SECONDS=str(settings.relay_poll_seconds),
     )
-    if settings.database_url:
-        env["DATABASE_URL"] = settings.database_url
-    if settings.kafka_bootstrap_servers:
-        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    # Exactly the servers ``settings`` names: an embedded command run from a shell that sourced
+    # the servers' env must not go distributed.
+    for name, value in (
+        ("DATABASE_URL", settings.database_url),
+        ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
+    ):
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
     return env
 
 

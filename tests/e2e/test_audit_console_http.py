@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from services.platform.settings import Settings
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
 from services.wiring import embedded_app
+from tests.e2e.answers import ok
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +32,6 @@ def client(embedded_settings: Settings) -> Iterator[TestClient]:
 
 def officer(auth: Auth) -> dict[str, str]:
     return auth(OFFICE, "privacy_officer")
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def disclose(client: TestClient, agency: str, person: str, hours: int) -> None:

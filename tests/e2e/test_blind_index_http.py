@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.platform.settings import Settings
 from services.wiring import embedded_app
+from tests.e2e.answers import ok
 from tests.sealed_scan import file_places, in_clear
 
 pytestmark = pytest.mark.e2e
@@ -34,11 +34,6 @@ SECRETS = {
     "birth date": "1953-07-19",
     "local id": LOCAL_ID,
 }
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def found(client: TestClient, auth: Auth, query: str) -> list[str]:

@@ -16,29 +16,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.platform.pagination import decode_cursor
-from services.platform.settings import Settings
 from services.projection.agency_view import READ_CAUSE, refresh
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
 from services.projection.person_documents import standing_view_shape_1
 from services.projection.person_facts import TxReader
 from services.projection.store import journal_position
-from services.wiring import embedded_app
+from tests.e2e.answers import ok
 
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
 OFFICE, SHUNO, HELLOWORK = "zama-jiritsu", "zama-shuno", "hellowork-atsugi"
 NEXT = re.compile(r'^<([^>]+)>; rel="next"$')
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def register(client: TestClient, auth: Auth, agency: str = OFFICE, **fields: Any) -> str:

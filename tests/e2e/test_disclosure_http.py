@@ -11,26 +11,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.platform.settings import Settings
 from services.scenarios import Played, ScenarioPlayer
-from services.wiring import embedded_app
 from tests.conftest import TokenFactory
+from tests.e2e.answers import ok
 from tests.scenario_checks import play_all
 
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
 OFFICE = "zama-jiritsu"
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def audited(client: TestClient, auth: Auth, person: str, **match: object) -> list[dict[str, Any]]:

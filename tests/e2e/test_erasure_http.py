@@ -20,6 +20,7 @@ from services.platform.settings import Settings
 from services.projection.audit import AuditLog
 from services.web import formatting
 from services.wiring import embedded_app
+from tests.e2e.answers import ok
 from tests.e2e.test_desk_http import sign_in
 from tests.sealed_scan import decrypting_to, file_places
 
@@ -55,11 +56,6 @@ ERASED = {"erased": True, "reason": "subject_request"}
 def client(embedded_settings: Settings) -> Iterator[TestClient]:
     with TestClient(embedded_app(embedded_settings)) as client:
         yield client
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def audit(client: TestClient) -> AuditLog:

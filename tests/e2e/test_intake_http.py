@@ -8,20 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from services.platform.settings import Settings
 from services.scenarios import ScenarioPlayer
-from services.wiring import embedded_app
 from tests.conftest import TokenFactory
 from tests.scenario_checks import check_intake_expectations, play_all
 
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
 
 
 def test_every_intake_step_of_every_scenario_works_over_http(

@@ -13,24 +13,13 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.platform.settings import Settings
-from services.wiring import embedded_app
+from tests.e2e.answers import ok
 from tests.e2e.test_desk_http import sign_in
 
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
 OFFICE = "zama-jiritsu"
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 @dataclass(frozen=True)

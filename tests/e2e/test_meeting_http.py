@@ -9,20 +9,13 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from services.platform.settings import Settings
 from services.scenarios import Played, ScenarioPlayer
-from services.wiring import embedded_app
 from tests.conftest import TokenFactory
 from tests.scenario_checks import play_all
 
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
 
 
 @pytest.fixture

@@ -11,22 +11,11 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from services.platform.settings import Settings
-from services.wiring import embedded_app
+from tests.e2e.answers import ok
 
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def registered_and_linked(client: TestClient, auth: Auth) -> tuple[str, str]:

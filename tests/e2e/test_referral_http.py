@@ -20,11 +20,6 @@ pytestmark = pytest.mark.e2e
 Auth = Callable[..., dict[str, str]]
 
 
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
 def get(client: TestClient, auth: Auth, path: str, agency: str) -> Any:
     response = client.get(f"/referral{path}", headers=auth(agency))
     assert response.status_code == 200, response.text

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from services.intake.retention import add_years, municipal_date
 from services.platform.settings import Settings
-from services.wiring import embedded_app
 from tests.conftest import run_cli
+from tests.e2e.answers import ok
 
 pytestmark = pytest.mark.e2e
 
@@ -30,20 +30,10 @@ NOW = datetime.now(UTC)
 TODAY = municipal_date(NOW)
 
 
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
 def years_ago(years: int, days: int = 0) -> datetime:
     """An instant at 10:00 JST, ``years`` years and ``days`` days before today."""
     day = add_years(TODAY, -years) - timedelta(days=days)
     return datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def person_with_case(

@@ -9,9 +9,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.platform.settings import Settings
-from services.wiring import embedded_app
-
 pytestmark = pytest.mark.e2e
 
 Auth = Callable[..., dict[str, str]]
@@ -20,11 +17,6 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def at(days: float) -> str:
     return (NOW - timedelta(days=days)).isoformat()
-
-
-@pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
 
 
 def created(response: Any) -> Any:

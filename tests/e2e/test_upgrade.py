@@ -45,6 +45,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     var = tmp_path / "var"
     monkeypatch.setenv("TSUNAGU_VAR_DIR", str(var))
     monkeypatch.setenv("TSUNAGU_JWT_SECRET", JWT_SECRET)
+    # The command upgrades the embedded stores, even from a shell that names the servers.
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     return Settings(var_dir=var, jwt_secret=JWT_SECRET)
 
 

@@ -42,11 +42,6 @@ Story = tuple[TestClient, dict[str, Played]]
 
 
 @pytest.fixture
-def client(embedded_settings: Settings) -> TestClient:
-    return TestClient(embedded_app(embedded_settings))
-
-
-@pytest.fixture
 def story(client: TestClient, token: TokenFactory) -> Story:
     return client, play_all(ScenarioPlayer.embedded(client, token))
 

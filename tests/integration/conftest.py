@@ -18,13 +18,14 @@ from psycopg.rows import dict_row
 from contracts.reference import reference
 from contracts.topics import Topics
 from services.meeting.feed import FeedFacts
+from services.platform.bus import ensure_topics
 from services.platform.relay import Relay
 from services.platform.settings import Settings
 from services.platform.sql import PostgresDatabase
 from services.projection.audit import AuditLog
 from services.projection.store import ViewStore
 from services.scenarios import Client
-from services.wiring import feed_store, service_app, view_store
+from services.wiring import feed_store, projection_app, service_app, view_store
 from tests.infrastructure import Process, wait_for
 from tests.integration.feeds import AfterTheFeed
 from tests.integration.kafka_tools import end_offsets
@@ -80,6 +81,25 @@ def cleanup() -> Iterator[Cleanup]:
 
 
 Spawn = Callable[[list[str], Settings], Process]
+
+
+def intake_and_views(
+    settings: Settings, spawn: Spawn, cleanup: Cleanup
+) -> tuple[Process, TestClient, TestClient]:
+    """Intake relayed onto Kafka and the views fed from it: the feed's process, intake's client
+    and the views' client. The feed reads all three services' topics, so all three exist."""
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(
+        settings.kafka_bootstrap_servers or "",
+        [topics.events(s) for s in ("intake", "referral", "meeting")],
+        settings.topic_partitions,
+    )
+    spawn(["relay", "intake"], settings)
+    feed = spawn(["project", "projection"], settings)
+    intake = cleanup.client(service_app(settings, "intake"))
+    return feed, intake, cleanup.client(projection_app(settings))
+
+
 # Every story is played in Zama.
 ZAMA = reference().agencies["zama-jiritsu"].municipality
 

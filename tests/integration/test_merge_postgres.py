@@ -9,12 +9,9 @@ from typing import Any
 
 import pytest
 
-from contracts.topics import Topics
-from services.platform.bus import ensure_topics
 from services.platform.settings import Settings
-from services.wiring import projection_app, service_app
 from tests.infrastructure import Process, wait_for
-from tests.integration.conftest import Cleanup
+from tests.integration.conftest import Cleanup, intake_and_views
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +24,7 @@ def test_the_duplicates_later_records_join_the_survivor_until_unmerged(
     distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
-    topics = Topics(settings.topic_prefix)
-    ensure_topics(
-        settings.kafka_bootstrap_servers or "",
-        [topics.events(s) for s in ("intake", "referral", "meeting")],
-        settings.topic_partitions,
-    )
-    spawn(["relay", "intake"], settings)
-    feed = spawn(["project", "projection"], settings)
-    intake = cleanup.client(service_app(settings, "intake"))
-    views = cleanup.client(projection_app(settings))
+    feed, intake, views = intake_and_views(settings, spawn, cleanup)
 
     def register(name: str) -> str:
         body = {"family_name": name, "sex": "female"}

@@ -11,12 +11,11 @@ import pytest
 from contracts.envelope import CloudEvent
 from contracts.events import ViewPurged, parse
 from contracts.topics import Topics
-from services.platform.bus import ensure_topics
 from services.platform.settings import Settings
 from services.projection.store import ViewStore
-from services.wiring import projection_app, service_app, view_store
+from services.wiring import view_store
 from tests.infrastructure import Process, wait_for
-from tests.integration.conftest import Cleanup
+from tests.integration.conftest import Cleanup, intake_and_views
 from tests.integration.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
@@ -29,17 +28,7 @@ def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
     distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
-    topics = Topics(settings.topic_prefix)
-    # The views feed reads all three services' topics; only intake publishes in this test.
-    ensure_topics(
-        settings.kafka_bootstrap_servers or "",
-        [topics.events(s) for s in ("intake", "referral", "meeting")],
-        settings.topic_partitions,
-    )
-    spawn(["relay", "intake"], settings)
-    feed = spawn(["project", "projection"], settings)
-    intake = cleanup.client(service_app(settings, "intake"))
-    views = cleanup.client(projection_app(settings))
+    feed, intake, views = intake_and_views(settings, spawn, cleanup)
     store = cleanup.store(view_store(settings))
 
     person = intake.post(
@@ -99,7 +88,8 @@ def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
 
     # The sweeper process publishes the purge as ViewPurged on the projection's topic.
     sweeper = spawn(["views", "sweep", "--every", "0.5"], settings)
-    [record] = read_topic(settings.kafka_bootstrap_servers or "", topics.events("projection"), 1)
+    projection_topic = Topics(settings.topic_prefix).events("projection")
+    [record] = read_topic(settings.kafka_bootstrap_servers or "", projection_topic, 1)
     event = CloudEvent.from_bytes(record.value)  # type: ignore[attr-defined]
     data = parse(event)
     assert isinstance(data, ViewPurged), sweeper.output()
