@@ -51,6 +51,7 @@ from services.platform.calendar import DateAsISO, past_or_now
 from services.platform.disclose import Part, Shown, decide_parts
 from services.platform.eventstore import TracingApplication
 from services.platform.indexes import ListIndex
+from services.platform.keys import Erasure
 from services.projection.person_facts import CATEGORY_OF
 
 OFFICE_ROLE = "self_reliance_office"
@@ -96,6 +97,9 @@ class IntakeFacts(Protocol):
 class KnownApplications(Protocol):
     def applications_of(self, person_id: UUID) -> list[KnownApplication]:
         """The applications (利用申込) received from the person, oldest first."""
+
+    def erasure(self, person_id: UUID) -> Erasure | None:
+        """When and why intake erased the person (PersonErased), if it did."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,10 @@ class MeetingApplication(TracingApplication):
         """The person's applications a case may be opened from, for the office that opens it:
         those received in its own municipality."""
         self._require_office(staff, "open a support case")
+        # Nothing new is recorded about an erased person: say so before a case is offered.
+        erased = facts.erasure(person_id)
+        if erased is not None:
+            raise erased.refusal()
         return [
             a
             for a in facts.applications_of(person_id)

@@ -16,8 +16,14 @@ from uuid import UUID
 
 from contracts import disclosure
 from contracts.envelope import CloudEvent
-from contracts.events import ApplicationReceived, IntegrationEvent, PersonRegistered
+from contracts.events import (
+    ApplicationReceived,
+    IntegrationEvent,
+    PersonErased,
+    PersonRegistered,
+)
 from services.meeting.application import Applicant, KnownApplication, MergedPerson
+from services.platform.keys import Erasure
 from services.projection import consents, merges
 from services.projection.changes import Change, Upsert, ViewState
 from services.projection.person_facts import TxReader
@@ -35,6 +41,12 @@ TABLES = (
         person_id TEXT PRIMARY KEY,
         municipality TEXT NOT NULL
     )""",
+    # Whom intake erased (PersonErased), when and why: no case is offered for them.
+    """CREATE TABLE IF NOT EXISTS erased_person (
+        person_id TEXT PRIMARY KEY,
+        erased_at TEXT NOT NULL,
+        reason TEXT NOT NULL
+    )""",
     *merges.TABLES,
 )
 
@@ -48,6 +60,14 @@ def project_applications(
                 "known_person",
                 key={"person_id": str(data.person_id)},
                 values={"municipality": event.municipality},
+            )
+        ]
+    if isinstance(data, PersonErased):
+        return [
+            Upsert(
+                "erased_person",
+                key={"person_id": str(data.person_id)},
+                values={"erased_at": data.at.isoformat(), "reason": data.reason},
             )
         ]
     if not isinstance(data, ApplicationReceived):
@@ -94,6 +114,16 @@ class FeedFacts:
             )
             for row in rows
         ]
+
+    def erasure(self, person_id: UUID) -> Erasure | None:
+        with self._store.database.transaction() as tx:
+            row = tx.fetchone(
+                "SELECT erased_at, reason FROM erased_person WHERE person_id = ?",
+                (str(person_id),),
+            )
+        if row is None:
+            return None
+        return Erasure(row["reason"], datetime.fromisoformat(row["erased_at"]))
 
     def knows_person(self, person_id: UUID, municipality: str) -> bool:
         with self._store.database.transaction() as tx:

@@ -252,6 +252,10 @@ def test_nothing_new_is_recorded_about_an_erased_person_in_any_service(
     for name, answer in attempts.items():
         assert answer.status_code == 409, (name, answer.text)
         assert "erased" in answer.json()["message"], name
+    # No case is offered from their application, for the same reason.
+    offered = client.get(f"/meeting/persons/{person}/applications", headers=auth())
+    assert offered.status_code == 409, offered.text
+    assert offered.json()["current"]["reason"] == "subject_request"
 
 
 def test_the_desk_shows_each_erased_value_as_erased_with_its_date_and_reason(
@@ -271,6 +275,9 @@ def test_the_desk_shows_each_erased_value_as_erased_with_its_date_and_reason(
     person_page = client.get(f"/persons/{person}").text
     assert f"この方の情報は{today}に消去されました（本人からの消去請求）" in person_page
     assert "/consents/new" not in person_page  # nothing new is offered
+    case_page = client.get(f"/persons/{person}/case").text
+    assert f"この方の情報は{today}に消去されました（本人からの消去請求）" in case_page
+    assert f'action="/persons/{person}/case"' not in case_page  # no case to open
     proof = client.get(f"/privacy/entries/{ids['entry']}").text
     assert "提供した内容は消去済みです" in proof and "本人からの消去請求" in proof
     served = audit(client).entry(int(ids["entry"])).response_hash

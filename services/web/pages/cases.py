@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from contracts.reference import reference
 from services.web import formatting
+from services.web.client import Answer
 from services.web.desk import Desk, check_csrf, desk
 from services.web.pages.forms import body, options, values
 from services.web.pages.steps import WHEN_FIELDS, lines, refusal, when
@@ -231,6 +232,15 @@ async def of_person(person_id: str, d: Desk = Depends(desk)) -> Response:
     return d.render("case_open.html", **await _opening(d, person_id))
 
 
+def erasure_of(answer: Answer) -> dict[str, Any] | None:
+    """When and why the person was erased, if the answer refused for that (409, state
+    ``erased``): shown as 消去済み, not as a reason in English."""
+    body = answer.body if isinstance(answer.body, dict) else {}
+    current = body.get("current")
+    erased = isinstance(current, dict) and current.get("state") == "erased"
+    return current if answer.status == 409 and erased else None
+
+
 async def _opening(d: Desk, person_id: str) -> dict[str, Any]:
     """The person's applications to open a case from, each named by when it was received."""
     found = await d.get("meeting", f"/persons/{person_id}/applications")
@@ -245,6 +255,7 @@ async def _opening(d: Desk, person_id: str) -> dict[str, Any]:
             )
             for a in applications
         ],
+        "erased": erasure_of(found),
         "cannot_open": None if found.ok else found.message,
         "labels": LABELS,
     }
