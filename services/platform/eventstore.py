@@ -152,14 +152,12 @@ def _keys_stored_by(recorder: ApplicationRecorder, sealing: Sealing | None) -> K
     """The key store whose new keys ``recorder`` stores with the events sealed under them:
     the sealing's, when the event store's transactions reach its table (distributed, one
     database); None when the keys live elsewhere (embedded: two SQLite files)."""
-    if sealing is None or sealing.sealer.keys.database.dialect != "postgresql":
-        return None
     from services.platform.group_commit import GroupCommitRecorder
 
+    if sealing is None or not isinstance(recorder, GroupCommitRecorder):
+        return None
     keys = sealing.sealer.keys
-    if isinstance(recorder, GroupCommitRecorder) and recorder.stores_keys_of(keys):
-        return keys
-    return None
+    return keys if recorder.stores_keys_of(keys) else None
 
 
 class TracingApplication(Application[UUID]):
