@@ -41,3 +41,11 @@ def test_an_erasure_is_confirmed_then_the_page_shows_the_data_erased(
     expect(main).not_to_contain_text("千歳")
     expect(page.get_by_role("heading", name=re.compile("本人の情報を消去する"))).to_have_count(0)
     checked(page, "person-erased")
+
+    # No case is offered for them: the case page says why, in words, with no form.
+    page.goto(page.url.split("?")[0].rstrip("/") + "/case")
+    expect(page.locator("h1")).to_have_text("ケースを開始する")
+    main = page.locator("main")
+    expect(main).to_contain_text(f"この方の情報は{on}に消去されました（本人からの消去請求）")
+    expect(page.get_by_role("button", name="ケースを開始する")).to_have_count(0)
+    checked(page, "case-open-erased")
