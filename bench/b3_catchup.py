@@ -12,7 +12,7 @@ field sealed under its subject's data key, kept in the benchmark's key store (it
   of ``tsunagu views rebuild``) over its share of the partitions into one empty projection
   schema: partition k of every topic goes to replica k mod ``REPLICAS``, as faust's assignor
   gives co-partitioned topics to one worker, so each person's events stay with one replica.
-  Up to ``rebuild.BATCH`` messages at a time go to ``ProjectionRunner.consume_batch``, which is
+  Up to ``rebuild.BATCH`` messages at a time go to ``FeedRunner.consume_batch``, which is
   what the faust agent calls for each batch it takes: every projector of the views feed, and one
   PostgreSQL transaction per batch with its rows, its feed positions and its journal entries.
   The runner is a rebuild's: it marks each person's views stale rather than deciding them per
@@ -66,7 +66,7 @@ from contracts.topics import Topics
 from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.projection.rebuild import BATCH, catch_up
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import FeedRunner
 from services.wiring import FEEDS, feed_runner, feed_store, key_store, person_index
 from tests.infrastructure import Infrastructure
 
@@ -204,7 +204,7 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
     with contextlib.ExitStack() as resources:
         keys = key_store(settings)
         resources.callback(keys.close)
-        runner: JournalOnly | MemoryFold | ProjectionRunner
+        runner: JournalOnly | MemoryFold | FeedRunner
         if feeding == "floor":
             journal = runner = JournalOnly(settings.database_url)
             resources.callback(journal.close)

@@ -2,7 +2,7 @@
 
 The case: lifecycles from ``bench.load`` (consultations, consents, referrals, plans, meetings,
 closures), their person ids rewritten to one person, until that person has 500 events; applied
-with other persons' events (``BACKGROUND``) through the views feed (``ProjectionRunner``) into a
+with other persons' events (``BACKGROUND``) through the views feed (``FeedRunner``) into a
 fresh PostgreSQL schema. Then, in this process, ``GET /persons/{id}/as-of?at=T`` through FastAPI's
 TestClient on the projection service's app (authentication, ``person_documents.case_as_of``,
 the audit entry each disclosure appends, the JSON body), as a meeting organiser of the support

@@ -1,7 +1,7 @@
 """B8: the desk's pages against the API calls behind them, among 50,000 persons.
 
 The persons: lifecycles from ``bench.load`` (consultations, consents, referrals, plans,
-meetings, closures) in one municipality, applied through the views feed (``ProjectionRunner``)
+meetings, closures) in one municipality, applied through the views feed (``FeedRunner``)
 into a fresh PostgreSQL schema. Then, in this process, through FastAPI's TestClient, a support
 office caseworker signed in to the desk (``services.web``) whose API client calls the views
 service's app in-process, as embedded mode does:

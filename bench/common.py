@@ -102,7 +102,7 @@ class Stack:
 def project(
     settings: Settings, events: Iterable[Generated], name: str, batch: int
 ) -> tuple[ViewStore, int]:
-    """Apply ``events`` through the views' feed in-process (``ProjectionRunner``), ``batch``
+    """Apply ``events`` through the views' feed in-process (``FeedRunner``), ``batch``
     messages at a time, as consumed from topics ``<name>.<service>.events``: what a benchmark
     reads afterwards. The store is returned open (the caller closes its database), with the
     number of events applied."""

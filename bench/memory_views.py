@@ -91,7 +91,7 @@ class MemoryFold:
         self._projectors = tuple(projectors)
         self._applied: set[str] = set()
 
-    # As the projection runner's batches do: see ``paused``.
+    # As the feed runner's batches do: see ``paused``.
     @paused()
     def consume_batch(self, messages: Sequence[Message]) -> list[str]:
         """The messages' events applied in order; their ids."""

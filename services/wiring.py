@@ -65,7 +65,7 @@ from services.projection.person_search import PersonIndex
 from services.projection.purges import publish_purges, sweep_and_publish
 from services.projection.quarantine import Consumer, apply_or_quarantine
 from services.projection.rebuild import Settle
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import FeedRunner
 from services.projection.store import ViewStore
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
@@ -282,12 +282,12 @@ def feed_runner(
     *,
     keys: KeyStore,
     catching_up: bool = False,
-) -> ProjectionRunner:
+) -> FeedRunner:
     """``keys``: the key store the person index opens sealed values with (its caller closes
     it); ``catching_up``: the runner of a catch-up, whose feed's ``settle`` must follow it."""
     feed = FEEDS[service]
     projectors = (feed.catching_up if catching_up else None) or feed.projectors
-    return ProjectionRunner(
+    return FeedRunner(
         store,
         projectors(person_index(settings, keys)),
         dead_letters,
@@ -303,7 +303,7 @@ def feed_one(runner: Consumer, message: Message) -> None:
 
 def projection_runner(
     settings: Settings, store: ViewStore, dead_letters: Publisher, keys: KeyStore
-) -> ProjectionRunner:
+) -> FeedRunner:
     return feed_runner(settings, "projection", store, dead_letters, keys=keys)
 
 

@@ -6,7 +6,7 @@ in-process bus keeps nothing, so the letters published on it are appended to
 ``<var>/dead-letters.jsonl``, each named by its line number.
 
 A replay sends the original message to the feeds of its topic again. Its event id was never
-recorded as processed where it failed (``ProjectionRunner.quarantine``), so that feed applies it;
+recorded as processed where it failed (``FeedRunner.quarantine``), so that feed applies it;
 the feeds that had applied it drop it as a repeat. One that fails again is quarantined again.
 """
 

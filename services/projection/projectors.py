@@ -1,7 +1,7 @@
 """Projectors: plain functions ``(state, event) -> changes``.
 
 The faust agent (distributed) and the in-process bus (embedded) both call these, through the
-projection runner; they do no I/O of their own, so they are tested without any server.
+feed runner; they do no I/O of their own, so they are tested without any server.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ as soon as the servers allow. A deterministic one (an event the views cannot hol
 NUL byte PostgreSQL refuses in a text column) would fail the same way for ever; it would stop
 the feed and every view behind it. So the batch is then applied one event at a time: each
 event is tried ``ATTEMPTS`` times alone, and one that fails every time goes to the dead-letter
-topic with the reason (``ProjectionRunner.quarantine``), while the rest of the batch, and of
+topic with the reason (``FeedRunner.quarantine``), while the rest of the batch, and of
 its partition, carries on. ``tsunagu deadletter replay`` applies it again after a fix.
 """
 

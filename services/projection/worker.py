@@ -1,4 +1,4 @@
-"""The faust-streaming agent that feeds other services' topics through a projection runner.
+"""The faust-streaming agent that feeds other services' topics through a feed runner.
 
 Faust owns the consumer group, partition assignment and offset commits; the runner owns the
 views. Messages are handed over in batches, each applied in one transaction; a message is
@@ -22,7 +22,7 @@ from services.platform.lifecycle import Stopping
 from services.platform.private_files import private_dir
 from services.platform.settings import Settings
 from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import FeedRunner
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
     return tuple((str(k), bytes(v) if v is not None else b"") for k, v in items)
 
 
-async def consume_until_done(runner: ProjectionRunner, messages: Sequence[Message]) -> None:
+async def consume_until_done(runner: FeedRunner, messages: Sequence[Message]) -> None:
     """Apply a batch, waiting out the servers' absences and quarantining poison events
     (``services.projection.quarantine``); only then are its messages acknowledged."""
     await asyncio.to_thread(apply_or_quarantine, runner, messages)
@@ -58,7 +58,7 @@ def _message(received: Any, value: bytes) -> Message:
 
 
 def create_faust_app(
-    settings: Settings, runner: ProjectionRunner, consumer: str, sources: Sequence[str]
+    settings: Settings, runner: FeedRunner, consumer: str, sources: Sequence[str]
 ) -> faust.App:
     """A faust app whose consumer group ``consumer`` feeds ``sources``' topics to ``runner``."""
     assert settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS is required"
@@ -103,7 +103,7 @@ def create_faust_app(
 
 def run_worker(
     settings: Settings,
-    runner: ProjectionRunner,
+    runner: FeedRunner,
     consumer: str,
     sources: Sequence[str],
     stopping: Stopping,

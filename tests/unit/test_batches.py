@@ -21,7 +21,7 @@ from services.projection import agency_view, feed, statistics
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.person_search import PersonIndex
 from services.projection.projectors import consultations
-from services.projection.runner import Outcome, ProjectionRunner
+from services.projection.runner import FeedRunner, Outcome
 from services.projection.store import ViewStore, schema
 
 pytestmark = pytest.mark.unit
@@ -49,9 +49,9 @@ def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
     )
 
 
-def runner(database: Database, *, postponed: bool = False) -> tuple[ProjectionRunner, ViewStore]:
+def runner(database: Database, *, postponed: bool = False) -> tuple[FeedRunner, ViewStore]:
     store = ViewStore(database, feed.TABLES, journal=True)
-    return ProjectionRunner(store, projectors(postponed=postponed), InProcessBus(), "dlq"), store
+    return FeedRunner(store, projectors(postponed=postponed), InProcessBus(), "dlq"), store
 
 
 def tables(store: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
@@ -133,7 +133,7 @@ def test_a_batch_that_fails_leaves_nothing_behind() -> None:
         return []
 
     index = PersonIndex(KeyStore(SqliteDatabase(":memory:"), bytes(32)), BlindIndex(bytes(32)))
-    failing = ProjectionRunner(
+    failing = FeedRunner(
         store, (*feed.projectors(index), failing_at_the_last), InProcessBus(), "dlq"
     )
     with pytest.raises(RuntimeError):

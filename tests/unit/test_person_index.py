@@ -30,7 +30,7 @@ from services.platform.sealing import Sealer, seal_with
 from services.platform.sql import Row, SqliteDatabase
 from services.projection import feed, person_search, queries
 from services.projection.person_search import Candidate, Criteria, PersonIndex, full_key
-from services.projection.runner import Outcome, ProjectionRunner
+from services.projection.runner import FeedRunner, Outcome
 from services.projection.store import ViewStore
 from tests.sealed_scan import file_places, in_clear
 
@@ -70,7 +70,7 @@ class Platform:
         self.dead: list[Message] = []
         bus = InProcessBus()
         bus.subscribe("dlq", self.dead.append)
-        self.runner = ProjectionRunner(self.views, feed.projectors(self.index), bus, "dlq")
+        self.runner = FeedRunner(self.views, feed.projectors(self.index), bus, "dlq")
         self.relayed = 0
 
     def relay(self) -> None:

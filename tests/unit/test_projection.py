@@ -23,7 +23,7 @@ from services.platform.sql import SqliteDatabase
 from services.projection import queries
 from services.projection.changes import Change, Projector, Upsert
 from services.projection.projectors import consultations
-from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, Outcome, ProjectionRunner
+from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, FeedRunner, Outcome
 from services.projection.store import CONSULTATION_VIEW, ViewStore
 from tests.unit.test_contracts import opened_event
 
@@ -47,22 +47,22 @@ def test_projector_files_the_consultation_under_the_opening_agency() -> None:
 
 def consultation_feed(
     projector: Projector = consultations,
-) -> tuple[ProjectionRunner, ViewStore, list[Message]]:
+) -> tuple[FeedRunner, ViewStore, list[Message]]:
     """A runner of ``projector`` on the consultation view in memory, and its dead letters."""
     bus = InProcessBus()
     dead: list[Message] = []
     bus.subscribe("dlq", dead.append)
     store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
-    return ProjectionRunner(store, [projector], bus, "dlq"), store, dead
+    return FeedRunner(store, [projector], bus, "dlq"), store, dead
 
 
 @pytest.fixture
-def runner_and_dead_letters() -> tuple[ProjectionRunner, ViewStore, list[Message]]:
+def runner_and_dead_letters() -> tuple[FeedRunner, ViewStore, list[Message]]:
     return consultation_feed()
 
 
 def test_a_redelivered_event_changes_the_view_once(
-    runner_and_dead_letters: tuple[ProjectionRunner, ViewStore, list[Message]],
+    runner_and_dead_letters: tuple[FeedRunner, ViewStore, list[Message]],
 ) -> None:
     runner, store, _ = runner_and_dead_letters
     message = Message("t.intake.events", "k", opened_event().to_bytes())
@@ -73,7 +73,7 @@ def test_a_redelivered_event_changes_the_view_once(
 
 
 def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_next_one_applies(
-    runner_and_dead_letters: tuple[ProjectionRunner, ViewStore, list[Message]],
+    runner_and_dead_letters: tuple[FeedRunner, ViewStore, list[Message]],
 ) -> None:
     runner, store, dead = runner_and_dead_letters
     result = runner.consume(Message("t.intake.events", "k", b"{broken"))
@@ -94,7 +94,7 @@ def test_a_malformed_message_is_dead_lettered_with_its_reason_and_the_next_one_a
 
 
 def test_unknown_event_version_is_dead_lettered(
-    runner_and_dead_letters: tuple[ProjectionRunner, ViewStore, list[Message]],
+    runner_and_dead_letters: tuple[FeedRunner, ViewStore, list[Message]],
 ) -> None:
     runner, store, dead = runner_and_dead_letters
     runner.consume(Message("t", "k", opened_event(eventversion=7).to_bytes()))
@@ -110,7 +110,7 @@ def test_the_collector_stands_aside_while_a_batch_is_applied_and_resumes_after()
         return []
 
     store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
-    runner = ProjectionRunner(store, [watching], InProcessBus(), "dlq")
+    runner = FeedRunner(store, [watching], InProcessBus(), "dlq")
     assert gc.isenabled()
     runner.consume_batch([Message("t", "k", opened_event().to_bytes())])
     assert seen == [False]
@@ -145,7 +145,7 @@ def later_event(opened: CloudEvent, data: IntegrationEvent, version: int) -> Clo
 
 def consultation_row(events: list[CloudEvent]) -> dict[str, Any]:
     store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
-    runner = ProjectionRunner(store, [consultations], InProcessBus(), "dlq")
+    runner = FeedRunner(store, [consultations], InProcessBus(), "dlq")
     for event in events:
         assert runner.consume(Message("t", "k", event.to_bytes())).outcome is Outcome.APPLIED
     with store.database.transaction() as tx:

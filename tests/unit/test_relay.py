@@ -12,7 +12,7 @@ from services.platform.bus import InProcessBus, Message, Publisher
 from services.platform.relay import Relay, RelayPosition
 from services.platform.sql import SqliteDatabase
 from services.projection.projectors import consultations
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import FeedRunner
 from services.projection.store import CONSULTATION_VIEW, ViewStore
 
 pytestmark = pytest.mark.unit
@@ -78,7 +78,7 @@ def test_a_crash_after_publishing_republishes_the_same_ids_and_the_view_counts_o
     position = RelayPosition(SqliteDatabase(":memory:"), "intake")
     bus = InProcessBus()
     store = ViewStore(SqliteDatabase(":memory:"), CONSULTATION_VIEW)
-    bus.subscribe("t.intake.events", ProjectionRunner(store, [consultations], bus, "dlq").consume)
+    bus.subscribe("t.intake.events", FeedRunner(store, [consultations], bus, "dlq").consume)
     recording = Recording()
     bus.subscribe("t.intake.events", recording.sent.append)
     open_some(intake, 6)
