@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from contracts.topics import Topics
-from services.platform.bus import Message
 from services.platform.logs import configure_logging
 from services.platform.settings import Settings
-from services.platform.tracing import setup_tracing
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from services.projection.audit import AuditLog
 
-log = logging.getLogger("tsunagu")
 SERVE_SERVICE = "TSUNAGU_SERVE_SERVICE"
 # ``audit replay``'s exit status when the disclosure's content was erased since it was served.
 ERASED_SINCE = 3
@@ -50,13 +44,9 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from services.demo import load_demo
-    from services.wiring import embedded_app
+    from services.processes import traced_embedded_app
 
-    setup_tracing("tsunagu-embedded", otlp_endpoint=settings.otlp_endpoint)
-    app = embedded_app(settings)
-    if not args.no_demo:
-        load_demo(app, settings)
+    app = traced_embedded_app(settings, demo=not args.no_demo)
     print(banner(f"http://{args.host}:{args.port}", settings), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
@@ -100,10 +90,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _service_app(service: str, settings: Settings) -> FastAPI:
-    from services import wiring
+    from services.processes import traced_service_app
 
-    setup_tracing(f"tsunagu-{service}", otlp_endpoint=settings.otlp_endpoint)
-    return wiring.service_app(settings, service)
+    return traced_service_app(settings, service)
 
 
 def worker_app() -> FastAPI:
@@ -112,83 +101,16 @@ def worker_app() -> FastAPI:
     return _service_app(os.environ[SERVE_SERVICE], Settings.from_env())
 
 
-def _declared(settings: Settings, stop: threading.Event) -> None:
-    """Every topic created before this process uses any, once Kafka answers."""
-    from services.platform.lifecycle import until_available
-    from services.wiring import declare_topics
-
-    until_available("Kafka", lambda: declare_topics(settings), stop)
-
-
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
-    from services.platform.bus import KafkaPublisher
-    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.wiring import COMMAND_SERVICES, disclosure_outbox, relay
+    from services.processes import relay_process
 
-    bootstrap = settings.kafka_bootstrap_servers
-    if not bootstrap or not settings.database_url:
-        print("the relay needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
-        return 2
-    setup_tracing(f"tsunagu-{args.service}-relay", otlp_endpoint=settings.otlp_endpoint)
-    stop = Stopping().install().event
-    try:
-        _declared(settings, stop)
-        application = until_available(
-            "PostgreSQL", lambda: COMMAND_SERVICES[args.service].application(settings, None), stop
-        )
-        publisher = until_available("Kafka", lambda: KafkaPublisher(bootstrap), stop)
-        relaying = until_available(
-            "PostgreSQL", lambda: relay(settings, args.service, application, publisher), stop
-        )
-        outbox = until_available(
-            "PostgreSQL", lambda: disclosure_outbox(settings, args.service), stop
-        )
-    except Stopped:
-        return 0
-    # Beside its events, the service's reads (RecordViewed) go from its outbox to the audit
-    # topic, where ``tsunagu audit ingest`` appends them to the chains.
-    disclosures = threading.Thread(
-        target=outbox.run,
-        args=(publisher, stop, settings.relay_poll_seconds),
-        name="disclosures",
-        daemon=True,
-    )
-    disclosures.start()
-    report(READY)
-    log.info("relay started", extra={"service": args.service})
-    relaying.run(stop, settings.relay_poll_seconds)
-    disclosures.join()
-    relaying.close()
-    outbox.database.close()
-    publisher.close()
-    application.close()
-    return 0
+    return relay_process(settings, args.service)
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:
-    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.projection.worker import dead_letter_publisher, run_worker
-    from services.wiring import FEEDS, feed_runner, feed_store, key_store
+    from services.processes import feed_process
 
-    if not settings.kafka_bootstrap_servers or not settings.database_url:
-        print("the projector needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
-        return 2
-    service = args.service
-    setup_tracing(f"tsunagu-{service}-feed", otlp_endpoint=settings.otlp_endpoint)
-    stopping = Stopping().install()
-    try:
-        _declared(settings, stopping.event)
-        store = until_available("PostgreSQL", lambda: feed_store(settings, service), stopping.event)
-        keys = until_available("PostgreSQL", lambda: key_store(settings), stopping.event)
-        dead_letters = until_available(
-            "Kafka", lambda: dead_letter_publisher(settings), stopping.event
-        )
-    except Stopped:
-        return 0
-    runner = feed_runner(settings, service, store, dead_letters, keys=keys)
-    report(READY)
-    run_worker(settings, runner, f"{service}-feed", FEEDS[service].sources, stopping)
-    return 0
+    return feed_process(settings, args.service)
 
 
 def _aware_datetime(text: str) -> datetime:
@@ -257,163 +179,41 @@ def _anchor(args: argparse.Namespace, settings: Settings, log: AuditLog, municip
 
 
 def _checkpointer(args: argparse.Namespace, settings: Settings) -> int:
-    """The checkpointer process: once its servers answer, a checkpoint of each municipality's
-    chain (or only ``--municipality``'s) every so often."""
-    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.projection.checkpoint import Checkpointer, anchoring
-    from services.wiring import audit_chains, view_store
+    from services.processes import checkpointer_process
 
-    stop = Stopping().install().event
-    try:
-        if settings.kafka_bootstrap_servers:
-            _declared(settings, stop)
-        chains = until_available(
-            "PostgreSQL", lambda: dict(audit_chains(settings, view_store(settings)).each()), stop
-        )
-    except Stopped:
-        return 0
-    if args.municipality:
-        chains = {args.municipality: chains[args.municipality]}
-    anchors = [anchoring(settings, signing=True, municipality=code) for code in chains]
-    report(READY)
-    every = args.every or settings.checkpoint_seconds
-    threads = [
-        threading.Thread(target=Checkpointer(anchor, log).run, args=(every, stop))
-        for anchor, log in zip(anchors, chains.values(), strict=True)
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        for anchor in anchors:
-            anchor.store.close()
-    return 0
+    return checkpointer_process(settings, args.every, args.municipality)
 
 
 def _ingest(settings: Settings) -> int:
-    """``tsunagu audit ingest``: other services' reads, from the audit topic to the chain of
-    each one's municipality."""
-    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.projection.disclosure_ingest import AuditIngest, run_ingest
-    from services.projection.worker import dead_letter_publisher
-    from services.wiring import audit_chains, view_store
+    from services.processes import ingest_process
 
-    if not settings.kafka_bootstrap_servers or not settings.database_url:
-        print("the ingest needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
-        return 2
-    stop = Stopping().install().event
-    try:
-        _declared(settings, stop)
-        chains = until_available(
-            "PostgreSQL", lambda: audit_chains(settings, view_store(settings)), stop
-        )
-        dead_letters = until_available("Kafka", lambda: dead_letter_publisher(settings), stop)
-    except Stopped:
-        return 0
-    ingest = AuditIngest(chains, dead_letters, Topics(settings.topic_prefix).dead_letter)
-    report(READY)
-    log.info("audit ingest started")
-    run_ingest(settings, ingest, stop)
-    dead_letters.close()
-    chains.close()
-    return 0
+    return ingest_process(settings)
 
 
 def _views(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
-    from services.projection.agency_view import sweep
-    from services.projection.purges import sweep_and_publish
-    from services.wiring import view_store
+    from services.processes import views_sweep
 
     if args.action == "rebuild":
         return _rebuild(args.service, settings)
-    bootstrap = settings.kafka_bootstrap_servers if settings.distributed else None
-    if bootstrap and args.every:
-        return _sweeper(args.every, settings)
-    store = view_store(settings)
-    # Consents expire and emergency windows close with no event: something must look.
-    if not bootstrap:
-        # Embedded: the running app publishes the purges recorded here.
-        purges = sweep(store, args.at)
-    else:
-        from services.platform.bus import KafkaPublisher
-
-        publisher = KafkaPublisher(bootstrap)
-        try:
-            topic = Topics(settings.topic_prefix).events("projection")
-            purges = sweep_and_publish(store, publisher, topic, args.at)
-        finally:
-            publisher.close()
-    for purge in purges:
-        print(json.dumps(asdict(purge), ensure_ascii=False))
-    return 0
-
-
-def _sweeper(every: float, settings: Settings) -> int:
-    """The sweeper process: once its servers answer, a sweep every ``every`` seconds."""
-    from services.platform.bus import KafkaPublisher
-    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.projection.purges import run_sweeper
-    from services.wiring import view_store
-
-    bootstrap = settings.kafka_bootstrap_servers
-    assert bootstrap
-    stop = Stopping().install().event
-    try:
-        _declared(settings, stop)
-        store = until_available("PostgreSQL", lambda: view_store(settings), stop)
-        publisher = until_available("Kafka", lambda: KafkaPublisher(bootstrap), stop)
-    except Stopped:
-        return 0
-    report(READY)
-    try:
-        run_sweeper(
-            store, publisher, Topics(settings.topic_prefix).events("projection"), every, stop
-        )
-    finally:
-        publisher.close()
-    return 0
+    return views_sweep(
+        settings,
+        args.at,
+        args.every,
+        lambda purge: print(json.dumps(asdict(purge), ensure_ascii=False)),
+    )
 
 
 def _retention(args: argparse.Namespace, settings: Settings) -> int:
-    """``tsunagu retention sweep``: erase, for ``retention``, every person whose records'
-    retention has ended; once (at ``--at``, default now: each person erased printed as a JSON
-    line), or every ``--every`` seconds (the retention sweeper process). It writes to intake's
-    event store and key store: intake's relay publishes the erasures."""
-    from services.intake.retention import RetentionBook
-    from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
-    from services.wiring import feed_store, intake_application, key_store
+    from services.processes import retention_sweep
 
-    stop = Stopping().install().event
-    try:
-        keys = until_available("PostgreSQL", lambda: key_store(settings), stop)
-        intake = until_available("PostgreSQL", lambda: intake_application(settings, keys), stop)
-        store = until_available("PostgreSQL", lambda: feed_store(settings, "intake"), stop)
-    except Stopped:
-        return 0
-    book = RetentionBook(store)
-    try:
-        if args.every is None:
-            for person in intake.erase_due(book, args.at or datetime.now(UTC)):
-                print(json.dumps({"erased": str(person), "reason": "retention"}))
-            return 0
-        report(READY)
-        while not stop.is_set():
-            try:
-                erased = intake.erase_due(book, datetime.now(UTC))
-                if erased:
-                    log.info("erased for retention", extra={"persons": len(erased)})
-            except Exception:
-                log.exception("retention sweep failed; retrying at the next tick")
-            stop.wait(args.every)
-        return 0
-    finally:
-        intake.close()
-        store.database.close()
-        keys.close()
+    return retention_sweep(
+        settings,
+        args.at,
+        args.every,
+        lambda person: print(json.dumps({"erased": str(person), "reason": "retention"})),
+    )
 
 
 def _health(args: argparse.Namespace, _: Settings) -> int:
@@ -439,6 +239,7 @@ def _health(args: argparse.Namespace, _: Settings) -> int:
 
 
 def _deadletter(args: argparse.Namespace, settings: Settings) -> int:
+    from services.processes import replay_dead_letter
     from services.projection.deadletters import dead_letters, find
 
     store = dead_letters(settings)
@@ -453,58 +254,16 @@ def _deadletter(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "show":
         print(json.dumps(found.shown(), ensure_ascii=False, default=str))
         return 0
-    _replay(settings, found.original())
+    replay_dead_letter(settings, found.original())
     print(json.dumps({"replayed": found.name, "topic": found.topic}))
     return 0
 
 
-def _replay(settings: Settings, message: Message) -> None:
-    """The message to its topic's feeds again: on Kafka, published there; embedded, where the
-    running app's bus is out of reach, applied here to each feed of that topic (the feeds'
-    files are shared). A feed that had applied it drops it as a repeat."""
-    from services.platform.bus import KafkaPublisher
-    from services.projection.deadletters import FILE, FileDeadLetters
-    from services.projection.quarantine import apply_or_quarantine
-    from services.wiring import FEEDS, feed_runner, feed_store, key_store
-
-    if settings.distributed and settings.kafka_bootstrap_servers:
-        publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
-        publisher.publish([message])
-        publisher.close()
-        return
-    topics = Topics(settings.topic_prefix)
-    letters = FileDeadLetters(settings.var_dir / FILE)
-    keys = key_store(settings)
-    for service, feed in FEEDS.items():
-        if message.topic in {topics.events(source) for source in feed.sources}:
-            store = feed_store(settings, service)
-            runner = feed_runner(settings, service, store, letters, keys=keys)
-            apply_or_quarantine(runner, [message])
-            store.database.close()
-    keys.close()
-
-
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
-    """What the processes need before they start: ``topics create``, and for ``setup`` the
-    schemas and tables too. Both wait for their servers (a deployment's first step may run
-    while they are still starting); both may be run again."""
-    from services.platform.lifecycle import Stopped, Stopping, until_available
-    from services.wiring import create_schemas
+    """``setup`` (schemas, tables and topics) or ``topics create``."""
+    from services.processes import setup
 
-    if not settings.kafka_bootstrap_servers or (
-        args.command == "setup" and not settings.database_url
-    ):
-        print("set KAFKA_BOOTSTRAP_SERVERS (and DATABASE_URL for setup)", file=sys.stderr)
-        return 2
-    stop = Stopping().install().event
-    try:
-        if args.command == "setup":
-            until_available("PostgreSQL", lambda: create_schemas(settings), stop)
-        _declared(settings, stop)
-    except Stopped:
-        return 1
-    log.info("ready", extra={"step": args.command, "topic_prefix": settings.topic_prefix})
-    return 0
+    return setup(settings, schemas=args.command == "setup")
 
 
 def _rebuild(service: str, settings: Settings) -> int:
