@@ -67,6 +67,7 @@ from services.projection.quarantine import Consumer, apply_or_quarantine
 from services.projection.rebuild import Settle
 from services.projection.runner import FeedRunner
 from services.projection.store import ViewStore
+from services.referral import feed as referral_feed
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
 from services.referral.integration import PUBLISHED as referral_published
@@ -168,8 +169,9 @@ FEEDS: dict[str, Feed] = {
         catching_up=functools.partial(projection_feed.projectors, postponed=True),
         settle=agency_view.settle,
     ),
-    # Referral decides on consents: it keeps its own replica of the ledger.
-    "referral": Feed(consents.TABLES, lambda _: (consents.project_consents,), ("intake",)),
+    # Referral decides on consents: it keeps its own replica of the ledger, and intake's merges
+    # so that a consent given under a merged duplicate's id counts for the merged person.
+    "referral": Feed(referral_feed.TABLES, lambda _: referral_feed.PROJECTORS, ("intake",)),
     # Meeting opens cases from applications and shares tax only under a consent; it reads a
     # merged person's cases, meetings and bases as one person's.
     "meeting": Feed(

@@ -40,9 +40,11 @@ from services.meeting.application import (
     KnownApplication,
     MeetingApplication,
     MemberPreview,
+    Named,
     Reading,
     ScheduleMeeting,
     SharedItem,
+    named,
 )
 from services.meeting.feed import FeedFacts
 from services.meeting.meeting import Meeting
@@ -153,7 +155,9 @@ class AssessmentResponse(BaseModel):
 
 class CaseResponse(BaseModel):
     id: UUID
+    # The person as merged now (the survivor), and the duplicate's id it was opened under.
     person_id: UUID
+    recorded_under: UUID | None
     agency: str
     consultation_id: UUID
     opened_at: datetime
@@ -169,10 +173,12 @@ class CaseResponse(BaseModel):
     allowed: list[str]
 
     @classmethod
-    def of(cls, c: SupportCase) -> CaseResponse:
+    def of(cls, c: SupportCase, person: Named) -> CaseResponse:
+        assert person.person_id is not None, "a case is always a person's"
         return cls(
             id=c.id,
-            person_id=c.person_id,
+            person_id=person.person_id,
+            recorded_under=person.recorded_under,
             agency=c.agency,
             consultation_id=c.consultation_id,
             opened_at=c.opened_at,
@@ -220,6 +226,7 @@ class MeetingResponse(BaseModel):
     organiser: str
     scheduled_for: datetime
     person_id: UUID | None
+    recorded_under: UUID | None
     case_ids: list[UUID]
     members: list[dict[str, Any]]
     held_at: datetime | None
@@ -232,13 +239,14 @@ class MeetingResponse(BaseModel):
     allowed: list[str]
 
     @classmethod
-    def of(cls, m: Meeting) -> MeetingResponse:
+    def of(cls, m: Meeting, person: Named) -> MeetingResponse:
         return cls(
             id=m.id,
             kind=m.kind,
             organiser=m.agency,
             scheduled_for=m.scheduled_for,
-            person_id=m.person_id,
+            person_id=person.person_id,
+            recorded_under=person.recorded_under,
             case_ids=m.case_ids,
             members=m.members,
             held_at=m.held_at,
@@ -322,6 +330,7 @@ class MemberPreviewResponse(BaseModel):
 class DeclarationResponse(BaseModel):
     id: UUID
     person_id: UUID
+    recorded_under: UUID | None
     declared_by: str
     staff_id: str
     recipients: list[str]
@@ -332,10 +341,12 @@ class DeclarationResponse(BaseModel):
     flagged_for_review: bool
 
     @classmethod
-    def of(cls, d: VitalInterestDeclaration) -> DeclarationResponse:
+    def of(cls, d: VitalInterestDeclaration, person: Named) -> DeclarationResponse:
+        assert person.person_id is not None, "a declaration is always about a person"
         return cls(
             id=d.id,
-            person_id=d.person_id,
+            person_id=person.person_id,
+            recorded_under=person.recorded_under,
             declared_by=d.agency,
             staff_id=d.staff_id,
             recipients=d.recipients,
@@ -358,10 +369,10 @@ def _json(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-def case_document(case: SupportCase, reading: Reading) -> dict[str, Any]:
+def case_document(case: SupportCase, person: Named, reading: Reading) -> dict[str, Any]:
     """The case as ``reading`` allows: assessments' issues each under its own category, their
     strengths and notes under consultation, emergency support under welfare_benefit."""
-    document: dict[str, Any] = _json(CaseResponse.of(case))
+    document: dict[str, Any] = _json(CaseResponse.of(case, person))
     shown = reading.shown
     for record in document["assessment_records"]:
         record["issues"] = [
@@ -376,10 +387,10 @@ def case_document(case: SupportCase, reading: Reading) -> dict[str, Any]:
     return document
 
 
-def meeting_document(meeting: Meeting, reading: Reading) -> dict[str, Any]:
+def meeting_document(meeting: Meeting, person: Named, reading: Reading) -> dict[str, Any]:
     """A meeting on one person as ``reading`` allows: without a basis for its plan, who met
     when, not what was concluded or discussed."""
-    document: dict[str, Any] = _json(MeetingResponse.of(meeting))
+    document: dict[str, Any] = _json(MeetingResponse.of(meeting, person))
     if PLAN not in reading.shown:
         document["conclusions"], document["plans_discussed"] = [], []
         document["resource_gaps"] = []
@@ -446,7 +457,7 @@ def regular_meeting_read(meeting: Meeting, readings: Mapping[UUID, CaseReading])
     one for every person reviewed."""
     view = {"view": "meeting", "meeting_id": str(meeting.id)}
     cases = CasesShown.of(readings, meeting.agency, view)
-    document: dict[str, Any] = _json(MeetingResponse.of(meeting))
+    document: dict[str, Any] = _json(MeetingResponse.of(meeting, Named(None, None)))
     document["case_ids"] = [c for c in document["case_ids"] if c in cases.allowed]
     document["plans_discussed"] = cases.keep(document["plans_discussed"])
     document["resource_gaps"] = cases.keep(document["resource_gaps"])
@@ -468,11 +479,16 @@ def _about(person_id: UUID | None, document: Any, shown: Shown, **kept: Any) -> 
 
 
 def _read(
-    kind: str, record: SupportCase | Meeting, document: dict[str, Any], reading: Reading
+    kind: str,
+    record: SupportCase | Meeting,
+    person: Named,
+    document: dict[str, Any],
+    reading: Reading,
 ) -> Disclosure:
-    """A case or meeting as a read of its person: its holder's or organiser's record."""
+    """A case or meeting as a read of its person, as merged now: its holder's or organiser's
+    record."""
     return _about(
-        record.person_id,
+        person.person_id,
         document,
         reading.shown,
         disclosed_by=frozenset({record.agency}),
@@ -495,7 +511,8 @@ def build_router(
         reading = meetings.case_reading(reader.staff, facts, case)
         if PLAN not in reading.shown:
             raise Forbidden(reading.withheld.get(PLAN, "no basis to read this case"))
-        return _read("case", case, case_document(case, reading), reading)
+        person = named(facts, case.person_id)
+        return _read("case", case, person, case_document(case, person, reading), reading)
 
     def meeting_shown(reader: Reader, meeting: Meeting) -> Disclosure:
         if meeting.person_id is None:
@@ -503,7 +520,10 @@ def build_router(
             readings = meetings.case_readings(reader.staff, facts, meeting.agency, reviewed)
             return regular_meeting_read(meeting, readings)
         reading = meetings.meeting_reading(reader.staff, facts, meeting)
-        return _read("meeting", meeting, meeting_document(meeting, reading), reading)
+        person = named(facts, meeting.person_id)
+        return _read(
+            "meeting", meeting, person, meeting_document(meeting, person, reading), reading
+        )
 
     def case_reply(reader: Reader, case_id: UUID, status_code: int = 200) -> Response:
         case = meetings.case(case_id)
@@ -733,15 +753,18 @@ def build_router(
         reader.about(body.person_id)
         declaration_id = meetings.declare_vital_interest(reader.staff, facts, body)
         declaration = meetings.declaration(declaration_id)
-        document = _json(DeclarationResponse.of(declaration))
-        shown = _about(body.person_id, document, {}, disclosed_by=frozenset({declaration.agency}))
+        person = named(facts, declaration.person_id)
+        document = _json(DeclarationResponse.of(declaration, person))
+        shown = _about(person.person_id, document, {}, disclosed_by=frozenset({declaration.agency}))
         return reader.answer(shown, status_code=201, command=True)
 
     @router.get("/persons/{person_id}/vital-interests", response_model=list[DeclarationResponse])
     def vital_interests(person_id: UUID, reader: Reader = Reading_) -> Response:
-        """Every declaration on the person, each flagged for the privacy officer's review."""
-        found = meetings.vital_interests(reader.staff, person_id)
-        document = [_json(DeclarationResponse.of(d)) for d in found]
+        """Every declaration on the person, each flagged for the privacy officer's review; of a
+        merged person, those made under any of their records (a duplicate's id: 409 naming the
+        survivor)."""
+        found = meetings.vital_interests(reader.staff, facts, person_id)
+        document = [_json(DeclarationResponse.of(d, named(facts, d.person_id))) for d in found]
         declared = frozenset(d.agency for d in found)
         return reader.answer(_about(person_id, document, {}, disclosed_by=declared))
 

@@ -80,6 +80,16 @@ class MergedPerson:
     records: tuple[UUID, ...]
 
 
+@dataclass(frozen=True)
+class Named:
+    """Whom a record kept under a person's id is about now: the merged person (the survivor,
+    whom every read of them answers), and the id it was recorded under while that is a
+    duplicate merged into them (else None). An unmerge names it as it was."""
+
+    person_id: UUID | None
+    recorded_under: UUID | None
+
+
 class IntakeFacts(Protocol):
     def applicant(self, consultation_id: UUID) -> Applicant | None:
         """The application (利用申込) that came with this consultation, if known."""
@@ -94,7 +104,7 @@ class IntakeFacts(Protocol):
         """The person ``person_id`` is part of now, through intake's merges."""
 
 
-class KnownApplications(Protocol):
+class KnownApplications(IntakeFacts, Protocol):
     def applications_of(self, person_id: UUID) -> list[KnownApplication]:
         """The applications (利用申込) received from the person, oldest first."""
 
@@ -248,11 +258,14 @@ class MeetingApplication(TracingApplication):
                 "application_received",
                 f"no application (利用申込) is known for consultation {consultation_id}",
             )
-        if applicant.person_id != person_id:
+        # Of a merged person, an application made under any of their records is theirs; and
+        # their one case may have been opened under any of them.
+        records = facts.merged(person_id).records
+        if applicant.person_id not in records:
             raise Invalid(
                 "person_id", "applicant", f"the application of {consultation_id} is another's"
             )
-        existing = self.find(SupportCase, SupportCase.create_id(person_id))
+        existing = next((c for c in map(self._case_of_record, records) if c is not None), None)
         if existing is not None:
             raise Conflict(
                 f"the person already has case {existing.id}; a closed case is reopened",
@@ -274,17 +287,18 @@ class MeetingApplication(TracingApplication):
         self, staff: Staff, facts: KnownApplications, person_id: UUID
     ) -> list[KnownApplication]:
         """The person's applications a case may be opened from, for the office that opens it:
-        those received in its own municipality."""
+        those received in its own municipality; of a merged person, under any of their records
+        (a duplicate's id: 409 naming the survivor)."""
         self._require_office(staff, "open a support case")
         # Nothing new is recorded about an erased person: say so before a case is offered.
         erased = facts.erasure(person_id)
         if erased is not None:
             raise erased.refusal()
-        return [
-            a
-            for a in facts.applications_of(person_id)
-            if reference().in_municipality(a.agency, staff.municipality)
-        ]
+        found = [a for r in _survivor(facts, person_id).records for a in facts.applications_of(r)]
+        return sorted(
+            (a for a in found if reference().in_municipality(a.agency, staff.municipality)),
+            key=lambda a: (a.received_at, str(a.consultation_id)),
+        )
 
     def case(self, case_id: UUID) -> SupportCase:
         return self.fetch(SupportCase, case_id, "case")
@@ -303,11 +317,14 @@ class MeetingApplication(TracingApplication):
         into them; a duplicate's id answers with the survivor's (409), as the views do.
         """
         person = _survivor(facts, person_id)
-        for record in person.records:
-            case = self.find(SupportCase, SupportCase.create_id(record))
+        for case in map(self._case_of_record, person.records):
             if case is not None and case.municipality == staff.municipality:
                 return self.readable_case(staff, case.id)
         raise NotFound(f"no support case for person {person_id}")
+
+    def _case_of_record(self, person_id: UUID) -> SupportCase | None:
+        """The case opened under this id, if any: one per record."""
+        return self.find(SupportCase, SupportCase.create_id(person_id))
 
     def cases_held(self, staff: Staff, closed: bool | None = None) -> list[SupportCase]:
         """The caller's agency's cases, oldest first; ``closed`` keeps the closed (or open) ones."""
@@ -705,16 +722,21 @@ class MeetingApplication(TracingApplication):
     def declaration(self, declaration_id: UUID) -> VitalInterestDeclaration:
         return self.fetch(VitalInterestDeclaration, declaration_id, "declaration")
 
-    def vital_interests(self, staff: Staff, person_id: UUID) -> list[VitalInterestDeclaration]:
+    def vital_interests(
+        self, staff: Staff, facts: IntakeFacts, person_id: UUID
+    ) -> list[VitalInterestDeclaration]:
         """The person's declarations in the caller's municipality, to its supervisors and
         privacy officers; one whose role reaches its own agency only reads those its agency
-        made or received."""
+        made or received. Of a merged person, those made under any of their records, oldest
+        first (a duplicate's id: 409 naming the survivor)."""
         if not (staff.has_role("supervisor") or staff.has_role("privacy_officer")):
             raise Forbidden("declarations are read by supervisors and privacy officers")
         wide = staff.oversees_municipality("supervisor", "privacy_officer")
+        records = _survivor(facts, person_id).records
+        found = [d for r in records for d in self._declaration_aggregates(r)]
         return [
             d
-            for d in self._declaration_aggregates(person_id)
+            for d in sorted(found, key=lambda d: d.created_on)
             if d.municipality == staff.municipality
             and (wide or staff.agency == d.agency or staff.agency in d.recipients)
         ]
@@ -894,6 +916,12 @@ def _survivor(facts: IntakeFacts, person_id: UUID) -> MergedPerson:
             survivor_id=str(person.survivor),
         )
     return person
+
+
+def named(facts: IntakeFacts, recorded: UUID | None) -> Named:
+    """How an answer names the person a record was kept under (``Named``)."""
+    person = facts.merged(recorded).survivor if recorded is not None else None
+    return Named(person, recorded if person != recorded else None)
 
 
 def _who(staff: Staff) -> tuple[str, str]:

@@ -139,7 +139,5 @@ class FeedFacts:
 
     def merged(self, person_id: UUID) -> MergedPerson:
         with self._store.database.transaction() as tx:
-            state = TxReader(tx)
-            survivor = merges.survivor_of(state, str(person_id))
-            records = [survivor, *merges.merged_into(state, survivor)]
-        return MergedPerson(UUID(survivor), tuple(map(UUID, records)))
+            records = merges.records_of(TxReader(tx), str(person_id))
+        return MergedPerson(UUID(records[0]), tuple(map(UUID, records)))

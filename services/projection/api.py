@@ -41,7 +41,9 @@ class ConsultationView(BaseModel):
 
     consultation_id: UUID
     municipality: str | None
+    # The person as merged now (the survivor), and the duplicate's id it was recorded under.
     person_id: UUID | None
+    recorded_under: UUID | None
     opened_at: str
     channel: str | None
     route_in: str | None
@@ -76,6 +78,7 @@ _AS_STORED = (
     "consultation_id",
     "municipality",
     "person_id",
+    "recorded_under",
     "channel",
     "route_in",
     "caller_kind",

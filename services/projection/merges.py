@@ -21,8 +21,10 @@ the survivor's value stands: the survivor is the record the office chose to keep
 
 The duplicate's own id is not a second picture while merged: the views answer it with a
 pointer to the survivor (409, ``survivor_id``), and its materialised rows are the survivor's.
-Meeting keeps the same table from the same events (``project_merges``) and reads a merged
-person's case, meetings and bases the same way; referral does not yet.
+Meeting and referral keep the same table from the same events (``project_merges``): meeting
+reads a merged person's case, meetings and bases the same way, and referral decides a slip, about
+either id, on the merged person's consents (``as_one``). A line that names a person (a list's,
+a slip's, a case's) names the survivor and the id it was recorded under (``named``).
 
 A replay as of an earlier instant reads the records as they are merged now: the case of the
 human as known today. What each agency was actually served before the merge is the audit's.
@@ -102,6 +104,23 @@ def survivor_of(state: Rows, person_id: str) -> str:
         person_id = survivor
 
 
+def records_of(state: Rows, person_id: str) -> list[str]:
+    """The records read as one person with ``person_id`` now, whichever of them it names: the
+    survivor's first, then every record merged into them."""
+    survivor = survivor_of(state, person_id)
+    return [survivor, *merged_into(state, survivor)]
+
+
+def named(state: Rows, row: dict[str, Any]) -> dict[str, Any]:
+    """A line recorded under ``row["person_id"]`` as it names its person now: ``person_id``
+    the merged person's (the survivor, whom every read of the person answers), and
+    ``recorded_under`` the id it was recorded under while that is a duplicate (else None).
+    An unmerge gives the line back as it was."""
+    recorded = row["person_id"]
+    person = survivor_of(state, recorded) if recorded is not None else None
+    return {**row, "person_id": person, "recorded_under": recorded if person != recorded else None}
+
+
 def merged_into(state: Rows, survivor: str) -> list[str]:
     """The persons merged into ``survivor`` now, and into them in turn, in a fixed order."""
     found: list[str] = []
@@ -156,3 +175,10 @@ def united(state: Rows, person_id: str) -> United:
     if isinstance(state, United) and state.person == person_id:
         return state
     return United(state, person_id, merged_into(state, person_id))
+
+
+def as_one(state: Rows, person_id: str) -> United:
+    """``state`` reading ``person_id`` with every record it is merged with now, a duplicate's
+    id too: what a record kept under a duplicate's id (a slip) is decided on, as ``united``
+    decides the survivor's own."""
+    return United(state, person_id, [r for r in records_of(state, person_id) if r != person_id])

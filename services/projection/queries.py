@@ -2,6 +2,8 @@
 
 Each list is sorted by columns that never change once set (the opening instant, the sending
 instant, then the row's id), so a page after a cursor is the same whatever arrived meanwhile.
+A line names its person as merged now (``merges.named``): the survivor, whose page and reads
+answer, and the duplicate's id it was recorded under; an unmerge gives the line back.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from datetime import date, datetime
 
 from services.platform.pagination import Key, Page
 from services.platform.sql import Row, Transaction
-from services.projection.person_facts import utc
+from services.projection.merges import named
+from services.projection.person_facts import TxReader, utc
 
 CONNECT_ELSEWHERE = "connect_elsewhere"
 _CONSULTATIONS = ("opened_at", "consultation_id")
@@ -36,10 +39,13 @@ def consultations(
         where.append("opened_at >= ?")
         params.append(utc(opened_since))
     after, values = asked.keyset(_CONSULTATIONS)
-    return tx.fetchall(
-        f"SELECT * FROM consultation_view WHERE {' AND '.join(where)} AND {after} "
-        f"ORDER BY {', '.join(_CONSULTATIONS)} LIMIT ?",
-        (*params, *values, asked.fetch),
+    return _named(
+        tx,
+        tx.fetchall(
+            f"SELECT * FROM consultation_view WHERE {' AND '.join(where)} AND {after} "
+            f"ORDER BY {', '.join(_CONSULTATIONS)} LIMIT ?",
+            (*params, *values, asked.fetch),
+        ),
     )
 
 
@@ -54,15 +60,23 @@ def referral_box(
     in ``state`` when given."""
     after, values = asked.keyset(_BOX)
     in_state, states = ("state = ?", [state]) if state is not None else ("1 = 1", [])
-    return tx.fetchall(
-        f"SELECT * FROM referral_box WHERE agency = ? AND direction = ? AND {in_state} "
-        f"AND {after} ORDER BY {', '.join(_BOX)} LIMIT ?",
-        (agency, direction, *states, *values, asked.fetch),
+    return _named(
+        tx,
+        tx.fetchall(
+            f"SELECT * FROM referral_box WHERE agency = ? AND direction = ? AND {in_state} "
+            f"AND {after} ORDER BY {', '.join(_BOX)} LIMIT ?",
+            (agency, direction, *states, *values, asked.fetch),
+        ),
     )
 
 
 def box_key(row: Row) -> Key:
     return (row["sent_at"] or "", row["referral_id"])
+
+
+def _named(tx: Transaction, rows: list[Row]) -> list[Row]:
+    state = TxReader(tx)
+    return [named(state, row) for row in rows]
 
 
 def municipality_of(tx: Transaction, person_id: str) -> str | None:

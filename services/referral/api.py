@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Header, Response
 from pydantic import Field
 from pydantic_core import to_jsonable_python
 
-from contracts import disclosure
 from contracts.fields import Code, Moment, Reason, RequestModel
 from contracts.identity import Staff
 from services.platform.disclose import (
@@ -27,7 +26,6 @@ from services.platform.disclose import (
 )
 from services.platform.pagination import Page, after_cursor, link_of, page, respond
 from services.platform.settings import Settings
-from services.projection.consents import consents_of
 from services.projection.person_facts import REFERRAL_STATUS
 from services.projection.store import ViewStore
 from services.referral.application import (
@@ -36,6 +34,7 @@ from services.referral.application import (
     SlipReading,
     box_order,
 )
+from services.referral.feed import ConsentReplica
 from services.referral.referral import Referral
 
 
@@ -64,15 +63,17 @@ class IdentifyRequest(RequestModel):
 Move = Literal["acknowledge", "accept", "decline", "start", "hold", "complete", "fail", "withdraw"]
 
 
-def status_of(referral: Referral, settings: Settings) -> dict[str, Any]:
-    """What the sender may always know (referral_status): where its slip stands."""
+def status_of(referral: Referral, settings: Settings, person: dict[str, Any]) -> dict[str, Any]:
+    """What the sender may always know (referral_status): where its slip stands, and whom it
+    is about as ``person`` names them (``ConsentReplica.named``: the survivor of a merge)."""
     now = datetime.now(UTC)
     return {
         "id": referral.id,
         "kind": referral.kind,
         "sender": referral.sender,
         "receiver": referral.receiver,
-        "person_id": referral.person_id,
+        "person_id": person["person_id"],
+        "recorded_under": person["recorded_under"],
         "state": referral.state,
         "state_at": referral.state_at,
         "sent_at": referral.sent_at,
@@ -82,12 +83,14 @@ def status_of(referral: Referral, settings: Settings) -> dict[str, Any]:
     }
 
 
-def slip_of(referral: Referral, settings: Settings, reading: SlipReading) -> dict[str, Any]:
+def slip_of(
+    referral: Referral, settings: Settings, reading: SlipReading, person: dict[str, Any]
+) -> dict[str, Any]:
     """What the receiver reads: the slip itself, its content only as far as its basis still
     covers it (``bases``; the rest named in ``withheld``)."""
     now = datetime.now(UTC)
     return {
-        **status_of(referral, settings),
+        **status_of(referral, settings, person),
         "reason": referral.reason if reading.reason else None,
         "categories": referral.categories,
         "basis": referral.basis,
@@ -111,27 +114,26 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(tags=["referral"])
     Reading = disclosures.dependency()
-
-    def consents(person_id: UUID) -> tuple[disclosure.Consent, ...]:
-        with feed.database.transaction() as tx:
-            return consents_of(tx, str(person_id))
+    replica = ConsentReplica(feed)
+    consents = replica.consents_of
 
     def view(referral: Referral, staff: Staff) -> Disclosure:
         """The slip (receiver) or its status (sender), with the moves the caller may make: a
-        read of the person the referral is about."""
+        read of the person the referral is about, as merged now."""
         ends = frozenset({referral.sender, referral.receiver})
+        person = replica.named(referral.person_id)
         if staff.agency == referral.receiver:
             reading = referrals.slip_reading(staff, referral, consents)
-            document = slip_of(referral, referrals.settings, reading)
+            document = slip_of(referral, referrals.settings, reading, person)
             shown, withheld = reading.shown, reading.withheld
         else:
-            document = status_of(referral, referrals.settings)
+            document = status_of(referral, referrals.settings, person)
             shown, withheld = {REFERRAL_STATUS: (OWN_RECORD, None)}, {}
         document["allowed_moves"] = referral.open_moves(staff.agency)
         return Disclosure(
             to_jsonable_python(document),
             shown,
-            person_id=str(referral.person_id) if referral.person_id else None,
+            person_id=person["person_id"],
             disclosed_by=ends,
             withheld=withheld,
             view={"view": "referral", "referral_id": str(referral.id)},

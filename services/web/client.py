@@ -41,6 +41,14 @@ class Answer:
         return values[0] if values else None
 
     @property
+    def survivor(self) -> str | None:
+        """The person a merged duplicate's id points to, where the API answered so (409
+        naming ``survivor_id``): the desk takes the page to theirs."""
+        body = self.body if isinstance(self.body, dict) else {}
+        survivor = body.get("survivor_id")
+        return str(survivor) if self.status == 409 and survivor else None
+
+    @property
     def message(self) -> str:
         return str(self.body.get("message", "")) if isinstance(self.body, dict) else ""
 

@@ -54,6 +54,21 @@ def consent(client: TestClient, auth: Auth, person: str, categories: list[str]) 
     return str(ok(client.post("/intake/consents", json=body, headers=auth()), 201)["id"])
 
 
+def duplicate_with_a_case(client: TestClient, auth: Auth) -> tuple[str, str, str, str, str]:
+    """A survivor, and a duplicate who applied (利用申込) and has a case, with a coordination
+    meeting on it in three days: (survivor, duplicate, consultation, case, meeting)."""
+    survivor = register(client, auth, "試験")
+    duplicate = register(client, auth, "試験ダブリ")
+    consultation = consult(client, auth, duplicate)
+    ok(client.post(f"/intake/consultations/{consultation}/application", json={}, headers=auth()))
+    opened = {"consultation_id": consultation, "person_id": duplicate}
+    case = ok(client.post("/meeting/cases", json=opened, headers=auth()), 201)["id"]
+    soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    coordination = {"kind": "individual_coordination", "scheduled_for": soon, "case_ids": [case]}
+    meeting = ok(client.post("/meeting/meetings", json=coordination, headers=auth()), 201)["id"]
+    return survivor, duplicate, consultation, case, meeting
+
+
 def pictures(client: TestClient, auth: Auth, person: str, at: datetime) -> dict[str, Any]:
     """Every answer about the person: the office's and Hello Work's views, and the as-of
     replay (its 支援経過記録, and what Hello Work could see then)."""
@@ -124,19 +139,8 @@ def test_a_merge_reaches_the_views_and_an_unmerge_undoes_it(client: TestClient, 
 def test_a_merge_reaches_the_case_history_and_an_unmerge_undoes_it(
     client: TestClient, auth: Auth
 ) -> None:
-    survivor = register(client, auth, "試験")
-    duplicate = register(client, auth, "試験ダブリ")
-    consultation = consult(client, auth, duplicate)
-    ok(client.post(f"/intake/consultations/{consultation}/application", json={}, headers=auth()))
-    opened = {"consultation_id": consultation, "person_id": duplicate}
-    case = ok(client.post("/meeting/cases", json=opened, headers=auth()), 201)
+    survivor, duplicate, _, case, meeting_id = duplicate_with_a_case(client, auth)
     given = consent(client, auth, duplicate, ["plan"])
-    soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
-    coordination = {"kind": "individual_coordination", "scheduled_for": soon}
-    meeting = client.post(
-        "/meeting/meetings", json=coordination | {"case_ids": [case["id"]]}, headers=auth()
-    )
-    meeting_id = ok(meeting, 201)["id"]
 
     def history(person: str) -> dict[str, Any]:
         return {
@@ -158,7 +162,7 @@ def test_a_merge_reaches_the_case_history_and_an_unmerge_undoes_it(
     merge = {"into": survivor, "reason": "同一人物(二重登録)"}
     ok(client.post(f"/intake/persons/{duplicate}/merge", json=merge, headers=auth()))
     merged = history(survivor)
-    assert ok(merged["case"])["id"] == case["id"]
+    assert ok(merged["case"])["id"] == case
     assert [m["id"] for m in ok(merged["meetings"])] == [meeting_id]
     # The consent given under the duplicate's id is the merged person's, in meeting too.
     plan = ok(merged["hellowork"])["categories"]["plan"]

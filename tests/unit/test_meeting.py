@@ -299,7 +299,7 @@ def test_vital_interest_opens_its_window_and_closes_it(
     }
     assert app.visibility(OFFICER, facts, person, "zama-kodomo", days(33)) == {}
     assert app.visibility(OFFICER, facts, person, "zama-kodomo", days(29)) == {}
-    [listed] = app.vital_interests(OFFICER, person)
+    [listed] = app.vital_interests(OFFICER, facts, person)
     assert listed.flagged_for_review and listed.valid_until == days(33)
 
 
@@ -330,7 +330,7 @@ def test_only_supervisors_declare_and_only_they_and_privacy_officers_list(
     with pytest.raises(Forbidden):
         app.declare_vital_interest(JIRITSU, facts, declaration(person))
     with pytest.raises(Forbidden):
-        app.vital_interests(JIRITSU, person)
+        app.vital_interests(JIRITSU, facts, person)
     with pytest.raises(Forbidden, match="another agency"):
         app.visibility(JIRITSU, facts, person, "zama-kodomo")
     # A supervisor only in an agency the reference data names for the role declares.
@@ -341,8 +341,8 @@ def test_only_supervisors_declare_and_only_they_and_privacy_officers_list(
         staff("zama-kodomo", "supervisor"), facts, declaration(person)
     )
     # An own-agency supervisor reads only the declarations its agency made or received.
-    assert app.vital_interests(staff("zama-shogai", "supervisor"), person) == []
-    assert len(app.vital_interests(SUPERVISOR, person)) == 1
+    assert app.vital_interests(staff("zama-shogai", "supervisor"), facts, person) == []
+    assert len(app.vital_interests(SUPERVISOR, facts, person)) == 1
 
 
 def test_meeting_events_are_published_on_schema(app: MeetingApplication, facts: Facts) -> None:

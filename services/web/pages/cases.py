@@ -229,6 +229,8 @@ async def of_person(person_id: str, d: Desk = Depends(desk)) -> Response:
     answer = await d.get("meeting", f"/persons/{person_id}/case")
     if answer.ok:
         return d.redirect(f"/cases/{answer.body['id']}")
+    if answer.survivor:
+        return d.redirect(f"/persons/{answer.survivor}/case", "person.merged_into")
     return d.render("case_open.html", **await _opening(d, person_id))
 
 

@@ -140,9 +140,8 @@ async def show(person_id: str, d: Desk = Depends(desk)) -> Response:
     try:
         return d.render("person.html", **await _person_page(d, person_id))
     except Refused as refused:
-        answer = refused.answer
-        survivor = answer.body.get("survivor_id") if isinstance(answer.body, dict) else None
-        if answer.status != 409 or survivor is None:
+        survivor = refused.answer.survivor
+        if survivor is None:
             raise
         # A duplicate merged into another person: their page is the survivor's, which shows
         # what was recorded under the duplicate too.

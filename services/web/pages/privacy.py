@@ -406,6 +406,9 @@ async def _declaration(d: Desk, declaration_id: str, entries: list[Seen]) -> dic
     if person is None:
         return None
     answer = await d.get("meeting", f"/persons/{person}/vital-interests")
+    if answer.survivor:
+        # Read under a duplicate merged since: the survivor's list holds it.
+        answer = await d.get("meeting", f"/persons/{answer.survivor}/vital-interests")
     found = [x for x in answer.body if x["id"] == declaration_id] if answer.ok else []
     return found[0] if found else None
 

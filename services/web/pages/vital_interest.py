@@ -48,6 +48,7 @@ async def _context(d: Desk, person_id: str) -> dict[str, Any]:
             d.t, "category", [c for c in ref.data_categories if c != disclosure.TAX]
         ),
         "declarations": declared.body if declared.ok else [],
+        "survivor": declared.survivor,
         "supervises": d.user.has_role("supervisor"),
         "max_hours": MAX_HOURS,
         "labels": LABELS,
@@ -57,6 +58,9 @@ async def _context(d: Desk, person_id: str) -> dict[str, Any]:
 @router.get("/persons/{person_id}/vital-interest")
 async def form(person_id: str, d: Desk = Depends(desk)) -> Response:
     context = await _context(d, person_id)
+    if context["survivor"]:
+        # A duplicate merged into another: a declaration is made on the person kept.
+        return d.redirect(f"/persons/{context['survivor']}/vital-interest", "person.merged_into")
     return d.render("vital_interest.html", values={"hours": str(MAX_HOURS)}, **context)
 
 
