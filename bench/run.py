@@ -34,6 +34,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("B4", "bench.b4_replay"),
     ("B5", "bench.b5_audit"),
     ("B6", "bench.b6_memory"),
+    ("B7", "bench.b7_person_view"),
     ("B8", "bench.b8_desk"),
 )
 
