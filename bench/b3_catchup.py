@@ -15,9 +15,8 @@ field sealed under its subject's data key, kept in the benchmark's key store (it
   Up to ``rebuild.BATCH`` messages at a time go to ``FeedRunner.consume_batch``, which is
   what the faust agent calls for each batch it takes: every projector of the views feed, and one
   PostgreSQL transaction per batch with its rows, its feed positions and its journal entries.
-  The runner is a rebuild's: it marks each person's views stale rather than deciding them per
-  batch, and once its share is in, each replica decides persons' views (``agency_view.settle``)
-  until none is left stale; the wall time includes that.
+  The runner is a rebuild's: it records no purge again. No view is decided: views are decided
+  when they are read.
 
 B3.events_per_s is the backlog over Tsunagu's wall time (from the replicas' common start to the
 last one's end); B3.ratio is that over the baseline's rate.
@@ -193,8 +192,6 @@ class Finished(NamedTuple):
     at: float  # when it finished, epoch seconds
     cpu: float  # its own CPU seconds
     postgres: dict[int, float]  # CPU seconds of each server process of the database by then
-    settled: int = 0  # persons whose views it decided once its share was in
-    settle_seconds: float = 0.0
 
 
 def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) -> Finished:
@@ -211,9 +208,7 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
         elif feeding == "ceiling":
             views = FEEDS["projection"]
             assert views.catching_up is not None
-            fold = runner = MemoryFold(
-                views.tables, views.catching_up(person_index(settings, keys))
-            )
+            runner = MemoryFold(views.tables, views.catching_up(person_index(settings, keys)))
         else:
             store = feed_store(settings, "projection")
             resources.callback(store.database.close)
@@ -233,19 +228,10 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
             share=(number, REPLICAS),
             every=100_000,
         )
-        settled, settling = 0, time.perf_counter()
-        if feeding == "views":
-            # The replicas then share the deciding of each person's views, as in a rebuild.
-            settle = FEEDS["projection"].settle
-            assert settle is not None
-            settled = settle(store)
-        elif feeding == "ceiling":
-            settled = fold.settle()
-        settling = time.perf_counter() - settling
         finished = time.time()
         own = time.process_time() - own
         postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
-    return Finished(applied, finished, own, postgres, settled, settling)
+    return Finished(applied, finished, own, postgres)
 
 
 def replicated(
@@ -407,8 +393,6 @@ def _per_replica(done: list[Finished]) -> list[dict[str, float]]:
         {
             "events": replica.events,
             "cpu_us_per_event": round(replica.cpu / replica.events * 1e6, 1),
-            "settled_persons": replica.settled,
-            "settle_seconds": round(replica.settle_seconds, 1),
         }
         for replica in done
     ]

@@ -65,7 +65,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             seen = [
                 row["person_id"]
                 for row in tx.fetchall(
-                    "SELECT DISTINCT person_id FROM agency_view WHERE agency = ?", (OFFICE,)
+                    "SELECT DISTINCT person_id FROM person_fact WHERE agency = ?", (OFFICE,)
                 )
             ]
         store.database.close()

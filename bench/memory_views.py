@@ -1,15 +1,14 @@
 """The views held in dicts: what a catch-up's own work costs with no database at all.
 
-B3's ceiling feeds each replica's share to the projectors a catch-up runs and then decides each
-stale person's views (``agency_view.settle_changes``), as ``tsunagu views rebuild`` does, but
-over ``MemoryViews`` rather than the view store: nothing is claimed, journalled or written. Its
-rate bounds what any storage of these views could reach with these projectors.
+B3's ceiling feeds each replica's share to the projectors a catch-up runs, as ``tsunagu views
+rebuild`` does, but over ``MemoryViews`` rather than the view store: nothing is claimed,
+journalled or written. Its rate bounds what any storage of these views could reach with these
+projectors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from contracts.envelope import CloudEvent
@@ -17,8 +16,7 @@ from contracts.events import parse
 from services.platform.bus import Message
 from services.platform.collector import freeze_long_lived, paused
 from services.platform.sql import Row
-from services.projection import agency_view
-from services.projection.changes import Change, Delete, Projector, Upsert
+from services.projection.changes import Change, Projector, Upsert
 from services.projection.store import schema
 
 _Key = tuple[Any, ...]
@@ -84,7 +82,7 @@ class MemoryViews:
 
 
 class MemoryFold:
-    """A catch-up's runner and settle over ``MemoryViews``: each event id applied once."""
+    """A catch-up's runner over ``MemoryViews``: each event id applied once."""
 
     def __init__(self, tables: Sequence[str], projectors: Sequence[Projector]) -> None:
         self.views = MemoryViews(tables)
@@ -107,11 +105,3 @@ class MemoryFold:
         # The rows kept live as long as the fold: no later collection need walk them again.
         freeze_long_lived()
         return applied
-
-    @paused()
-    def settle(self, now: datetime | None = None) -> int:
-        """Decide the views of every person left stale, as ``agency_view.settle`` does."""
-        stale = sorted(row["person_id"] for row in self.views.table("view_stale"))
-        self.views.apply([Delete("view_stale", {"person_id": p}) for p in stale])
-        self.views.apply(agency_view.settle_changes(self.views, stale, now or datetime.now(UTC)))
-        return len(stale)

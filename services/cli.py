@@ -291,7 +291,6 @@ def _rebuild(service: str, settings: Settings) -> int:
         dead_letters,
         FEEDS[service].sources,
         show,
-        settle=FEEDS[service].settle,
     )
     dead_letters.close()
     keys.close()

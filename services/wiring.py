@@ -50,7 +50,7 @@ from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener, Sealer
 from services.platform.settings import Settings
 from services.platform.sql import connect
-from services.projection import agency_view, consents, merges
+from services.projection import consents, merges
 from services.projection import feed as projection_feed
 from services.projection.api import build_router as views_router
 from services.projection.audit_api import build_router as audit_router
@@ -64,7 +64,6 @@ from services.projection.person_api import build_router as person_router
 from services.projection.person_search import PersonIndex
 from services.projection.purges import publish_purges, sweep_and_publish
 from services.projection.quarantine import Consumer, apply_or_quarantine
-from services.projection.rebuild import Settle
 from services.projection.runner import FeedRunner
 from services.projection.store import ViewStore
 from services.referral import feed as referral_feed
@@ -92,10 +91,9 @@ class Feed:
     sources: tuple[str, ...]
     # Keep every applied event in commit order (the views: what disclosure replay reads).
     journal: bool = False
-    # A catch-up over a backlog (a rebuild): its projectors, if they differ, and what decides
-    # at its end the work they postpone (the agency views: ``agency_view.settle``).
+    # A catch-up over a backlog (a rebuild): its projectors, if they differ (the views record
+    # no purge again: the live run's are history).
     catching_up: Callable[[PersonIndex], tuple[Projector, ...]] | None = None
-    settle: Settle | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,6 @@ FEEDS: dict[str, Feed] = {
         ("intake", "referral", "meeting"),
         journal=True,
         catching_up=functools.partial(projection_feed.projectors, postponed=True),
-        settle=agency_view.settle,
     ),
     # Referral decides on consents: it keeps its own replica of the ledger, and intake's merges
     # so that a consent given under a merged duplicate's id counts for the merged person.
@@ -286,7 +283,7 @@ def feed_runner(
     catching_up: bool = False,
 ) -> FeedRunner:
     """``keys``: the key store the person index opens sealed values with (its caller closes
-    it); ``catching_up``: the runner of a catch-up, whose feed's ``settle`` must follow it."""
+    it); ``catching_up``: the runner of a catch-up over a backlog."""
     feed = FEEDS[service]
     projectors = (feed.catching_up if catching_up else None) or feed.projectors
     return FeedRunner(

@@ -1,25 +1,26 @@
-"""Each agency's lawful view of each person, materialised, and purged when its basis ends.
+"""Each agency's lawful view of each person, decided when it is read, and the record of what
+left whose view when a basis ended.
 
-``agency_view`` holds, per agency and person, only the facts whose category ``decide`` allows
-that agency now, each with the basis that allows it and the instant that basis ends. It is
-recomputed for a person after every event about them; what is no longer allowed is DELETED
-from the table (not hidden by the API) and a ``view_purge`` row records it for the audit
-(the ViewPurged record). Bases that end with time alone — a consent's expiry, a 支援会議
-(Article 9 support meeting) membership's end, a vital-interest window — are caught by
-``sweep``, which finds the rows whose ``valid_until`` has passed.
+No agency's view is stored: ``decided_views`` decides, at the instant asked, which of the
+person's facts (``person_fact``) ``decide`` allows each agency, from the bases as they stand
+(the consent replica, 支援会議 (Article 9 support meeting) memberships, vital-interest
+declarations, merges). A basis that ends needs no deletion, only a record for the audit: a
+``view_purge`` row (the ViewPurged record) says which categories left which agency's view,
+on which basis, and when. It is written
 
-A catch-up over a backlog (a rebuild) does not decide a person's views after every batch: it
-marks the person stale (``view_stale``), and ``settle`` decides each one once, at the end. Reads
-are unaffected: a person's view is decided again at the instant it is read.
+- by the projector, with the event that ends a basis at once (a withdrawal, an unmerge): the
+  views just before the event and just after it, decided, compared (``lost``);
+- by ``sweep``, for the bases that end with time alone (a consent's expiry, a withdrawal dated
+  ahead, a membership's end, a vital-interest window): the projector notes each such end
+  (``basis_end``), and the sweep compares the views decided just before it and at it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import partial
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts import disclosure
@@ -27,7 +28,7 @@ from contracts.envelope import CloudEvent
 from contracts.events import ConsentWithdrawn, IntegrationEvent, PersonsMerged, PersonsUnmerged
 from contracts.reference import reference
 from services.projection import consents, merges
-from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
+from services.projection.changes import Change, Projector, Upsert, ViewState
 from services.projection.person_facts import (
     Pending,
     Reader,
@@ -39,20 +40,6 @@ from services.projection.person_facts import (
 from services.projection.store import ViewStore
 
 TABLES = (
-    """CREATE TABLE IF NOT EXISTS agency_view (
-        agency TEXT NOT NULL,
-        person_id TEXT NOT NULL,
-        category TEXT NOT NULL,
-        field TEXT NOT NULL,
-        value TEXT NOT NULL,
-        basis TEXT NOT NULL,
-        basis_id TEXT,
-        valid_until TEXT,
-        PRIMARY KEY (agency, person_id, category, field)
-    )""",
-    "CREATE INDEX IF NOT EXISTS agency_view_person ON agency_view (person_id)",
-    # The sweep's question, "whose basis has ended?", answered by an index.
-    "CREATE INDEX IF NOT EXISTS agency_view_until ON agency_view (valid_until)",
     # The outbox of ViewPurged events: ``published`` turns 1 once the bus has taken it.
     """CREATE TABLE IF NOT EXISTS view_purge (
         purge_id TEXT PRIMARY KEY,
@@ -65,9 +52,17 @@ TABLES = (
     )""",
     "CREATE INDEX IF NOT EXISTS view_purge_person ON view_purge (person_id, at)",
     "CREATE INDEX IF NOT EXISTS view_purge_unpublished ON view_purge (published, at)",
-    # The persons a catch-up has applied events about and not yet decided the views of
-    # (``settle``): kept with the events, so a catch-up that dies leaves them to the sweep.
-    "CREATE TABLE IF NOT EXISTS view_stale (person_id TEXT PRIMARY KEY)",
+    # Each instant a basis ends with time alone, until ``sweep`` has recorded what it took.
+    """CREATE TABLE IF NOT EXISTS basis_end (
+        end_id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        swept INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS basis_end_due ON basis_end (swept, ends_at)",
+    # Views were once materialised per agency: a store from then loses that copy of the facts.
+    "DROP TABLE IF EXISTS agency_view",
+    "DROP TABLE IF EXISTS view_stale",
 )
 
 # The purposes an agency's standing view serves; a category shown under any of them is shown,
@@ -76,10 +71,15 @@ VIEW_PURPOSES = ("support_coordination", "meeting", "referral")
 OWN_RECORD = "own_record"
 POLICY_VIEWER = "projection"
 SWEEP_CAUSE = "basis ended (expired or lapsed)"
-READ_CAUSE = "basis ended (found when the view was read)"
-SETTLE_CAUSE = "basis ended (found when a catch-up's views were decided)"
-# Persons whose views one ``settle`` transaction decides: their rows are read a query per table.
-SETTLE_CHUNK = 2000
+# The views "just before" an end are decided this long before it: the clock's resolution.
+JUST_BEFORE = timedelta(microseconds=1)
+# The column each basis table holds the instant it ends in, when it ends with time alone.
+ENDS = {
+    "consent": "valid_until",
+    "consent_withdrawal": "at",
+    "meeting_membership": "valid_until",
+    "vital_interest": "valid_until",
+}
 
 Clock = Callable[[], datetime]
 
@@ -194,102 +194,79 @@ def _audience(fact: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(json.loads(audience)) if audience is not None else None
 
 
-def refresh_changes(
-    state: Reader, person_id: str, now: datetime, cause: str, purge_key: str
-) -> tuple[list[Change], list[Purge]]:
-    """The changes that make the person's rows in ``agency_view`` what ``decide`` allows now.
+# An agency's view of one person: (category, field) -> the fact shown, with its basis.
+View = dict[tuple[str, str], dict[str, Any]]
 
-    A person merged into another has no view of their own: what it held is deleted, with no
-    purge recorded (nothing left anyone's view: it is shown as the survivor's, whose view is
-    decided here too). The survivor's view is decided on everything merged into them.
+
+def decided_views(
+    state: Reader, person_id: str, at: datetime, agencies: Collection[str] | None = None
+) -> dict[str, View]:
+    """Every agency's view of the person at ``at`` (or only ``agencies``'), decided from the
+    facts and the bases as they stand: each fact ``decide_fact`` allows the agency, with the
+    basis that allows it and the instant that basis ends. Agencies shown nothing are absent.
+
+    A person merged into another has no view of their own: their facts are the survivor's.
     """
-    survivor = merges.survivor_of(state, person_id)
-    if survivor != person_id:
-        moved: list[Change] = [
-            Delete("agency_view", {k: row[k] for k in ("agency", "person_id", "category", "field")})
-            for row in state.rows("agency_view", {"person_id": person_id})
-        ]
-        decided, purges = refresh_changes(state, survivor, now, cause, purge_key)
-        return moved + decided, purges
+    if merges.survivor_of(state, person_id) != person_id:
+        return {}
     state = merges.united(state, person_id)
     record = record_from(state, person_id)
+    # Only an agency some basis names can be allowed anything: the others (thousands, in a
+    # national reference) are not asked.
+    named = _named(record) & reference().agencies.keys()
+    if agencies is not None:
+        named &= set(agencies)
+    if not named:
+        return {}
     facts = state.rows("person_fact", {"person_id": person_id})
-    existing = {
-        (row["agency"], row["category"], row["field"]): row
-        for row in state.rows("agency_view", {"person_id": person_id})
-    }
-    changes: list[Change] = []
-    wanted: set[tuple[str, str, str]] = set()
-    lost: dict[str, dict[str, dict[str, str | None]]] = {}
-    named = _named(record)
     audiences = [_audience(fact) for fact in facts]
-    held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for (holder, category, _), row in existing.items():
-        held.setdefault(holder, []).append((category, row))
-    # Only an agency some basis names can be allowed anything, and only one holding rows can
-    # lose any: the others (thousands, in a national reference) have nothing to refresh.
-    for agency in sorted((named | held.keys()) & reference().agencies.keys()):
-        bases = FactBases(agency, record, now) if agency in named else None
+    views: dict[str, View] = {}
+    for agency in sorted(named):
+        bases = FactBases(agency, record, at)
+        view: View = {}
         for fact, audience in zip(facts, audiences, strict=True):
             category = fact["category"]
-            if bases is None or category not in bases.categories:
+            if category not in bases.categories:
                 continue
             if audience is not None and agency not in audience:
                 continue
             grant = bases.of(fact)
             if grant is None:
                 continue
-            basis, basis_id = grant.basis, grant.basis_id
-            until = utc(grant.valid_until) if grant.valid_until else None
-            key = (agency, category, fact["field"])
-            wanted.add(key)
-            stored = existing.get(key)
-            if (
-                stored is None
-                or stored["value"] != fact["value"]
-                or stored["basis"] != basis
-                or stored["basis_id"] != basis_id
-                or stored["valid_until"] != until
-            ):
-                values = {
-                    "value": fact["value"],
-                    "basis": basis,
-                    "basis_id": basis_id,
-                    "valid_until": until,
-                }
-                changes.append(Upsert("agency_view", _key(person_id, key), values))
-        # A category leaves the view where any of its rows does: another agency's facts
-        # whose basis ended, even while the agency's own facts of it stay.
-        for category, row in held.get(agency, ()):
-            if (agency, category, row["field"]) not in wanted:
-                lost.setdefault(agency, {})[category] = {
+            view[(category, fact["field"])] = {
+                "category": category,
+                "field": fact["field"],
+                "value": fact["value"],
+                "basis": grant.basis,
+                "basis_id": grant.basis_id,
+                "valid_until": utc(grant.valid_until) if grant.valid_until else None,
+            }
+        if view:
+            views[agency] = view
+    return views
+
+
+def decided_view(state: Reader, agency: str, person_id: str, at: datetime) -> list[dict[str, Any]]:
+    """``agency``'s view of the person at ``at`` (``decided_views``), in category and field
+    order."""
+    view = decided_views(state, person_id, at, (agency,)).get(agency, {})
+    return [view[key] for key in sorted(view)]
+
+
+def lost(before: dict[str, View], after: dict[str, View]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What left each agency's view between two decisions: per agency, each category any of
+    whose facts is no longer shown (another agency's facts whose basis ended, even while the
+    agency's own facts of it stay), with the basis it had been shown on."""
+    gone: dict[str, dict[str, dict[str, Any]]] = {}
+    for agency, view in before.items():
+        still = after.get(agency, {})
+        for key, row in view.items():
+            if key not in still:
+                gone.setdefault(agency, {})[row["category"]] = {
                     "basis": row["basis"],
                     "basis_id": row["basis_id"],
                 }
-    changes += [Delete("agency_view", _key(person_id, k)) for k in existing if k not in wanted]
-    purges = [
-        Purge(agency, person_id, categories, cause) for agency, categories in sorted(lost.items())
-    ]
-    changes += [
-        Upsert(
-            "view_purge",
-            {"purge_id": f"{purge_key}|{person_id}|{p.agency}"},
-            {
-                "agency": p.agency,
-                "person_id": person_id,
-                "categories": json.dumps(p.categories, sort_keys=True),
-                "reason": p.reason,
-                "at": utc(now),
-            },
-        )
-        for p in purges
-    ]
-    return changes, purges
-
-
-def _key(person_id: str, key: tuple[str, str, str]) -> dict[str, Any]:
-    agency, category, name = key
-    return {"agency": agency, "person_id": person_id, "category": category, "field": name}
+    return gone
 
 
 def _cause(data: IntegrationEvent) -> str:
@@ -300,66 +277,93 @@ def _cause(data: IntegrationEvent) -> str:
     return f"basis no longer in force after {data.name}"
 
 
-def agency_views(clock: Clock = _now) -> Projector:
-    """The projector that refreshes every agency's view of each person an event touches.
+def _recorded(purges: Sequence[Purge], key: str, at: datetime) -> list[Change]:
+    """The ``view_purge`` rows of ``purges``, each keyed by ``key`` and its person and agency,
+    so that the same purge recorded again (a redelivery, two sweepers) is one row."""
+    return [
+        Upsert(
+            "view_purge",
+            {"purge_id": f"{key}|{p.person_id}|{p.agency}"},
+            {
+                "agency": p.agency,
+                "person_id": p.person_id,
+                "categories": json.dumps(p.categories, sort_keys=True),
+                "reason": p.reason,
+                "at": utc(at),
+            },
+        )
+        for p in purges
+    ]
 
-    It reads the person as they will be after this event: the store applies all projectors'
-    changes together, so the consent replica's and the facts' changes for this same event are
-    recomputed here (both are pure) and overlaid on the stored rows.
-    """
 
-    def project(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
-        return _refreshed(view, event, data, _upcoming(view, event, data), clock())
-
-    return project
+def _left(person: str, before: dict[str, View], after: dict[str, View], cause: str) -> list[Purge]:
+    """The purges of what left each agency's view of ``person`` between two decisions."""
+    return [
+        Purge(agency, person, cats, cause) for agency, cats in sorted(lost(before, after).items())
+    ]
 
 
 def person_views(clock: Clock = _now, *, postponed: bool = False) -> Projector:
-    """The consent replica's, the facts' and ``agency_views``' changes, as one projector.
+    """The consent replica's, the facts' and the merges' changes, and what a change to a
+    person's bases takes out of agencies' views: decided at ``clock()`` before the event and
+    after it, and recorded as purges named by the event. Each end a basis will reach with time
+    alone is noted for ``sweep`` (one already past is history: nothing of it is shown now).
 
-    The same changes as the three in a row, but the consents and facts are worked out once
-    rather than again inside ``agency_views``. On a store that applies events in batches
-    (``Deferring``), each person's views are refreshed once per batch, after the last event
-    about them, and the purge names the first of those events; an event that changes one of
-    the person's bases (a basis may end with it) has them refreshed at once, so that a purge
-    names the event that ended the basis.
-
-    ``postponed`` (a catch-up over a backlog): the persons are only marked stale, and
-    ``settle`` decides each one's views once, when the catch-up is done. A catch-up rebuilds
-    views from nothing, so there is nothing shown in between to purge; the purges it would
-    otherwise record again are history, kept from the live run.
+    ``postponed`` (a catch-up over a backlog): no purge is recorded. A catch-up rebuilds the
+    tables from nothing; the purges of the live run are history, kept from it.
     """
 
     def project(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
         upcoming = _upcoming(view, event, data)
-        if postponed:
-            stale = [Upsert("view_stale", {"person_id": p}, {}) for p in _touched(data, upcoming)]
-            return [*upcoming, *stale]
-        # Looked up rather than isinstance(view, Deferring): a runtime protocol check costs
-        # more than the rest of a small event's projection.
-        defer = getattr(view, "defer", None)
-        if defer is None:
-            return [*upcoming, *_refreshed(view, event, data, upcoming, clock())]
-        urgent = any(isinstance(c, Upsert) and c.table in BASES for c in upcoming)
-        for person in sorted(_touched(data, upcoming)):
-            refresh = partial(
-                _refresh_person, person=person, clock=clock, cause=_cause(data), key=event.id
+        now = clock()
+        changes = [*upcoming, *_ends(upcoming, now)]
+        if postponed or not any(isinstance(c, Upsert) and c.table in BASES for c in upcoming):
+            return changes
+        before = reader_of(view)
+        after = Pending(before, upcoming)
+        # A person merged by this event is the survivor: what the duplicate held is shown as
+        # the survivor's, so nothing left anyone's view.
+        persons = sorted({merges.survivor_of(after, p) for p in _touched(data, upcoming)})
+        purges = [
+            purge
+            for person in persons
+            for purge in _left(
+                person,
+                decided_views(before, person, now),
+                decided_views(after, person, now),
+                _cause(data),
             )
-            defer(person, refresh, urgent=urgent)
-        return upcoming
+        ]
+        return changes + _recorded(purges, event.id, now)
 
     return project
 
 
 # The tables of the bases ``decide`` weighs: a change to them may end one.
-BASES = ("consent", "consent_withdrawal", "meeting_membership", "vital_interest", "person_merge")
+BASES = (*ENDS, "person_merge")
 
 
-def _refresh_person(
-    view: ViewState, *, person: str, clock: Clock, cause: str, key: str
-) -> list[Change]:
-    changes, _ = refresh_changes(reader_of(view), person, clock(), cause, key)
-    return changes
+def _ends(upcoming: list[Change], now: datetime) -> list[Change]:
+    """A ``basis_end`` for each basis an event records that ends with time alone."""
+    ends: list[Change] = []
+    for change in upcoming:
+        column = ENDS.get(change.table)
+        if not isinstance(change, Upsert) or column is None or column not in change.values:
+            continue
+        ends_at = utc(datetime.fromisoformat(change.values[column]))
+        end_id = "|".join([change.table, *map(str, change.key.values())])
+        ends.append(
+            Upsert(
+                "basis_end",
+                {"end_id": end_id},
+                {
+                    "person_id": change.values["person_id"],
+                    "ends_at": ends_at,
+                    "swept": int(ends_at <= utc(now)),
+                },
+            )
+        )
+    return ends
 
 
 def _upcoming(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> list[Change]:
@@ -386,85 +390,40 @@ def _touched(data: IntegrationEvent, upcoming: list[Change]) -> set[str]:
     return persons
 
 
-def _refreshed(
-    view: ViewState,
-    event: CloudEvent,
-    data: IntegrationEvent,
-    upcoming: list[Change],
-    now: datetime,
-) -> list[Change]:
-    state = Pending(reader_of(view), upcoming)
-    changes: list[Change] = []
-    for person in sorted(_touched(data, upcoming)):
-        refreshed, _ = refresh_changes(state, person, now, _cause(data), event.id)
-        changes += refreshed
-    return changes
-
-
-def refresh(store: ViewStore, person_id: str, now: datetime, cause: str) -> list[Purge]:
-    """Recompute one person's rows in every agency's view at ``now``; what was purged."""
-    return refresh_all(store, [person_id], now, cause)
-
-
-def refresh_all(store: ViewStore, persons: Sequence[str], now: datetime, cause: str) -> list[Purge]:
-    """``refresh`` for several persons (a page of search results) in one transaction, their
-    rows read a query per table."""
-    purges: list[Purge] = []
-    key = f"refresh:{utc(now)}"
-
-    def changes(view: ViewState) -> list[Change]:
-        state, found = reader_of(view), []
-        for person in persons:
-            changed, lost = refresh_changes(state, person, now, cause, key)
-            found += changed
-            purges.extend(lost)
-        return found
-
-    with store.database.transaction() as tx:
-        store.apply_in(tx, changes, warm={"person_id": persons})
-    return purges
-
-
-def settle(store: ViewStore, now: datetime | None = None, chunk: int = SETTLE_CHUNK) -> int:
-    """Decide, at ``now``, the views of every person a catch-up left stale; how many.
-
-    Each transaction claims up to ``chunk`` persons and decides their views, so replicas
-    settling side by side share the work (PostgreSQL: rows another has claimed are skipped)
-    and a crash leaves the unsettled ones marked.
-    """
-    at, settled = now or _now(), 0
-    while True:
-        with store.database.transaction() as tx:
-            claimed = tx.take_first("view_stale", "person_id", chunk)
-            if not claimed:
-                return settled
-            decided = partial(settle_changes, persons=claimed, now=at)
-            store.apply_in(tx, decided, warm={"person_id": claimed})
-        settled += len(claimed)
-
-
-def settle_changes(view: ViewState, persons: list[str], now: datetime) -> list[Change]:
-    """The changes that decide the views of ``persons``, once each, at ``now``."""
-    state, key = reader_of(view), f"settle:{utc(now)}"
-    return [
-        change
-        for person in persons
-        for change in refresh_changes(state, person, now, SETTLE_CAUSE, key)[0]
-    ]
-
-
 def sweep(store: ViewStore, now: datetime | None = None) -> list[Purge]:
-    """Refresh every person whose view holds a row whose basis has ended by ``now``; first,
-    decide the views a catch-up that stopped short left stale."""
+    """Record what every basis that ended with time alone by ``now`` took out of agencies'
+    views, end by end in the order they ended; the purges recorded.
+
+    For each end: the person's views decided just before it and at it, compared. Each end is
+    swept in its own transaction with its purges, so a sweep that dies leaves the rest due,
+    and two sweepers record one purge (keyed by the end).
+    """
     at = now or _now()
-    settle(store, at)
     with store.database.transaction() as tx:
         due = tx.fetchall(
-            "SELECT DISTINCT person_id FROM agency_view "
-            "WHERE valid_until IS NOT NULL AND valid_until <= ? ORDER BY person_id",
+            "SELECT * FROM basis_end WHERE swept = 0 AND ends_at <= ? ORDER BY ends_at, end_id",
             (utc(at),),
         )
     purges: list[Purge] = []
-    for row in due:
-        purges += refresh(store, row["person_id"], at, SWEEP_CAUSE)
+    for end in due:
+        purges += _sweep_end(store, end["end_id"], end["person_id"], end["ends_at"])
     return purges
+
+
+def _sweep_end(store: ViewStore, end_id: str, person: str, ends_at: str) -> list[Purge]:
+    ended = datetime.fromisoformat(ends_at)
+    found: list[Purge] = []
+
+    def changes(view: ViewState) -> list[Change]:
+        state = reader_of(view)
+        survivor = merges.survivor_of(state, person)
+        before = decided_views(state, survivor, ended - JUST_BEFORE)
+        found.extend(_left(survivor, before, decided_views(state, survivor, ended), SWEEP_CAUSE))
+        swept = Upsert(
+            "basis_end", {"end_id": end_id}, {"person_id": person, "ends_at": ends_at, "swept": 1}
+        )
+        return [*_recorded(found, f"sweep|{end_id}|{ends_at}", ended), swept]
+
+    with store.database.transaction() as tx:
+        store.apply_in(tx, changes)
+    return found

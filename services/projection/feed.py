@@ -40,9 +40,9 @@ def person_projectors(
 ) -> tuple[Projector, ...]:
     """``clock``: the instant each agency's view is decided at (a replay's is the entry's).
 
-    The consent replica, the facts and the agency views, in one projector (``person_views``);
-    ``postponed``: a catch-up's, whose views ``agency_view.settle`` decides at its end. Then
-    when and why a person was erased, which their pages say.
+    The consent replica, the facts, the merges and the purges of what an ended basis took out
+    of a view, in one projector (``person_views``); ``postponed``: a catch-up's, which records
+    no purge again. Then when and why a person was erased, which their pages say.
     """
     return (agency_view.person_views(clock, postponed=postponed), erasures.note_erasure)
 

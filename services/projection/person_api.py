@@ -25,7 +25,6 @@ from services.platform.pagination import Page, link_of, page, respond
 from services.platform.sql import Row
 from services.platform.times import municipal, municipal_or_none
 from services.projection import person_search, queries
-from services.projection.agency_view import READ_CAUSE, refresh, refresh_all
 from services.projection.merges import survivor_of
 from services.projection.person_documents import (
     PERSON_VIEW_SHAPE,
@@ -119,6 +118,7 @@ def build_router(
                     "referral_id": row["referral_id"],
                     "counterpart": row["counterpart"],
                     "person_id": row["person_id"],
+                    "recorded_under": row["recorded_under"],
                     "kind": row["kind"],
                     "categories": json.loads(row["categories"]) if row["categories"] else [],
                     "state": row["state"],
@@ -171,19 +171,17 @@ def build_router(
         """Referrals the caller's agency sent, oldest first, with overdue flags."""
         return box(reader, "out", state, asked, response)
 
-    def summaries(reader: Reader, rows: list[Row], asked_for: str) -> list[Disclosure]:
-        """Each person's summary (their identity, as the caller's view shows it), decided
-        now; each that shows anything is a read of that person."""
-        now = clock()
-        # A duplicate found (by its own name, as a candidate) stands for its survivor, once.
-        with views.database.transaction() as tx:
-            state = TxReader(tx)
-            persons = list(dict.fromkeys(survivor_of(state, row["person_id"]) for row in rows))
-        refresh_all(views, persons, now, READ_CAUSE)
+    def summaries(
+        reader: Reader, rows: list[Row], asked_for: str, now: datetime
+    ) -> list[Disclosure]:
+        """Each person's summary (their identity, as the caller's view shows it), decided at
+        ``now``; each that shows anything is a read of that person."""
         with views.database.transaction(snapshot=True) as tx:
             position = journal_position(tx)
-            reader_ = TxReader(tx)
-            found = [person_view(reader_, reader.staff.agency, p, now, SUMMARY) for p in persons]
+            state = TxReader(tx)
+            # A duplicate found (by its own name, as a candidate) stands for its survivor, once.
+            persons = list(dict.fromkeys(survivor_of(state, row["person_id"]) for row in rows))
+            found = [person_view(state, reader.staff.agency, p, now, SUMMARY) for p in persons]
         view = view_request("person_summary", asked=asked_for)
         return [
             replace(d, person_id=p, view=view, state_position=position)
@@ -230,13 +228,14 @@ def build_router(
             raise Invalid("q", "one_required", "give q, birth_date or local_id")
         criteria = Criteria(name=name, birth_date=birth_date, local_id=wanted)
         staff = reader.staff
+        now = clock()
         with views.database.transaction() as tx:
             rows = person_search.search(
-                tx, index, staff.agency, staff.municipality, criteria, asked
+                tx, index, staff.agency, staff.municipality, criteria, asked, now
             )
         shown = respond(rows, person_search.result_key, asked, reader.request, response)
-        found = summaries(reader, shown, "search")
-        # A basis that ended since the last event is found by the read: its person is no result.
+        found = summaries(reader, shown, "search", now)
+        # Decided once more when the summaries are read: a basis may end in between.
         return reader.answer([d for d in found if d.shown], headers=link_of(response))
 
     @router.get("/persons/candidates")
@@ -269,7 +268,8 @@ def build_router(
         with views.database.transaction() as tx:
             rows = person_search.candidates(tx, index, staff.municipality, candidate, asked)
         shown = respond(rows, person_search.result_key, asked, reader.request, response)
-        return reader.answer(summaries(reader, shown, "candidates"), headers=link_of(response))
+        found = summaries(reader, shown, "candidates", clock())
+        return reader.answer(found, headers=link_of(response))
 
     @router.get("/persons/{person_id}")
     def person(person_id: str, agency: str | None = None, reader: Reader = Reading) -> Response:
@@ -279,9 +279,6 @@ def build_router(
         _own_agency(staff, agency)
         _known_here(views, person_id, staff.municipality)
         now = clock()
-        # The person's rows are made what ``decide`` allows at this instant first: a basis
-        # may have started or ended since the last event (the sweeper may not have run).
-        refresh(views, person_id, now, READ_CAUSE)
         with views.database.transaction(snapshot=True) as tx:
             position = journal_position(tx)
             disclosure = person_view(TxReader(tx), staff.agency, person_id, now)

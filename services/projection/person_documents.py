@@ -23,6 +23,7 @@ from services.projection.agency_view import (
     Allowed,
     FactBases,
     allowed_categories,
+    decided_view,
     visible_to,
 )
 from services.projection.erasures import erasure
@@ -35,8 +36,6 @@ from services.projection.person_facts import Reader, record_from, utc
 PERSON_VIEW_SHAPE = 2
 # A search result or duplicate candidate shows these categories of the person view, no more.
 SUMMARY = ("identity",)
-# The views a replay decides again at the entry's instant before rendering, as the read did.
-DECIDED_AT_READ = ("person", "person_summary")
 
 
 def person_view(
@@ -46,7 +45,7 @@ def person_view(
     at: datetime,
     only: Collection[str] | None = None,
 ) -> Disclosure:
-    """``agency``'s materialised view of the person (``only`` some categories), decided at
+    """``agency``'s view of the person (``only`` some categories), decided at
     ``at``: each allowed category with its basis and its fields under readable names, and the
     categories held about the person that ``decide`` withholds, with the reason.
 
@@ -56,7 +55,7 @@ def person_view(
     state = united(state, person_id)
     wanted = reference().data_categories if only is None else only
     rows: dict[str, list[dict[str, Any]]] = {}
-    for row in state.rows("agency_view", {"agency": agency, "person_id": person_id}):
+    for row in decided_view(state, agency, person_id, at):
         if row["category"] in wanted:
             rows.setdefault(row["category"], []).append(row)
     categories = [_category(c, rows[c]) for c in wanted if c in rows]
@@ -143,12 +142,9 @@ def _withheld(
     return withheld
 
 
-def standing_view_shape_1(state: Reader, agency: str, person_id: str) -> Disclosure:
+def standing_view_shape_1(state: Reader, agency: str, person_id: str, at: datetime) -> Disclosure:
     """The person view as served before shape 2, for replaying the entries that recorded it."""
-    rows = sorted(
-        state.rows("agency_view", {"agency": agency, "person_id": person_id}),
-        key=lambda row: (row["category"], row["field"]),
-    )
+    rows = decided_view(state, agency, person_id, at)
     categories: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = categories.setdefault(
@@ -317,7 +313,7 @@ def render(
     if request["view"] == "person":
         if request.get("shape") == PERSON_VIEW_SHAPE:
             return person_view(state, viewer_agency, person_id, now)
-        return standing_view_shape_1(state, viewer_agency, person_id)
+        return standing_view_shape_1(state, viewer_agency, person_id, now)
     if request["view"] == "person_summary":
         return person_view(state, viewer_agency, person_id, now, SUMMARY)
     if request["view"] == "as_of":

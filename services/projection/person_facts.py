@@ -197,8 +197,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "referral_box": ("agency", "referral_id"),
     "consent": ("consent_id",),
     "consent_withdrawal": ("withdrawal_id",),
-    "agency_view": ("agency", "person_id", "category", "field"),
     "view_purge": ("purge_id",),
+    "basis_end": ("end_id",),
     "person_merge": MERGE_KEY,
 }
 

@@ -28,9 +28,10 @@ person, decided and audited as any read of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -44,8 +45,10 @@ from services.platform.keys import Erasure, KeyStore
 from services.platform.pagination import Key, Page
 from services.platform.sealing import Opener, is_sealed, open_with, seal_with
 from services.platform.sql import Row, Transaction
+from services.projection.agency_view import decided_view
 from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
-from services.projection.person_facts import reader_of
+from services.projection.merges import survivor_of
+from services.projection.person_facts import TxReader, reader_of
 
 # Tokens per name or kana at most: names are short, a query longer than this is checked
 # against the opened key.
@@ -80,11 +83,6 @@ TABLES = (
         person_id TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS person_local_id_person ON person_local_id (person_id)",
-)
-# The caller may be shown the person's identity: its own view holds identity rows now.
-_IDENTITY_SHOWN = (
-    "EXISTS (SELECT 1 FROM agency_view v WHERE v.agency = ? AND v.person_id = s.person_id "
-    "AND v.category = 'identity')"
 )
 
 
@@ -256,10 +254,11 @@ def search(
     municipality: str,
     criteria: Criteria,
     asked: Page,
+    at: datetime,
 ) -> list[Row]:
     """Persons of ``municipality`` matching ``criteria`` whose identity ``agency``'s view
-    shows, in kana order."""
-    where, params = ["s.municipality = ?", _IDENTITY_SHOWN], list[object]([municipality, agency])
+    shows at ``at``, in kana order."""
+    where, params = ["s.municipality = ?"], list[object]([municipality])
     if criteria.name:
         where.append("s.person_id IN (SELECT person_id FROM person_prefix WHERE token = ?)")
         params.append(index.prefix(municipality, criteria.name))
@@ -275,8 +274,15 @@ def search(
     def starts(sort_key: list[str]) -> bool:
         return wanted is None or any(key.startswith(wanted) for key in sort_key)
 
+    state = TxReader(tx)
+
+    def shown(person: str) -> bool:
+        # A duplicate found by its own name is seen as the survivor is.
+        view = decided_view(state, agency, survivor_of(state, person), at)
+        return any(row["category"] == "identity" for row in view)
+
     field = "q" if criteria.name else "birth_date" if criteria.birth_date else "local_id"
-    return _ordered(tx, index, where, params, asked, field, starts)
+    return _ordered(tx, index, where, params, asked, field, starts, shown)
 
 
 def candidates(
@@ -298,7 +304,7 @@ def candidates(
         clause, values = _born(index, municipality, candidate.birth_date)
         where.append(clause)
         params += values
-    return _ordered(tx, index, where, params, asked, "family_name_kana", lambda _: True)
+    return _ordered(tx, index, where, params, asked, "family_name_kana", lambda _: True, None)
 
 
 def _ordered(
@@ -309,9 +315,11 @@ def _ordered(
     asked: Page,
     field: str,
     keep: Callable[[list[str]], bool],
+    shown: Callable[[str], bool] | None,
 ) -> list[Row]:
     """A page of the persons matching ``where``, in kana order: their sort keys opened and
-    ordered here, the page after the cursor's person read as a keyset would."""
+    ordered here, the page after the cursor's person read as a keyset would. With ``shown``,
+    only the persons it holds shown, decided in page order until the page is full."""
     rows = tx.fetchall(
         f"SELECT s.person_id, s.sort_key FROM person_index s "
         f"WHERE s.sort_key IS NOT NULL AND {' AND '.join(where)} LIMIT ?",
@@ -344,10 +352,13 @@ def _ordered(
                 "the person this page starts after is no longer in the index (erased): "
                 "start again without a cursor",
             )
-    shown = sorted(
+    following = sorted(
         key for key in ordered.values() if keep(list(key[:-1])) and (start is None or key > start)
     )
-    return [{"person_id": key[-1]} for key in shown[: asked.fetch]]
+    persons: Iterable[str] = (key[-1] for key in following)
+    if shown is not None:
+        persons = filter(shown, persons)
+    return [{"person_id": person} for person in itertools.islice(persons, asked.fetch)]
 
 
 def by_local_id(tx: Transaction, index: PersonIndex, agency: str, local_id: str) -> str | None:

@@ -19,7 +19,7 @@ from services.platform.bus import Message, Publisher
 from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
 from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import FeedRunner
 from services.projection.store import ViewStore
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ KEEP = ("view_purge",)
 BATCH = 50_000
 Progress = Callable[[int, int], None]
 # What decides, once a catch-up is done, what its projectors postponed; how many it decided.
-Settle = Callable[[ViewStore], int]
 
 
 class BatchConsumer(Protocol):
@@ -52,7 +51,7 @@ class Quarantining:
     """A runner whose poison events are quarantined (``services.projection.quarantine``):
     a rebuild that meets one again goes on past it."""
 
-    def __init__(self, runner: ProjectionRunner) -> None:
+    def __init__(self, runner: FeedRunner) -> None:
         self._runner = runner
 
     def consume_batch(self, messages: Sequence[Message]) -> Sequence[object]:
@@ -63,27 +62,20 @@ class Quarantining:
 def rebuild(
     settings: Settings,
     store: ViewStore,
-    runner_for: Callable[[ViewStore, Publisher], ProjectionRunner],
+    runner_for: Callable[[ViewStore, Publisher], FeedRunner],
     dead_letters: Publisher,
     sources: tuple[str, ...],
     progress: Progress,
     every: int = 1000,
     batch: int = BATCH,
-    settle: Settle | None = None,
 ) -> int:
     """The number of messages replayed; ``progress(done, total)`` is called as it goes.
-
-    Up to ``batch`` messages are applied in one transaction; then ``settle`` does what the
-    runner's projectors left to the end.
-    """
+    Up to ``batch`` messages are applied in one transaction."""
     assert settings.kafka_bootstrap_servers, "a rebuild reads the topics: KAFKA_BOOTSTRAP_SERVERS"
     store.reset(keep=KEEP)
     runner = Quarantining(runner_for(store, dead_letters))
     topics = [Topics(settings.topic_prefix).events(s) for s in sources]
-    replayed = catch_up(settings, runner, topics, progress, every=every, batch=batch)
-    if settle is not None:
-        log.info("views decided", extra={"persons": settle(store)})
-    return replayed
+    return catch_up(settings, runner, topics, progress, every=every, batch=batch)
 
 
 def catch_up(

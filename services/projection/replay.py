@@ -24,19 +24,12 @@ from contracts.events import parse
 from services.platform.disclose import OWN_RECORD, Opening, Shown
 from services.platform.sealing import erasures
 from services.platform.sql import SqliteDatabase
-from services.projection.agency_view import (
-    POLICY_VIEWER,
-    READ_CAUSE,
-    VIEW_PURPOSES,
-    FactBases,
-    refresh,
-    visible_to,
-)
+from services.projection.agency_view import POLICY_VIEWER, VIEW_PURPOSES, FactBases, visible_to
 from services.projection.audit import RECORD_VIEWED, AuditRecord
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.feed import PERSON_TABLES, person_projectors
 from services.projection.merges import united
-from services.projection.person_documents import DECIDED_AT_READ, render
+from services.projection.person_documents import render
 from services.projection.person_facts import TxReader, record_from
 from services.projection.store import ViewStore
 
@@ -149,8 +142,6 @@ def replay_disclosure(views: ViewStore, entry: AuditRecord, opener: Opening) -> 
         for body in journal(views, entry.state_position):
             _apply(scratch, projectors, body)
             replayed += 1
-        if entry.view_request["view"] in DECIDED_AT_READ:
-            refresh(scratch, entry.person_id, at, READ_CAUSE)
         with scratch.database.transaction() as tx:
             disclosure = render(
                 entry.view_request, TxReader(tx), entry.viewer_agency, entry.person_id, at

@@ -161,8 +161,3 @@ def dead_letter(message: Message, reason: str, topic: str) -> Message:
         (ORIGIN_HEADER, message.topic.encode()),
     )
     return Message(topic, message.key, message.value, headers)
-
-
-# The old name, only until ``services.projection.rebuild`` (under rework by another hand) imports
-# ``FeedRunner``; it is removed with that import.
-ProjectionRunner = FeedRunner

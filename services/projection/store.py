@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 from services.platform.sql import Database, Row, Transaction
-from services.projection.changes import Change, Delete, Refresh, ViewState
+from services.projection.changes import Change, Delete, ViewState
 
 PROCESSED = """CREATE TABLE IF NOT EXISTS processed_event (
     event_id TEXT PRIMARY KEY,
@@ -238,10 +238,8 @@ class _Batch:
         self._index: dict[str, dict[Shape, dict[tuple[Any, ...], dict[tuple[Any, ...], None]]]]
         self._index = {}
         self._ops: dict[str, dict[tuple[Any, ...], _Op]] = {}
-        self._held: dict[str, Refresh] = {}
         # column -> the values the batch's events name (``warm``)
         self._named: dict[str, Collection[Any]] = {}
-        self._after: list[Refresh] = []
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -328,28 +326,6 @@ class _Batch:
         return index
 
     # --- changing ---------------------------------------------------------------------------
-
-    def defer(self, key: str, refresh: Refresh, *, urgent: bool) -> None:
-        if not urgent:
-            self._held.setdefault(key, refresh)
-            return
-        held = self._held.pop(key, None)
-        if held is not None:
-            self.stage(held(self))
-        self._after.append(refresh)
-
-    def apply(self, changes: Sequence[Change]) -> None:
-        """Lay one event's changes over the views, then run the refreshes it made urgent."""
-        self.stage(changes)
-        after, self._after = self._after, []
-        for refresh in after:
-            self.stage(refresh(self))
-
-    def settle(self) -> None:
-        """Run the refreshes held back to the end of the batch, in the order first asked for."""
-        held, self._held = self._held, {}
-        for refresh in held.values():
-            self.stage(refresh(self))
 
     def stage(self, changes: Sequence[Change]) -> None:
         """Lay changes over the views, as whatever runs next in the batch will see them."""
@@ -478,8 +454,7 @@ class ViewStore:
                 fresh.discard(event.event_id)
                 applied.append(first_time)
                 if first_time:
-                    batch.apply(event.changes(batch))
-            batch.settle()
+                    batch.stage(event.changes(batch))
             batch.write()
             if self.journalled:
                 entries = [

@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.platform.pagination import decode_cursor
-from services.projection.agency_view import READ_CAUSE, refresh
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
 from services.projection.person_documents import standing_view_shape_1
 from services.projection.person_facts import TxReader
@@ -485,10 +484,9 @@ def test_an_entry_served_in_the_old_shape_still_replays(client: TestClient, auth
     person = register(client, auth)
     consent(client, auth, person, [HELLOWORK], ["identity"])
     views, now = client.app.state.views, datetime.now(UTC)  # type: ignore[attr-defined]
-    refresh(views, person, now, READ_CAUSE)
     with views.database.transaction() as tx:
         position = journal_position(tx)
-        served = standing_view_shape_1(TxReader(tx), HELLOWORK, person)
+        served = standing_view_shape_1(TxReader(tx), HELLOWORK, person, now)
     # What was served is what the answer opened: its sealed values in clear.
     served = served.opened(client.app.state.view_disclosures.opener)  # type: ignore[attr-defined]
     entry = audit(client).append(

@@ -270,19 +270,21 @@ def person_with_consent(client: TestClient, auth: Auth, valid_until: datetime) -
     return str(person), str(consent.json()["id"])
 
 
-def test_a_withdrawal_removes_the_rows_from_the_table(
+def test_a_withdrawal_takes_its_categories_out_of_the_view_and_records_the_purge(
     client: TestClient, auth: Auth, embedded_settings: Settings
 ) -> None:
     person, consent = person_with_consent(client, auth, datetime.now(UTC) + timedelta(days=30))
-    count = "SELECT COUNT(DISTINCT category) FROM agency_view WHERE agency = ? AND person_id = ?"
-    assert table_rows(embedded_settings, count, ("hellowork-atsugi", person)) == [(2,)]
+    assert set(view(client, auth, person, "hellowork-atsugi")) == {"identity", "contact"}
+    # No agency's view is kept: it is decided from the facts when read, so a withdrawal
+    # leaves no copy of the facts behind to delete.
+    tables = "SELECT name FROM sqlite_master WHERE name IN ('agency_view', 'view_stale')"
+    assert table_rows(embedded_settings, tables, ()) == []
     withdrawn = client.post(
         f"/intake/consents/{consent}/withdrawals",
         json={"at": datetime.now(UTC).isoformat()},
         headers=auth(),
     )
     assert withdrawn.status_code in (200, 201), withdrawn.text
-    assert table_rows(embedded_settings, count, ("hellowork-atsugi", person)) == [(0,)]
     [(categories, reason)] = table_rows(
         embedded_settings,
         "SELECT categories, reason FROM view_purge WHERE agency = ? AND person_id = ?",
@@ -304,17 +306,14 @@ def test_an_expired_consent_is_purged_by_the_sweep(
     [purge] = sweep(views, ends)
     assert (purge.agency, purge.person_id) == ("hellowork-atsugi", person)
     assert {c["basis_id"] for c in purge.categories.values()} == {consent}
+    # Recorded once, at the instant the consent ended, however often the sweep runs.
+    assert sweep(views, ends + timedelta(days=1)) == []
     assert table_rows(
-        embedded_settings,
-        "SELECT COUNT(*) FROM agency_view WHERE agency = ? AND person_id = ?",
-        ("hellowork-atsugi", person),
-    ) == [(0,)]
-    assert table_rows(
-        embedded_settings, "SELECT COUNT(*) FROM view_purge WHERE person_id = ?", (person,)
-    ) == [(1,)]
+        embedded_settings, "SELECT at FROM view_purge WHERE person_id = ?", (person,)
+    ) == [(ends.isoformat(timespec="microseconds"),)]
 
 
-def test_a_read_purges_what_lapsed_before_it_answers(
+def test_a_read_after_a_basis_lapsed_shows_nothing_of_it_and_leaves_the_purge_to_the_sweep(
     client: TestClient, auth: Auth, embedded_settings: Settings
 ) -> None:
     ends = datetime.now(UTC) + timedelta(days=1)
@@ -326,9 +325,10 @@ def test_a_read_purges_what_lapsed_before_it_answers(
     later.include_router(build_router(views, disclosures, index, clock=lambda: ends))
     response = TestClient(later).get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
     assert response.json()["categories"] == []
-    assert table_rows(
-        embedded_settings, "SELECT agency FROM view_purge WHERE person_id = ?", (person,)
-    ) == [("hellowork-atsugi",)]
+    purges = "SELECT agency FROM view_purge WHERE person_id = ?"
+    assert table_rows(embedded_settings, purges, (person,)) == []
+    sweep(views, ends)
+    assert table_rows(embedded_settings, purges, (person,)) == [("hellowork-atsugi",)]
 
 
 def test_the_sweep_command_purges_and_prints_what_it_purged(

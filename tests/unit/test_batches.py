@@ -17,7 +17,7 @@ from services.platform.blind_index import BlindIndex
 from services.platform.bus import InProcessBus, Message
 from services.platform.keys import KeyStore
 from services.platform.sql import Database, SqliteDatabase
-from services.projection import agency_view, feed, statistics
+from services.projection import feed, statistics
 from services.projection.changes import Change, Projector, ViewState
 from services.projection.person_search import PersonIndex
 from services.projection.projectors import consultations
@@ -41,7 +41,7 @@ def messages(count: int, persons: int = 300) -> list[Message]:
 
 def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
     """The feed's projectors, deciding views at ``DECIDED_AT``; ``postponed``: a catch-up's,
-    which leave each person's views to ``settle``."""
+    which record no purge."""
     return (
         consultations,
         statistics.count,
@@ -92,7 +92,7 @@ def test_a_batch_leaves_the_views_as_one_event_at_a_time_does() -> None:
         assert {r.outcome for r in many.consume_batch(batch)} == {Outcome.APPLIED}
 
     assert tables(many_store) == tables(one_store)
-    assert one_store.count("agency_view") > 0 and one_store.count("view_purge") > 0
+    assert one_store.count("person_fact") > 0 and one_store.count("view_purge") > 0
 
 
 def test_an_event_delivered_twice_in_a_batch_or_across_batches_is_applied_once() -> None:
@@ -143,11 +143,10 @@ def test_a_batch_that_fails_leaves_nothing_behind() -> None:
 
 
 def caught_up(stream: Sequence[Message], database: Database) -> ViewStore:
-    """The stream applied by a catch-up's runner in batches: views not yet decided."""
+    """The stream applied by a catch-up's runner in batches."""
     caught, store = runner(database, postponed=True)
     for batch in in_batches(stream, 700):
         assert {r.outcome for r in caught.consume_batch(batch)} == {Outcome.APPLIED}
-    assert store.count("agency_view") == 0
     return store
 
 
@@ -159,61 +158,22 @@ def live_views(stream: Sequence[Message]) -> dict[str, list[tuple[Any, ...]]]:
     return tables(store)
 
 
-def without_purges(views: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
-    return {table: rows for table, rows in views.items() if table != "view_purge"}
-
-
-def test_a_catch_up_decides_each_person_once_at_its_end_as_the_live_projector_left_them() -> None:
+def test_a_catch_up_leaves_what_the_live_projector_leaves_but_the_purges() -> None:
     stream = messages(3000)
-    store = caught_up(stream, SqliteDatabase(":memory:"))
-    stale = store.count("view_stale")
-
-    assert agency_view.settle(store, DECIDED_AT, chunk=100) == stale > 100
-    live, settled = live_views(stream), tables(store)
-    assert settled == {**live, "view_purge": []}
+    live, caught = live_views(stream), tables(caught_up(stream, SqliteDatabase(":memory:")))
+    assert caught == {**live, "view_purge": []}
     # The purges the live run recorded are history: a catch-up from nothing makes none again.
-    assert live["view_purge"] and live["agency_view"]
-
-
-def test_the_sweep_decides_what_a_catch_up_that_stopped_short_left_stale() -> None:
-    stream = messages(1000)
-    store = caught_up(stream, SqliteDatabase(":memory:"))
-    assert store.count("view_stale") > 0
-
-    agency_view.sweep(store, DECIDED_AT)
-
-    assert store.count("view_stale") == 0
-    assert without_purges(tables(store)) == without_purges(live_views(stream))
-
-
-def test_a_settle_that_fails_leaves_its_persons_stale_and_no_view_half_written() -> None:
-    stream = messages(1000)
-    store = caught_up(stream, SqliteDatabase(":memory:"))
-    stale = store.count("view_stale")
-    applying = store.apply_in
-
-    def failing(*args: Any, **kwargs: Any) -> None:
-        applying(*args, **kwargs)
-        raise RuntimeError("the process died before the commit")
-
-    store.apply_in = failing  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        agency_view.settle(store, DECIDED_AT, chunk=50)
-
-    assert store.count("view_stale") == stale
-    assert store.count("agency_view") == 0
+    assert live["view_purge"] and live["basis_end"]
 
 
 def test_the_benchmarks_catch_up_in_memory_leaves_the_rows_the_view_store_does() -> None:
     """B3's ceiling (``bench.memory_views``) must do a catch-up's work, no less, to bound it."""
     stream = messages(3000)
     store = caught_up(stream, SqliteDatabase(":memory:"))
-    agency_view.settle(store, DECIDED_AT)
     fold = MemoryFold(feed.TABLES, projectors(postponed=True))
 
     for batch in in_batches([*stream, stream[0]], 700):
         fold.consume_batch(batch)
-    settled = fold.settle(DECIDED_AT)
 
     declared = [t for t in map(schema, feed.TABLES) if t is not None]
     in_memory = {
@@ -221,5 +181,5 @@ def test_the_benchmarks_catch_up_in_memory_leaves_the_rows_the_view_store_does()
         for t in declared
     }
     stored = tables(store)
-    assert settled > 100 and in_memory["agency_view"]
+    assert in_memory["basis_end"] and in_memory["person_fact"]
     assert in_memory == {t.name: stored[t.name] for t in declared}

@@ -24,7 +24,7 @@ from contracts.identity import Staff
 from services.meeting.application import MeetingApplication
 from services.meeting.feed import FeedFacts
 from services.platform.sql import SqliteDatabase
-from services.projection.agency_view import person_views
+from services.projection.agency_view import decided_view, decided_views, person_views
 from services.projection.changes import Change
 from services.projection.merges import merged_into, survivor_of
 from services.projection.person_documents import case_as_of, person_view
@@ -56,7 +56,7 @@ class Feed(Views):
     def view(self, agency: str, person: UUID) -> dict[tuple[str, str], tuple[str, str, str]]:
         return {
             (row["category"], row["field"]): (row["value"], row["basis"], row["basis_id"])
-            for row in self.rows("agency_view", {"agency": agency, "person_id": str(person)})
+            for row in decided_view(self, agency, str(person), NOW)
         }
 
     def picture(self, person: UUID) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def test_the_survivor_is_read_with_the_duplicates_records_and_their_provenance()
     # Where both records hold a field, the survivor's value stands.
     assert own[("identity", "person.family_name")][0] == '"仮名"'
     # The duplicate has no picture of its own, and nothing left anyone's view.
-    assert views.rows("agency_view", {"person_id": str(duplicate)}) == []
+    assert decided_views(views, str(duplicate), NOW) == {}
     assert views.rows("view_purge", {}) == []
 
     timeline = case_as_of(views, "zama-jiritsu", str(survivor), NOW, NOW).document
@@ -143,7 +143,7 @@ def test_what_the_duplicate_records_after_the_merge_joins_the_survivor() -> None
     views.feed(later)
     field = f"consultation:{later.consultation_id}.main_complaint"
     assert ("consultation", field) in views.view(HELLOWORK, survivor)
-    assert views.rows("agency_view", {"person_id": str(duplicate)}) == []
+    assert decided_views(views, str(duplicate), NOW) == {}
 
 
 def test_an_unmerge_gives_both_pictures_back_exactly() -> None:
@@ -178,7 +178,7 @@ def test_a_chain_of_merges_reads_as_one_person() -> None:
     views.feed(merged(duplicate, survivor))
     assert survivor_of(views, str(third)) == str(survivor)
     assert merged_into(views, str(survivor)) == sorted([str(duplicate), str(third)])
-    assert views.rows("agency_view", {"person_id": str(third)}) == []
+    assert decided_views(views, str(third), NOW) == {}
 
 
 def test_meeting_reads_the_merged_persons_case_and_bases_as_one() -> None:

@@ -26,10 +26,9 @@ from contracts.events import (
     ReferralSent,
 )
 from contracts.events.meeting import Attendee, DiscussedPlan, Membership
-from services.projection import consents
-from services.projection.agency_view import agency_views
-from services.projection.changes import Change, Delete, Upsert
-from services.projection.person_facts import KEYS, project_person_facts, record_from, utc
+from services.projection.agency_view import decided_view, person_views
+from services.projection.changes import Change, Upsert
+from services.projection.person_facts import KEYS, record_from, utc
 
 pytestmark = pytest.mark.unit
 
@@ -42,6 +41,7 @@ class Views:
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.now = NOW
 
     def get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         found = self.rows(table, key)
@@ -66,24 +66,18 @@ class Views:
     def feed(
         self, data: IntegrationEvent, now: datetime = NOW, recorded: datetime = NOW
     ) -> list[Change]:
-        """One event, recorded at ``recorded``, through the projection feed's projectors,
-        applied together."""
-        event = cloudevent(data, recorded)
-        view = agency_views(lambda: now)(self, event, data)
-        self.apply(
-            [
-                *consents.project_consents(self, event, data),
-                *project_person_facts(self, event, data),
-                *view,
-            ]
-        )
-        return list(view)
+        """One event, recorded at ``recorded``, through the projection feed's person
+        projector at ``now``; the changes, applied together."""
+        self.now = now
+        changes = list(person_views(lambda: now)(self, cloudevent(data, recorded), data))
+        self.apply(changes)
+        return changes
 
     def seen(self, agency: str, person: UUID) -> dict[str, str]:
-        """Category -> basis of what ``agency``'s view holds of ``person``."""
+        """Category -> basis of what ``agency``'s view shows of ``person`` at the last event."""
         return {
             row["category"]: row["basis"]
-            for row in self.rows("agency_view", {"agency": agency, "person_id": str(person)})
+            for row in decided_view(self, agency, str(person), self.now)
         }
 
 
@@ -232,13 +226,13 @@ def test_a_consent_opens_exactly_its_categories_until_it_ends() -> None:
     views.feed(recorded)
     assert views.seen("hellowork-atsugi", person) == {"identity": "consent"}
     assert views.seen("zama-jiritsu", person) == {"identity": "own_record", "contact": "own_record"}
-    [row, *_] = views.rows("agency_view", {"agency": "hellowork-atsugi"})
+    [row, *_] = decided_view(views, "hellowork-atsugi", str(person), NOW)
     assert row["basis_id"] == str(recorded.consent_id)
     assert row["valid_until"] == recorded.valid_until.isoformat(timespec="microseconds")
     assert views.seen("oneaid", person) == {}
 
 
-def test_a_withdrawal_deletes_the_rows_and_records_the_purge() -> None:
+def test_a_withdrawal_takes_its_categories_out_of_the_view_and_records_the_purge() -> None:
     views, person = Views(), uuid4()
     views.feed(registered(person))
     recorded = consent(person, ["hellowork-atsugi"], ["identity", "contact"])
@@ -250,8 +244,7 @@ def test_a_withdrawal_deletes_the_rows_and_records_the_purge() -> None:
         withdrawal_id=uuid4(),
         categories=["contact"],
     )
-    changes = views.feed(withdrawn)
-    assert any(isinstance(c, Delete) and c.key["category"] == "contact" for c in changes)
+    views.feed(withdrawn)
     assert views.seen("hellowork-atsugi", person) == {"identity": "consent"}
     [purge] = views.rows("view_purge", {"person_id": str(person)})
     assert purge["agency"] == "hellowork-atsugi"
@@ -297,6 +290,33 @@ def test_an_article9_member_sees_all_but_tax_while_a_member() -> None:
     assert views.seen("zama-shuno", person)["tax"] == "own_record"
     record = record_from(views, str(person))
     assert [m.meeting_id for m in record.memberships] == [str(meeting)]
+    # The membership ends with time alone: the sweep is told when.
+    [end] = views.rows("basis_end", {"end_id": f"meeting_membership|{meeting}|seikatsuclub"})
+    assert (end["ends_at"], end["swept"]) == (utc(member.valid_until), 0)
+
+
+def test_a_consent_s_expiry_and_a_withdrawal_dated_ahead_are_noted_for_the_sweep() -> None:
+    views, person = Views(), uuid4()
+    views.feed(registered(person))
+    recorded = consent(person, ["hellowork-atsugi"], ["identity", "contact"])
+    views.feed(recorded)
+    ahead = NOW + timedelta(days=7)
+    withdrawn = ConsentWithdrawn(
+        **act(at=ahead),
+        consent_id=recorded.consent_id,
+        person_id=person,
+        withdrawal_id=uuid4(),
+        categories=["contact"],
+    )
+    views.feed(withdrawn)
+    # Nothing left the view yet: the withdrawal takes effect a week from now.
+    assert views.seen("hellowork-atsugi", person) == {"identity": "consent", "contact": "consent"}
+    assert views.rows("view_purge", {}) == []
+    ends = {row["end_id"]: (row["ends_at"], row["swept"]) for row in views.rows("basis_end", {})}
+    assert ends == {
+        f"consent|{recorded.consent_id}": (utc(recorded.valid_until), 0),
+        f"consent_withdrawal|{withdrawn.withdrawal_id}": (utc(ahead), 0),
+    }
 
 
 def test_a_referrals_status_is_for_its_two_ends_only() -> None:
@@ -391,9 +411,14 @@ def test_a_lapsed_declaration_grants_nothing_at_projection_time() -> None:
     )
     views.feed(declared)
     assert views.seen("zama-kodomo", person) == {"family": "vital_interest"}
-    views.feed(
-        declared.model_copy(update={"declaration_id": uuid4()}), now=NOW + timedelta(hours=72)
-    )
+    second = declared.model_copy(update={"declaration_id": uuid4()})
+    views.feed(second, now=NOW + timedelta(hours=72))
     assert views.seen("zama-kodomo", person) == {}
-    [purge] = views.rows("view_purge", {"agency": "zama-kodomo"})
-    assert json.loads(purge["categories"])["family"]["basis"] == "vital_interest"
+    # Nothing was shown just before this event: what the first declaration's end took out of
+    # the view is the sweep's to record, and the second one ended before it was known.
+    assert views.rows("view_purge", {}) == []
+    ends = {row["end_id"]: row["swept"] for row in views.rows("basis_end", {})}
+    assert ends == {
+        f"vital_interest|{declared.declaration_id}": 0,
+        f"vital_interest|{second.declaration_id}": 1,
+    }

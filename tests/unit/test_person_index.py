@@ -101,7 +101,7 @@ class Platform:
         criteria = Criteria(fold(name) if name is not None else None, birth_date, local_id)
         with self.views.database.transaction() as tx:
             rows = person_search.search(
-                tx, self.index, OFFICE.agency, ZAMA, criteria, page or Page(200)
+                tx, self.index, OFFICE.agency, ZAMA, criteria, page or Page(200), datetime.now(UTC)
             )
         return [row["person_id"] for row in rows]
 
