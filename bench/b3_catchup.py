@@ -34,9 +34,9 @@ The detail also keeps two bounds, measured the same way by the same replicas:
   by COPY, one transaction per batch (``JournalOnly``), with no view at all. It is what any
   durable projection pays in this stack before it does its own work: what B3 costs above it is
   the lawful views';
-- the ceiling: each message read and validated, the same projectors applied and each stale
-  person's views decided, over dicts in the replica's memory (``bench.memory_views``), with no
-  database at all. No storage of these views, however fast, catches up faster than that.
+- the ceiling: each message read and validated and the same projectors applied, over dicts in
+  the replica's memory (``bench.memory_views``), with no database at all. No storage of these
+  views, however fast, catches up faster than that.
 """
 
 from __future__ import annotations
@@ -344,8 +344,8 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             "postgres_cpu_us_per_event": _server_cpu_us(floored, count),
         },
         ceiling={
-            "what": "read, validate, project and decide each stale person's views in memory "
-            "(bench.memory_views), no database, same replicas",
+            "what": "read, validate and project each message in memory (bench.memory_views), "
+            "no database, same replicas",
             "events_per_s": round(count / ceiling_seconds),
             "ratio": round(count / ceiling_seconds / raw_rate, 3),
             "per_replica": _per_replica(ceiled),
@@ -360,7 +360,7 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     )
     for bound, bound_seconds in (
         ("floor (validate and journal only)", floor_seconds),
-        ("ceiling (project and decide in memory, no database)", ceiling_seconds),
+        ("ceiling (project in memory, no database)", ceiling_seconds),
     ):
         print(
             f"  {bound}: {count / bound_seconds:,.0f} events/s, "

@@ -24,7 +24,7 @@ Spawn = Callable[[list[str], Settings], Process]
 Auth = Callable[..., dict[str, str]]
 
 
-def test_a_withdrawn_consent_leaves_no_row_in_the_postgres_view(
+def test_a_withdrawn_consent_takes_its_categories_out_of_the_view_and_the_purge_is_published(
     distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings

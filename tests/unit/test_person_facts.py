@@ -232,19 +232,26 @@ def test_a_consent_opens_exactly_its_categories_until_it_ends() -> None:
     assert views.seen("oneaid", person) == {}
 
 
-def test_a_withdrawal_takes_its_categories_out_of_the_view_and_records_the_purge() -> None:
+def consent_withdrawn(at: datetime) -> tuple[Views, UUID, ConsentRecorded, ConsentWithdrawn]:
+    """A person whose consent to Hello Work (identity and contact) is withdrawn for contact,
+    taking effect at ``at``."""
     views, person = Views(), uuid4()
     views.feed(registered(person))
     recorded = consent(person, ["hellowork-atsugi"], ["identity", "contact"])
     views.feed(recorded)
     withdrawn = ConsentWithdrawn(
-        **act(at=NOW - timedelta(hours=1)),
+        **act(at=at),
         consent_id=recorded.consent_id,
         person_id=person,
         withdrawal_id=uuid4(),
         categories=["contact"],
     )
     views.feed(withdrawn)
+    return views, person, recorded, withdrawn
+
+
+def test_a_withdrawal_takes_its_categories_out_of_the_view_and_records_the_purge() -> None:
+    views, person, recorded, withdrawn = consent_withdrawn(NOW - timedelta(hours=1))
     assert views.seen("hellowork-atsugi", person) == {"identity": "consent"}
     [purge] = views.rows("view_purge", {"person_id": str(person)})
     assert purge["agency"] == "hellowork-atsugi"
@@ -296,19 +303,8 @@ def test_an_article9_member_sees_all_but_tax_while_a_member() -> None:
 
 
 def test_a_consent_s_expiry_and_a_withdrawal_dated_ahead_are_noted_for_the_sweep() -> None:
-    views, person = Views(), uuid4()
-    views.feed(registered(person))
-    recorded = consent(person, ["hellowork-atsugi"], ["identity", "contact"])
-    views.feed(recorded)
     ahead = NOW + timedelta(days=7)
-    withdrawn = ConsentWithdrawn(
-        **act(at=ahead),
-        consent_id=recorded.consent_id,
-        person_id=person,
-        withdrawal_id=uuid4(),
-        categories=["contact"],
-    )
-    views.feed(withdrawn)
+    views, person, recorded, withdrawn = consent_withdrawn(ahead)
     # Nothing left the view yet: the withdrawal takes effect a week from now.
     assert views.seen("hellowork-atsugi", person) == {"identity": "consent", "contact": "consent"}
     assert views.rows("view_purge", {}) == []
