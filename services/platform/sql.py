@@ -10,7 +10,6 @@ it runs on.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -31,7 +30,6 @@ _SQLITE_ROWS = 200
 # in at a steady rate is a few events, and its latency is mostly round trips: measured, a batch
 # of 2 consultations took 1.0 ms rather than 2.8, of 10 3.2 rather than 4.2, of 20 the same.
 _PARAMETER_ROWS = 20
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 Values = Sequence[Any]  # one row's values, in the order of the columns named with them
@@ -308,9 +306,12 @@ END
 $$"""
 
 
-def _any_of(sql_type: str) -> str:
-    """PostgreSQL: a subquery of the values in one JSON array parameter (a batch's ids)."""
-    return f"SELECT value::{sql_type} FROM json_array_elements_text(?::json)"
+def _any_of(column: str, sql_type: str) -> str:
+    """PostgreSQL: ``column`` is one of the values of one array parameter (a batch's ids).
+    An array, not a JSON set-returning function: the planner then knows how many values there
+    are and reads a few rows by the column's index, where for a function it assumed a hundred
+    and scanned the whole table (a single person's read took 42 ms rather than 0.04)."""
+    return f"{column} = ANY(?::{sql_type}[])"
 
 
 class _PostgresTransaction(_Statements):
@@ -367,7 +368,7 @@ class _PostgresTransaction(_Statements):
         if not values:
             return []
         return self.fetchall(
-            f"SELECT * FROM {table} WHERE {column} IN ({_any_of(sql_type)})", (_json(values),)
+            f"SELECT * FROM {table} WHERE {_any_of(column, sql_type)}", (list(values),)
         )
 
     def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Values]) -> set[Any]:
@@ -433,8 +434,8 @@ class _PostgresTransaction(_Statements):
         kept = {
             found[unique]
             for found in self.fetchall(
-                f"SELECT {unique} FROM {table} WHERE {unique} IN ({_any_of(columns[unique])})",
-                (_json([values[0] for values in rows]),),
+                f"SELECT {unique} FROM {table} WHERE {_any_of(unique, columns[unique])}",
+                ([values[0] for values in rows],),
             )
         }
         fresh = [values for values in rows if values[0] not in kept]
