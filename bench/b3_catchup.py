@@ -62,10 +62,10 @@ from bench.sealing_cost import Cost, TimedSealer, opening
 from contracts.envelope import CloudEvent
 from contracts.events import parse
 from contracts.topics import Topics
+from services.feeds.rebuild import BATCH, catch_up
+from services.feeds.runner import FeedRunner
 from services.platform.bus import KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
-from services.projection.rebuild import BATCH, catch_up
-from services.projection.runner import FeedRunner
 from services.wiring import FEEDS, feed_runner, feed_store, key_store, person_index
 from tests.infrastructure import Infrastructure
 

@@ -22,10 +22,10 @@ import httpx
 import psycopg
 
 from bench.load import Generated
+from services.feeds.store import ViewStore
 from services.platform.auth import mint_token
 from services.platform.bus import InProcessBus, Message
 from services.platform.settings import Settings
-from services.projection.store import ViewStore
 from services.wiring import feed_store, key_store, projection_runner
 from tests.infrastructure import Infrastructure, Process, free_port, fresh_database
 

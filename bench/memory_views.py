@@ -13,11 +13,11 @@ from typing import Any
 
 from contracts.envelope import CloudEvent
 from contracts.events import parse
+from services.feeds.changes import Change, Projector, Upsert
+from services.feeds.store import schema
 from services.platform.bus import Message
 from services.platform.collector import freeze_long_lived, paused
 from services.platform.sql import Row
-from services.projection.changes import Change, Projector, Upsert
-from services.projection.store import schema
 
 _Key = tuple[Any, ...]
 

@@ -23,13 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# "consume_batch (services/projection/runner.py:77)": the function and its file, without the
+# "consume_batch (services/feeds/runner.py:77)": the function and its file, without the
 # line, so that samples of one function at several lines count together.
 _FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
 def function_of(frame: str) -> str:
-    """``runner.py:consume_batch`` for a frame of ``services/projection/runner.py``."""
+    """``runner.py:consume_batch`` for a frame of ``services/feeds/runner.py``."""
     found = _FRAME.match(frame.strip())
     if found is None:
         return frame.strip()

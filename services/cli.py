@@ -239,8 +239,8 @@ def _health(args: argparse.Namespace, _: Settings) -> int:
 
 
 def _deadletter(args: argparse.Namespace, settings: Settings) -> int:
+    from services.feeds.deadletters import dead_letters, find
     from services.processes import replay_dead_letter
-    from services.projection.deadletters import dead_letters, find
 
     store = dead_letters(settings)
     if args.action == "list":
@@ -267,8 +267,8 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rebuild(service: str, settings: Settings) -> int:
+    from services.feeds.rebuild import rebuild
     from services.platform.bus import KafkaPublisher
-    from services.projection.rebuild import rebuild
     from services.wiring import FEEDS, feed_runner, feed_store, key_store
 
     if not settings.kafka_bootstrap_servers or not settings.database_url:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from contracts.topics import Topics
+from services.feeds.deadletters import FILE, FileDeadLetters
+from services.feeds.quarantine import apply_or_quarantine
 from services.intake.retention import RetentionBook
 from services.platform.bus import KafkaPublisher, Message
 from services.platform.lifecycle import READY, Stopped, Stopping, report, until_available
@@ -26,10 +28,8 @@ from services.platform.settings import Settings
 from services.platform.tracing import setup_tracing
 from services.projection.agency_view import Purge, sweep
 from services.projection.checkpoint import Checkpointer, anchoring
-from services.projection.deadletters import FILE, FileDeadLetters
 from services.projection.disclosure_ingest import AuditIngest, run_ingest
 from services.projection.purges import run_sweeper, sweep_and_publish
-from services.projection.quarantine import apply_or_quarantine
 from services.wiring import (
     COMMAND_SERVICES,
     FEEDS,
@@ -144,7 +144,7 @@ def relay_process(settings: Settings, service: str) -> int:
 
 def feed_process(settings: Settings, service: str) -> int:
     """``tsunagu project``: the faust worker feeding ``service``'s tables from its sources."""
-    from services.projection.worker import dead_letter_publisher, run_worker
+    from services.feeds.worker import dead_letter_publisher, run_worker
 
     if _needs_servers(settings, "the projector"):
         return 2
@@ -168,7 +168,7 @@ def feed_process(settings: Settings, service: str) -> int:
 def ingest_process(settings: Settings) -> int:
     """``tsunagu audit ingest``: other services' reads, from the audit topic to the chain of
     each one's municipality."""
-    from services.projection.worker import dead_letter_publisher
+    from services.feeds.worker import dead_letter_publisher
 
     if _needs_servers(settings, "the ingest"):
         return 2

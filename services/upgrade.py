@@ -54,6 +54,8 @@ from eventsourcing.utils import Environment
 from contracts.envelope import CloudEvent
 from contracts.errors import Conflict
 from contracts.topics import SERVICES, Topics
+from services.feeds.rebuild import KEEP
+from services.feeds.store import ViewStore
 from services.intake.application import duplicates_list_key
 from services.intake.person import Person
 from services.platform.blind_index import BlindIndex, blind_index
@@ -69,8 +71,6 @@ from services.platform.sealing import Opener, Sealer, is_sealed
 from services.platform.settings import Settings
 from services.platform.sql import SqliteDatabase
 from services.projection.checkpoint import KafkaCheckpoints
-from services.projection.rebuild import KEEP
-from services.projection.store import ViewStore
 from services.wiring import (
     COMMAND_SERVICES,
     FEEDS,

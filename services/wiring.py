@@ -25,6 +25,13 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from contracts.reference import reference
 from contracts.topics import SERVICES, Topics
+from services.feeds import consents
+from services.feeds.changes import Projector
+from services.feeds.deadletters import FILE as DEAD_LETTERS
+from services.feeds.deadletters import FileDeadLetters
+from services.feeds.quarantine import Consumer, apply_or_quarantine
+from services.feeds.runner import FeedRunner
+from services.feeds.store import ViewStore
 from services.intake import retention
 from services.intake.api import build_router as intake_router
 from services.intake.application import IntakeApplication
@@ -50,22 +57,16 @@ from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener, Sealer
 from services.platform.settings import Settings
 from services.platform.sql import connect
-from services.projection import consents, merges
 from services.projection import feed as projection_feed
+from services.projection import merges, person_facts
 from services.projection.api import build_router as views_router
 from services.projection.audit_api import build_router as audit_router
 from services.projection.chains import Chains, neighbour_store
-from services.projection.changes import Projector
 from services.projection.checkpoint import Anchoring, Checkpointer, anchoring
-from services.projection.deadletters import FILE as DEAD_LETTERS
-from services.projection.deadletters import FileDeadLetters
 from services.projection.disclosure_ingest import AuditIngest
 from services.projection.person_api import build_router as person_router
 from services.projection.person_search import PersonIndex
 from services.projection.purges import publish_purges, sweep_and_publish
-from services.projection.quarantine import Consumer, apply_or_quarantine
-from services.projection.runner import FeedRunner
-from services.projection.store import ViewStore
 from services.referral import feed as referral_feed
 from services.referral.api import build_router as referral_router
 from services.referral.application import ReferralApplication
@@ -291,6 +292,7 @@ def feed_runner(
         projectors(person_index(settings, keys)),
         dead_letters,
         Topics(settings.topic_prefix).dead_letter,
+        person_facts.reads,
     )
 
 

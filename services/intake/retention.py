@@ -35,10 +35,10 @@ from contracts.events import (
     RetentionExtended,
 )
 from contracts.reference import reference
+from services.feeds.changes import Change, Upsert, ViewState
+from services.feeds.store import ViewStore
 from services.platform.sql import Row
 from services.platform.times import MUNICIPAL_OFFSET
-from services.projection.changes import Change, Upsert, ViewState
-from services.projection.store import ViewStore
 
 # Which services' events the feed reads: meeting's cases, intake's own extensions and erasures.
 SOURCES = ("meeting", "intake")

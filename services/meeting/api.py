@@ -29,6 +29,7 @@ from contracts.fields import (
     RequestModel,
 )
 from contracts.identity import Staff
+from services.feeds.store import ViewStore
 from services.meeting.application import (
     CONSULTATION,
     PLAN,
@@ -62,7 +63,6 @@ from services.platform.disclose import (
 )
 from services.platform.pagination import Key, Page, after_cursor, link_of, page, respond
 from services.projection.person_facts import CATEGORY_OF
-from services.projection.store import ViewStore
 
 At = Field(None, description="When it happened (business time); default now.")
 Given = Field(min_length=1)

@@ -22,12 +22,13 @@ from contracts.events import (
     PersonErased,
     PersonRegistered,
 )
+from services.feeds import consents
+from services.feeds.changes import Change, Upsert, ViewState
+from services.feeds.store import ViewStore
 from services.meeting.application import Applicant, KnownApplication, MergedPerson
 from services.platform.keys import Erasure
-from services.projection import consents, merges
-from services.projection.changes import Change, Upsert, ViewState
+from services.projection import merges
 from services.projection.person_facts import TxReader
-from services.projection.store import ViewStore
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS known_application (

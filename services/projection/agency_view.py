@@ -27,8 +27,10 @@ from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ConsentWithdrawn, IntegrationEvent, PersonsMerged, PersonsUnmerged
 from contracts.reference import reference
-from services.projection import consents, merges
-from services.projection.changes import Change, Projector, Upsert, ViewState
+from services.feeds import consents
+from services.feeds.changes import Change, Projector, Upsert, ViewState
+from services.feeds.store import ViewStore
+from services.projection import merges
 from services.projection.person_facts import (
     Pending,
     Reader,
@@ -37,7 +39,6 @@ from services.projection.person_facts import (
     record_from,
     utc,
 )
-from services.projection.store import ViewStore
 
 TABLES = (
     # The outbox of ViewPurged events: ``published`` turns 1 once the bus has taken it.

@@ -19,13 +19,13 @@ from contracts.errors import Forbidden, Invalid
 from contracts.fields import Day
 from contracts.identity import Staff
 from contracts.reference import OVERSIGHT_ROLES, reference
+from services.feeds.store import ViewStore
 from services.platform.auth import authenticated_staff
 from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, link_of, page, respond
 from services.platform.settings import Settings
 from services.platform.times import MUNICIPAL_OFFSET, municipal, municipal_or_none
 from services.projection import queries, statistics
-from services.projection.store import ViewStore
 
 
 class Triage(BaseModel):

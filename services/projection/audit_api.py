@@ -22,6 +22,7 @@ from pydantic import Field
 from contracts.errors import Forbidden, Invalid, NotFound
 from contracts.fields import Moment, Position, Reason, RequestModel
 from contracts.reference import MUNICIPALITY
+from services.feeds.store import ViewStore
 from services.platform.disclose import Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, page, respond
 from services.projection import audit_queries, queries
@@ -31,7 +32,6 @@ from services.projection.chains import Chains
 from services.projection.checkpoint import AnchoredVerification, Anchoring, Checkpoint
 from services.projection.replay import Replay, decided_for, replay_disclosure
 from services.projection.revocation import RevocationImpact, impact_of
-from services.projection.store import ViewStore
 
 PRIVACY_OFFICER = "privacy_officer"
 

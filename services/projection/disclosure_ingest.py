@@ -5,7 +5,7 @@ ingest``, ``run_ingest``) that commits its offsets only once a batch is appended
 appended once, by its CloudEvent id, in the transaction that appends it, so a batch delivered
 again after a crash adds nothing; a message no one can read goes to the dead-letter topic with
 the reason, and one that fails each time it is appended alone is quarantined there, as the
-feeds' are (``services.projection.quarantine``).
+feeds' are (``services.feeds.quarantine``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from contracts.errors import NotFound
 from contracts.events import InvalidEventData, UnknownEvent, parse
 from contracts.events.audit import RecordViewed
 from contracts.topics import Topics
+from services.feeds.quarantine import apply_or_quarantine
+from services.feeds.runner import dead_letter
 from services.platform.bus import Message, Publisher
 from services.platform.lifecycle import Stopped, until_available
 from services.platform.settings import Settings
 from services.projection.audit import AuditEntry
 from services.projection.chains import Chains, entry_of
-from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class AuditIngest:
 
     def quarantine(self, message: Message, reason: str) -> None:
         """``message`` to the dead letters: it failed each time it was appended alone
-        (``services.projection.quarantine``)."""
+        (``services.feeds.quarantine``)."""
         self._dead_letters.publish([dead_letter(message, reason, self._dead_letter_topic)])
 
     def consume_batch(self, messages: Sequence[Message]) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent, PersonErased
+from services.feeds.changes import Change, Upsert, ViewState
 from services.platform.times import municipal
-from services.projection.changes import Change, Upsert, ViewState
 from services.projection.person_facts import Reader, utc
 
 TABLES = (

@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from services.feeds import consents
+from services.feeds.changes import Projector
 from services.projection import (
     agency_view,
-    consents,
     erasures,
     merges,
     person_facts,
     person_search,
     statistics,
 )
-from services.projection.changes import Projector
 from services.projection.person_search import PersonIndex
-from services.projection.projectors import consultations
-from services.projection.store import CONSULTATION_VIEW
+from services.projection.projectors import CONSULTATION_VIEW, consultations
 
 PERSON_TABLES = (
     consents.TABLES + person_facts.TABLES + agency_view.TABLES + erasures.TABLES + merges.TABLES

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent, PersonsMerged, PersonsUnmerged
-from services.projection.changes import Change, Upsert, ViewState
+from services.feeds.changes import Change, Upsert, ViewState
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS person_merge (

@@ -20,6 +20,7 @@ from contracts.fields import Day, Moment
 from contracts.identity import Staff
 from contracts.names import fold
 from contracts.reference import reference
+from services.feeds.store import ViewStore, journal_position
 from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, link_of, page, respond
 from services.platform.sql import Row
@@ -35,7 +36,6 @@ from services.projection.person_documents import (
 )
 from services.projection.person_facts import TxReader
 from services.projection.person_search import Candidate, Criteria, PersonIndex, full_key
-from services.projection.store import ViewStore, journal_position
 from services.referral.referral import acknowledgement_overdue, follow_up_overdue
 
 REPLAY_ROLES = ("meeting_organiser", "privacy_officer")

@@ -39,14 +39,14 @@ from contracts.events import (
     ReferralSent,
     VitalInterestDeclared,
 )
+from services.feeds.changes import Change, Upsert, ViewState
+from services.feeds.consents import TABLES as CONSENT_TABLES
+from services.feeds.consents import consents_of_rows
+from services.feeds.store import schema
 from services.platform.sql import Transaction
-from services.projection.changes import Change, Upsert, ViewState
-from services.projection.consents import TABLES as CONSENT_TABLES
-from services.projection.consents import consents_of_rows
 from services.projection.merges import KEY as MERGE_KEY
 from services.projection.merges import TABLES as MERGE_TABLES
 from services.projection.merges import united
-from services.projection.store import schema
 
 ARTICLE9 = "article9_support_meeting"
 REFERRAL_STATUS = "referral_status"

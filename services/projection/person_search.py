@@ -39,6 +39,7 @@ from contracts.envelope import CloudEvent
 from contracts.errors import Invalid
 from contracts.events import IntegrationEvent, PersonErased, PersonLinked, PersonRegistered
 from contracts.names import fold
+from services.feeds.changes import Change, Delete, Projector, Upsert, ViewState
 from services.platform.blind_index import BlindIndex
 from services.platform.indexes import local_id_key
 from services.platform.keys import Erasure, KeyStore
@@ -46,7 +47,6 @@ from services.platform.pagination import Key, Page
 from services.platform.sealing import Opener, is_sealed, open_with, seal_with
 from services.platform.sql import Row, Transaction
 from services.projection.agency_view import decided_view
-from services.projection.changes import Change, Delete, Projector, Upsert, ViewState
 from services.projection.merges import survivor_of
 from services.projection.person_facts import TxReader, reader_of
 

@@ -17,7 +17,7 @@ from contracts.events import (
     ConsultationTriaged,
     IntegrationEvent,
 )
-from services.projection.changes import Change, Upsert, ViewState
+from services.feeds.changes import Change, Upsert, ViewState
 from services.projection.person_facts import utc
 
 CONSULTATION_EVENTS = (
@@ -25,6 +25,38 @@ CONSULTATION_EVENTS = (
     ConsultationTriaged,
     ConsultationAttached,
     ApplicationReceived,
+)
+
+# Each agency's own consultations, with their triage and application. Only the key is required:
+# once a person is attached, a consultation's events are keyed by the person and may arrive
+# before its opening (another partition), so each event sets only the columns it knows.
+CONSULTATION_VIEW = (
+    """CREATE TABLE IF NOT EXISTS consultation_view (
+        agency TEXT NOT NULL,
+        consultation_id TEXT NOT NULL,
+        municipality TEXT,
+        person_id TEXT,
+        opened_at TEXT,
+        channel TEXT,
+        route_in TEXT,
+        caller_kind TEXT,
+        main_complaint TEXT,
+        notes TEXT,
+        event_id TEXT,
+        triage_outcome TEXT,
+        triage_target_agency TEXT,
+        triage_target_system TEXT,
+        follow_up_on TEXT,
+        triaged_at TEXT,
+        application_at TEXT,
+        PRIMARY KEY (agency, consultation_id)
+    )""",
+    # The list's order, and its keyset pages.
+    "CREATE INDEX IF NOT EXISTS consultation_view_opened "
+    "ON consultation_view (agency, opened_at, consultation_id)",
+    # The follow-ups due: few of an agency's consultations were connected elsewhere.
+    "CREATE INDEX IF NOT EXISTS consultation_view_triaged "
+    "ON consultation_view (agency, triage_outcome, opened_at, consultation_id)",
 )
 
 

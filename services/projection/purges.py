@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from contracts.envelope import CloudEvent, event_id
 from contracts.events import ViewPurged
 from contracts.reference import reference
+from services.feeds.store import ViewStore
 from services.platform.bus import Message, Publisher
 from services.platform.sql import Row
 from services.projection.agency_view import Purge, sweep
-from services.projection.store import ViewStore
 
 log = logging.getLogger(__name__)
 

@@ -21,17 +21,17 @@ from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.errors import Conflict
 from contracts.events import parse
+from services.feeds.changes import Change, Projector, ViewState
+from services.feeds.store import ViewStore
 from services.platform.disclose import OWN_RECORD, Opening, Shown
 from services.platform.sealing import erasures
 from services.platform.sql import SqliteDatabase
 from services.projection.agency_view import POLICY_VIEWER, VIEW_PURPOSES, FactBases, visible_to
 from services.projection.audit import RECORD_VIEWED, AuditRecord
-from services.projection.changes import Change, Projector, ViewState
 from services.projection.feed import PERSON_TABLES, person_projectors
 from services.projection.merges import united
 from services.projection.person_documents import render
 from services.projection.person_facts import TxReader, record_from
-from services.projection.store import ViewStore
 
 
 @dataclass(frozen=True)

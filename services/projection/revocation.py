@@ -21,10 +21,10 @@ from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.errors import NotFound
 from contracts.events import InformationShared, IntegrationEvent, ReferralSent, parse
+from services.feeds.store import ViewStore
 from services.platform.sql import Transaction
 from services.projection.audit import AuditLog, AuditRecord
 from services.projection.person_facts import TxReader, record_from
-from services.projection.store import ViewStore
 
 CONSENT = "consent"
 # The purpose a 支援会議 member reads a shared item for (as the meeting service decides it).

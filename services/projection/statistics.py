@@ -28,8 +28,8 @@ from contracts import events as ev
 from contracts.envelope import CloudEvent
 from contracts.events import Act, IntegrationEvent
 from contracts.reference import reference
+from services.feeds.changes import Change, Upsert, ViewState
 from services.platform.sql import Transaction
-from services.projection.changes import Change, Upsert, ViewState
 from services.web.catalogue import Translator
 
 JST = timezone(timedelta(hours=9))

@@ -16,6 +16,7 @@ from pydantic_core import to_jsonable_python
 
 from contracts.fields import Code, Moment, Reason, RequestModel
 from contracts.identity import Staff
+from services.feeds.store import ViewStore
 from services.platform.disclose import (
     OWN_RECORD,
     Disclosure,
@@ -27,7 +28,6 @@ from services.platform.disclose import (
 from services.platform.pagination import Page, after_cursor, link_of, page, respond
 from services.platform.settings import Settings
 from services.projection.person_facts import REFERRAL_STATUS
-from services.projection.store import ViewStore
 from services.referral.application import (
     ReferralApplication,
     SendReferral,

@@ -15,10 +15,11 @@ from typing import Any
 from uuid import UUID
 
 from contracts import disclosure
-from services.projection import consents, merges
-from services.projection.changes import Projector
+from services.feeds import consents
+from services.feeds.changes import Projector
+from services.feeds.store import ViewStore
+from services.projection import merges
 from services.projection.person_facts import TxReader
-from services.projection.store import ViewStore
 
 TABLES = consents.TABLES + merges.TABLES
 PROJECTORS: tuple[Projector, ...] = (consents.project_consents, merges.project_merges)

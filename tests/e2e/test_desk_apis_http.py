@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from fastapi.testclient import TestClient
 
+from services.feeds.store import journal_position
 from services.platform.pagination import decode_cursor
 from services.projection.audit import RECORD_VIEWED, AuditEntry, AuditLog
 from services.projection.person_documents import standing_view_shape_1
 from services.projection.person_facts import TxReader
-from services.projection.store import journal_position
 from tests.e2e.answers import ok
 
 pytestmark = pytest.mark.e2e

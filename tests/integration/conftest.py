@@ -17,13 +17,13 @@ from psycopg.rows import dict_row
 
 from contracts.reference import reference
 from contracts.topics import Topics
+from services.feeds.store import ViewStore
 from services.meeting.feed import FeedFacts
 from services.platform.bus import ensure_topics
 from services.platform.relay import Relay
 from services.platform.settings import Settings
 from services.platform.sql import PostgresDatabase
 from services.projection.audit import AuditLog
-from services.projection.store import ViewStore
 from services.scenarios import Client
 from services.wiring import feed_store, projection_app, service_app, view_store
 from tests.infrastructure import Process, wait_for

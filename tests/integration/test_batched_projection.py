@@ -10,13 +10,13 @@ import pytest
 
 from bench.load import LoadProfile, event_stream
 from contracts.topics import Topics
+from services.feeds.rebuild import rebuild
+from services.feeds.runner import Outcome
 from services.platform.bus import InProcessBus, KafkaPublisher, Message, ensure_topics
 from services.platform.settings import Settings
 from services.platform.sql import PostgresDatabase, SqliteDatabase
 from services.projection import agency_view
 from services.projection.person_facts import TxReader
-from services.projection.rebuild import rebuild
-from services.projection.runner import Outcome
 from services.wiring import FEEDS, feed_runner, feed_store, key_store
 from tests.infrastructure import Infrastructure, fresh_database
 from tests.unit.test_batches import (

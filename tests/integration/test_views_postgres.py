@@ -11,8 +11,8 @@ import pytest
 from contracts.envelope import CloudEvent
 from contracts.events import ViewPurged, parse
 from contracts.topics import Topics
+from services.feeds.store import ViewStore
 from services.platform.settings import Settings
-from services.projection.store import ViewStore
 from services.wiring import view_store
 from tests.infrastructure import Process, wait_for
 from tests.integration.conftest import Cleanup, intake_and_views

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from contracts.envelope import CloudEvent
 from contracts.events import ConsultationOpened, parse
 from contracts.topics import Topics
+from services.feeds.runner import REASON_HEADER
 from services.platform.settings import Settings
-from services.projection.runner import REASON_HEADER
 from services.wiring import intake_app, projection_app, view_store
 from tests.infrastructure import Process, wait_for
 from tests.integration.conftest import Cleanup

@@ -13,16 +13,17 @@ from bench.load import LoadProfile, event_stream
 from bench.memory_views import MemoryFold
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
+from services.feeds.changes import Change, Projector, ViewState
+from services.feeds.runner import FeedRunner, Outcome
+from services.feeds.store import ViewStore, schema
 from services.platform.blind_index import BlindIndex
 from services.platform.bus import InProcessBus, Message
 from services.platform.keys import KeyStore
 from services.platform.sql import Database, SqliteDatabase
 from services.projection import feed, statistics
-from services.projection.changes import Change, Projector, ViewState
+from services.projection.person_facts import reads
 from services.projection.person_search import PersonIndex
 from services.projection.projectors import consultations
-from services.projection.runner import FeedRunner, Outcome
-from services.projection.store import ViewStore, schema
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +52,9 @@ def projectors(*, postponed: bool = False) -> tuple[Projector, ...]:
 
 def runner(database: Database, *, postponed: bool = False) -> tuple[FeedRunner, ViewStore]:
     store = ViewStore(database, feed.TABLES, journal=True)
-    return FeedRunner(store, projectors(postponed=postponed), InProcessBus(), "dlq"), store
+    # The person tables' reads, as the feed's runner makes them: a batch reads them up front.
+    made = FeedRunner(store, projectors(postponed=postponed), InProcessBus(), "dlq", reads)
+    return made, store
 
 
 def tables(store: ViewStore) -> dict[str, list[tuple[Any, ...]]]:

@@ -12,19 +12,19 @@ pytestmark = pytest.mark.unit
 
 STACKS = [
     "process 1:python;<module> (bench/run.py:1);publish (bench/b3_catchup.py:60) 40\n",
-    "process 2:python;catch_up (services/projection/rebuild.py:90);"
-    "consume_batch (services/projection/runner.py:77);"
-    "stage (services/projection/store.py:457) 30\n",
-    "process 2:python;catch_up (services/projection/rebuild.py:90);"
-    "consume_batch (services/projection/runner.py:80);"
+    "process 2:python;catch_up (services/feeds/rebuild.py:90);"
+    "consume_batch (services/feeds/runner.py:77);"
+    "stage (services/feeds/store.py:457) 30\n",
+    "process 2:python;catch_up (services/feeds/rebuild.py:90);"
+    "consume_batch (services/feeds/runner.py:80);"
     "wait (psycopg/connection.py:479) 10\n",
-    "process 3:python;catch_up (services/projection/rebuild.py:91);poll (kafka/consumer.py:9) 10\n",
+    "process 3:python;catch_up (services/feeds/rebuild.py:91);poll (kafka/consumer.py:9) 10\n",
     "a line that is not a stack\n",
 ]
 
 
 def test_a_frame_is_named_by_its_file_and_function_without_the_line() -> None:
-    assert function_of("stage (services/projection/store.py:457)") == "store.py:stage"
+    assert function_of("stage (services/feeds/store.py:457)") == "store.py:stage"
     assert function_of("<native>") == "<native>"
 
 

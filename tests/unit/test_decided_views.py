@@ -25,11 +25,11 @@ import pytest
 
 from contracts.envelope import CloudEvent
 from contracts.events import parse
+from services.feeds.changes import Change, ViewState
+from services.feeds.store import ViewStore
 from services.platform.sql import SqliteDatabase
 from services.projection import agency_view, feed
-from services.projection.changes import Change, ViewState
 from services.projection.person_facts import TxReader
-from services.projection.store import ViewStore
 from tests.unit.test_batches import DECIDED_AT, messages
 
 pytestmark = pytest.mark.unit

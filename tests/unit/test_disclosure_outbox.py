@@ -13,12 +13,12 @@ import pytest
 
 from contracts.events.audit import RecordViewed, ShownBasis
 from contracts.topics import Topics
+from services.feeds.runner import REASON_HEADER
 from services.platform.bus import InProcessBus, Message, Publisher
 from services.platform.disclosure_outbox import DisclosureOutbox
 from services.platform.sql import SqliteDatabase
 from services.projection.chains import Chains
 from services.projection.disclosure_ingest import AuditIngest
-from services.projection.runner import REASON_HEADER
 from services.wiring import feed_one
 
 pytestmark = pytest.mark.unit

@@ -34,6 +34,7 @@ from bench.load import (
 from contracts.envelope import CloudEvent, event_id
 from contracts.events import CATALOGUE, IntegrationEvent, latest_versions, parse
 from contracts.reference import reference
+from services.feeds.changes import Upsert
 from services.intake import integration as intake
 from services.meeting import integration as meeting
 from services.platform.keys import KeyStore
@@ -44,7 +45,6 @@ from services.platform.sealing import Opener, Sealer, is_sealed, subject_of
 from services.platform.settings import Settings
 from services.platform.sql import SqliteDatabase
 from services.projection import statistics
-from services.projection.changes import Upsert
 from services.referral import integration as referral
 from services.scenarios import INTAKE_STEPS, STEP_HANDLERS, step_time
 from services.wiring import key_store

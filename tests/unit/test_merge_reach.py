@@ -15,12 +15,12 @@ import pytest
 from contracts.errors import Conflict, Forbidden, Invalid
 from contracts.events import ApplicationReceived, IntegrationEvent
 from contracts.identity import Staff
+from services.feeds.store import ViewStore
 from services.meeting.application import DeclareVitalInterest, MeetingApplication, Named, named
 from services.meeting.feed import FeedFacts
 from services.platform.settings import Settings
 from services.platform.sql import SqliteDatabase
 from services.projection import merges
-from services.projection.store import ViewStore
 from services.referral.application import ReferralApplication, SendReferral
 from services.referral.feed import ConsentReplica
 from services.wiring import FEEDS

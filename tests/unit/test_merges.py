@@ -21,15 +21,15 @@ from contracts.events import (
     PersonsUnmerged,
 )
 from contracts.identity import Staff
+from services.feeds.changes import Change
+from services.feeds.store import ViewStore
 from services.meeting.application import MeetingApplication
 from services.meeting.feed import FeedFacts
 from services.platform.sql import SqliteDatabase
 from services.projection.agency_view import decided_view, decided_views, person_views
-from services.projection.changes import Change
 from services.projection.merges import merged_into, survivor_of
 from services.projection.person_documents import case_as_of, person_view
 from services.projection.person_facts import record_from
-from services.projection.store import ViewStore
 from services.wiring import FEEDS
 from tests.unit.test_person_facts import NOW, T0, Views, act, cloudevent, consent, registered
 

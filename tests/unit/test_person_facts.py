@@ -26,8 +26,8 @@ from contracts.events import (
     ReferralSent,
 )
 from contracts.events.meeting import Attendee, DiscussedPlan, Membership
+from services.feeds.changes import Change, Upsert
 from services.projection.agency_view import decided_view, person_views
-from services.projection.changes import Change, Upsert
 from services.projection.person_facts import KEYS, record_from, utc
 
 pytestmark = pytest.mark.unit

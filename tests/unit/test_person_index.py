@@ -18,6 +18,8 @@ from contracts.errors import Invalid
 from contracts.events import PersonErased, PersonRegistered
 from contracts.identity import Staff
 from contracts.names import fold
+from services.feeds.runner import FeedRunner, Outcome
+from services.feeds.store import ViewStore
 from services.intake.application import IntakeApplication, RegisterPerson
 from services.intake.integration import PUBLISHED, to_cloudevent
 from services.platform.blind_index import BlindIndex
@@ -30,8 +32,6 @@ from services.platform.sealing import Sealer, seal_with
 from services.platform.sql import Row, SqliteDatabase
 from services.projection import feed, person_search, queries
 from services.projection.person_search import Candidate, Criteria, PersonIndex, full_key
-from services.projection.runner import FeedRunner, Outcome
-from services.projection.store import ViewStore
 from tests.sealed_scan import file_places, in_clear
 
 pytestmark = pytest.mark.unit

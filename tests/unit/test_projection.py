@@ -16,15 +16,15 @@ from contracts.events import (
     IntegrationEvent,
     parse,
 )
+from services.feeds.changes import Change, Projector, Upsert
+from services.feeds.runner import ORIGIN_HEADER, REASON_HEADER, FeedRunner, Outcome
+from services.feeds.store import ViewStore
 from services.platform.bus import InProcessBus, Message
 from services.platform.collector import paused
 from services.platform.pagination import Page
 from services.platform.sql import SqliteDatabase
 from services.projection import queries
-from services.projection.changes import Change, Projector, Upsert
-from services.projection.projectors import consultations
-from services.projection.runner import ORIGIN_HEADER, REASON_HEADER, FeedRunner, Outcome
-from services.projection.store import CONSULTATION_VIEW, ViewStore
+from services.projection.projectors import CONSULTATION_VIEW, consultations
 from tests.unit.test_contracts import opened_event
 
 pytestmark = pytest.mark.unit

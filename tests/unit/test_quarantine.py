@@ -16,15 +16,15 @@ from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
 from contracts.topics import Topics
 from services.cli import main
+from services.feeds import quarantine
+from services.feeds.changes import Change, ViewState
+from services.feeds.deadletters import FILE, FileDeadLetters
+from services.feeds.quarantine import apply_or_quarantine
+from services.feeds.runner import REASON_HEADER
 from services.platform import lifecycle
 from services.platform.bus import Message
 from services.platform.settings import Settings
-from services.projection import quarantine
-from services.projection.changes import Change, ViewState
-from services.projection.deadletters import FILE, FileDeadLetters
 from services.projection.projectors import consultations
-from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import REASON_HEADER
 from services.wiring import FEEDS, embedded_app
 from tests.unit.test_contracts import opened_event
 from tests.unit.test_projection import consultation_feed

@@ -6,14 +6,14 @@ import pytest
 
 from contracts.envelope import CloudEvent
 from contracts.identity import Staff
+from services.feeds.runner import FeedRunner
+from services.feeds.store import ViewStore
 from services.intake.application import IntakeApplication, OpenConsultation
 from services.intake.integration import to_cloudevent
 from services.platform.bus import InProcessBus, Message, Publisher
 from services.platform.relay import Relay, RelayPosition
 from services.platform.sql import SqliteDatabase
-from services.projection.projectors import consultations
-from services.projection.runner import FeedRunner
-from services.projection.store import CONSULTATION_VIEW, ViewStore
+from services.projection.projectors import CONSULTATION_VIEW, consultations
 
 pytestmark = pytest.mark.unit
 

@@ -21,6 +21,7 @@ from contracts.events import (
     RetentionExtended,
 )
 from contracts.reference import Municipality, _retention, reference
+from services.feeds.store import ViewStore
 from services.intake.retention import (
     TABLES,
     Extension,
@@ -31,7 +32,6 @@ from services.intake.retention import (
     project_retention,
 )
 from services.platform.sql import connect
-from services.projection.store import ViewStore
 
 pytestmark = pytest.mark.unit
 

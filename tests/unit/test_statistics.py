@@ -14,9 +14,9 @@ from openpyxl import load_workbook
 from contracts import events as ev
 from contracts.envelope import CloudEvent, event_id
 from contracts.reference import reference
+from services.feeds.store import ViewStore
 from services.platform.sql import SqliteDatabase
 from services.projection import statistics
-from services.projection.store import ViewStore
 from services.web.catalogue import Translator
 
 pytestmark = pytest.mark.unit

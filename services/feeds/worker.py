@@ -16,13 +16,13 @@ from typing import Any
 import faust
 
 from contracts.topics import Topics
+from services.feeds.quarantine import apply_or_quarantine
+from services.feeds.runner import FeedRunner
 from services.platform.bus import KafkaPublisher, Message
 from services.platform.collector import freeze_long_lived
 from services.platform.lifecycle import Stopping
 from services.platform.private_files import private_dir
 from services.platform.settings import Settings
-from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import FeedRunner
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 async def consume_until_done(runner: FeedRunner, messages: Sequence[Message]) -> None:
     """Apply a batch, waiting out the servers' absences and quarantining poison events
-    (``services.projection.quarantine``); only then are its messages acknowledged."""
+    (``services.feeds.quarantine``); only then are its messages acknowledged."""
     await asyncio.to_thread(apply_or_quarantine, runner, messages)
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
 
+from services.feeds.changes import Change, Delete, ViewState
 from services.platform.sql import Database, Row, Transaction
-from services.projection.changes import Change, Delete, ViewState
 
 PROCESSED = """CREATE TABLE IF NOT EXISTS processed_event (
     event_id TEXT PRIMARY KEY,
@@ -43,38 +43,6 @@ JOURNAL = (
         partition_key TEXT NOT NULL,
         body TEXT NOT NULL
     )""",
-)
-
-# Each agency's own consultations, with their triage and application. Only the key is required:
-# once a person is attached, a consultation's events are keyed by the person and may arrive
-# before its opening (another partition), so each event sets only the columns it knows.
-CONSULTATION_VIEW = (
-    """CREATE TABLE IF NOT EXISTS consultation_view (
-        agency TEXT NOT NULL,
-        consultation_id TEXT NOT NULL,
-        municipality TEXT,
-        person_id TEXT,
-        opened_at TEXT,
-        channel TEXT,
-        route_in TEXT,
-        caller_kind TEXT,
-        main_complaint TEXT,
-        notes TEXT,
-        event_id TEXT,
-        triage_outcome TEXT,
-        triage_target_agency TEXT,
-        triage_target_system TEXT,
-        follow_up_on TEXT,
-        triaged_at TEXT,
-        application_at TEXT,
-        PRIMARY KEY (agency, consultation_id)
-    )""",
-    # The list's order, and its keyset pages.
-    "CREATE INDEX IF NOT EXISTS consultation_view_opened "
-    "ON consultation_view (agency, opened_at, consultation_id)",
-    # The follow-ups due: few of an agency's consultations were connected elsewhere.
-    "CREATE INDEX IF NOT EXISTS consultation_view_triaged "
-    "ON consultation_view (agency, triage_outcome, opened_at, consultation_id)",
 )
 
 

@@ -15,12 +15,12 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from contracts.topics import Topics
+from services.feeds.quarantine import apply_or_quarantine
+from services.feeds.runner import FeedRunner
+from services.feeds.store import ViewStore
 from services.platform.bus import Message, Publisher
 from services.platform.collector import freeze_long_lived
 from services.platform.settings import Settings
-from services.projection.quarantine import apply_or_quarantine
-from services.projection.runner import FeedRunner
-from services.projection.store import ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _message(record: Any) -> Message:
 
 
 class Quarantining:
-    """A runner whose poison events are quarantined (``services.projection.quarantine``):
+    """A runner whose poison events are quarantined (``services.feeds.quarantine``):
     a rebuild that meets one again goes on past it."""
 
     def __init__(self, runner: FeedRunner) -> None:

@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.topics import Topics
+from services.feeds.runner import ORIGIN_HEADER, REASON_HEADER
 from services.platform.bus import Headers, Message, Publisher
 from services.platform.private_files import private_file
 from services.platform.settings import Settings
-from services.projection.runner import ORIGIN_HEADER, REASON_HEADER
 
 FILE = "dead-letters.jsonl"
 READ_TIMEOUT_SECONDS = 30.0
@@ -125,7 +125,7 @@ class KafkaDeadLetters:
     def letters(self) -> Iterator[DeadLetter]:
         from kafka import KafkaConsumer, TopicPartition
 
-        from services.projection.rebuild import _message
+        from services.feeds.rebuild import _message
 
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, group_id=None

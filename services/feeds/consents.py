@@ -14,8 +14,8 @@ from datetime import datetime
 from contracts import disclosure
 from contracts.envelope import CloudEvent
 from contracts.events import ConsentRecorded, ConsentWithdrawn, IntegrationEvent
+from services.feeds.changes import Change, Upsert, ViewState
 from services.platform.sql import Row, Transaction
-from services.projection.changes import Change, Upsert, ViewState
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS consent (

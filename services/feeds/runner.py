@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,12 +18,11 @@ from opentelemetry.trace import Span, SpanKind
 
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.events import IntegrationEvent, InvalidEventData, UnknownEvent, parse
+from services.feeds.changes import Change, Projector, ViewState
+from services.feeds.store import Applying, Journalled, Position, ViewStore
 from services.platform.bus import Message, Publisher
 from services.platform.collector import paused
 from services.platform.tracing import context_from, tracer
-from services.projection.changes import Change, Projector, ViewState
-from services.projection.person_facts import reads
-from services.projection.store import Applying, Journalled, Position, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,15 @@ class Result:
     reason: str | None = None
 
 
-def _named(datas: Iterable[IntegrationEvent]) -> dict[str, set[str]]:
+# What the projectors will read rows by for an event: per column, the value (a person's id).
+Reads = Callable[[IntegrationEvent], Mapping[str, str]]
+
+
+def _nothing(_: IntegrationEvent) -> Mapping[str, str]:
+    return {}
+
+
+def _named(reads: Reads, datas: Iterable[IntegrationEvent]) -> dict[str, set[str]]:
     """Per column, the values a batch's events have the projectors read rows by."""
     named: dict[str, set[str]] = {}
     for data in datas:
@@ -65,7 +72,11 @@ class FeedRunner:
         projectors: Sequence[Projector],
         dead_letters: Publisher,
         dead_letter_topic: str,
+        reads: Reads = _nothing,
     ) -> None:
+        """``reads``: what the projectors read rows by, which a batch reads up front, a query
+        per table, rather than a row at a time (only a cost: the rows read are the same)."""
+        self._reads = reads
         self._store = store
         self._projectors = tuple(projectors)
         self._dead_letters = dead_letters
@@ -77,7 +88,7 @@ class FeedRunner:
 
     def quarantine(self, message: Message, reason: str) -> None:
         """``message`` to the dead letters with ``reason``, and the position moved past it: it
-        failed each time it was applied alone (``services.projection.quarantine``). Its event
+        failed each time it was applied alone (``services.feeds.quarantine``). Its event
         id is not recorded as processed, so a replay after a fix applies it."""
         self._dead_letters.publish([self._dead_letter(message, reason)])
         position = _position(message)
@@ -121,7 +132,7 @@ class FeedRunner:
                     for index, event, data in events
                 ],
                 [p for m in messages if (p := _position(m)) is not None],
-                warm=_named(data for _, _, data in events),
+                warm=_named(self._reads, (data for _, _, data in events)),
             )
             for (index, _, _), done in zip(events, applied, strict=True):
                 results[index] = Result(Outcome.APPLIED if done else Outcome.DUPLICATE)
