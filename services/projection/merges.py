@@ -20,7 +20,7 @@ vital-interest declarations. Where both records hold the same field (a name spel
 the survivor's value stands: the survivor is the record the office chose to keep.
 
 The duplicate's own id is not a second picture while merged: the views answer it with a
-pointer to the survivor (409, ``survivor_id``), and its materialised rows are the survivor's.
+pointer to the survivor (409, ``survivor_id``), and its facts are decided as the survivor's.
 Meeting and referral keep the same table from the same events (``project_merges``): meeting
 reads a merged person's case, meetings and bases the same way, and referral decides a slip, about
 either id, on the merged person's consents (``as_one``). A line that names a person (a list's,
@@ -53,7 +53,7 @@ TABLES = (
 KEY = ("person_id", "other_id")
 
 # The person tables whose rows a merged person is read with: what is recorded about them and
-# the bases ``decide`` weighs. Not the materialised views, which are the survivor's own.
+# the bases ``decide`` weighs.
 UNITED = (
     "timeline",
     "person_fact",
