@@ -441,25 +441,12 @@ class ViewStore:
         return tx.insert_new("processed_event", ("event_id", "event_type"), list(first.items()))
 
     def apply_now(self, changes: Callable[[ViewState], Sequence[Change]]) -> None:
-        """Apply changes that no event carries (a refresh at an instant): nothing to dedupe."""
+        """Apply changes that no event carries (what a swept basis end took): nothing to
+        dedupe, in a transaction of their own."""
         with self.database.transaction() as tx:
-            self.apply_in(tx, changes)
-
-    def apply_in(
-        self,
-        tx: Transaction,
-        changes: Callable[[ViewState], Sequence[Change]],
-        warm: Mapping[str, Collection[Any]] | None = None,
-    ) -> None:
-        """``apply_now`` in the caller's transaction (one that claims what it refreshes, say).
-
-        ``warm`` as for ``apply_batch``: the rows of many persons are read a query per table.
-        """
-        batch = _Batch(tx, self._schema, self._learned)
-        for column, values in (warm or {}).items():
-            batch.warm(column, values)
-        batch.stage(changes(batch))
-        batch.write()
+            batch = _Batch(tx, self._schema, self._learned)
+            batch.stage(changes(batch))
+            batch.write()
 
     def advance(self, position: Position) -> None:
         """Move past a message that changed no view (a dead letter)."""

@@ -74,11 +74,6 @@ class Transaction(Protocol):
         there yet, numbered in ``number`` on from the last; ``columns`` maps each column to its
         SQL type. Appends take turns (``lock_for_append``): number order is commit order."""
 
-    def take_first(self, table: str, column: str, size: int) -> list[Any]:
-        """Delete up to ``size`` rows, the first in ``column``'s order, and return their
-        ``column``, sorted: a queue several replicas take from, each skipping the rows another
-        has taken and not yet committed."""
-
     def add_columns(self, table: str, columns: Mapping[str, str]) -> None:
         """Add to ``table`` each of ``columns`` (name: SQL type) it lacks, NULL in its rows:
         a table made before they were declared."""
@@ -145,7 +140,6 @@ class _Statements(ABC):
     """The operations both engines run as the same SQL, a statement per ``_rows`` rows."""
 
     _rows: int | None  # None: all the rows in one statement
-    _taking = ""  # what ``take_first``'s subquery adds to skip rows others are taking
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
@@ -197,14 +191,6 @@ class _Statements(ABC):
                 f"IN ({', '.join(one for _ in chunk)})",
                 [v for k in chunk for v in k],
             )
-
-    def take_first(self, table: str, column: str, size: int) -> list[Any]:
-        rows = self.fetchall(
-            f"DELETE FROM {table} WHERE {column} IN (SELECT {column} FROM {table} "
-            f"ORDER BY {column} LIMIT ?{self._taking}) RETURNING {column}",
-            (size,),
-        )
-        return sorted(row[column] for row in rows)
 
 
 class _SqliteTransaction(_Statements):
@@ -319,7 +305,6 @@ class _PostgresTransaction(_Statements):
     by locks held to commit."""
 
     _rows = None
-    _taking = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor

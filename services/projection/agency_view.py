@@ -425,6 +425,5 @@ def _sweep_end(store: ViewStore, end_id: str, person: str, ends_at: str) -> list
         )
         return [*_recorded(found, f"sweep|{end_id}|{ends_at}", ended), swept]
 
-    with store.database.transaction() as tx:
-        store.apply_in(tx, changes)
+    store.apply_now(changes)
     return found

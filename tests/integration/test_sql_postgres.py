@@ -89,21 +89,6 @@ def test_a_turn_is_held_to_commit(database: Database, raw: psycopg.Connection[An
     assert raw.execute(taken).fetchone() == (True,)
 
 
-def test_replicas_taking_from_a_queue_side_by_side_take_different_rows(
-    database: Database,
-) -> None:
-    made(database, "CREATE TABLE waiting (person_id TEXT PRIMARY KEY)")
-    with database.transaction() as tx:
-        tx.insert_new("waiting", ("person_id",), [(f"p{i}",) for i in range(7)])
-    with database.transaction() as first, database.transaction() as second:
-        # Bounded, so that waiting on the first would fail rather than hang the run.
-        second.execute("SET LOCAL lock_timeout = '10s'")
-        assert first.take_first("waiting", "person_id", 3) == ["p0", "p1", "p2"]
-        assert second.take_first("waiting", "person_id", 3) == ["p3", "p4", "p5"]
-    with database.transaction() as tx:
-        assert tx.fetchall("SELECT person_id FROM waiting") == [{"person_id": "p6"}]
-
-
 def test_shared_reads_stream_a_query_from_another_process(database: PostgresDatabase) -> None:
     made(database, "CREATE TABLE numbers (n INTEGER PRIMARY KEY, word TEXT)")
     with database.transaction() as tx:

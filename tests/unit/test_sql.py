@@ -127,17 +127,6 @@ def check_append_numbered(database: Database, n: int) -> None:
     ]
 
 
-def check_take_first(database: Database) -> None:
-    made(database, "CREATE TABLE waiting (person_id TEXT PRIMARY KEY)")
-    with database.transaction() as tx:
-        tx.insert_new("waiting", ("person_id",), [(p,) for p in ("p5", "p2", "p9", "p1", "p7")])
-    with database.transaction() as tx:
-        assert tx.take_first("waiting", "person_id", 3) == ["p1", "p2", "p5"]
-    with database.transaction() as tx:
-        assert tx.take_first("waiting", "person_id", 3) == ["p7", "p9"]
-        assert tx.take_first("waiting", "person_id", 3) == []
-
-
 def check_add_columns(database: Database) -> None:
     made(database, "CREATE TABLE old (id INTEGER PRIMARY KEY, note TEXT)")
     with database.transaction() as tx:
@@ -190,9 +179,6 @@ class SqlOperations:
         self, database: Database, check: Callable[[Database, int], None], n: int
     ) -> None:
         check(database, n)
-
-    def test_take_first_takes_the_first_rows_in_order(self, database: Database) -> None:
-        check_take_first(database)
 
     def test_add_columns_adds_only_those_missing(self, database: Database) -> None:
         check_add_columns(database)
