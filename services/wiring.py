@@ -30,7 +30,7 @@ from services.feeds.changes import Projector
 from services.feeds.deadletters import FILE as DEAD_LETTERS
 from services.feeds.deadletters import FileDeadLetters
 from services.feeds.quarantine import Consumer, apply_or_quarantine
-from services.feeds.runner import FeedRunner
+from services.feeds.runner import FeedRunner, Reads
 from services.feeds.store import ViewStore
 from services.intake import retention
 from services.intake.api import build_router as intake_router
@@ -95,6 +95,8 @@ class Feed:
     # A catch-up over a backlog (a rebuild): its projectors, if they differ (the views record
     # no purge again: the live run's are history).
     catching_up: Callable[[PersonIndex], tuple[Projector, ...]] | None = None
+    # What the projectors read rows by for an event, which a batch reads up front.
+    reads: Reads = person_facts.reads
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ FEEDS: dict[str, Feed] = {
         ("intake", "referral", "meeting"),
         journal=True,
         catching_up=functools.partial(projection_feed.projectors, postponed=True),
+        reads=projection_feed.reads,
     ),
     # Referral decides on consents: it keeps its own replica of the ledger, and intake's merges
     # so that a consent given under a merged duplicate's id counts for the merged person.
@@ -292,7 +295,7 @@ def feed_runner(
         projectors(person_index(settings, keys)),
         dead_letters,
         Topics(settings.topic_prefix).dead_letter,
-        person_facts.reads,
+        feed.reads,
     )
 
 

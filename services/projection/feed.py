@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from contracts.events import IntegrationEvent
 from services.feeds import consents
 from services.feeds.changes import Projector
 from services.projection import (
@@ -22,7 +23,7 @@ from services.projection import (
     statistics,
 )
 from services.projection.person_search import PersonIndex
-from services.projection.projectors import CONSULTATION_VIEW, consultations
+from services.projection.projectors import CONSULTATION_VIEW, consultation_reads, consultations
 
 PERSON_TABLES = (
     consents.TABLES + person_facts.TABLES + agency_view.TABLES + erasures.TABLES + merges.TABLES
@@ -53,3 +54,8 @@ def projectors(index: PersonIndex, *, postponed: bool = False) -> tuple[Projecto
         person_search.search_keys(index),
         *person_projectors(postponed=postponed),
     )
+
+
+def reads(data: IntegrationEvent) -> dict[str, str]:
+    """What this feed's projectors read rows by for ``data`` (``FeedRunner``'s ``reads``)."""
+    return {**person_facts.reads(data), **consultation_reads(data)}

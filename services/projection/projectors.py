@@ -57,7 +57,18 @@ CONSULTATION_VIEW = (
     # The follow-ups due: few of an agency's consultations were connected elsewhere.
     "CREATE INDEX IF NOT EXISTS consultation_view_triaged "
     "ON consultation_view (agency, triage_outcome, opened_at, consultation_id)",
+    # A batch reads the lines of all its consultations at once (``consultation_reads``).
+    "CREATE INDEX IF NOT EXISTS consultation_view_id ON consultation_view (consultation_id)",
 )
+
+
+def consultation_reads(data: IntegrationEvent) -> dict[str, str]:
+    """The consultation whose line an event changes: each event sets some columns over the
+    line, so the line is read first, and a batch reads all of them in one query rather than
+    one query each (3,000 round trips in a catch-up of 30,000 events)."""
+    if isinstance(data, CONSULTATION_EVENTS):
+        return {"consultation_id": str(data.consultation_id)}
+    return {}
 
 
 def consultations(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:

@@ -23,6 +23,7 @@ from services.platform.bus import InProcessBus, Message
 from services.platform.collector import paused
 from services.platform.pagination import Page
 from services.platform.sql import SqliteDatabase
+from services.projection import feed as projection_feed
 from services.projection import queries
 from services.projection.projectors import CONSULTATION_VIEW, consultations
 from tests.unit.test_contracts import opened_event
@@ -211,3 +212,33 @@ def test_an_earlier_triage_arriving_late_does_not_undo_a_later_one() -> None:
     )
     row = consultation_row([opened, later_event(opened, again, 9), triaged])
     assert row["triage_outcome"] == "continue_here"
+
+
+@pytest.mark.parametrize("reads_lines_up_front", [True, False])
+def test_a_batch_reads_the_lines_of_all_its_consultations_in_one_query(
+    reads_lines_up_front: bool,
+) -> None:
+    """Each consultation event sets some columns over its line, which is read first: the views
+    feed names the consultations (``feed.reads``), so a batch reads them together, not one
+    query per consultation (a catch-up of 30,000 events made 3,000 such round trips)."""
+    database = SqliteDatabase(":memory:")
+    store = ViewStore(database, CONSULTATION_VIEW)
+    runner = FeedRunner(
+        store,
+        [consultations],
+        InProcessBus(),
+        "dlq",
+        projection_feed.reads if reads_lines_up_front else (lambda _: {}),
+    )
+    events = [event for opened, later in (lifecycle() for _ in range(12)) for event in later]
+    selects: list[str] = []
+    database._connection.set_trace_callback(selects.append)
+    runner.consume_batch([Message("t", "k", event.to_bytes()) for event in events])
+    read = [
+        s for s in selects if s.lstrip().upper().startswith("SELECT") and "consultation_view" in s
+    ]
+    assert len(read) == (1 if reads_lines_up_front else 12)
+    with database.transaction() as tx:
+        lines = tx.fetchall("SELECT application_at, triage_outcome FROM consultation_view")
+    assert len(lines) == 12
+    assert all(line["application_at"] and line["triage_outcome"] for line in lines)
