@@ -11,10 +11,10 @@ disclosure appends, the JSON body), as a caseworker of the social welfare counci
 referral) for about a quarter of them and none for the others, whose answer withholds every
 category. Figures: p50, p95 and p99 of all reads (B7.p99_ms), and of each kind apart.
 
-Baseline: what a view decided at read needs at least, the person's facts (``person_fact``)
-and consents (``consent``), one query each by person id on one psycopg connection. Read and
-baseline are timed in turns (``side_by_side``): reads with a view append to the audit chain,
-and both meet the same chain and the same checkpoints.
+Baseline: what a view decided at read needs at least, the person's facts (``category_facts``,
+a record per category) and consents (``consent``), one query each by person id on one psycopg
+connection. Read and baseline are timed in turns (``side_by_side``): reads with a view append
+to the audit chain, and both meet the same chain and the same checkpoints.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ WINDOW = timedelta(days=548)
 AGENCY = "zama-shakyo"
 ROLE = "caseworker"
 BASELINE = (
-    "SELECT * FROM projection.person_fact WHERE person_id = %s",
+    "SELECT * FROM projection.category_facts WHERE person_id = %s",
     "SELECT * FROM projection.consent WHERE person_id = %s",
 )
 SHARES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}

@@ -65,7 +65,10 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             seen = [
                 row["person_id"]
                 for row in tx.fetchall(
-                    "SELECT DISTINCT person_id FROM person_fact WHERE agency = ?", (OFFICE,)
+                    # Whom the office recorded facts of: the timeline rows the facts came from.
+                    "SELECT DISTINCT person_id FROM timeline "
+                    "WHERE agency = ? AND person_id IS NOT NULL AND category IS NOT NULL",
+                    (OFFICE,),
                 )
             ]
         store.database.close()

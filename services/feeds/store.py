@@ -9,6 +9,7 @@ after it, the position says so, and a redelivered event is dropped by its id.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,14 @@ def _keyed(table: Schema, rows: list[Row]) -> list[_Keyed]:
     return [(key(row), row) for row in rows]
 
 
+def column_value(value: Any) -> Any:
+    """A column's value as written: a record the projectors keep as a dict (a person's facts
+    of one category) goes as JSON text, encoded once per batch rather than once per event."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
 class _Batch:
     """The views as a batch's transaction will leave them, for the projectors to read.
 
@@ -351,7 +360,7 @@ class _Batch:
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
             for pk, (_, values) in ops:
                 if values is not None:
-                    groups[tuple(values)].append(pk + tuple(values.values()))
+                    groups[tuple(values)].append(pk + tuple(map(column_value, values.values())))
             for columns, rows in groups.items():
                 self._tx.upsert_many(table.name, table.key, columns, rows)
 

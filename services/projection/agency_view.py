@@ -2,7 +2,7 @@
 left whose view when a basis ended.
 
 No agency's view is stored: ``decided_views`` decides, at the instant asked, which of the
-person's facts (``person_fact``) ``decide`` allows each agency, from the bases as they stand
+person's facts (``category_facts``) ``decide`` allows each agency, from the bases as they stand
 (the consent replica, 支援会議 (Article 9 support meeting) memberships, vital-interest
 declarations, merges). A basis that ends needs no deletion, only a record for the audit: a
 ``view_purge`` row (the ViewPurged record) says which categories left which agency's view,
@@ -34,6 +34,7 @@ from services.projection import merges
 from services.projection.person_facts import (
     Pending,
     Reader,
+    facts_of,
     project_person_facts,
     reader_of,
     record_from,
@@ -219,7 +220,7 @@ def decided_views(
         named &= set(agencies)
     if not named:
         return {}
-    facts = state.rows("person_fact", {"person_id": person_id})
+    facts = facts_of(state, person_id)
     audiences = [_audience(fact) for fact in facts]
     views: dict[str, View] = {}
     for agency in sorted(named):

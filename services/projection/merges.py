@@ -56,7 +56,7 @@ KEY = ("person_id", "other_id")
 # the bases ``decide`` weighs.
 UNITED = (
     "timeline",
-    "person_fact",
+    "category_facts",
     "consent",
     "consent_withdrawal",
     "meeting_membership",
@@ -148,8 +148,8 @@ class United:
     scope, through ``decide`` and the audit like any other. An unmerge (the office finding they
     are two people after all) ends that at once: the rows go back to their own ids.
 
-    Of a field both hold (``person_fact``), the person's own value stands, then the first
-    merged record's in id order.
+    The person's own rows come first, then each merged record's in id order: of a field
+    several hold, ``person_facts.facts_of`` keeps the first.
     """
 
     def __init__(self, base: Rows, person: str, members: Sequence[str]) -> None:
@@ -159,13 +159,8 @@ class United:
         found = list(self._base.rows(table, where))
         if not self.members or table not in UNITED or where.get("person_id") != self.person:
             return found
-        held = {(row["category"], row["field"]) for row in found if table == "person_fact"}
         for member in self.members:
             for row in self._base.rows(table, {**where, "person_id": member}):
-                if table == "person_fact":
-                    if (row["category"], row["field"]) in held:
-                        continue
-                    held.add((row["category"], row["field"]))
                 found.append({**row, "person_id": self.person, "recorded_under": member})
         return found
 

@@ -29,7 +29,7 @@ from services.projection.agency_view import (
 from services.projection.erasures import erasure
 from services.projection.field_names import readable
 from services.projection.merges import United, united
-from services.projection.person_facts import Reader, record_from, utc
+from services.projection.person_facts import Reader, facts_of, record_from, utc
 
 # The person view's shape: a RecordViewed entry names it, and the entries recorded before
 # shape 2 (categories keyed by name, internal field keys, UTC times) replay in their own shape.
@@ -69,8 +69,7 @@ def person_view(
     _note_erasure(document, state, person_id)
     _note_merged(document, state)
     recorders = {
-        (fact["category"], fact["field"]): fact["agency"]
-        for fact in state.rows("person_fact", {"person_id": person_id})
+        (fact["category"], fact["field"]): fact["agency"] for fact in facts_of(state, person_id)
     }
     disclosed_by = frozenset(
         recorders[(row["category"], row["field"])]
@@ -125,7 +124,7 @@ def _withheld(
     ``decide`` does not allow it now, each with ``decide``'s reason; never their content."""
     held = {
         fact["category"]
-        for fact in state.rows("person_fact", {"person_id": person_id})
+        for fact in facts_of(state, person_id)
         if fact["category"] in candidates and visible_to(agency, fact)
     }
     if not held:

@@ -31,7 +31,7 @@ from services.projection.audit import RECORD_VIEWED, AuditRecord
 from services.projection.feed import PERSON_TABLES, person_projectors
 from services.projection.merges import united
 from services.projection.person_documents import render
-from services.projection.person_facts import TxReader, record_from
+from services.projection.person_facts import TxReader, facts_of, record_from
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def decided_for(
     with views.database.transaction(snapshot=True) as tx:
         state = united(TxReader(tx), entry.person_id)
         record = record_from(state, entry.person_id)
-        facts = state.rows("person_fact", {"person_id": entry.person_id})
+        facts = facts_of(state, entry.person_id)
     bases = FactBases(agency, record, now)
     viewer = disclosure.Viewer(agency, POLICY_VIEWER)
     shown: Shown = {}

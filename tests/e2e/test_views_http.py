@@ -402,9 +402,14 @@ def test_a_replay_exposes_a_view_that_the_events_do_not_support(
     assert view(client, auth, person, "hellowork-atsugi")
     # A fact changed behind the projectors' back (no event says so) is served by the next read...
     with sqlite3.connect(embedded_settings.var_dir / "projection-feed.sqlite3") as connection:
+        where = (person, "identity")
+        [(stored,)] = connection.execute(
+            "SELECT facts FROM category_facts WHERE person_id = ? AND category = ?", where
+        ).fetchall()
+        forged = {field: ["forged", *fact[1:]] for field, fact in json.loads(stored).items()}
         connection.execute(
-            "UPDATE person_fact SET value = '\"forged\"' WHERE person_id = ? AND category = ?",
-            (person, "identity"),
+            "UPDATE category_facts SET facts = ? WHERE person_id = ? AND category = ?",
+            (json.dumps(forged), *where),
         )
     assert "forged" in json.dumps(view(client, auth, person, "hellowork-atsugi"))
     entries = client.get(f"/views/audit/persons/{person}", headers=officer).json()

@@ -99,7 +99,7 @@ def test_a_rebuild_from_kafka_leaves_each_view_what_decide_allows(
     try:
         assert replayed == len(published)
         with store.database.transaction() as tx:
-            persons = {r["person_id"] for r in tx.fetchall("SELECT person_id FROM person_fact")}
+            persons = {r["person_id"] for r in tx.fetchall("SELECT person_id FROM category_facts")}
             reader = TxReader(tx)
             shown = [agency_view.decided_views(reader, p, DECIDED_AT) for p in sorted(persons)]
         assert sum(map(len, shown)) > len(persons)

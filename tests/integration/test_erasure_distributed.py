@@ -112,7 +112,7 @@ def test_the_person_is_sealed_everywhere_and_nothing_opens_to_them_once_erased(
     # Found sealed in each kind of store read: the event store, the topic and the views.
     sealed_in = {place.split("[")[0].split(" ")[0] for place in where["family_name"]}
     topic = Topics(settings.topic_prefix).events("intake")
-    assert {"intake.intake_events", topic, "projection.person_fact"} <= sealed_in, sealed_in
+    assert {"intake.intake_events", topic, "projection.category_facts"} <= sealed_in, sealed_in
     theirs = tokens_opening_to(kept, keys, VALUES)
 
     officer = {"Authorization": f"Bearer {token('zama-jiritsu', 'privacy_officer')}"}

@@ -29,7 +29,7 @@ from services.feeds.changes import Change, ViewState
 from services.feeds.store import ViewStore
 from services.platform.sql import SqliteDatabase
 from services.projection import agency_view, feed
-from services.projection.person_facts import TxReader
+from services.projection.person_facts import TxReader, facts_of
 from tests.unit.test_batches import DECIDED_AT, messages
 
 pytestmark = pytest.mark.unit
@@ -58,7 +58,7 @@ def store() -> ViewStore:
 
 def persons(store: ViewStore) -> list[str]:
     with store.database.transaction() as tx:
-        return sorted({r["person_id"] for r in tx.fetchall("SELECT person_id FROM person_fact")})
+        return sorted({r["person_id"] for r in tx.fetchall("SELECT person_id FROM category_facts")})
 
 
 def test_a_withdrawal_purges_what_the_materialised_views_purged(store: ViewStore) -> None:
@@ -127,10 +127,7 @@ def test_a_view_shows_each_fact_s_own_value(store: ViewStore) -> None:
         reader = TxReader(tx)
         shown = 0
         for person in some:
-            facts = {
-                (f["category"], f["field"]): f["value"]
-                for f in reader.rows("person_fact", {"person_id": person})
-            }
+            facts = {(f["category"], f["field"]): f["value"] for f in facts_of(reader, person)}
             for view in agency_view.decided_views(reader, person, INSTANTS[0]).values():
                 for key, row in view.items():
                     assert row["value"] == facts[key]

@@ -28,7 +28,7 @@ from contracts.events import (
 from contracts.events.meeting import Attendee, DiscussedPlan, Membership
 from services.feeds.changes import Change, Upsert
 from services.projection.agency_view import decided_view, person_views
-from services.projection.person_facts import KEYS, record_from, utc
+from services.projection.person_facts import KEYS, facts_of, record_from, utc
 
 pytestmark = pytest.mark.unit
 
@@ -122,10 +122,12 @@ def consent(person: UUID, recipients: list[str], categories: list[str]) -> Conse
 
 
 def facts(views: Views, person: UUID) -> dict[str, str]:
-    return {
-        row["field"]: row["category"]
-        for row in views.rows("person_fact", {"person_id": str(person)})
-    }
+    return {row["field"]: row["category"] for row in facts_of(views, str(person))}
+
+
+def every_fact(views: Views) -> list[dict[str, Any]]:
+    persons = sorted({row["person_id"] for row in views.rows("category_facts", {})})
+    return [fact for person in persons for fact in facts_of(views, person)]
 
 
 def test_registration_splits_identity_from_contact() -> None:
@@ -134,6 +136,30 @@ def test_registration_splits_identity_from_contact() -> None:
     found = facts(views, person)
     assert found["person.family_name"] == "identity"
     assert found["person.phone"] == found["person.address"] == "contact"
+
+
+def test_each_category_of_a_person_is_one_record_of_its_fields_with_their_provenance() -> None:
+    views, person, consultation = Views(), uuid4(), uuid4()
+    views.feed(registered(person))
+    common: dict[str, Any] = {"consultation_id": consultation, "person_id": person}
+    views.feed(
+        ConsultationOpened(**act(), **common, channel="phone", route_in="self", caller_kind="self")
+    )
+    views.feed(
+        ConsultationTriaged(**act(at=T0 + timedelta(hours=1)), **common, outcome="continue_here")
+    )
+    records = [(row["person_id"], row["category"]) for row in views.rows("category_facts", {})]
+    assert sorted(records) == [(str(person), c) for c in ("consultation", "contact", "identity")]
+    fact = {row["field"]: row for row in facts_of(views, str(person))}
+    channel, outcome = (
+        fact[f"consultation:{consultation}.channel"],
+        fact[f"consultation:{consultation}.outcome"],
+    )
+    assert (channel["category"], outcome["category"]) == ("consultation", "consultation")
+    assert json.loads(outcome["value"]) == "continue_here"
+    # Each field keeps the provenance of the event that set it, in the one record.
+    assert channel["event_id"] != outcome["event_id"]
+    assert outcome["at"] == utc(T0 + timedelta(hours=1))
 
 
 def test_assessment_issues_land_in_their_own_categories() -> None:
@@ -146,7 +172,7 @@ def test_assessment_issues_land_in_their_own_categories() -> None:
     )
     by_category = {
         row["category"]: json.loads(row["value"])
-        for row in views.rows("person_fact", {"person_id": str(person)})
+        for row in facts_of(views, str(person))
         if row["field"].endswith(".issues")
     }
     assert by_category == {
@@ -170,7 +196,7 @@ def test_an_anonymous_consultation_joins_the_person_from_its_opening() -> None:
             notes="広報を見た",
         )
     )
-    assert views.rows("person_fact", {}) == []
+    assert every_fact(views) == []
     views.feed(registered(person))
     views.feed(
         ConsultationAttached(
@@ -212,7 +238,7 @@ def test_an_attached_consultation_has_the_facts_it_would_have_had_from_the_start
         )
 
     def current(views: Views) -> dict[str, tuple[str, str]]:
-        return {row["field"]: (row["value"], row["at"]) for row in views.rows("person_fact", {})}
+        return {row["field"]: (row["value"], row["at"]) for row in every_fact(views)}
 
     assert current(attached) == current(known)
     latest = current(attached)[f"consultation:{consultation}.outcome"]
@@ -349,9 +375,11 @@ def test_a_referrals_status_is_for_its_two_ends_only() -> None:
     assert views.seen("oneaid", person)["referral_status"] == "own_record"
     assert "referral_status" not in views.seen("seikatsuclub", person)
     # The slip's reason speaks of what it shares beyond whom it is about.
-    slip = views.rows(
-        "person_fact", {"field": f"referral:{referral}.reason", "category": "housing"}
-    )
+    slip = [
+        fact
+        for fact in every_fact(views)
+        if (fact["field"], fact["category"]) == (f"referral:{referral}.reason", "housing")
+    ]
     assert [json.loads(r["value"]) for r in slip] == ["保証人なし"]
     [inbox] = views.rows("referral_box", {"agency": "oneaid"})
     assert (inbox["direction"], inbox["state"]) == ("in", "accepted")
