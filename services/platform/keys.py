@@ -362,15 +362,24 @@ class _KeyMaker:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._asked: queue.SimpleQueue[_Asked | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="data-keys", daemon=True)
-        self._thread.start()
+        # Started by the first key asked for: a process that only opens keys (the views, a
+        # rebuild, the CLI) runs no thread for it.
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def put(self, asked: _Asked) -> None:
+        with self._starting:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="data-keys", daemon=True)
+                self._thread.start()
         self._asked.put(asked)
 
     def stop(self) -> None:
-        self._asked.put(None)
-        self._thread.join()
+        with self._starting:
+            thread = self._thread
+        if thread is not None:
+            self._asked.put(None)
+            thread.join()
 
     def _run(self) -> None:
         while (first := self._asked.get()) is not None:

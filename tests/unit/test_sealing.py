@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -276,3 +277,19 @@ def test_a_key_made_for_a_save_that_failed_is_forgotten(keys: KeyStore) -> None:
         raise RuntimeError("the save was not stored")
     again = keys.sealing_key(created, AT)
     assert again != made and keys.opening_keys([created]) == {created: again}
+
+
+def test_only_a_process_that_makes_keys_runs_the_thread_that_stores_them(
+    tmp_path: Path,
+) -> None:
+    def key_threads() -> int:
+        return sum(thread.name == "data-keys" for thread in threading.enumerate())
+
+    before = key_threads()
+    reader = KeyStore(SqliteDatabase(tmp_path / "keys.sqlite3"), os.urandom(32))
+    reader.opening_keys([uuid4()])
+    assert key_threads() == before
+    reader.sealing_key(uuid4(), AT)
+    assert key_threads() == before + 1
+    reader.close()
+    assert key_threads() == before
