@@ -23,7 +23,7 @@ from contracts.reference import reference
 from services.feeds.store import ViewStore, journal_position
 from services.platform.disclose import OWN_RECORD, Disclosure, Disclosures, Reader
 from services.platform.pagination import Page, link_of, page, respond
-from services.platform.sql import Row
+from services.platform.sql import Row, Transaction
 from services.platform.times import municipal, municipal_or_none
 from services.projection import person_search, queries
 from services.projection.merges import survivor_of
@@ -73,19 +73,22 @@ def _oversees(staff: Staff, agency: str) -> None:
         raise Invalid("agency", "reference_code", f"no agency {agency!r} in {staff.municipality}")
 
 
-def _known_here(views: ViewStore, person_id: str, municipality: str) -> None:
+def _known_here(tx: Transaction, person_id: str, municipality: str) -> TxReader:
     """404 for a person the views know of no event about, or who is another municipality's;
     409 naming the survivor for a duplicate merged into another, which has no picture of its
-    own while merged (the survivor's shows what was recorded under it)."""
-    with views.database.transaction() as tx:
-        if queries.municipality_of(tx, person_id) != municipality:
-            raise NotFound(f"the views know of no person {person_id} in {municipality}")
-        survivor = survivor_of(TxReader(tx), person_id)
+    own while merged (the survivor's shows what was recorded under it). Else the reader of the
+    transaction the answer is built in: asked in it, not in one of their own, so a read costs
+    one transaction and sees one state."""
+    if queries.municipality_of(tx, person_id) != municipality:
+        raise NotFound(f"the views know of no person {person_id} in {municipality}")
+    reader = TxReader(tx)
+    survivor = survivor_of(reader, person_id)
     if survivor != person_id:
         raise Conflict(
             f"person {person_id} is merged into {survivor}: read that person",
             survivor_id=survivor,
         )
+    return reader
 
 
 def build_router(
@@ -277,11 +280,11 @@ def build_router(
         and its fields under readable names, and the withheld categories with the reason."""
         staff = reader.staff
         _own_agency(staff, agency)
-        _known_here(views, person_id, staff.municipality)
         now = clock()
         with views.database.transaction(snapshot=True) as tx:
+            known = _known_here(tx, person_id, staff.municipality)
             position = journal_position(tx)
-            disclosure = person_view(TxReader(tx), staff.agency, person_id, now)
+            disclosure = person_view(known, staff.agency, person_id, now)
         view = view_request("person", shape=PERSON_VIEW_SHAPE)
         return reader.answer(
             replace(disclosure, person_id=person_id, view=view, state_position=position), at=now
@@ -307,12 +310,12 @@ def build_router(
         if agency is not None and agency != staff.agency:
             _oversees(staff, agency)
         at = _aware("at", at)
-        _known_here(views, person_id, staff.municipality)
         now = clock()
         with views.database.transaction(snapshot=True) as tx:
+            known = _known_here(tx, person_id, staff.municipality)
             position = journal_position(tx)
             disclosure = case_as_of(
-                TxReader(tx),
+                known,
                 staff.agency,
                 person_id,
                 at,

@@ -98,7 +98,7 @@ def _category(category: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     records: dict[str, dict[str, Any]] = {}
     for row in sorted(rows, key=lambda row: row["field"]):
         named = readable(row["field"])
-        value = municipal_times(json.loads(row["value"]))
+        value = municipal_times(row["value"])
         if named.record is None:
             fields[named.field] = value
         else:
@@ -155,7 +155,7 @@ def standing_view_shape_1(state: Reader, agency: str, person_id: str, at: dateti
                 "fields": {},
             },
         )
-        entry["fields"][row["field"]] = json.loads(row["value"])
+        entry["fields"][row["field"]] = row["value"]
     shown = {c: (e["basis"], e["basis_id"]) for c, e in categories.items()}
     document = {"person_id": person_id, "agency": agency, "categories": categories}
     return Disclosure(document, shown)

@@ -478,8 +478,9 @@ class _Facts:
 
 
 def facts_of(state: Reader, person_id: str) -> list[dict[str, Any]]:
-    """The person's facts, a row per field: its category and field, its value (as JSON text)
-    and its provenance (``PROVENANCE``), and ``recorded_under`` for a merged record's.
+    """The person's facts, a row per field: its category and field, its value (as the event
+    gave it: JSON's types) and its provenance (``PROVENANCE``), and ``recorded_under`` for a
+    merged record's.
 
     Of a field several merged records hold, the person's own value stands, then the first
     merged record's in id order (the order ``merges.united`` reads them in).
@@ -498,7 +499,7 @@ def facts_of(state: Reader, person_id: str) -> list[dict[str, Any]]:
                     "person_id": person_id,
                     "category": category,
                     "field": field,
-                    "value": json.dumps(value, ensure_ascii=False),
+                    "value": value,
                     **dict(zip(PROVENANCE[1:], provenance, strict=True)),
                     **under,
                 }

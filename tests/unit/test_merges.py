@@ -120,7 +120,7 @@ def test_the_survivor_is_read_with_the_duplicates_records_and_their_provenance()
     assert {category for category, _ in hellowork} == {"identity", "consultation"}
     assert {basis for _, basis, _ in hellowork.values()} == {"consent"}
     # Where both records hold a field, the survivor's value stands.
-    assert own[("identity", "person.family_name")][0] == '"仮名"'
+    assert own[("identity", "person.family_name")][0] == "仮名"
     # The duplicate has no picture of its own, and nothing left anyone's view.
     assert decided_views(views, str(duplicate), NOW) == {}
     assert views.rows("view_purge", {}) == []
