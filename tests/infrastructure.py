@@ -232,13 +232,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> None:
+def wait_for(
+    check: Callable[[], bool], timeout: float, what: str | Callable[[], str], every: float = 0.1
+) -> None:
+    """Until ``check`` holds; ``what`` may be a function, to describe the state at the timeout
+    (a child's output so far) rather than at the start."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    said = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {said}")
 
 
 class Process:

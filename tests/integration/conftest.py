@@ -155,7 +155,7 @@ def platform(distributed_settings: Settings, spawn: Spawn, cleanup: Cleanup) -> 
         # The relays may still be publishing the last commands: caught up twice, 1 s apart.
         for _ in range(2):
             time.sleep(1)
-            wait_for(caught_up, 120, f"the views to catch up\n{projection.output()}")
+            wait_for(caught_up, 120, lambda: f"the views to catch up\n{projection.output()}")
 
     referral = AfterTheFeed(
         cleanup.client(service_app(settings, "referral")), consent_known, referral_feed

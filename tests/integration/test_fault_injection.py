@@ -131,7 +131,7 @@ class Stack:
         return health.exists() and health.read_text().strip() == READY
 
     def wait_ready(self, kind: str) -> None:
-        wait_for(lambda: self.ready(kind), HUNG, f"{kind}\n{self.running[kind].output()}")
+        wait_for(lambda: self.ready(kind), HUNG, lambda: f"{kind}\n{self.running[kind].output()}")
 
     def restart(self, kind: str) -> None:
         """kill -9, started again, and ready."""
@@ -466,7 +466,7 @@ def _verified_and_signed(settings: Settings, stack: Stack) -> None:
         answers.append(json.loads(verified.stdout))
         return bool(answers[-1]["not_yet_anchored"] == 0)
 
-    wait_for(anchored, HUNG, stack.running["audit checkpoint"].output(), every=2)
+    wait_for(anchored, HUNG, stack.running["audit checkpoint"].output, every=2)
     chain = answers[-1]
     print(f"audit entries verified {chain['checked']}, checkpoints {chain['checkpoints']}")
     assert chain["ok"] and chain["anchored"] == chain["checked"]

@@ -61,7 +61,7 @@ def test_the_duplicates_later_records_join_the_survivor_until_unmerged(
         status, body = hellowork_sees(survivor)
         return status == 200 and "仕事が見つからない" in str(body)
 
-    wait_for(complaint_joined, 90, f"the survivor's merged view\n{feed.output()}")
+    wait_for(complaint_joined, 90, lambda: f"the survivor's merged view\n{feed.output()}")
     status, body = hellowork_sees(duplicate)
     assert (status, body["survivor_id"]) == (409, survivor)
 

@@ -79,7 +79,7 @@ def test_referral_follows_a_merge_in_its_own_feed_and_the_lines_name_the_survivo
 
     wait_for(lambda: line() == {"person_id": duplicate, "recorded_under": None}, 90, "the line")
     # The consent has reached referral's replica, under the duplicate's id alone.
-    wait_for(lambda: send()[1].get("missing_categories") is not None, 90, referral_feed_output())
+    wait_for(lambda: send()[1].get("missing_categories") is not None, 90, referral_feed_output)
     before = send()
     assert before[0] == 403
 
@@ -87,7 +87,7 @@ def test_referral_follows_a_merge_in_its_own_feed_and_the_lines_name_the_survivo
         f"/persons/{duplicate}/merge", json={"into": survivor, "reason": "同一人物"}, headers=auth()
     )
     assert merged.status_code == 200, merged.text
-    wait_for(lambda: send()[0] == 201, 90, referral_feed_output())
+    wait_for(lambda: send()[0] == 201, 90, referral_feed_output)
     wait_for(
         lambda: line() == {"person_id": survivor, "recorded_under": duplicate},
         90,
@@ -96,6 +96,6 @@ def test_referral_follows_a_merge_in_its_own_feed_and_the_lines_name_the_survivo
 
     undone = intake.post(f"/persons/{duplicate}/unmerge", json={"reason": "別人"}, headers=auth())
     assert undone.status_code == 200, undone.text
-    wait_for(lambda: send()[0] == 403, 90, referral_feed_output())
+    wait_for(lambda: send()[0] == 403, 90, referral_feed_output)
     assert send() == before
     wait_for(lambda: line() == {"person_id": duplicate, "recorded_under": None}, 90, "unmerged")

@@ -45,7 +45,7 @@ def test_a_nul_byte_is_quarantined_and_later_consultations_become_visible(
     intake = cleanup.client(intake_app(settings))
     store = cleanup.store(view_store(settings))
     assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
-    wait_for(lambda: store.count("consultation_view") == 1, 120, projector.output())
+    wait_for(lambda: store.count("consultation_view") == 1, 120, projector.output)
 
     # The edge refuses such notes: the poison comes as an event already on the topic would.
     [record] = read_topic(bootstrap, topic, expect=1)
@@ -62,7 +62,7 @@ def test_a_nul_byte_is_quarantined_and_later_consultations_become_visible(
     for _ in range(5):
         assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
 
-    wait_for(lambda: store.count("consultation_view") == 6, 120, projector.output())
+    wait_for(lambda: store.count("consultation_view") == 6, 120, projector.output)
     [letter] = [d for d in deadletter(settings, "list") if d["id"] == poison.id]
     assert letter["topic"] == topic and letter["key"] == consultation
     assert "NUL" in letter["reason"]

@@ -38,7 +38,7 @@ def test_kill_9_of_the_projector_then_a_rebuild(
     for number in range(300):
         assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
         if number == 100:
-            wait_for(lambda: store.count("consultation_view") > 0, 90, projector.output())
+            wait_for(lambda: store.count("consultation_view") > 0, 90, projector.output)
         if number == 150:
             projector.kill9()
             projected_when_killed = store.count("consultation_view")
@@ -46,7 +46,7 @@ def test_kill_9_of_the_projector_then_a_rebuild(
             projector = spawn(["project", "projection"], settings)
 
     assert 0 < projected_when_killed < 300
-    wait_for(lambda: store.count("consultation_view") >= 300, 120, projector.output())
+    wait_for(lambda: store.count("consultation_view") >= 300, 120, projector.output)
     assert store.count("consultation_view") == 300
     assert store.count("processed_event") == 300
     # The position moved with the rows: it accounts for every message on the topic.

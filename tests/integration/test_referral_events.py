@@ -75,7 +75,7 @@ def test_a_referral_decided_on_the_replicated_consent_publishes_its_loop_in_orde
             found = tx.fetchone("SELECT 1 AS found FROM consent WHERE consent_id = ?", (consent,))
         return found is not None
 
-    wait_for(consent_replicated, 90, f"the consent in referral's feed\n{feed.output()}")
+    wait_for(consent_replicated, 90, lambda: f"the consent in referral's feed\n{feed.output()}")
     sent = referral.post("/referrals", json=slip, headers=as_("zama-shuno"))
     assert sent.status_code == 201, sent.text
     url = f"/referrals/{sent.json()['id']}"

@@ -68,19 +68,23 @@ def test_the_sweep_erases_who_intakes_feed_finds_due_and_keeps_an_extension(
         assert answer.status_code == 200, answer.text
         return {row["person_id"] for row in answer.json()}
 
-    wait_for(lambda: listed() == {due, kept}, 120, f"intake's feed\n{feed.output()}")
+    wait_for(lambda: listed() == {due, kept}, 120, lambda: f"intake's feed\n{feed.output()}")
     until = (municipal_date(datetime.now(UTC)) + timedelta(days=400)).isoformat()
     extension = {"until": until, "reason": "監査で記録を確認中"}
     answer = intake.post(f"/persons/{kept}/retention-extension", json=extension, headers=headers)
     assert answer.status_code == 201, answer.text
-    wait_for(lambda: listed() == {due}, 120, f"the extension in intake's feed\n{feed.output()}")
+    wait_for(
+        lambda: listed() == {due}, 120, lambda: f"the extension in intake's feed\n{feed.output()}"
+    )
 
     swept = run_cli(settings, "retention", "sweep")
     assert swept.returncode == 0, swept.stderr
     assert swept.stdout.splitlines() == [f'{{"erased": "{due}", "reason": "retention"}}']
     again = run_cli(settings, "retention", "sweep")
     assert (again.returncode, again.stdout) == (0, "")
-    wait_for(lambda: listed() == set(), 120, f"the erasure in intake's feed\n{feed.output()}")
+    wait_for(
+        lambda: listed() == set(), 120, lambda: f"the erasure in intake's feed\n{feed.output()}"
+    )
 
     platform.settle()
     office = {"Authorization": f"Bearer {token('zama-jiritsu')}"}

@@ -59,8 +59,10 @@ def test_a_withdrawn_consent_takes_its_categories_out_of_the_view_and_the_purge_
     def projected() -> bool:  # until then, the views know of no such person: 404
         return views.get(f"/persons/{person}", headers=auth()).status_code == 200
 
-    wait_for(projected, 90, f"the person in the views\n{feed.output()}")
-    wait_for(lambda: "identity" in hellowork_sees(), 90, f"the consented view\n{feed.output()}")
+    wait_for(projected, 90, lambda: f"the person in the views\n{feed.output()}")
+    wait_for(
+        lambda: "identity" in hellowork_sees(), 90, lambda: f"the consented view\n{feed.output()}"
+    )
     assert hellowork_sees()["identity"]["basis"]["id"] == consent_id
     assert "contact" not in hellowork_sees()
 
@@ -75,7 +77,7 @@ def test_a_withdrawn_consent_takes_its_categories_out_of_the_view_and_the_purge_
         with store.database.transaction() as tx:
             return bool(tx.fetchall("SELECT 1 FROM view_purge WHERE person_id = ?", (person,)))
 
-    wait_for(purged, 90, f"the purge\n{feed.output()}")
+    wait_for(purged, 90, lambda: f"the purge\n{feed.output()}")
     with store.database.transaction() as tx:
         [purge] = tx.fetchall("SELECT * FROM view_purge WHERE person_id = ?", (person,))
     assert purge["agency"] == "hellowork-atsugi" and consent_id in purge["categories"]
@@ -93,7 +95,7 @@ def test_a_withdrawn_consent_takes_its_categories_out_of_the_view_and_the_purge_
         "hellowork-atsugi",
         ["identity"],
     )
-    wait_for(lambda: published(store, person), 30, f"the purge marked\n{sweeper.output()}")
+    wait_for(lambda: published(store, person), 30, lambda: f"the purge marked\n{sweeper.output()}")
 
 
 def published(store: ViewStore, person: str) -> bool:

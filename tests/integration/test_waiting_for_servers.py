@@ -68,7 +68,7 @@ def open_consultations(settings: Settings, auth: Auth, count: int) -> list[str]:
 
 
 def waiting_for(server: str, process: Process) -> None:
-    wait_for(lambda: f"waiting for {server}" in process.output(), HUNG, process.output())
+    wait_for(lambda: f"waiting for {server}" in process.output(), HUNG, process.output)
     assert process.popen is not None and process.popen.poll() is None, process.output()
 
 
@@ -140,7 +140,7 @@ def test_a_feed_started_while_kafka_is_down_waits_and_then_projects(
     own.start("kafka")
 
     store = view_store(settings)
-    wait_for(lambda: store.count("consultation_view") == len(opened), HUNG, feed.output())
+    wait_for(lambda: store.count("consultation_view") == len(opened), HUNG, feed.output)
     store.database.close()
 
 
@@ -150,7 +150,7 @@ def test_sigterm_under_load_stops_relay_and_feed_by_themselves_and_loses_nothing
     store = view_store(settings)
     relay, feed = spawn(["relay", "intake"], settings), spawn(["project", "projection"], settings)
     open_consultations(settings, auth, 20)
-    wait_for(lambda: store.count("consultation_view") > 0, HUNG, feed.output())
+    wait_for(lambda: store.count("consultation_view") > 0, HUNG, feed.output)
 
     # Commands keep coming while they stop: both are in the middle of their work.
     open_consultations(settings, auth, 20)
@@ -160,7 +160,7 @@ def test_sigterm_under_load_stops_relay_and_feed_by_themselves_and_loses_nothing
 
     spawn(["relay", "intake"], settings)
     feed = spawn(["project", "projection"], settings)
-    wait_for(lambda: store.count("consultation_view") >= 60, HUNG, feed.output())
+    wait_for(lambda: store.count("consultation_view") >= 60, HUNG, feed.output)
     assert store.count("consultation_view") == 60
     assert store.count("processed_event") == 60
     store.database.close()
@@ -172,18 +172,18 @@ def test_sigterm_while_kafka_is_down_stops_them_and_the_batch_is_done_after_rest
     store = view_store(settings)
     relay, feed = spawn(["relay", "intake"], settings), spawn(["project", "projection"], settings)
     open_consultations(settings, auth, 1)
-    wait_for(lambda: store.count("consultation_view") == 1, HUNG, feed.output())
+    wait_for(lambda: store.count("consultation_view") == 1, HUNG, feed.output)
 
     own.stop("kafka")
     # The relay is now stuck publishing this one: the broker cannot acknowledge it.
     open_consultations(settings, auth, 1)
-    wait_for(lambda: "waiting for PostgreSQL and Kafka" in relay.output(), HUNG, relay.output())
+    wait_for(lambda: "waiting for PostgreSQL and Kafka" in relay.output(), HUNG, relay.output)
     assert terminate(relay) == 0, relay.output()
     assert terminate(feed) == 0, feed.output()
 
     own.start("kafka")
     spawn(["relay", "intake"], settings)
     feed = spawn(["project", "projection"], settings)
-    wait_for(lambda: store.count("consultation_view") == 2, HUNG, feed.output())
+    wait_for(lambda: store.count("consultation_view") == 2, HUNG, feed.output)
     assert store.count("processed_event") == 2
     store.database.close()

@@ -36,7 +36,7 @@ def test_an_opened_consultation_reaches_the_agency_view_over_kafka(
     distributed_settings: Settings, spawn: Spawn, auth: Auth, cleanup: Cleanup
 ) -> None:
     settings = distributed_settings
-    spawn(["relay", "intake"], settings)
+    relay = spawn(["relay", "intake"], settings)
     projector = spawn(["project"], settings)
     intake = cleanup.client(intake_app(settings))
     views = cleanup.client(projection_app(settings))
@@ -45,7 +45,12 @@ def test_an_opened_consultation_reaches_the_agency_view_over_kafka(
     assert opened.status_code == 201, opened.text
     consultation_id = opened.json()["id"]
 
-    wait_for(lambda: len(view_rows(views, auth)) == 1, 90, f"the view\n{projector.output()}")
+    # Both outputs as they are at the timeout: a stalled relay and a stalled feed look alike.
+    wait_for(
+        lambda: len(view_rows(views, auth)) == 1,
+        90,
+        lambda: f"the view\nfeed:\n{projector.output()}\nrelay:\n{relay.output()}",
+    )
     [row] = view_rows(views, auth)
     assert row["consultation_id"] == consultation_id
     assert row["notes"] == "髙橋さん 🙏"
@@ -79,7 +84,7 @@ def test_kill_9_of_the_relay_mid_batch_loses_and_doubles_nothing(
     for number in range(500):
         assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
         if number == 150:
-            wait_for(lambda: store.count("consultation_view") > 0, 90, projector.output())
+            wait_for(lambda: store.count("consultation_view") > 0, 90, projector.output)
         if number == 200:
             relay.kill9()
             relayed_before_kill = store.count("processed_event")
@@ -87,7 +92,9 @@ def test_kill_9_of_the_relay_mid_batch_loses_and_doubles_nothing(
             relay = spawn(["relay", "intake"], settings)
 
     assert 0 < relayed_before_kill < 500
-    wait_for(lambda: store.count("consultation_view") >= 500, 120, f"500 rows\n{relay.output()}")
+    wait_for(
+        lambda: store.count("consultation_view") >= 500, 120, lambda: f"500 rows\n{relay.output()}"
+    )
     assert store.count("consultation_view") == 500
     assert store.count("processed_event") == 500
     bootstrap, topic = (
@@ -106,14 +113,19 @@ def test_a_malformed_message_is_dead_lettered_and_the_projector_keeps_going(
 ) -> None:
     settings = distributed_settings
     bootstrap, topics = settings.kafka_bootstrap_servers or "", Topics(settings.topic_prefix)
-    spawn(["relay", "intake"], settings)
+    relay = spawn(["relay", "intake"], settings)
     projector = spawn(["project"], settings)
     produce_raw(bootstrap, topics.events("intake"), b"poison", b'{"specversion": "1.0", "oops": 1')
     intake = cleanup.client(intake_app(settings))
     views = cleanup.client(projection_app(settings))
     assert intake.post("/consultations", json=OPEN, headers=auth()).status_code == 201
 
-    wait_for(lambda: len(view_rows(views, auth)) == 1, 90, f"the view\n{projector.output()}")
+    # Both outputs as they are at the timeout: a stalled relay and a stalled feed look alike.
+    wait_for(
+        lambda: len(view_rows(views, auth)) == 1,
+        90,
+        lambda: f"the view\nfeed:\n{projector.output()}\nrelay:\n{relay.output()}",
+    )
     [letter] = read_topic(bootstrap, topics.dead_letter, expect=1, timeout_s=60)
     assert letter.value == b'{"specversion": "1.0", "oops": 1'  # type: ignore[attr-defined]
     reason = dict(letter.headers)[REASON_HEADER].decode()  # type: ignore[attr-defined]
