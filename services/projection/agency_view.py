@@ -382,7 +382,8 @@ def _touched(data: IntegrationEvent, upcoming: list[Change]) -> set[str]:
         str(value)
         for change in upcoming
         if isinstance(change, Upsert) and change.table in ("timeline", "consent_withdrawal")
-        for value in [{**change.key, **change.values}.get("person_id")]
+        # Neither table keys its rows by person.
+        for value in [change.values.get("person_id")]
         if value is not None
     }
     if getattr(data, "person_id", None) is not None:

@@ -338,9 +338,8 @@ def _fields(data: IntegrationEvent) -> dict[str, Any]:
     return {name: value for name, value in dumped.items() if name not in _NAMING}
 
 
-def _by_category(data: IntegrationEvent) -> dict[str | None, dict[str, Any]]:
-    """The event's fields grouped by data category, named ``<subject>.<field>``."""
-    prefix = _subject(data)
+def _by_category(data: IntegrationEvent, prefix: str) -> dict[str | None, dict[str, Any]]:
+    """The event's fields grouped by data category, named ``<prefix>.<field>`` (its subject)."""
     grouped: dict[str | None, dict[str, Any]] = {}
 
     def put(category: str | None, field: str, value: Any) -> None:
@@ -415,30 +414,43 @@ def _audience(data: IntegrationEvent, category: str | None) -> str | None:
     return None
 
 
-def _timeline_row(
+def _timeline_rows(
     event: CloudEvent,
     data: IntegrationEvent,
-    person: str | None,
-    category: str | None,
-    summary: dict[str, Any],
-) -> Upsert:
-    subject = _subject(data)
-    return Upsert(
-        "timeline",
-        key={"row_id": f"{event.id}|{person or subject}|{category or '-'}"},
-        values={
-            "event_id": event.id,
-            "person_id": person,
-            "subject": subject,
-            "at": utc(data.at) if hasattr(data, "at") else utc(event.time),
-            "recorded_at": utc(event.time),
-            "event": data.name,
-            "agency": getattr(data, "agency", event.source),
-            "category": category,
-            "summary": json.dumps(summary, ensure_ascii=False, sort_keys=True),
-            "audience": _audience(data, category),
-        },
-    )
+    persons: Sequence[str | None],
+    grouped: dict[str | None, dict[str, Any]],
+    subject: str,
+) -> list[Upsert]:
+    """A row per person (None: not known yet, the row waits under ``subject``) and category,
+    what they share worked out once for the event."""
+    recorded_at = utc(event.time)
+    shared = {
+        "event_id": event.id,
+        "subject": subject,
+        "at": utc(data.at) if hasattr(data, "at") else recorded_at,
+        "recorded_at": recorded_at,
+        "event": data.name,
+        "agency": getattr(data, "agency", event.source),
+    }
+    summaries = {
+        category: json.dumps(summary, ensure_ascii=False, sort_keys=True)
+        for category, summary in grouped.items()
+    }
+    return [
+        Upsert(
+            "timeline",
+            key={"row_id": f"{event.id}|{person or subject}|{category or '-'}"},
+            values={
+                **shared,
+                "person_id": person,
+                "category": category,
+                "summary": summaries[category],
+                "audience": _audience(data, category),
+            },
+        )
+        for person in persons
+        for category in grouped
+    ]
 
 
 # A fact in its category's record: field -> these, in this order (a list: the names would
@@ -538,7 +550,8 @@ def project_person_facts(
     changes: list[Change] = []
     if isinstance(data, ConsentRecorded | ConsentWithdrawn | VitalInterestDeclared):
         # The scope of a basis, for the replay; the consent replica itself is consents.py's.
-        changes.append(_timeline_row(event, data, str(data.person_id), None, _basis_summary(data)))
+        basis: dict[str | None, dict[str, Any]] = {None: _basis_summary(data)}
+        changes += _timeline_rows(event, data, [str(data.person_id)], basis, _subject(data))
         if isinstance(data, VitalInterestDeclared):
             changes.append(_declaration(data))
         return changes
@@ -566,12 +579,12 @@ def project_person_facts(
     if isinstance(data, ReferralEvent):
         changes += _referral_box(state, event, data)
     persons: list[str | None] = list(_persons(state, data)) or [None]
+    subject = _subject(data)
+    grouped = _by_category(data, subject)
     facts = _Facts()
-    for person in persons:
-        for category, summary in _by_category(data).items():
-            row = _timeline_row(event, data, person, category, summary)
-            changes.append(row)
-            facts.add({**row.key, **row.values}, summary)
+    for row in _timeline_rows(event, data, persons, grouped, subject):
+        changes.append(row)
+        facts.add(row.values, grouped[row.values["category"]])
     if isinstance(data, ConsultationAttached):
         subject = f"consultation:{data.consultation_id}"
         changes += _attach(state, subject, str(data.person_id), facts)

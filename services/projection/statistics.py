@@ -76,13 +76,13 @@ def _public_assistance(agency: str | None) -> bool:
     return agency is not None and agency in reference().agencies_with_role("public_assistance")
 
 
-def _counted(event: CloudEvent, data: IntegrationEvent) -> list[tuple[str, str, int]]:
+def _counted(event: CloudEvent, data: IntegrationEvent, month: str) -> list[tuple[str, str, int]]:
     """(what makes the count unique, metric, amount) for one event.
 
     Counts of people use the person and month as their identity, so a person connected to
     public assistance by a triage and by a closure in one month counts once.
     """
-    person = f"person:{getattr(data, 'person_id', None)}:{_month(data)}"
+    person = f"person:{getattr(data, 'person_id', None)}:{month}"
     match data:
         case ev.ConsultationOpened():
             return [
@@ -127,13 +127,14 @@ def _counted(event: CloudEvent, data: IntegrationEvent) -> list[tuple[str, str, 
 
 
 def count(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+    month = _month(data)
     changes: list[Change] = [
         Upsert(
             "stat_count",
             key={"counted": counted, "metric": metric},
-            values={"municipality": event.municipality, "month": _month(data), "amount": amount},
+            values={"municipality": event.municipality, "month": month, "amount": amount},
         )
-        for counted, metric, amount in _counted(event, data)
+        for counted, metric, amount in _counted(event, data, month)
     ]
     if isinstance(data, ev.ReferralDeclined):
         changes.append(
@@ -142,7 +143,7 @@ def count(_: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[C
                 key={"referral_id": str(data.referral_id)},
                 values={
                     "municipality": event.municipality,
-                    "month": _month(data),
+                    "month": month,
                     "followed_up": 0,
                 },
             )
