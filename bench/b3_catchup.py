@@ -208,7 +208,7 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
         elif feeding == "ceiling":
             views = FEEDS["projection"]
             assert views.catching_up is not None
-            runner = MemoryFold(views.tables, views.catching_up(person_index(settings, keys)))
+            runner = MemoryFold(views.tables, views.catching_up(person_index(keys)))
         else:
             store = feed_store(settings, "projection")
             resources.callback(store.database.close)

@@ -216,6 +216,37 @@ def _retention(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    """``tsunagu keys rotate --new-key-file F``: every key rewrapped under the key in ``F``
+    (made there, readable by its owner only, if there is none)."""
+    import base64
+    import os
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from services.platform.keys import KEY_BYTES
+    from services.platform.private_files import write_once
+    from services.wiring import key_store
+
+    path = Path(args.new_key_file)
+    text = write_once(path, lambda: base64.b64encode(os.urandom(KEY_BYTES)))
+    try:
+        new = base64.b64decode(text.strip(), validate=True)
+    except ValueError:  # binascii.Error is one
+        new = b""
+    if len(new) != KEY_BYTES:
+        print(f"{path}: not a {KEY_BYTES}-byte key, base64-encoded", file=sys.stderr)
+        return 2
+    rotated = key_store(settings).rotate(new)
+    print(json.dumps({**asdict(rotated), "key_encryption_key_file": str(path.resolve())}))
+    print(
+        f"start every process with TSUNAGU_KEY_ENCRYPTION_KEY_FILE={path.resolve()} "
+        "(or its content in TSUNAGU_KEY_ENCRYPTION_KEY); the old key opens nothing now",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _health(args: argparse.Namespace, _: Settings) -> int:
     """A container's health check: 0 when ``--url`` answers 200, else when the process says in
     its health file (``TSUNAGU_HEALTH_FILE``) that it is ready; 1 otherwise, saying why."""
@@ -414,6 +445,19 @@ def parser() -> argparse.ArgumentParser:
         letters.add_parser(action, help=text).add_argument(
             "name", help="as list names it: <partition>-<offset> on Kafka, a number embedded"
         )
+
+    keys = commands.add_parser("keys", help="the key store's key-encryption key")
+    keys.set_defaults(handler=_keys)
+    rotate = keys.add_subparsers(dest="action", required=True).add_parser(
+        "rotate",
+        help="rewrap every data key under a new key-encryption key, in one transaction (stop "
+        "every other process first, start them again with the new key)",
+    )
+    rotate.add_argument(
+        "--new-key-file",
+        required=True,
+        help="the new key (32 bytes, base64); made there, mode 0600, if the file is missing",
+    )
 
     health = commands.add_parser(
         "health", help="a container's health check: the process's own state, or --url's answer"

@@ -661,7 +661,8 @@ def upgrade(settings: Settings, *, topic_prefix: str | None, drop_old: bool) -> 
         raise UpgradeRefused(f"the new topic prefix must differ from {settings.topic_prefix!r}")
     services = {name: _service(settings, name) for name in COMMAND_SERVICES}
     report = Report()
-    keys, blind = key_store(settings), blind_index(settings)
+    keys = key_store(settings)
+    blind = blind_index(keys)
     views = feed_store(settings, "projection")
     staged: list[_Service] = []
     try:

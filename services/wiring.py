@@ -138,7 +138,10 @@ def _meeting_routes(
 COMMAND_SERVICES: dict[str, CommandService] = {
     "intake": CommandService(
         application=lambda s, sealing: IntakeApplication(
-            eventstore_env(s, "intake"), sealing, blind_index(s)
+            # Without sealing (a relay, a schema made ready) it looks nothing up by token.
+            eventstore_env(s, "intake"),
+            sealing,
+            blind_index(sealing.sealer.keys) if sealing else None,
         ),
         published=intake_published,
         translate=intake_cloudevent,
@@ -226,10 +229,10 @@ def create_schemas(settings: Settings) -> None:
         store.database.close()
 
 
-def person_index(settings: Settings, keys: KeyStore) -> PersonIndex:
+def person_index(keys: KeyStore) -> PersonIndex:
     """The views' person index: blind tokens under the deployment's key, sealed values opened
     with ``keys`` (as it ingests a registration, and to order what a search found)."""
-    return PersonIndex(keys, blind_index(settings))
+    return PersonIndex(keys, blind_index(keys))
 
 
 def person_views(
@@ -238,7 +241,7 @@ def person_views(
     return person_router(
         views,
         disclosures,
-        person_index(settings, keys),
+        person_index(keys),
         acknowledgement_hours=settings.acknowledgement_hours,
         decline_follow_up_days=settings.decline_follow_up_days,
     )
@@ -292,7 +295,7 @@ def feed_runner(
     projectors = (feed.catching_up if catching_up else None) or feed.projectors
     return FeedRunner(
         store,
-        projectors(person_index(settings, keys)),
+        projectors(person_index(keys)),
         dead_letters,
         Topics(settings.topic_prefix).dead_letter,
         feed.reads,

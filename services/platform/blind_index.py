@@ -1,8 +1,8 @@
 """Blind indexes: lookups on personal values that keep only keyed hashes of them.
 
 A value is folded as its comparison needs (``contracts.names.fold`` for a name), then hashed
-with HMAC-SHA-256 under the blind index key, derived from the key-encryption key
-(``services.platform.keys.blind_index_key``) and so never in a database. The same value gives
+with HMAC-SHA-256 under the blind index key, kept in the key store wrapped by the key-encryption
+key (``KeyStore.blind_index_key``) and so never in a database in clear. The same value gives
 the same token, so a lookup by equality (or, with a token per prefix, by prefix) still works;
 a stolen index cannot be matched against a list of names or numbers without the key.
 
@@ -19,8 +19,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
-from services.platform.keys import blind_index_key, key_encryption_key
-from services.platform.settings import Settings
+from services.platform.keys import KeyStore
 
 # 128 bits: no two values meet by chance, at half the width of the whole digest.
 TOKEN_HEX = 32
@@ -39,6 +38,6 @@ class BlindIndex:
         return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:TOKEN_HEX]
 
 
-def blind_index(settings: Settings) -> BlindIndex:
-    """The deployment's blind index, under the key derived from its key-encryption key."""
-    return BlindIndex(blind_index_key(key_encryption_key(settings)))
+def blind_index(keys: KeyStore) -> BlindIndex:
+    """The deployment's blind index, under the key its key store keeps."""
+    return BlindIndex(keys.blind_index_key)

@@ -9,7 +9,9 @@ event store, Kafka's topics, the journal and every feed then hold ciphertext not
 Data keys are kept wrapped (AES-GCM) by one key-encryption key that never enters a database:
 given in settings, or made once under the var dir for development. An erased key leaves a
 tombstone (when and why, no key), so that what opened to a person's data now says 消去済み,
-with its date and reason, instead of nothing.
+with its date and reason, instead of nothing. The deployment's own keys (the blind indexes')
+are kept wrapped the same way, so that rotating the key-encryption key (``KeyStore.rotate``)
+rewraps everything and changes no data key, no token and no sealed value.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ TABLES = (
     # A known value wrapped by the key-encryption key the store was made with: a process
     # given another key fails at start, not at its first read.
     "CREATE TABLE IF NOT EXISTS key_check (id INTEGER PRIMARY KEY, wrapped TEXT NOT NULL)",
+    # Keys of the deployment rather than of a subject (``DEPLOYMENT_KEYS``), wrapped likewise.
+    "CREATE TABLE IF NOT EXISTS deployment_key (name TEXT PRIMARY KEY, wrapped TEXT NOT NULL)",
 )
 
 
@@ -100,6 +104,8 @@ class Erasure:
 
 MISSING = Erasure("key_missing")
 _CHECK = UUID(int=0)
+# Each deployment key by name, with the id its wrapping is bound to (as a subject's is).
+DEPLOYMENT_KEYS = {"blind_index": UUID(int=1)}
 
 
 class WrongKeyEncryptionKey(RuntimeError):
@@ -156,10 +162,22 @@ def key_encryption_key(settings: Settings) -> bytes:
     return key
 
 
-def blind_index_key(kek: bytes) -> bytes:
-    """The key of the blind indexes (keyed hashes of folded names and numbers), derived from
-    the key-encryption key: without it, a stolen index cannot be matched to a list of names."""
+def _first_blind_index_key(kek: bytes) -> bytes:
+    """The blind indexes' key a key store is first given: derived from the key-encryption key
+    it was made with (as every store made before the key was kept wrapped had it), then kept
+    as it is, whatever key-encryption key later wraps it."""
     return hmac.new(kek, b"tsunagu blind index v1", hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Rotated:
+    """What a rotation of the key-encryption key rewrapped: data keys, and the deployment's;
+    ``unopened``: data keys the old key did not open either (left as they were, still shown
+    as ``key_missing``)."""
+
+    data_keys: int
+    deployment_keys: int
+    unopened: int
 
 
 class KeyStore:
@@ -190,6 +208,25 @@ class KeyStore:
                 "of a deployment needs the one it was made with (TSUNAGU_KEY_ENCRYPTION_KEY "
                 "or TSUNAGU_KEY_ENCRYPTION_KEY_FILE)"
             )
+        # Only once the key is known to be this store's: a first key wrapped by a wrong one
+        # would stand for ever.
+        with database.transaction() as tx:
+            tx.execute(
+                "INSERT INTO deployment_key (name, wrapped) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (
+                    "blind_index",
+                    self._wrap(DEPLOYMENT_KEYS["blind_index"], _first_blind_index_key(kek)),
+                ),
+            )
+            stored = tx.fetchone("SELECT wrapped FROM deployment_key WHERE name = 'blind_index'")
+        assert stored is not None
+        blind = self._unwrap(DEPLOYMENT_KEYS["blind_index"], {"erased_at": None, **stored})
+        if not isinstance(blind, bytes):
+            raise WrongKeyEncryptionKey("the blind indexes' key is not wrapped by this store's key")
+        # The key of the blind indexes (keyed hashes of folded names and numbers): without it,
+        # a stolen index cannot be matched to a list of names.
+        self.blind_index_key = blind
 
     def sealing_key(self, subject: UUID, at: datetime) -> bytes | Erasure:
         """The data key to seal ``subject``'s data with, made on first use; the erasure if
@@ -312,10 +349,52 @@ class KeyStore:
                 self._sealing.clear()
             self._sealing[subject] = key
 
+    def rotate(self, new_kek: bytes) -> Rotated:
+        """Wrap every data key, the deployment's keys and the check under ``new_kek``, in one
+        transaction: a crash leaves the store wholly under one key or the other. The keys
+        themselves do not change, so no sealed value, token or backup of the data does.
+
+        Every other process must be stopped first (each wraps the keys it makes under the key
+        it started with) and started again with ``new_kek``; one started with the old key
+        fails at start. This store is closed afterwards: it knew the old key."""
+        if len(new_kek) != KEY_BYTES:
+            raise ValueError(f"the key-encryption key must be {KEY_BYTES} bytes")
+        new = AESGCM(new_kek)
+        with self.database.transaction() as tx:
+            tx.lock_for_append("data_key")  # keys made meanwhile would be the old key's
+            check = tx.fetchone("SELECT wrapped FROM key_check WHERE id = 1")
+            if check is None or check["wrapped"] != self.check:
+                raise WrongKeyEncryptionKey("the key store was rotated since this process began")
+            rewrapped: list[tuple[str, str, str]] = []
+            unopened = 0
+            for row in tx.fetchall("SELECT * FROM data_key WHERE wrapped IS NOT NULL"):
+                subject = UUID(row["subject"])
+                key = self._unwrap(subject, row)
+                if isinstance(key, bytes):
+                    rewrapped.append(
+                        (row["subject"], _wrapped(new, subject, key), row["created_at"])
+                    )
+                else:
+                    unopened += 1
+            tx.upsert_many("data_key", ("subject",), ("wrapped", "created_at"), rewrapped)
+            deployment = tx.fetchall("SELECT * FROM deployment_key")
+            for row in deployment:
+                bound = DEPLOYMENT_KEYS[row["name"]]
+                key = self._unwrap(bound, {"erased_at": None, **row})
+                assert isinstance(key, bytes), "opened when this store began"
+                tx.execute(
+                    "UPDATE deployment_key SET wrapped = ? WHERE name = ?",
+                    (_wrapped(new, bound, key), row["name"]),
+                )
+            tx.execute(
+                "UPDATE key_check SET wrapped = ? WHERE id = 1",
+                (_wrapped(new, _CHECK, _CHECK.bytes),),
+            )
+        self.close()
+        return Rotated(len(rewrapped), len(deployment), unopened)
+
     def _wrap(self, subject: UUID, key: bytes) -> str:
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = nonce + self._wrapping.encrypt(nonce, key, subject.bytes)
-        return base64.b64encode(sealed).decode("ascii")
+        return _wrapped(self._wrapping, subject, key)
 
     def _unwrap(self, subject: UUID, row: Mapping[str, object]) -> bytes | Erasure:
         if row["erased_at"] is not None:
@@ -328,6 +407,12 @@ class KeyStore:
         except InvalidTag:
             # Not wrapped by this key-encryption key (a row copied from elsewhere): no key.
             return MISSING
+
+
+def _wrapped(kek: AESGCM, subject: UUID, key: bytes) -> str:
+    """``key`` wrapped by ``kek``, bound to ``subject``: it opens for no other."""
+    nonce = os.urandom(NONCE_BYTES)
+    return base64.b64encode(nonce + kek.encrypt(nonce, key, subject.bytes)).decode("ascii")
 
 
 def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:

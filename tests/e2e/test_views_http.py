@@ -321,7 +321,7 @@ def test_a_read_after_a_basis_lapsed_shows_nothing_of_it_and_leaves_the_purge_to
     views = client.app.state.views  # type: ignore[attr-defined]
     later = create_app("views at a later instant", embedded_settings, "test")
     disclosures = client.app.state.view_disclosures  # type: ignore[attr-defined]
-    index = person_index(embedded_settings, client.app.state.keys)  # type: ignore[attr-defined]
+    index = person_index(client.app.state.keys)  # type: ignore[attr-defined]
     later.include_router(build_router(views, disclosures, index, clock=lambda: ends))
     response = TestClient(later).get(f"/persons/{person}", headers=auth("hellowork-atsugi"))
     assert response.json()["categories"] == []

@@ -51,7 +51,7 @@ PACE = 0.25
 LAPSING = 120
 # The commands a ``tsunagu`` process kind of its own does not run: one-shot commands, and the
 # embedded platform (``run``).
-ONE_SHOT = {"token", "run", "deadletter", "health", "setup", "topics", "upgrade"}
+ONE_SHOT = {"token", "run", "deadletter", "health", "setup", "topics", "upgrade", "keys"}
 # Of ``audit`` and ``views``, the forms that keep running.
 RUNNING = {
     "audit": [["ingest"], ["checkpoint", "--every", "1"]],

@@ -4,9 +4,12 @@ event, and a key some other process stored first is the one used."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from uuid import UUID, uuid4
 
 import pytest
@@ -17,7 +20,7 @@ from services.intake.application import IntakeApplication
 from services.intake.consultation import Consultation
 from services.platform import keys as keys_module
 from services.platform.eventstore import eventstore_env
-from services.platform.keys import MISSING, KeyStore
+from services.platform.keys import MISSING, KeyStore, WrongKeyEncryptionKey
 from services.platform.sealing import Opener
 from services.platform.settings import Settings
 from services.wiring import intake_application, key_store
@@ -137,3 +140,23 @@ def test_a_subject_erased_before_its_first_event_is_stored_is_refused(
         intake.save(opened)
 
     assert intake.find(Consultation, opened.id) is None
+
+
+def test_a_rotation_rewraps_the_keys_stored_with_events_and_only_the_new_key_opens_them(
+    distributed_settings: Settings, intake: IntakeApplication, elsewhere: KeyStore
+) -> None:
+    openings = [consultation() for _ in range(3)]
+    intake.save(*openings)
+    new = os.urandom(32)
+
+    rotated = elsewhere.rotate(new)
+
+    assert rotated.data_keys >= len(openings) and rotated.unopened == 0
+    with pytest.raises(WrongKeyEncryptionKey):
+        key_store(distributed_settings).close()
+    under_new = replace(distributed_settings, key_encryption_key=base64.b64encode(new).decode())
+    keys = key_store(under_new)
+    try:
+        assert [Opener(keys).open(complaint_of(intake, o)) for o in openings] == [COMPLAINT] * 3
+    finally:
+        keys.close()
