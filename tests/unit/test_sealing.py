@@ -293,3 +293,32 @@ def test_only_a_process_that_makes_keys_runs_the_thread_that_stores_them(
     assert key_threads() == before + 1
     reader.close()
     assert key_threads() == before
+
+
+def test_an_answer_opens_each_distinct_sealed_value_once_wherever_it_repeats(
+    keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An as-of answer repeats a fact in every timeline row that carries it (B4)."""
+    from services.platform import sealing
+
+    person, other = uuid4(), uuid4()
+    name, phone = Sealer(keys).seal(person, "志村", AT), Sealer(keys).seal(person, "090", AT)
+    erased = Sealer(keys).seal(other, "消す", AT)
+    keys.erase([other], "subject_request", AT)
+    opened: list[str] = []
+    original = sealing._opened
+
+    def counted(cipher: object, token: str) -> object:
+        opened.append(token)
+        return original(cipher, token)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sealing, "_opened", counted)
+    rows = [{"name": name, "phone": phone, "note": erased, "n": i} for i in range(50)]
+    document = {"timeline": rows, "current": {"name": name}, "pair": (name, None, 1.5)}
+
+    answer = Opener(keys).open(document)
+
+    assert sorted(opened) == sorted([name, phone, erased])
+    assert answer["current"] == {"name": "志村"} and answer["pair"] == ["志村", None, 1.5]
+    assert all(row["name"] == "志村" and row["phone"] == "090" for row in answer["timeline"])
+    assert all(row["note"]["erased"] is True for row in answer["timeline"])
