@@ -62,13 +62,21 @@ class Disclosure:
     # each, hashing the same body. Their own ``document`` is unused.
     also: tuple[Disclosure, ...] = ()
 
+    def served(self, opener: Opening) -> bytes:
+        """The exact bytes served, and hashed into the audit entry: the document's JSON with
+        its sealed values opened."""
+        return opener.open_json(self._json()).encode()
+
     def opened(self, opener: Opening) -> Disclosure:
-        """This disclosure with its sealed values opened: what is served and hashed."""
-        return dataclasses.replace(self, document=opener.open(self.document))
+        """This disclosure with its sealed values opened: the document ``served`` serves."""
+        return dataclasses.replace(self, document=json.loads(self.served(opener)))
 
     def body(self) -> bytes:
-        """The exact bytes served, and hashed into the audit entry."""
-        return json.dumps(self.document, ensure_ascii=False, sort_keys=True).encode()
+        """The document's JSON as it stands (once opened: what was served)."""
+        return self._json().encode()
+
+    def _json(self) -> str:
+        return json.dumps(self.document, ensure_ascii=False, sort_keys=True)
 
     @property
     def shows(self) -> bool:
@@ -173,6 +181,8 @@ class Opening(Protocol):
 
     def open(self, document: Any) -> Any: ...
 
+    def open_json(self, text: str) -> str: ...
+
 
 def request_id(request: Request) -> str:
     return request.headers.get("x-request-id") or str(uuid.uuid4())
@@ -218,7 +228,7 @@ class Reader:
         own record (a slip's content, another agency's facts)."""
         listed = not isinstance(disclosures, Disclosure)
         each = list(disclosures) if not isinstance(disclosures, Disclosure) else [disclosures]
-        bodies = [d.opened(self._opener).body() for d in each]
+        bodies = [d.served(self._opener) for d in each]
         moment = at or self._clock()
         entries = [
             self._entry(part, RECORD_VIEWED, moment, response_hash=hashlib.sha256(b).hexdigest())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -32,6 +33,15 @@ def is_sealed(value: object) -> bool:
 
 def subject_of(token: str) -> UUID:
     return UUID(bytes=_decode(token)[:_SUBJECT])
+
+
+def _subject_if_sealed(text: str) -> UUID | None:
+    """The subject of a sealed value; None for text that only looks like one (a note that
+    begins with the prefix, say), which is shown as it is."""
+    try:
+        return subject_of(text)
+    except ValueError:  # binascii.Error is one
+        return None
 
 
 def _json(value: object) -> str:
@@ -94,6 +104,11 @@ class Sealer:
         return seal_with(key, subject, value)
 
 
+# A sealed value as a JSON string: a token is base64url after the prefix, so it is never
+# escaped, and a quote right after its last character can only end the string.
+_SEALED_JSON = re.compile(r'"' + re.escape(PREFIX) + r'[A-Za-z0-9_-]+"')
+
+
 class Opener:
     """Opens every sealed value in an answer with one look-up of the keys it needs."""
 
@@ -101,13 +116,35 @@ class Opener:
         self.keys = keys
 
     def open(self, document: Any) -> Any:
-        # An as-of answer holds thousands of values, many the same token over and over (a
-        # fact in each timeline row that repeats it): each distinct one is decoded and opened
-        # once, each key made a cipher once (B4: opening was half of a replay's time).
         subjects: dict[str, UUID] = {}
         _collect(document, subjects)
         if not subjects:
             return document
+        return _replace(document, self._opened(subjects))
+
+    def open_json(self, text: str) -> str:
+        """``text`` (a JSON document) with each sealed string replaced by the JSON of its
+        value, as ``json.dumps(..., ensure_ascii=False, sort_keys=True)`` writes it: the same
+        bytes as that of ``open(json.loads(text))``.
+
+        An as-of answer (B4) holds tens of thousands of values: walking them in Python twice,
+        to find the tokens and to rebuild the document, cost more than opening them."""
+        found = {
+            token: _subject_if_sealed(token)
+            for token in {m[1:-1] for m in _SEALED_JSON.findall(text)}
+        }
+        subjects = {token: subject for token, subject in found.items() if subject is not None}
+        if not subjects:
+            return text
+        values = {
+            f'"{token}"': json.dumps(value, ensure_ascii=False, sort_keys=True)
+            for token, value in self._opened(subjects).items()
+        }
+        return _SEALED_JSON.sub(lambda match: values.get(match[0], match[0]), text)
+
+    def _opened(self, subjects: Mapping[str, UUID]) -> dict[str, Any]:
+        """Each token's value (or erasure notice): a value repeated in many places is opened
+        once, and each key made a cipher once."""
         keys = self.keys.opening_keys(set(subjects.values()))
         ciphers: dict[UUID, AESGCM | Erasure] = {}
         opened: dict[str, Any] = {}
@@ -117,7 +154,7 @@ class Opener:
                 key = keys[subject]
                 cipher = ciphers[subject] = key if isinstance(key, Erasure) else AESGCM(key)
             opened[token] = _opened(cipher, token)
-        return _replace(document, opened)
+        return opened
 
 
 # What a JSON document's leaves are, besides text: nothing to look into (and the Mapping check
@@ -129,7 +166,9 @@ def _collect(value: Any, subjects: dict[str, UUID]) -> None:
     """Each distinct sealed value in ``value``, with its subject."""
     if isinstance(value, str):
         if value.startswith(PREFIX) and value not in subjects:
-            subjects[value] = subject_of(value)
+            subject = _subject_if_sealed(value)
+            if subject is not None:
+                subjects[value] = subject
     elif isinstance(value, _LEAVES):
         return
     elif isinstance(value, dict | Mapping):
@@ -159,7 +198,7 @@ def _opened(cipher: AESGCM | Erasure, token: str) -> Any:
     subject, nonce = raw[:_SUBJECT], raw[_SUBJECT : _SUBJECT + NONCE_BYTES]
     try:
         return json.loads(cipher.decrypt(nonce, raw[_SUBJECT + NONCE_BYTES :], subject))
-    except InvalidTag:
+    except (InvalidTag, ValueError):  # forged, or cut short: no key opens it
         return erased_value(MISSING)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -322,3 +323,46 @@ def test_an_answer_opens_each_distinct_sealed_value_once_wherever_it_repeats(
     assert answer["current"] == {"name": "志村"} and answer["pair"] == ["志村", None, 1.5]
     assert all(row["name"] == "志村" and row["phone"] == "090" for row in answer["timeline"])
     assert all(row["note"]["erased"] is True for row in answer["timeline"])
+
+
+def test_opening_an_answers_json_gives_the_bytes_of_the_opened_document() -> None:
+    """``Opener.open_json`` works on the served text (B4); whatever the document, its result is
+    what dumping the opened document gives: the bytes served and hashed must not change."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    keys = KeyStore(SqliteDatabase(":memory:"), os.urandom(32))
+    person, erased = uuid4(), uuid4()
+    tokens = [
+        Sealer(keys).seal(person, value, AT)
+        for value in ("志村 けん", {"b": [1, "二"], "a": None}, 3.25, ["x", {"z": True}], 'q"\\')
+    ]
+    tokens.append(Sealer(keys).seal(erased, "消す", AT))
+    keys.erase([erased], "subject_request", AT)
+    opener = Opener(keys)
+    leaves = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text()
+        | st.sampled_from(tokens)
+        # Text that looks like a token in part: never opened, never broken.
+        | st.sampled_from([f'say "{tokens[0]}" then', tokens[0] + " ", "sealed:v1:not-base64!"])
+        # Shaped like a token: too short to name a subject; a subject with no key.
+        | st.sampled_from(["sealed:v1:abc", "sealed:v1:" + "A" * 30])
+    )
+    documents = st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=30,
+    )
+
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+    @given(documents)
+    def same_bytes(document: object) -> None:
+        text = json.dumps(document, ensure_ascii=False, sort_keys=True)
+        expected = json.dumps(opener.open(document), ensure_ascii=False, sort_keys=True)
+        assert opener.open_json(text) == expected
+
+    same_bytes()
