@@ -401,14 +401,24 @@ class IntakeApplication(TracingApplication):
         if self.keys is None:
             raise RuntimeError("this intake application seals nothing and can erase nothing")
         when = at or datetime.now(UTC)
+        if reason == "retention":
+            _refuse_if_retained(person, municipal_date(when))
         duplicates = [p for p in self._merged_into(person) if p.erased is None]
-        # Keys first: if the events cannot be saved, the data is gone all the same and a
-        # second request records what the first did.
-        self.keys.erase([person.id, *(p.id for p in duplicates)], reason, when)
         person.erase(staff.agency, staff.staff_id, reason, when)
         for duplicate in duplicates:
             duplicate.erase(staff.agency, staff.staff_id, reason, when, erased_with=person.id)
-        self.save(person, *duplicates)
+        # The events first, stored only if nothing was recorded about these persons since they
+        # were read (an extension of the retention, above all): the event store's versions are
+        # the persons' turn. Then the keys. A crash between the two leaves an erasure recorded
+        # and keys still there, which the next retention sweep destroys (``erase_due``).
+        try:
+            self.save(person, *duplicates)
+        except IntegrityError as clash:
+            raise Conflict(
+                f"person {person_id}'s record changed while they were being erased: nothing "
+                "was erased; ask again"
+            ) from clash
+        self.keys.erase([person.id, *(p.id for p in duplicates)], reason, when)
         return ErasureDone(person.id, [person.id, *(p.id for p in duplicates)], reason, when)
 
     def _merged_into(self, survivor: Person) -> list[Person]:
@@ -582,19 +592,26 @@ class IntakeApplication(TracingApplication):
         today = municipal_date(now)
         erased: list[UUID] = []
         for municipality in reference().municipalities:
+            self._destroy_keys_left(book.erased(municipality))
             for due in book.due(municipality, today):
-                person = self.person(due.person_id)
-                kept = person.retention_extended_until
-                # The feed may be a moment behind: the person holds the latest extension and
-                # erasure. A duplicate merged into another goes when that person does.
-                if person.erased or person.merged_into or (kept and kept >= today):
-                    continue
-                staff = retention_staff(municipality)
+                # The feed may be a moment behind: ``erase_person`` judges on the person as
+                # stored (an extension, an erasure, a merge since) and refuses with 409.
                 try:
-                    erased += self.erase_person(staff, person.id, "retention", now).persons
-                except Conflict:
-                    continue  # erased or merged since it was read: nothing left to do
+                    erased += self.erase_person(
+                        retention_staff(municipality), due.person_id, "retention", now
+                    ).persons
+                except (Conflict, NotFound):
+                    continue
         return erased
+
+    def _destroy_keys_left(self, erased: list[UUID]) -> None:
+        """Destroy the keys that outlived a recorded erasure (a crash after PersonErased was
+        stored), with the erasure's own date and reason."""
+        assert self.keys is not None
+        for person_id in self.keys.unerased(erased):
+            erasure = self.person(person_id).erased
+            assert erasure is not None
+            self.keys.erase([person_id], erasure.reason, erasure.at)
 
     # Plumbing
 
@@ -661,6 +678,16 @@ def duplicates_list_key(person: Person, blind: BlindIndex, opener: Opener | None
 
 def merged_key(survivor_id: UUID) -> str:
     return f"merged:{survivor_id}"
+
+
+def _refuse_if_retained(person: Person, today: date) -> None:
+    """409 when the person's retention was extended to ``today`` or later."""
+    kept = person.retention_extended_until
+    if kept is not None and kept >= today:
+        raise Conflict(
+            f"person {person.id}'s records are kept until {kept.isoformat()}",
+            current={"state": "retained", "retained_until": kept.isoformat()},
+        )
 
 
 def retention_staff(municipality: str) -> Staff:

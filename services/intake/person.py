@@ -4,7 +4,7 @@ Names, kana, birth date, sex, address and phone are personal data: they live in 
 aggregate's events and in no log line. Duplicates are merged as a reversible link
 (PersonsMerged, PersonsUnmerged); nothing recorded about either person is rewritten.
 
-An erasure (PersonErased) is recorded when the person's data keys are destroyed: its event
+An erasure (PersonErased) is recorded, and then the person's data keys are destroyed: its event
 says why and when, and holds nothing of the person. From then on nothing new is recorded
 about them: no local id, no merge either way.
 

@@ -223,6 +223,16 @@ class RetentionBook:
         due = [r for r in found if r.erasure_on is not None and r.erasure_on <= by]
         return sorted(due, key=Retention.order)
 
+    def erased(self, municipality: str) -> list[UUID]:
+        """Every person of ``municipality`` whose erasure the feed has seen."""
+        with self._store.database.transaction() as tx:
+            rows = tx.fetchall(
+                "SELECT person_id FROM retention_hold "
+                "WHERE municipality = ? AND erased_at IS NOT NULL",
+                (municipality,),
+            )
+        return [UUID(row["person_id"]) for row in rows]
+
 
 def _retention(
     person_id: str, municipality: str, closed_at: str | None, hold: Row | None

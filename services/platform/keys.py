@@ -289,6 +289,9 @@ class KeyStore:
         if subject == about or (subject, about) in self._linked:
             return
         with self.database.transaction() as tx:
+            # An erasure in progress reads the links about what it erases in the same turn:
+            # this link is either seen by it or sees the erasure (``erase``).
+            tx.take_turn(_subject_turn(about))
             erased = tx.fetchone(
                 "SELECT * FROM data_key WHERE subject = ? AND erased_at IS NOT NULL",
                 (str(about),),
@@ -313,6 +316,9 @@ class KeyStore:
         if reason not in ERASURE_REASONS:
             raise ValueError(f"unknown erasure reason {reason!r}")
         with self.database.transaction() as tx:
+            # One erasure at a time: each then takes its subjects' turns as it finds them, in
+            # no fixed order, and two erasures could otherwise wait on each other.
+            tx.take_turn("erasure")
             subjects = _linked_to(tx, {str(p) for p in persons})
             erased: list[UUID] = []
             for subject in sorted(subjects):
@@ -333,6 +339,11 @@ class KeyStore:
             for each in erased:
                 self._sealing.pop(each, None)
         return erased
+
+    def unerased(self, subjects: Collection[UUID]) -> list[UUID]:
+        """Those of ``subjects`` whose keys were not destroyed."""
+        found = self.opening_keys(subjects)
+        return [s for s, key in found.items() if not isinstance(key, Erasure) or key is MISSING]
 
     def erasure(self, subject: UUID) -> Erasure | None:
         """Whether ``subject`` was erased, when and why."""
@@ -419,6 +430,8 @@ def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:
     """``persons`` and every subject linked to them, directly or through another subject."""
     found, frontier = set(persons), set(persons)
     while frontier:
+        for subject in sorted(frontier):
+            tx.take_turn(_subject_turn(subject))
         marks = ", ".join("?" * len(frontier))
         rows = tx.fetchall(
             f"SELECT subject FROM subject_link WHERE about IN ({marks})", sorted(frontier)
@@ -426,6 +439,11 @@ def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:
         frontier = {row["subject"] for row in rows} - found
         found |= frontier
     return found
+
+
+def _subject_turn(subject: UUID | str) -> str:
+    """The turn a link to ``subject`` and an erasure of it take (``Transaction.take_turn``)."""
+    return f"data_key:{subject}"
 
 
 @dataclass

@@ -8,10 +8,12 @@ import base64
 import copy
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
@@ -23,6 +25,7 @@ from services.platform.eventstore import eventstore_env
 from services.platform.keys import MISSING, KeyStore, WrongKeyEncryptionKey
 from services.platform.sealing import Opener
 from services.platform.settings import Settings
+from services.platform.sql import Transaction
 from services.wiring import intake_application, key_store
 from tests.unit.test_sealing import AT, unsaved_consultation
 
@@ -160,3 +163,91 @@ def test_a_rotation_rewraps_the_keys_stored_with_events_and_only_the_new_key_ope
         assert [Opener(keys).open(complaint_of(intake, o)) for o in openings] == [COMPLAINT] * 3
     finally:
         keys.close()
+
+
+def _waiting_on_a_turn(database_url: str) -> bool:
+    """Whether some session of the database waits for an advisory lock (a turn)."""
+    with psycopg.connect(database_url) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        ).fetchone()
+    return found is not None and found[0] > 0
+
+
+def _run_while_held(
+    distributed_settings: Settings,
+    holder: KeyStore,
+    hold: Callable[[Transaction], None],
+    work: Callable[[], object],
+) -> list[BaseException]:
+    """``work`` in a thread while ``holder``'s transaction, having done ``hold``, stays open
+    until ``work`` either waits for a turn or is done; then the transaction commits. What
+    ``work`` raised."""
+    assert distributed_settings.database_url
+    raised: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            work()
+        except BaseException as error:
+            raised.append(error)
+
+    worker = threading.Thread(target=attempt)
+    with holder.database.transaction() as tx:
+        hold(tx)
+        worker.start()
+        while worker.is_alive() and not _waiting_on_a_turn(distributed_settings.database_url):
+            time.sleep(0.05)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    return raised
+
+
+def test_a_record_tied_to_the_person_while_they_are_erased_is_erased_with_them(
+    distributed_settings: Settings, keys: KeyStore, elsewhere: KeyStore
+) -> None:
+    person, record = uuid4(), uuid4()
+    keys.sealing_key(person, AT)
+    keys.sealing_key(record, AT)
+
+    def link_not_yet_committed(tx: Transaction) -> None:
+        # What ``KeyStore.link`` does in another process, caught before its commit.
+        tx.take_turn(keys_module._subject_turn(person))
+        tx.execute(
+            "INSERT INTO subject_link (subject, about) VALUES (?, ?)", (str(record), str(person))
+        )
+
+    raised = _run_while_held(
+        distributed_settings,
+        elsewhere,
+        link_not_yet_committed,
+        lambda: keys.erase([person], "subject_request", AT),
+    )
+
+    assert raised == []
+    assert keys.unerased([person, record]) == []
+
+
+def test_a_record_tied_to_the_person_while_they_are_being_erased_is_refused(
+    distributed_settings: Settings, keys: KeyStore, elsewhere: KeyStore
+) -> None:
+    person, record = uuid4(), uuid4()
+    keys.sealing_key(person, AT)
+
+    def erasure_not_yet_committed(tx: Transaction) -> None:
+        # What ``KeyStore.erase`` does in another process, caught before its commit.
+        tx.take_turn(keys_module._subject_turn(person))
+        tx.execute(
+            "UPDATE data_key SET wrapped = NULL, erased_at = ?, reason = ? WHERE subject = ?",
+            (AT.isoformat(), "subject_request", str(person)),
+        )
+
+    raised = _run_while_held(
+        distributed_settings,
+        elsewhere,
+        erasure_not_yet_committed,
+        lambda: keys.link(record, person),
+    )
+
+    assert [type(error) for error in raised] == [Conflict]

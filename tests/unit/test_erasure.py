@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -15,6 +15,7 @@ import pytest
 from contracts.errors import Conflict, Forbidden, Invalid
 from contracts.events import PersonErased
 from contracts.identity import Staff
+from services.feeds.store import ViewStore
 from services.intake.application import (
     IntakeApplication,
     OpenConsultation,
@@ -23,10 +24,11 @@ from services.intake.application import (
     retention_staff,
 )
 from services.intake.integration import PUBLISHED, to_cloudevent
+from services.intake.retention import TABLES, RetentionBook, municipal_date, project_retention
 from services.platform.keys import KeyStore
 from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener, Sealer
-from services.platform.sql import SqliteDatabase
+from services.platform.sql import SqliteDatabase, connect
 from services.web.app import templates
 from services.web.catalogue import Translator
 from services.web.presenting import show
@@ -238,3 +240,82 @@ def test_every_page_writes_an_erased_value_so_whatever_shows_it() -> None:
     )
     assert written == "|".join(["消去済み（令和8年12月3日・本人からの消去請求）"] * 3)
     assert env.from_string("{{ born | wareki }}").render(born="2025-04-01") == "令和7年4月1日"
+
+
+# --- the order of an erasure, and what a crash or a concurrent extension leaves -----------------
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> RetentionBook:
+    return RetentionBook(ViewStore(connect(None, "intake", tmp_path / "feed.sqlite3"), TABLES))
+
+
+def later_than_today(days: int) -> date:
+    return municipal_date(datetime.now(UTC)) + timedelta(days=days)
+
+
+def test_an_extension_recorded_while_the_sweep_erases_wins_and_nothing_is_erased(
+    intake: IntakeApplication, keys: KeyStore, book: RetentionBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = register(intake)
+    read = intake.person_here
+
+    def extended_meanwhile(staff: Staff, person_id: UUID) -> Any:
+        found = read(staff, person_id)
+        monkeypatch.setattr(intake, "person_here", read)
+        intake.extend_retention(OFFICE, book, person_id, later_than_today(400), "訴訟継続中")
+        return found
+
+    monkeypatch.setattr(intake, "person_here", extended_meanwhile)
+    with pytest.raises(Conflict, match="changed while"):
+        intake.erase_person(retention_staff("142182"), person, "retention", AT)
+    monkeypatch.undo()
+
+    assert intake.person(person).erased is None
+    assert intake.person(person).retention_extended_until == later_than_today(400)
+    assert keys.unerased([person]) == [person]
+    assert opened(keys, intake.person(person).family_name) == "志村"
+
+
+def test_retention_does_not_erase_a_person_kept_longer(
+    intake: IntakeApplication, keys: KeyStore, book: RetentionBook
+) -> None:
+    person = register(intake)
+    intake.extend_retention(OFFICE, book, person, later_than_today(30), "訴訟継続中")
+    with pytest.raises(Conflict) as refused:
+        intake.erase_person(retention_staff("142182"), person, "retention", datetime.now(UTC))
+    assert refused.value.detail["current"] == {
+        "state": "retained",
+        "retained_until": later_than_today(30).isoformat(),
+    }
+    assert keys.unerased([person]) == [person]
+    # At the person's own request, it still goes.
+    intake.erase_person(OFFICE, person, "subject_request", datetime.now(UTC))
+    assert keys.unerased([person]) == []
+
+
+def test_keys_left_by_a_crash_after_the_erasure_was_recorded_go_at_the_next_sweep(
+    intake: IntakeApplication, keys: KeyStore, book: RetentionBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person, other = register(intake), register(intake, family_name="別人")
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(keys, "erase", crash)
+    with pytest.raises(RuntimeError):
+        intake.erase_person(OFFICE, person, "subject_request", AT)
+    monkeypatch.undo()
+    assert intake.person(person).erased is not None
+    assert keys.unerased([person]) == [person]
+    # Intake's retention feed sees the erasure, as it sees every event of intake's.
+    [erasure] = published(intake)
+    data = PersonErased.model_validate(erasure.data)
+    book_store = book._store
+    book_store.apply(erasure.id, erasure.type, lambda s: project_retention(s, erasure, data))
+
+    assert intake.erase_due(book, AT + timedelta(days=1)) == []
+
+    marker = {"erased": True, "erased_at": AT.isoformat(), "reason": "subject_request"}
+    assert opened(keys, intake.person(person).family_name) == marker
+    assert opened(keys, intake.person(other).family_name) == "別人"
