@@ -20,7 +20,13 @@ from typing import Any, Protocol
 import tenacity
 
 from services.platform.bus import Message
-from services.platform.lifecycle import Stopped, describe, is_transient, until_available
+from services.platform.lifecycle import (
+    MustRestart,
+    Stopped,
+    describe,
+    is_transient,
+    until_available,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +74,7 @@ def apply_or_quarantine(
 
 
 def _deterministic(error: BaseException) -> bool:
-    return not is_transient(error) and not isinstance(error, Stopped)
+    return not is_transient(error) and not isinstance(error, Stopped | MustRestart)
 
 
 def _alone(runner: Consumer, message: Message, stop: threading.Event | None) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -20,7 +22,7 @@ from services.feeds.quarantine import apply_or_quarantine
 from services.feeds.runner import FeedRunner
 from services.platform.bus import KafkaPublisher, Message
 from services.platform.collector import freeze_long_lived
-from services.platform.lifecycle import Stopping
+from services.platform.lifecycle import MustRestart, Stopping
 from services.platform.private_files import private_dir
 from services.platform.settings import Settings
 
@@ -41,8 +43,15 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 async def consume_until_done(runner: FeedRunner, messages: Sequence[Message]) -> None:
     """Apply a batch, waiting out the servers' absences and quarantining poison events
-    (``services.feeds.quarantine``); only then are its messages acknowledged."""
-    await asyncio.to_thread(apply_or_quarantine, runner, messages)
+    (``services.feeds.quarantine``); only then are its messages acknowledged. A process that
+    cannot go on as started stops, as on SIGTERM: a crashed agent would be restarted by faust
+    past the batch it did not apply."""
+    try:
+        await asyncio.to_thread(apply_or_quarantine, runner, messages)
+    except MustRestart as error:
+        log.critical("this feed cannot go on as started: stopping", extra={"why": str(error)})
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
 
 
 def _message(received: Any, value: bytes) -> Message:

@@ -18,7 +18,8 @@ The same statement stores the data keys of the subjects the group's saves create
 takes the lock: an event is never committed without its key, nor a key without its event, and
 a new subject costs a command no transaction of its own. A key that finds its subject with one
 already fails its save alone (``DataKeyExists``), having stored nothing; the application seals
-it again with the key on record.
+it again with the key on record. And a key wrapped under a key-encryption key that a
+rotation has since replaced is refused, with the whole group (``KeyRotated``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,20 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.errors import UniqueViolation
+from psycopg.errors import RaiseException, UniqueViolation
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
-from services.platform.keys import KEY_SCHEMA, DataKeyExists, KeyStore, NewKey, NewKeys
+from services.platform.keys import (
+    KEY_CHECK_TURN,
+    KEY_SCHEMA,
+    ROTATED,
+    DataKeyExists,
+    KeyRotated,
+    KeyStore,
+    NewKey,
+    NewKeys,
+)
 
 # Bounds one transaction's size, so that a burst does not become one very long lock.
 MAX_GROUP_EVENTS = 1000
@@ -78,11 +88,17 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[], "
-                "key_subjects text[], key_wrapped text[], key_created text[]) "
+                "key_subjects text[], key_wrapped text[], key_created text[], "
+                "key_checks text[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "DECLARE stored bigint; BEGIN "
                 "SET LOCAL lock_timeout = '{lock_timeout}s'; "
                 "IF cardinality(key_subjects) > 0 THEN "
+                "PERFORM pg_advisory_xact_lock_shared(hashtext({key_check_turn})); "
+                "IF EXISTS (SELECT FROM unnest(key_checks) AS made(c) WHERE c IS DISTINCT FROM "
+                "(SELECT wrapped FROM {keys}.key_check WHERE id = 1)) THEN "
+                "RAISE EXCEPTION {rotated}; "
+                "END IF; "
                 "INSERT INTO {keys}.data_key (subject, wrapped, created_at) "
                 "SELECT * FROM unnest(key_subjects, key_wrapped, key_created) "
                 "ON CONFLICT (subject) DO NOTHING; "
@@ -105,11 +121,13 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
                 lock_timeout=self.datastore.lock_timeout,
                 keys=Identifier(KEY_SCHEMA),
                 keys_name=Literal(KEY_SCHEMA),
+                key_check_turn=Literal(KEY_CHECK_TURN),
+                rotated=Literal(ROTATED),
                 table=table,
                 channel=Identifier(self.channel_name),
             )
         )
-        self._insert_locked = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s)").format(
+        self._insert_locked = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s, %s)").format(
             schema=schema, function=Identifier(self._function)
         )
 
@@ -192,6 +210,8 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
                 self._write([save])
             return
         except Exception as error:
+            if _rotated(error):
+                error = KeyRotated()
             for save in group:
                 save.finish(None, error)
             return
@@ -218,6 +238,7 @@ class GroupCommitRecorder(PostgresApplicationRecorder):
             [str(key.subject) for key in ordered],
             [key.wrapped for key in ordered],
             [key.created_at.isoformat() for key in ordered],
+            [key.check for key in ordered],
         )
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(self._insert_locked, (rows, *columns), prepare=True)
@@ -228,3 +249,9 @@ def _of_a_key(clash: IntegrityError) -> bool:
     """Whether ``clash`` is a new key finding its subject with one already, not an event's."""
     cause = clash.__cause__
     return isinstance(cause, UniqueViolation) and cause.diag.table_name == "data_key"
+
+
+def _rotated(error: Exception) -> bool:
+    """Whether ``error`` is the statement refusing keys wrapped under a rotated-out key."""
+    cause = error.__cause__
+    return isinstance(cause, RaiseException) and cause.diag.message_primary == ROTATED

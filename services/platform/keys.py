@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import IntegrityError
 
 from contracts.errors import Conflict
+from services.platform.lifecycle import MustRestart
 from services.platform.private_files import write_once
 from services.platform.settings import Settings
 from services.platform.sql import Database, Transaction
@@ -112,6 +113,24 @@ class WrongKeyEncryptionKey(RuntimeError):
     """The key-encryption key does not open the key store it was given."""
 
 
+ROTATED = (
+    "the key-encryption key was rotated since this process began: it can no longer make or "
+    "open data keys; restart it with the new key"
+)
+
+
+class KeyRotated(WrongKeyEncryptionKey, MustRestart):
+    """The key store's key-encryption key was rotated since this process opened it."""
+
+    def __init__(self) -> None:
+        super().__init__(ROTATED)
+
+
+# Taken whole by a rotation, shared by every store of new keys: none is stored wrapped under
+# a key that a rotation has just replaced.
+KEY_CHECK_TURN = "tsunagu key check"
+
+
 class DataKeyExists(IntegrityError):
     """A key made for a subject a save creates was not stored: the subject had one already
     (another process's, or an erasure's tombstone). Nothing of the save was stored."""
@@ -125,6 +144,9 @@ class NewKey:
     subject: UUID
     wrapped: str
     created_at: datetime
+    # The key store's check as the key-encryption key that wrapped it made it: stored only
+    # while the store's check is still that (``KeyStore.rotate``).
+    check: str
 
 
 class NewKeys:
@@ -190,7 +212,6 @@ class KeyStore:
         self._sealing: dict[UUID, bytes] = {}
         self._linked: set[tuple[UUID, UUID]] = set()
         self._lock = threading.Lock()
-        self._maker = _KeyMaker(database)
         with database.transaction() as tx:
             for statement in TABLES:
                 tx.execute(statement)
@@ -202,6 +223,7 @@ class KeyStore:
         assert check is not None
         # Unique to this store (a random nonce): whoever reads the same value reaches it.
         self.check: str = check["wrapped"]
+        self._maker = _KeyMaker(database, self.check)
         if self._unwrap(_CHECK, {"erased_at": None, "wrapped": self.check}) is MISSING:
             raise WrongKeyEncryptionKey(
                 "the key-encryption key given does not open this key store: every process "
@@ -242,7 +264,10 @@ class KeyStore:
             made = saving.made.get(subject)
             if made is None:
                 key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-                made = saving.made[subject] = (key, NewKey(subject, self._wrap(subject, key), at))
+                made = saving.made[subject] = (
+                    key,
+                    NewKey(subject, self._wrap(subject, key), at, self.check),
+                )
             return made[0]
         key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
         asked = _Asked(subject, self._wrap(subject, key), at)
@@ -280,7 +305,11 @@ class KeyStore:
         marks = ", ".join("?" * len(wanted))
         with self.database.transaction() as tx:
             rows = tx.fetchall(f"SELECT * FROM data_key WHERE subject IN ({marks})", wanted)
-        found = {UUID(row["subject"]): self._unwrap(UUID(row["subject"]), row) for row in rows}
+            found = {UUID(row["subject"]): self._unwrap(UUID(row["subject"]), row) for row in rows}
+            if any(row["wrapped"] is not None for row in rows) and MISSING in found.values():
+                # A key stored but not opened by this process's key-encryption key: shown as
+                # missing if the store's key is still this one, an error if it was rotated.
+                _refuse_if_rotated(tx, self.check)
         return {subject: found.get(subject, MISSING) for subject in subjects}
 
     def link(self, subject: UUID, about: UUID) -> None:
@@ -372,10 +401,9 @@ class KeyStore:
             raise ValueError(f"the key-encryption key must be {KEY_BYTES} bytes")
         new = AESGCM(new_kek)
         with self.database.transaction() as tx:
-            tx.lock_for_append("data_key")  # keys made meanwhile would be the old key's
-            check = tx.fetchone("SELECT wrapped FROM key_check WHERE id = 1")
-            if check is None or check["wrapped"] != self.check:
-                raise WrongKeyEncryptionKey("the key store was rotated since this process began")
+            tx.take_turn(KEY_CHECK_TURN)  # before the table: as a store of new keys takes them
+            tx.lock_for_append("data_key")
+            _refuse_if_rotated(tx, self.check)
             rewrapped: list[tuple[str, str, str]] = []
             unopened = 0
             for row in tx.fetchall("SELECT * FROM data_key WHERE wrapped IS NOT NULL"):
@@ -441,6 +469,13 @@ def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:
     return found
 
 
+def _refuse_if_rotated(tx: Transaction, check: str) -> None:
+    """WrongKeyEncryptionKey if the store's check is no longer ``check``: its key was rotated."""
+    stored = tx.fetchone("SELECT wrapped FROM key_check WHERE id = 1")
+    if stored is None or stored["wrapped"] != check:
+        raise KeyRotated()
+
+
 def _subject_turn(subject: UUID | str) -> str:
     """The turn a link to ``subject`` and an erasure of it take (``Transaction.take_turn``)."""
     return f"data_key:{subject}"
@@ -462,8 +497,9 @@ class _KeyMaker:
     """Stores new data keys, those asked for meanwhile in one transaction: a command service
     makes a key for each new record, and one transaction each cost B1 half its rate."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, check: str) -> None:
         self._database = database
+        self._check = check
         self._asked: queue.SimpleQueue[_Asked | None] = queue.SimpleQueue()
         # Started by the first key asked for: a process that only opens keys (the views, a
         # rebuild, the CLI) runs no thread for it.
@@ -511,6 +547,8 @@ class _KeyMaker:
         values = [v for a in first.values() for v in (str(a.subject), a.wrapped, a.at.isoformat())]
         marks = ", ".join("(?, ?, ?)" for _ in first)
         with self._database.transaction() as tx:
+            tx.share_turn(KEY_CHECK_TURN)
+            _refuse_if_rotated(tx, self._check)
             # Two processes may make one at once: the first stored wins, both use it.
             rows = tx.fetchall(
                 f"INSERT INTO data_key (subject, wrapped, created_at) VALUES {marks} "

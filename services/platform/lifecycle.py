@@ -65,6 +65,12 @@ class Stopped(Exception):
     """Told to stop while waiting for a server."""
 
 
+class MustRestart(RuntimeError):
+    """This process can go on neither now nor later as it was started (its key-encryption key
+    was rotated under it): not an event's fault, nor one that passes. A feed stops, with
+    nothing quarantined and its positions where they were, rather than fail every event."""
+
+
 def is_transient(error: BaseException) -> bool:
     """A failure that goes away by itself: a server away or restarting, a connection lost, a
     deadlock or serialisation failure (the transaction rolled back, whole), an embedded

@@ -46,6 +46,10 @@ class Transaction(Protocol):
         """Hold the turn called ``name`` until commit: a transaction of any process that asks
         for it meanwhile waits (replicas creating the same tables as they start)."""
 
+    def share_turn(self, name: str) -> None:
+        """Hold a share of the turn called ``name`` until commit: any number of transactions
+        hold one at once, and one taking the whole turn waits for them, as they for it."""
+
     def lock_for_append(self, table: str) -> None:
         """Hold the right to append to ``table`` until commit: appends take turns, so a row
         numbered after the last commits after it; reads go on meanwhile."""
@@ -212,6 +216,9 @@ class _SqliteTransaction(_Statements):
     def take_turn(self, name: str) -> None:
         """The write transaction already excludes every other."""
 
+    def share_turn(self, name: str) -> None:
+        """The write transaction already excludes every other."""
+
     def lock_for_append(self, table: str) -> None:
         """The write transaction already excludes every other."""
 
@@ -320,6 +327,9 @@ class _PostgresTransaction(_Statements):
 
     def take_turn(self, name: str) -> None:
         self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
+    def share_turn(self, name: str) -> None:
+        self.execute("SELECT pg_advisory_xact_lock_shared(hashtext(?))", (name,))
 
     def lock_for_append(self, table: str) -> None:
         # EXCLUSIVE: other writers wait, readers (the verifier, the queries) do not.

@@ -251,3 +251,46 @@ def test_a_record_tied_to_the_person_while_they_are_being_erased_is_refused(
     )
 
     assert [type(error) for error in raised] == [Conflict]
+
+
+def test_a_process_still_on_the_old_key_stores_and_opens_no_key_after_a_rotation(
+    intake: IntakeApplication, keys: KeyStore, elsewhere: KeyStore
+) -> None:
+    before, after = consultation(), consultation()
+    intake.save(before)
+
+    elsewhere.rotate(os.urandom(32))
+
+    # Its keys would be wrapped under a key no process has any more: lost at its next restart.
+    with pytest.raises(WrongKeyEncryptionKey, match="rotated"):
+        intake.save(after)  # the new subject's key stored with the events
+    with pytest.raises(WrongKeyEncryptionKey, match="rotated"):
+        keys.sealing_key(uuid4(), AT)  # a key stored in a transaction of its own
+    # And what it cannot open is not shown as erased.
+    with pytest.raises(WrongKeyEncryptionKey, match="rotated"):
+        keys.opening_keys([before.id])
+    assert intake.find(Consultation, after.id) is None
+
+
+@pytest.mark.parametrize("store", ["with the events", "on its own"])
+def test_a_key_made_while_a_rotation_commits_is_refused(
+    distributed_settings: Settings,
+    intake: IntakeApplication,
+    keys: KeyStore,
+    elsewhere: KeyStore,
+    store: str,
+) -> None:
+    def rotation_not_yet_committed(tx: Transaction) -> None:
+        # What ``KeyStore.rotate`` does in another process, caught before its commit.
+        tx.take_turn(keys_module.KEY_CHECK_TURN)
+        tx.execute("UPDATE key_check SET wrapped = 'rewrapped' WHERE id = 1")
+
+    opened = consultation()
+    work: Callable[[], object] = (
+        (lambda: intake.save(opened))
+        if store == "with the events"
+        else (lambda: keys.sealing_key(uuid4(), AT))
+    )
+    raised = _run_while_held(distributed_settings, elsewhere, rotation_not_yet_committed, work)
+
+    assert [type(error) for error in raised] == [WrongKeyEncryptionKey]

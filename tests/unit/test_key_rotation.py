@@ -144,3 +144,19 @@ def test_the_command_refuses_a_file_that_holds_no_key_and_changes_nothing(
         assert main(["keys", "rotate", "--new-key-file", str(bad)]) == 2
         assert "not a 32-byte key" in capsys.readouterr().err
     assert Opener(key_store(embedded)).open(token) == "名前"
+
+
+def test_a_store_opened_before_the_rotation_makes_and_opens_no_key_after_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.sqlite3"
+    running, rotating = store(path, OLD), store(path, OLD)
+    token = Sealer(running).seal(uuid4(), "志村 けん", AT)
+
+    rotating.rotate(NEW)
+
+    with pytest.raises(WrongKeyEncryptionKey, match="rotated"):
+        Sealer(running).seal(uuid4(), "新しい相談", AT)
+    with pytest.raises(WrongKeyEncryptionKey, match="rotated"):
+        Opener(running).open(token)
+    running.close()

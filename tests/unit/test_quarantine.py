@@ -3,7 +3,10 @@ the dead letters can be listed, shown and replayed (embedded mode here)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,13 +19,14 @@ from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
 from contracts.topics import Topics
 from services.cli import main
-from services.feeds import quarantine
+from services.feeds import quarantine, worker
 from services.feeds.changes import Change, ViewState
 from services.feeds.deadletters import FILE, FileDeadLetters
 from services.feeds.quarantine import apply_or_quarantine
 from services.feeds.runner import REASON_HEADER
 from services.platform import lifecycle
 from services.platform.bus import Message
+from services.platform.keys import KeyRotated
 from services.platform.settings import Settings
 from services.projection.projectors import consultations
 from services.wiring import FEEDS, embedded_app
@@ -104,6 +108,37 @@ def test_a_transient_failure_is_waited_out_and_nothing_is_quarantined(
     assert dead == []
     # The whole batch, again and again: never split, since nothing was the event's own fault.
     assert projector.tries == 5 + 1
+
+
+def test_a_feed_whose_key_was_rotated_under_it_stops_and_quarantines_nothing(
+    batch: list[Message],
+) -> None:
+    poisoned = CloudEvent.from_bytes(batch[1].value).id
+    projector = Failing(poisoned, [], KeyRotated())
+    runner, store, dead = consultation_feed(projector)
+
+    with pytest.raises(KeyRotated):
+        apply_or_quarantine(runner, batch)
+
+    # Every event would fail the same way: none is the event's fault, none goes, and the feed
+    # stops before it (the one ahead of it applied alone on the way).
+    assert dead == []
+    assert store.positions() == {("t.intake.events", 0): 1}
+
+
+def test_the_feed_worker_stops_its_process_when_the_key_was_rotated_under_it(
+    batch: list[Message], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poisoned = CloudEvent.from_bytes(batch[0].value).id
+    runner, _, dead = consultation_feed(Failing(poisoned, [], KeyRotated()))
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signalled.append((pid, sig)))
+
+    with pytest.raises(KeyRotated):
+        asyncio.run(worker.consume_until_done(runner, batch))
+
+    assert signalled == [(os.getpid(), signal.SIGTERM)]
+    assert dead == []
 
 
 @pytest.fixture
