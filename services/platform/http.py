@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.errors import PlatformError
 from services.platform.auth import TokenVerifier
 from services.platform.collector import freeze_long_lived
+from services.platform.lifecycle import MustRestart
 from services.platform.settings import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -38,6 +39,11 @@ async def _platform_error(_: Request, error: Exception) -> Response:
     return JSONResponse(
         error_body(error.code, error.message, **error.detail), error.status, headers=headers
     )
+
+
+async def _must_restart(_: Request, error: Exception) -> Response:
+    # Not the caller's doing, and nothing was stored: 503 says to come back once restarted.
+    return JSONResponse(error_body("unavailable", str(error)), 503)
 
 
 SHOWN = 40
@@ -191,6 +197,7 @@ def create_app(title: str, settings: Settings, description: str = "") -> FastAPI
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.add_exception_handler(PlatformError, _platform_error)
+    app.add_exception_handler(MustRestart, _must_restart)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(BodySizeLimit)
