@@ -20,6 +20,7 @@ from uuid import UUID
 
 from contracts.topics import Topics
 from services.feeds.deadletters import FILE, FileDeadLetters
+from services.feeds.lag import unread
 from services.feeds.quarantine import apply_or_quarantine
 from services.intake.retention import RetentionBook
 from services.platform.bus import KafkaPublisher, Message
@@ -267,6 +268,11 @@ def _sweeper(settings: Settings, bootstrap: str, every: float) -> int:
     return 0
 
 
+# ``tsunagu retention sweep``'s exit status when intake's retention feed is behind: erasing
+# then could erase the person of a case reopened meanwhile. Run it again later.
+BEHIND = 3
+
+
 def retention_sweep(
     settings: Settings, at: datetime | None, every: float | None, erased: Callable[[UUID], None]
 ) -> int:
@@ -282,15 +288,33 @@ def retention_sweep(
     except Stopped:
         return 0
     book = RetentionBook(store)
+    topics = [Topics(settings.topic_prefix).events(s) for s in FEEDS["intake"].sources]
+
+    def caught_up() -> bool:
+        """Whether intake's retention feed has applied all that meeting and intake had
+        published when asked (embedded, the feeds are fed as each command is saved)."""
+        if not settings.distributed or not settings.kafka_bootstrap_servers:
+            return True
+        left = unread(settings.kafka_bootstrap_servers, store, topics)
+        if left:
+            log.warning(
+                "intake's retention feed is behind its topics: nothing erased until it has "
+                "caught up (is `tsunagu project intake` running?)",
+                extra={"unread": left},
+            )
+        return not left
+
     try:
         if every is None:
+            if not caught_up():
+                return BEHIND
             for person in intake.erase_due(book, at or datetime.now(UTC)):
                 erased(person)
             return 0
         report(READY)
         while not stop.is_set():
             try:
-                persons = intake.erase_due(book, datetime.now(UTC))
+                persons = intake.erase_due(book, datetime.now(UTC)) if caught_up() else []
                 if persons:
                     log.info("erased for retention", extra={"persons": len(persons)})
             except Exception:

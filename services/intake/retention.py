@@ -12,8 +12,10 @@ them with the reason ``retention``. A person with a case open is never due, and 
 reopened is open again; a person with no case at all is not erased by retention.
 
 The feed is what lists and sweeps read: one query for the whole municipality. The person
-aggregate stays the authority on an extension and an erasure, which the sweep checks again
-before it erases (the feed may be a moment behind intake's own events).
+aggregate stays the authority on an extension and an erasure, which the erasure judges on the
+person as stored (the feed may be a moment behind intake's own events). A case reopened is
+known to the feed alone: the distributed sweep erases nothing while the feed has meeting's or
+intake's topics left to read (``services.feeds.lag``).
 """
 
 from __future__ import annotations

@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 
+from contracts.topics import Topics
+from services.feeds.lag import unread
 from services.intake.retention import add_years, municipal_date
 from services.platform.settings import Settings
+from services.processes import BEHIND
+from services.wiring import FEEDS, feed_store
 from tests.conftest import TokenFactory, run_cli
 from tests.infrastructure import Process, wait_for
 from tests.integration.conftest import Platform
@@ -24,6 +28,11 @@ SIX_YEARS_AGO = add_years(municipal_date(datetime.now(UTC)), -6)
 
 
 def closed_six_years_ago(platform: Platform, headers: dict[str, str]) -> str:
+    return closed_case_six_years_ago(platform, headers)[0]
+
+
+def closed_case_six_years_ago(platform: Platform, headers: dict[str, str]) -> tuple[str, str]:
+    """A person and their case, closed six years ago."""
     intake, _ = platform.services["intake"]
     meeting, _ = platform.services["meeting"]
     day = datetime(SIX_YEARS_AGO.year, SIX_YEARS_AGO.month, SIX_YEARS_AGO.day, 1, tzinfo=UTC)
@@ -51,7 +60,7 @@ def closed_six_years_ago(platform: Platform, headers: dict[str, str]) -> str:
         meeting, "/cases", {"consultation_id": consultation, "person_id": person, "at": start}
     )["id"]
     post(meeting, f"/cases/{case}/closure", {"reason": "goals_achieved", "at": day.isoformat()})
-    return str(person)
+    return str(person), str(case)
 
 
 def test_the_sweep_erases_who_intakes_feed_finds_due_and_keeps_an_extension(
@@ -92,3 +101,50 @@ def test_the_sweep_erases_who_intakes_feed_finds_due_and_keeps_an_extension(
     assert erased["erased"]["reason"] == "retention"
     still = platform.views.get(f"/persons/{kept}", headers=office).json()
     assert "erased" not in still or still["erased"] is None
+
+
+def test_the_sweep_erases_nobody_while_intakes_feed_is_behind_a_reopened_case(
+    platform: Platform, spawn: Spawn, token: TokenFactory
+) -> None:
+    settings = platform.settings
+    assert settings.kafka_bootstrap_servers
+    feed = spawn(["project", "intake"], settings)
+    headers = {"Authorization": f"Bearer {token('zama-jiritsu', 'privacy_officer')}"}
+    intake: Any = platform.services["intake"][0]
+    meeting: Any = platform.services["meeting"][0]
+    person, case = closed_case_six_years_ago(platform, headers)
+
+    def listed() -> set[str]:
+        answer = intake.get("/retention/due", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {row["person_id"] for row in answer.json()}
+
+    wait_for(lambda: listed() == {person}, 120, lambda: f"intake's feed\n{feed.output()}")
+    feed.stop()
+    office = {"Authorization": f"Bearer {token('zama-jiritsu')}"}
+    answer = meeting.post(f"/cases/{case}/reopening", json={"reason": "再び滞納"}, headers=office)
+    assert answer.status_code == 200, answer.text
+    store = feed_store(settings, "intake")
+    topics = [Topics(settings.topic_prefix).events(s) for s in FEEDS["intake"].sources]
+    try:
+        # The reopening is on meeting's topic, and the stopped feed has not read it.
+        wait_for(
+            lambda: unread(settings.kafka_bootstrap_servers or "", store, topics) > 0,
+            60,
+            lambda: "the reopening on meeting's topic",
+        )
+    finally:
+        store.database.close()
+
+    behind = run_cli(settings, "retention", "sweep")
+
+    assert (behind.returncode, behind.stdout) == (BEHIND, ""), behind.stderr
+    assert "behind" in behind.stderr
+    assert intake.get(f"/persons/{person}/retention", headers=headers).status_code == 200
+    feed = spawn(["project", "intake"], settings)
+    wait_for(lambda: listed() == set(), 120, lambda: f"the reopening\n{feed.output()}")
+    caught_up = run_cli(settings, "retention", "sweep")
+    assert (caught_up.returncode, caught_up.stdout) == (0, ""), caught_up.stderr
+    platform.settle()
+    kept = platform.views.get(f"/persons/{person}", headers=office).json()
+    assert kept.get("erased") is None
