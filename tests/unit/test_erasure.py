@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -319,3 +319,13 @@ def test_keys_left_by_a_crash_after_the_erasure_was_recorded_go_at_the_next_swee
     marker = {"erased": True, "erased_at": AT.isoformat(), "reason": "subject_request"}
     assert opened(keys, intake.person(person).family_name) == marker
     assert opened(keys, intake.person(other).family_name) == "別人"
+
+
+def test_the_keys_of_more_persons_than_one_statement_can_name_are_asked_after(
+    keys: KeyStore,
+) -> None:
+    """The sweep asks after every person erased in a municipality: SQLite takes 32,766 values
+    in one statement at most (250,000 as Debian builds it)."""
+    erased, many = uuid4(), [uuid4() for _ in range(300_000)]
+    keys.erase([erased], "retention", AT)
+    assert set(keys.unerased([erased, *many])) == set(many)
