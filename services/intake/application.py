@@ -606,8 +606,10 @@ class IntakeApplication(TracingApplication):
 
     def _destroy_keys_left(self, erased: list[UUID]) -> None:
         """Destroy the keys that outlived a recorded erasure (a crash after PersonErased was
-        stored), with the erasure's own date and reason."""
-        assert self.keys is not None
+        stored), with the erasure's own date and reason. A deployment from before sealing has
+        none (``tsunagu upgrade``)."""
+        if self.keys is None:
+            return
         for person_id in self.keys.unerased(erased):
             erasure = self.person(person_id).erased
             assert erasure is not None

@@ -22,7 +22,7 @@ from services.intake.application import IntakeApplication
 from services.intake.consultation import Consultation
 from services.platform import keys as keys_module
 from services.platform.eventstore import eventstore_env
-from services.platform.keys import MISSING, KeyStore, WrongKeyEncryptionKey
+from services.platform.keys import MISSING, KeyRotated, KeyStore, WrongKeyEncryptionKey
 from services.platform.sealing import Opener
 from services.platform.settings import Settings
 from services.platform.sql import Transaction
@@ -293,4 +293,4 @@ def test_a_key_made_while_a_rotation_commits_is_refused(
     )
     raised = _run_while_held(distributed_settings, elsewhere, rotation_not_yet_committed, work)
 
-    assert [type(error) for error in raised] == [WrongKeyEncryptionKey]
+    assert [type(error) for error in raised] == [KeyRotated]
