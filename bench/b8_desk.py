@@ -65,9 +65,13 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
             seen = [
                 row["person_id"]
                 for row in tx.fetchall(
-                    # Whom the office recorded facts of: the timeline rows the facts came from.
+                    # Whom the office recorded facts of: the timeline rows the facts came from;
+                    # not a duplicate merged into another (read through that person: 409).
                     "SELECT DISTINCT person_id FROM timeline "
-                    "WHERE agency = ? AND person_id IS NOT NULL AND category IS NOT NULL",
+                    "WHERE agency = ? AND person_id IS NOT NULL AND category IS NOT NULL "
+                    "AND person_id NOT IN (SELECT person_id FROM person_merge "
+                    "WHERE person_id <> survivor_id UNION SELECT other_id FROM person_merge "
+                    "WHERE other_id <> survivor_id)",
                     (OFFICE,),
                 )
             ]

@@ -71,16 +71,22 @@ def quiet(servers: Infrastructure, *, below: float = QUIET_LOAD, longest: float 
 
 
 def run(
-    benchmarks: Sequence[tuple[str, Benchmark]], servers: Infrastructure, *, tiny: bool
-) -> dict[str, float]:
-    figures: dict[str, float] = {}
+    benchmarks: Sequence[tuple[str, Benchmark]],
+    servers: Infrastructure,
+    *,
+    tiny: bool,
+    directory: Path,
+) -> Path:
+    """Each benchmark in turn, its figures merged into ``directory``'s files as soon as it has
+    run: one that fails later in a long run loses none of those before it."""
+    written = directory / "latest.json"
     for name, benchmark in benchmarks:
         print(f"--- {name}", flush=True)
         if not tiny:
             quiet(servers)
         note(name, load_average_before=[round(load, 2) for load in os.getloadavg()])
-        figures.update(benchmark(servers, tiny=tiny))
-    return figures
+        written = write(benchmark(servers, tiny=tiny), [name], directory, {"tiny": tiny})
+    return written
 
 
 def write(
@@ -115,11 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     benchmarks = selected(args.only)
     directory = args.results or (Path(tempfile.mkdtemp(prefix="bench-")) if args.tiny else RESULTS)
-    facts: dict[str, object] = {"tiny": args.tiny}
     with provide() as servers:
-        figures = run(benchmarks, servers, tiny=args.tiny)
-    ran = [name for name, _ in benchmarks]
-    print(f"figures written to {write(figures, ran, directory, facts)}")
+        written = run(benchmarks, servers, tiny=args.tiny, directory=directory)
+    print(f"figures written to {written}")
     return 0
 
 
