@@ -498,7 +498,8 @@ def parser() -> argparse.ArgumentParser:
     retention_sweep = retention.add_subparsers(dest="action", required=True).add_parser(
         "sweep",
         help="erase, for retention, every person whose case was closed longer ago than their "
-        "municipality keeps records, unless extended",
+        "municipality keeps records, unless extended (exit 3, nothing erased, while intake's "
+        "retention feed is behind its topics)",
     )
     retention_sweep.add_argument(
         "--at", type=_aware_datetime, help="ISO time with offset; default now"
