@@ -460,10 +460,7 @@ def _linked_to(tx: Transaction, persons: set[str]) -> set[str]:
     while frontier:
         for subject in sorted(frontier):
             tx.take_turn(_subject_turn(subject))
-        marks = ", ".join("?" * len(frontier))
-        rows = tx.fetchall(
-            f"SELECT subject FROM subject_link WHERE about IN ({marks})", sorted(frontier)
-        )
+        rows = tx.select_in("subject_link", "about", "text", sorted(frontier))
         frontier = {row["subject"] for row in rows} - found
         found |= frontier
     return found
