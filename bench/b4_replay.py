@@ -16,6 +16,8 @@ from __future__ import annotations
 import itertools
 import random
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 import psycopg
 from fastapi.testclient import TestClient
@@ -23,7 +25,9 @@ from fastapi.testclient import TestClient
 from bench.common import OFFICE, note, percentile, project, show, stack, timings, token
 from bench.load import Generated, LoadProfile, Relaying, event_stream, lifecycles, render_events
 from contracts.reference import reference
-from services.wiring import projection_app
+from services.platform.keys import KeyStore
+from services.platform.sealing import Sealer
+from services.wiring import key_store, projection_app
 from tests.infrastructure import Infrastructure
 
 CASE_EVENTS = 500
@@ -34,13 +38,27 @@ PROFILE = LoadProfile(seed=20250404)
 PERSON = "0b4e1a5e-0000-4000-8000-000000000500"
 
 
-def case_events(relaying: Relaying) -> list[Generated]:
+class _AsThePerson(Sealer):
+    """Seals what is about ``lent`` (the person whose lifecycle is being rendered) under the
+    one person's key instead, as intake seals a person's values under their own; any other
+    subject's (an anonymous consultation's) under its own."""
+
+    lent: UUID | None = None
+
+    def seal(self, subject: UUID, value: Any, at: datetime) -> Any:
+        return super().seal(UUID(PERSON) if subject == self.lent else subject, value, at)
+
+
+def case_events(keys: KeyStore) -> list[Generated]:
     """Whole lifecycles of other persons of the office's municipality (the views know a person
     only in the municipality that registered them), made the one person's, up to
-    ``CASE_EVENTS``."""
+    ``CASE_EVENTS``: their ids rewritten, their values sealed under the person's key."""
     events: list[Generated] = []
     home = reference().agencies[OFFICE].municipality
+    sealer = _AsThePerson(keys)
+    relaying = Relaying(sealer)
     for life in (life for life in lifecycles(PROFILE, 1_000) if life.municipality == home):
+        sealer.lent = UUID(life.person_id)
         mine = [
             g._replace(
                 key=g.key.replace(life.person_id, PERSON),
@@ -61,8 +79,11 @@ def run(servers: Infrastructure, *, tiny: bool) -> dict[str, float]:
     with stack(servers, "b4") as running:
         settings = running.settings()
         # Sealed under keys kept where the views open them, as the relays' events are.
-        with Relaying.of(settings) as relaying:
-            case = case_events(relaying)
+        keys = key_store(settings)
+        try:
+            case = case_events(keys)
+        finally:
+            keys.close()
         others = event_stream(LoadProfile(seed=4), background // 9, settings)
         # The case's events arrive among the others, in business-time order.
         backlog = sorted([*case, *itertools.islice(others, background)], key=lambda g: g.at)

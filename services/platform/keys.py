@@ -302,10 +302,14 @@ class KeyStore:
         if not subjects:
             return {}
         wanted = sorted({str(s) for s in subjects})
-        with self.database.transaction() as tx:
+        with self.database.reading() as tx:
             # However many: a retention sweep asks after every person erased in a municipality.
             rows = tx.select_in("data_key", "subject", "text", wanted)
-            found = {UUID(row["subject"]): self._unwrap(UUID(row["subject"]), row) for row in rows}
+            found = {
+                subject: self._unwrap(subject, row)
+                for row in rows
+                for subject in [UUID(row["subject"])]
+            }
             if any(row["wrapped"] is not None for row in rows) and MISSING in found.values():
                 # A key stored but not opened by this process's key-encryption key: shown as
                 # missing if the store's key is still this one, an error if it was rotated.

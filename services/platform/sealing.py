@@ -13,7 +13,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -38,10 +38,17 @@ def subject_of(token: str) -> UUID:
 def _subject_if_sealed(text: str) -> UUID | None:
     """The subject of a sealed value; None for text that only looks like one (a note that
     begins with the prefix, say), which is shown as it is."""
+    raw = _decoded_if_sealed(text)
+    return UUID(bytes=raw[:_SUBJECT]) if raw is not None else None
+
+
+def _decoded_if_sealed(text: str) -> bytes | None:
+    """A sealed value's bytes (its subject first); None for text that only looks like one."""
     try:
-        return subject_of(text)
+        raw = _decode(text)
     except ValueError:  # binascii.Error is one
         return None
+    return raw if len(raw) >= _SUBJECT else None
 
 
 def _json(value: object) -> str:
@@ -106,7 +113,7 @@ class Sealer:
 
 # A sealed value as a JSON string: a token is base64url after the prefix, so it is never
 # escaped, and a quote right after its last character can only end the string.
-_SEALED_JSON = re.compile(r'"' + re.escape(PREFIX) + r'[A-Za-z0-9_-]+"')
+_SEALED_JSON = re.compile(r'("' + re.escape(PREFIX) + r'[A-Za-z0-9_-]+")')
 
 
 class Opener:
@@ -128,33 +135,43 @@ class Opener:
         bytes as that of ``open(json.loads(text))``.
 
         An as-of answer (B4) holds tens of thousands of values: walking them in Python twice,
-        to find the tokens and to rebuild the document, cost more than opening them."""
-        found = {
-            token: _subject_if_sealed(token)
-            for token in {m[1:-1] for m in _SEALED_JSON.findall(text)}
+        to find the tokens and to rebuild the document, cost more than opening them. Each
+        token is decoded once, and a text's plaintext (most are) is already the JSON it is
+        served as."""
+        # Text and tokens in turn (a token at each odd index): one scan of the text.
+        parts = _SEALED_JSON.split(text)
+        decoded = {
+            quoted: raw
+            for quoted in set(parts[1::2])
+            for raw in [_decoded_if_sealed(quoted[1:-1])]
+            if raw is not None
         }
-        subjects = {token: subject for token, subject in found.items() if subject is not None}
-        if not subjects:
+        if not decoded:
             return text
+        subjects: dict[bytes, UUID] = {}
+        for raw in decoded.values():
+            if raw[:_SUBJECT] not in subjects:
+                subjects[raw[:_SUBJECT]] = UUID(bytes=raw[:_SUBJECT])
+        ciphers = self._ciphers(set(subjects.values()))
         values = {
-            f'"{token}"': json.dumps(value, ensure_ascii=False, sort_keys=True)
-            for token, value in self._opened(subjects).items()
+            quoted: _opened_json(ciphers[subjects[raw[:_SUBJECT]]], raw)
+            for quoted, raw in decoded.items()
         }
-        return _SEALED_JSON.sub(lambda match: values.get(match[0], match[0]), text)
+        parts[1::2] = [values.get(quoted, quoted) for quoted in parts[1::2]]
+        return "".join(parts)
+
+    def _ciphers(self, subjects: Collection[UUID]) -> dict[UUID, AESGCM | Erasure]:
+        """A cipher for each subject's data key, or the erasure that stands for it."""
+        return {
+            subject: key if isinstance(key, Erasure) else AESGCM(key)
+            for subject, key in self.keys.opening_keys(subjects).items()
+        }
 
     def _opened(self, subjects: Mapping[str, UUID]) -> dict[str, Any]:
         """Each token's value (or erasure notice): a value repeated in many places is opened
         once, and each key made a cipher once."""
-        keys = self.keys.opening_keys(set(subjects.values()))
-        ciphers: dict[UUID, AESGCM | Erasure] = {}
-        opened: dict[str, Any] = {}
-        for token, subject in subjects.items():
-            cipher = ciphers.get(subject)
-            if cipher is None:
-                key = keys[subject]
-                cipher = ciphers[subject] = key if isinstance(key, Erasure) else AESGCM(key)
-            opened[token] = _opened(cipher, token)
-        return opened
+        ciphers = self._ciphers(set(subjects.values()))
+        return {token: _opened(ciphers[subject], token) for token, subject in subjects.items()}
 
 
 # What a JSON document's leaves are, besides text: nothing to look into (and the Mapping check
@@ -192,12 +209,29 @@ def _replace(value: Any, opened: Mapping[str, Any]) -> Any:
 
 
 def _opened(cipher: AESGCM | Erasure, token: str) -> Any:
+    plaintext = _plaintext(cipher, _decoded_if_sealed(token) or b"")
+    return json.loads(plaintext) if isinstance(plaintext, bytes) else plaintext
+
+
+def _opened_json(cipher: AESGCM | Erasure, raw: bytes) -> str:
+    """The JSON of the value sealed in ``raw`` (a decoded token), as ``json.dumps(...,
+    ensure_ascii=False, sort_keys=True)`` writes it."""
+    plaintext = _plaintext(cipher, raw)
+    if isinstance(plaintext, bytes) and plaintext.startswith(b'"'):
+        # ``seal_with`` wrote a text's JSON as these same arguments write it (key order
+        # matters only to objects): decoding it only to encode it again is wasted.
+        return plaintext.decode()
+    value = json.loads(plaintext) if isinstance(plaintext, bytes) else plaintext
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _plaintext(cipher: AESGCM | Erasure, raw: bytes) -> bytes | dict[str, Any]:
+    """The JSON sealed in ``raw``, or the erasure notice that stands for it."""
     if isinstance(cipher, Erasure):
         return erased_value(cipher)
-    raw = _decode(token)
     subject, nonce = raw[:_SUBJECT], raw[_SUBJECT : _SUBJECT + NONCE_BYTES]
     try:
-        return json.loads(cipher.decrypt(nonce, raw[_SUBJECT + NONCE_BYTES :], subject))
+        return cipher.decrypt(nonce, raw[_SUBJECT + NONCE_BYTES :], subject)
     except (InvalidTag, ValueError):  # forged, or cut short: no key opens it
         return erased_value(MISSING)
 

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -93,6 +93,10 @@ class Database(Protocol):
     def transaction(self, snapshot: bool = False) -> Any:
         """``snapshot``: every read in the transaction sees one instant (for a proof of what a
         response was built from); SQLite's transactions always do."""
+
+    def reading(self) -> Any:
+        """Statements that only read, each seeing its own instant: on PostgreSQL outside any
+        transaction, with no BEGIN and COMMIT to wait for (a key look-up on every answer)."""
 
     def shared_reads(self) -> SharedReads | None:
         """How processes of their own read this database side by side (picklable); None
@@ -276,6 +280,10 @@ class SqliteDatabase:
                 self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
+
+    def reading(self) -> AbstractContextManager[Transaction]:
+        # One embedded file: a transaction costs no round trip.
+        return self.transaction()
 
     def shared_reads(self) -> None:
         return None
@@ -495,14 +503,21 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self, snapshot: bool = False) -> Iterator[Transaction]:
-        with (
-            self._pool.connection() as connection,
-            connection.transaction(),
-            connection.cursor() as cursor,
-        ):
-            if snapshot:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield _PostgresTransaction(cursor)
+        from psycopg import IsolationLevel
+
+        with self._pool.connection() as connection:
+            # Named in the transaction's BEGIN: no statement (and round trip) of its own.
+            connection.isolation_level = IsolationLevel.REPEATABLE_READ if snapshot else None
+            with connection.transaction(), connection.cursor() as cursor:
+                yield _PostgresTransaction(cursor)
+
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        with self._pool.connection() as connection:
+            # Left so: ``transaction`` sends its own BEGIN and COMMIT on any connection.
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                yield _PostgresTransaction(cursor)
 
     def shared_reads(self) -> SharedReads:
         return SharedReads(self.url, self.schema)

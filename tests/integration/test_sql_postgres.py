@@ -131,3 +131,39 @@ def test_a_few_rows_asked_by_an_indexed_column_are_read_by_its_index(
             break
         raw.execute("SELECT pg_sleep(0.1)")
     assert scans() == before
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+def test_a_snapshot_transaction_reads_one_instant_and_the_others_see_each_commit(
+    database: Database, raw: psycopg.Connection[Any], snapshot: bool
+) -> None:
+    """A response's reads (a replay's proof of what it was built from) all see the instant of
+    its first read; a transaction that did not ask for it sees what commits meanwhile."""
+    raw.execute("CREATE TABLE counted (n INTEGER)")
+    raw.execute("INSERT INTO counted VALUES (1)")
+    with database.transaction(snapshot=snapshot) as tx:
+        first = tx.fetchone("SELECT COUNT(*) AS n FROM counted")
+        raw.execute("INSERT INTO counted VALUES (2)")
+        second = tx.fetchone("SELECT COUNT(*) AS n FROM counted")
+    assert first is not None and second is not None
+    assert (first["n"], second["n"]) == ((1, 1) if snapshot else (1, 2))
+    # The pool's connection is back at its default: the next transaction asked for none.
+    with database.transaction() as tx:
+        level = tx.fetchone("SELECT current_setting('transaction_isolation') AS level")
+    assert level is not None and level["level"] == "read committed"
+
+
+def test_reading_runs_outside_a_transaction_and_transactions_after_it_still_roll_back(
+    database: Database, raw: psycopg.Connection[Any]
+) -> None:
+    """``reading`` (the key store's look-up on every answer) sends no BEGIN: the server sees
+    no transaction open. The pool's connection it leaves in autocommit still gives the next
+    ``transaction`` a transaction: one that fails leaves nothing behind."""
+    raw.execute("CREATE TABLE counted (n INTEGER)")
+    with database.reading() as tx:
+        open_transaction = tx.fetchone("SELECT now() = statement_timestamp() AS outside")
+    assert open_transaction is not None and open_transaction["outside"] is True
+    with pytest.raises(RuntimeError), database.transaction() as tx:
+        tx.execute("INSERT INTO counted VALUES (1)")
+        raise RuntimeError("fails after writing")
+    assert raw.execute("SELECT COUNT(*) FROM counted").fetchone() == (0,)
