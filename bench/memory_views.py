@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts.envelope import CloudEvent
 from contracts.events import parse
-from services.feeds.changes import Change, Projector, Upsert
+from services.feeds.changes import Change, Prepares, Projector, Upsert
 from services.feeds.store import schema
 from services.platform.bus import Message
 from services.platform.collector import freeze_long_lived, paused
@@ -94,9 +94,11 @@ class MemoryFold:
     def consume_batch(self, messages: Sequence[Message]) -> list[str]:
         """The messages' events applied in order; their ids."""
         applied = []
-        for message in messages:
-            event = CloudEvent.from_bytes(message.value)
-            data = parse(event)
+        events = [(e, parse(e)) for e in (CloudEvent.from_bytes(m.value) for m in messages)]
+        for projector in self._projectors:
+            if isinstance(projector, Prepares):
+                projector.prepare([data for _, data in events])
+        for event, data in events:
             if event.id in self._applied:
                 continue
             self._applied.add(event.id)

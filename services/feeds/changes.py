@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
@@ -33,3 +33,11 @@ class ViewState(Protocol):
 
 
 Projector = Callable[[ViewState, CloudEvent, IntegrationEvent], Sequence[Change]]
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """A projector that reads what it needs for a whole batch before the batch is applied (the
+    data keys of the persons it registers), rather than once for each event."""
+
+    def prepare(self, datas: Sequence[IntegrationEvent]) -> None: ...

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 from opentelemetry.trace import Span, SpanKind
 
 from contracts.envelope import CloudEvent, EnvelopeError
 from contracts.events import IntegrationEvent, InvalidEventData, UnknownEvent, parse
-from services.feeds.changes import Change, Projector, ViewState
+from services.feeds.changes import Change, Prepares, Projector, ViewState
 from services.feeds.store import Applying, Journalled, Position, ViewStore
 from services.platform.bus import Message, Publisher
 from services.platform.collector import paused
@@ -79,6 +80,8 @@ class FeedRunner:
         self._reads = reads
         self._store = store
         self._projectors = tuple(projectors)
+        # A projector's own batch reads (``Prepares``), made before the batch is applied.
+        self._preparing = [cast(Prepares, p) for p in self._projectors if isinstance(p, Prepares)]
         self._dead_letters = dead_letters
         self._dead_letter_topic = dead_letter_topic
 
@@ -119,6 +122,8 @@ class FeedRunner:
         try:
             if letters:
                 self._dead_letters.publish(letters)
+            for projector in self._preparing:
+                projector.prepare([data for _, _, data in events])
             applied = self._store.apply_batch(
                 [
                     Applying(

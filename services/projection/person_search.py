@@ -118,41 +118,59 @@ def full_key(family: str | None, given: str | None) -> str:
 def search_keys(index: PersonIndex) -> Projector:
     """The projector of the index: each registered person's tokens and sealed sort key, each
     agency's local id, and none of them left once the person is erased."""
+    return _SearchKeys(index)
 
-    def project(view: ViewState, event: CloudEvent, data: IntegrationEvent) -> Sequence[Change]:
+
+class _SearchKeys:
+    """``search_keys``' projector. The data keys it opens registrations with are read for a
+    whole batch at once (``prepare``): a catch-up registers a person every ninth event, and a
+    look-up each was a sixth of its time."""
+
+    def __init__(self, index: PersonIndex) -> None:
+        self.index = index
+        self._keys: dict[UUID, bytes | Erasure] = {}
+
+    def prepare(self, datas: Sequence[IntegrationEvent]) -> None:
+        subjects = {d.person_id for d in datas if isinstance(d, PersonRegistered | PersonLinked)}
+        self._keys = self.index.keys.opening_keys(subjects)
+
+    def __call__(
+        self, view: ViewState, event: CloudEvent, data: IntegrationEvent
+    ) -> Sequence[Change]:
         if isinstance(data, PersonRegistered):
-            return _registered(index, event.municipality, data)
+            return _registered(self.index, self._key(data.person_id), event.municipality, data)
         if isinstance(data, PersonLinked):
-            return _linked(index, data)
+            return _linked(self.index, self._key(data.person_id), data)
         if isinstance(data, PersonErased):
             return _erased(view, str(data.person_id))
         return []
 
-    return project
+    def _key(self, subject: UUID) -> bytes | Erasure:
+        """The batch's key for ``subject``; one read of its own for an event not prepared."""
+        key = self._keys.get(subject)
+        return key if key is not None else self.index.keys.opening_keys([subject])[subject]
 
 
-def _opened(
-    index: PersonIndex, subject: UUID, values: dict[str, Any]
-) -> tuple[bytes, dict[str, Any]] | None:
-    """``subject``'s key and ``values`` opened with it (plain ones as they are), held only
-    while the tokens are made; None when the key is missing or destroyed."""
-    key = index.keys.opening_keys([subject])[subject]
+def _opened(key: bytes | Erasure, values: dict[str, Any]) -> dict[str, Any] | None:
+    """``values`` opened with ``key`` (plain ones as they are), held only while the tokens
+    are made; None when the key is missing or destroyed."""
     if isinstance(key, Erasure):
         return None
     opened = {name: open_with(key, v) if is_sealed(v) else v for name, v in values.items()}
     # A value that does not open under the key (an erasure notice) is no value to index.
     if any(isinstance(v, dict) for v in opened.values()):
         return None
-    return key, opened
+    return opened
 
 
-def _registered(index: PersonIndex, municipality: str, data: PersonRegistered) -> list[Change]:
+def _registered(
+    index: PersonIndex, key: bytes | Erasure, municipality: str, data: PersonRegistered
+) -> list[Change]:
     """Who registered the person is kept whatever else; tokens only for what opens."""
     person = str(data.person_id)
     row: dict[str, Any] = {"municipality": municipality}
-    found = _opened(
-        index,
-        data.person_id,
+    opened = _opened(
+        key,
         {
             "family_name": data.family_name,
             "given_name": data.given_name,
@@ -162,9 +180,8 @@ def _registered(index: PersonIndex, municipality: str, data: PersonRegistered) -
             "birth_year": data.birth_year,
         },
     )
-    if found is None:
+    if opened is None or isinstance(key, Erasure):
         return [Upsert("person_index", {"person_id": person}, row)]
-    key, opened = found
     name = full_key(opened["family_name"], opened["given_name"])
     kana = full_key(opened["family_name_kana"], opened["given_name_kana"])
     blind = index.blind
@@ -192,11 +209,11 @@ def _registered(index: PersonIndex, municipality: str, data: PersonRegistered) -
     ]
 
 
-def _linked(index: PersonIndex, data: PersonLinked) -> list[Change]:
-    found = _opened(index, data.person_id, {"local_id": data.local_id})
-    if found is None:
+def _linked(index: PersonIndex, key: bytes | Erasure, data: PersonLinked) -> list[Change]:
+    opened = _opened(key, {"local_id": data.local_id})
+    if opened is None:
         return []
-    token = index.local_id(data.agency, str(found[1]["local_id"]))
+    token = index.local_id(data.agency, str(opened["local_id"]))
     return [Upsert("person_local_id", {"token": token}, {"person_id": str(data.person_id)})]
 
 

@@ -235,6 +235,38 @@ def test_a_person_whose_key_is_erased_or_missing_gets_no_tokens_and_fails_nothin
     assert platform.search("たかしま") == platform.search(birth_date=BORN) == []
 
 
+def test_a_batch_reads_the_keys_of_all_it_registers_at_once_and_indexes_each_as_alone(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up registers a person every ninth event: one key look-up per batch, not one
+    per registration, and the same tokens as one event at a time (an erased key: none)."""
+    persons = [uuid4() for _ in range(5)]
+    events = [
+        registered(platform.keys, person, family_name=f"{FAMILY}{n}", given_name=GIVEN)
+        for n, person in enumerate(persons)
+    ]
+    platform.keys.erase([persons[0]], "subject_request", AT)
+    asked: list[set[UUID]] = []
+    opening_keys = platform.keys.opening_keys
+
+    def counted(subjects: Any) -> Any:
+        asked.append(set(subjects))
+        return opening_keys(subjects)
+
+    monkeypatch.setattr(platform.keys, "opening_keys", counted)
+    batch = [
+        Message("t.intake.events", str(p), e.to_bytes())
+        for p, e in zip(persons, events, strict=True)
+    ]
+    results = platform.runner.consume_batch(batch)
+
+    assert {r.outcome for r in results} == {Outcome.APPLIED}
+    assert asked == [set(persons)]
+    assert platform.search(f"{FAMILY}0") == []
+    for n, person in enumerate(persons[1:], start=1):
+        assert platform.search(f"{FAMILY}{n}{GIVEN}") == [str(person)]
+
+
 def test_an_erasure_drops_every_token_of_the_person(platform: Platform) -> None:
     person = recognisable(platform)
     kept = platform.register(family_name="髙嶋", given_name="一郎")
