@@ -65,7 +65,8 @@ class Disclosure:
     def served(self, opener: Opening) -> bytes:
         """The exact bytes served, and hashed into the audit entry: the document's JSON with
         its sealed values opened."""
-        return opener.open_json(self._json()).encode()
+        [body] = served(opener, [self])
+        return body
 
     def opened(self, opener: Opening) -> Disclosure:
         """This disclosure with its sealed values opened: the document ``served`` serves."""
@@ -73,9 +74,9 @@ class Disclosure:
 
     def body(self) -> bytes:
         """The document's JSON as it stands (once opened: what was served)."""
-        return self._json().encode()
+        return self.json_text().encode()
 
-    def _json(self) -> str:
+    def json_text(self) -> str:
         return json.dumps(self.document, ensure_ascii=False, sort_keys=True)
 
     @property
@@ -174,6 +175,12 @@ class Sink(Protocol):
     def record(self, municipality: str, entries: Sequence[RecordViewed]) -> None: ...
 
 
+def served(opener: Opening, disclosures: Sequence[Disclosure]) -> list[bytes]:
+    """Each disclosure's ``served`` bytes, their sealed values opened with one look-up of the
+    keys of them all."""
+    return [text.encode() for text in opener.open_json([d.json_text() for d in disclosures])]
+
+
 class Opening(Protocol):
     """Opens the sealed values in a document (``services.platform.sealing.Opener``): an
     answer shows personal data in clear, or that it was erased, and nothing is opened
@@ -181,7 +188,7 @@ class Opening(Protocol):
 
     def open(self, document: Any) -> Any: ...
 
-    def open_json(self, text: str) -> str: ...
+    def open_json(self, texts: Sequence[str]) -> list[str]: ...
 
 
 def request_id(request: Request) -> str:
@@ -228,7 +235,7 @@ class Reader:
         own record (a slip's content, another agency's facts)."""
         listed = not isinstance(disclosures, Disclosure)
         each = list(disclosures) if not isinstance(disclosures, Disclosure) else [disclosures]
-        bodies = [d.served(self._opener) for d in each]
+        bodies = served(self._opener, each)
         moment = at or self._clock()
         entries = [
             self._entry(part, RECORD_VIEWED, moment, response_hash=hashlib.sha256(b).hexdigest())

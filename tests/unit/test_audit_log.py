@@ -29,7 +29,7 @@ from contracts.events.audit import RecordViewed
 from contracts.identity import Staff
 from services.platform.disclose import Disclosure, Reader
 from services.platform.keys import KeyStore
-from services.platform.sealing import Opener
+from services.platform.sealing import Opener, Sealer
 from services.platform.settings import Settings
 from services.platform.sql import Row, SqliteDatabase, Transaction
 from services.projection.audit import (
@@ -453,6 +453,42 @@ def test_an_answer_showing_nothing_of_a_person_records_nothing(
     reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC), opener)
     reader.answer(Disclosure({"categories": []}, {}, person_id="p1"))
     assert log.seen_person("p1") == []
+
+
+def test_an_answer_of_a_page_of_persons_opens_them_all_with_one_look_up_of_keys(
+    log: AuditLog, opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worklist's page shows twenty persons: twenty documents, one look-up of their keys
+    (each was a look-up of its own, a third of the page's time), each entry the hash of its own
+    document as served."""
+    staff = Staff("s042", "zama-shakyo", frozenset({"caseworker"}), "142182")
+    persons = [uuid.uuid4() for _ in range(20)]
+    page = [
+        Disclosure(
+            {"name": Sealer(opener.keys).seal(p, "志村", datetime.now(UTC))},
+            {"identity": ("consent", "c1")},
+            person_id=str(p),
+        )
+        for p in persons
+    ]
+    looked_up: list[int] = []
+    opening_keys = opener.keys.opening_keys
+
+    def counted(subjects: Any) -> Any:
+        looked_up.append(len(subjects))
+        return opening_keys(subjects)
+
+    monkeypatch.setattr(opener.keys, "opening_keys", counted)
+    reader = Reader(request([]), staff, ToLog(log), lambda: datetime.now(UTC), opener)
+
+    answered = reader.answer(page)
+
+    assert looked_up == [20]
+    assert [d["name"] for d in json.loads(bytes(answered.body))] == ["志村"] * 20
+    for person in persons:
+        [record] = log.seen_person(str(person))
+        body = json.dumps({"name": "志村"}, ensure_ascii=False, sort_keys=True).encode()
+        assert record.response_hash == hashlib.sha256(body).hexdigest()
 
 
 # Anchoring: signed checkpoints of the chain, kept outside its database (a JSON-lines file).

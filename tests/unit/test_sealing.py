@@ -9,7 +9,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.domain import Aggregate, DomainEvent
@@ -365,6 +366,36 @@ def test_opening_an_answers_json_gives_the_bytes_of_the_opened_document() -> Non
     def same_bytes(document: object) -> None:
         text = json.dumps(document, ensure_ascii=False, sort_keys=True)
         expected = json.dumps(opener.open(document), ensure_ascii=False, sort_keys=True)
-        assert opener.open_json(text) == expected
+        assert opener.open_json([text]) == [expected]
 
     same_bytes()
+
+
+def test_documents_opened_together_look_their_keys_up_once_and_read_as_if_alone(
+    keys: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of twenty persons is twenty documents in one answer: one look-up of the keys
+    of them all, each document the same bytes as opened alone (an erased one's notice too)."""
+    persons = [uuid4() for _ in range(20)]
+    texts = [
+        json.dumps({"name": Sealer(keys).seal(p, f"志村{n}", AT), "n": n}, ensure_ascii=False)
+        for n, p in enumerate(persons)
+    ]
+    keys.erase([persons[3]], "subject_request", AT)
+    opener = Opener(keys)
+    alone = [opener.open_json([text]) for text in texts]
+    asked: list[set[UUID]] = []
+    opening_keys = keys.opening_keys
+
+    def counted(subjects: Any) -> Any:
+        asked.append(set(subjects))
+        return opening_keys(subjects)
+
+    monkeypatch.setattr(keys, "opening_keys", counted)
+
+    together = opener.open_json(texts)
+
+    assert asked == [set(persons)]
+    assert together == [each for [each] in alone]
+    assert json.loads(together[0])["name"] == "志村0"
+    assert json.loads(together[3])["name"]["erased"] is True
