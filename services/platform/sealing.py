@@ -211,8 +211,7 @@ def _replace(value: Any, opened: Mapping[str, Any]) -> Any:
 
 
 def _opened(cipher: AESGCM | Erasure, token: str) -> Any:
-    plaintext = _plaintext(cipher, _decoded_if_sealed(token) or b"")
-    return json.loads(plaintext) if isinstance(plaintext, bytes) else plaintext
+    return _value(_plaintext(cipher, _decoded_if_sealed(token)))
 
 
 def _opened_json(cipher: AESGCM | Erasure, raw: bytes) -> str:
@@ -223,14 +222,20 @@ def _opened_json(cipher: AESGCM | Erasure, raw: bytes) -> str:
         # ``seal_with`` wrote a text's JSON as these same arguments write it (key order
         # matters only to objects): decoding it only to encode it again is wasted.
         return plaintext.decode()
-    value = json.loads(plaintext) if isinstance(plaintext, bytes) else plaintext
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return json.dumps(_value(plaintext), ensure_ascii=False, sort_keys=True)
 
 
-def _plaintext(cipher: AESGCM | Erasure, raw: bytes) -> bytes | dict[str, Any]:
-    """The JSON sealed in ``raw``, or the erasure notice that stands for it."""
+def _value(plaintext: bytes | dict[str, Any]) -> Any:
+    return json.loads(plaintext) if isinstance(plaintext, bytes) else plaintext
+
+
+def _plaintext(cipher: AESGCM | Erasure, raw: bytes | None) -> bytes | dict[str, Any]:
+    """The JSON sealed in ``raw`` (None: a token that decodes to no sealed value), or the
+    erasure notice that stands for it."""
     if isinstance(cipher, Erasure):
         return erased_value(cipher)
+    if raw is None:
+        return erased_value(MISSING)
     subject, nonce = raw[:_SUBJECT], raw[_SUBJECT : _SUBJECT + NONCE_BYTES]
     try:
         return cipher.decrypt(nonce, raw[_SUBJECT + NONCE_BYTES :], subject)

@@ -151,16 +151,16 @@ class _SearchKeys:
         return key if key is not None else self.index.keys.opening_keys([subject])[subject]
 
 
-def _opened(key: bytes | Erasure, values: dict[str, Any]) -> dict[str, Any] | None:
-    """``values`` opened with ``key`` (plain ones as they are), held only while the tokens
-    are made; None when the key is missing or destroyed."""
+def _opened(key: bytes | Erasure, values: dict[str, Any]) -> tuple[bytes, dict[str, Any]] | None:
+    """The key and ``values`` opened with it (plain ones as they are), held only while the
+    tokens are made; None when the key is missing or destroyed."""
     if isinstance(key, Erasure):
         return None
     opened = {name: open_with(key, v) if is_sealed(v) else v for name, v in values.items()}
     # A value that does not open under the key (an erasure notice) is no value to index.
     if any(isinstance(v, dict) for v in opened.values()):
         return None
-    return opened
+    return key, opened
 
 
 def _registered(
@@ -169,7 +169,7 @@ def _registered(
     """Who registered the person is kept whatever else; tokens only for what opens."""
     person = str(data.person_id)
     row: dict[str, Any] = {"municipality": municipality}
-    opened = _opened(
+    found = _opened(
         key,
         {
             "family_name": data.family_name,
@@ -180,8 +180,9 @@ def _registered(
             "birth_year": data.birth_year,
         },
     )
-    if opened is None or isinstance(key, Erasure):
+    if found is None:
         return [Upsert("person_index", {"person_id": person}, row)]
+    key, opened = found
     name = full_key(opened["family_name"], opened["given_name"])
     kana = full_key(opened["family_name_kana"], opened["given_name_kana"])
     blind = index.blind
@@ -210,10 +211,10 @@ def _registered(
 
 
 def _linked(index: PersonIndex, key: bytes | Erasure, data: PersonLinked) -> list[Change]:
-    opened = _opened(key, {"local_id": data.local_id})
-    if opened is None:
+    found = _opened(key, {"local_id": data.local_id})
+    if found is None:
         return []
-    token = index.local_id(data.agency, str(opened["local_id"]))
+    token = index.local_id(data.agency, str(found[1]["local_id"]))
     return [Upsert("person_local_id", {"token": token}, {"person_id": str(data.person_id)})]
 
 
