@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from bench.load import LoadProfile, event_stream
-from bench.memory_views import MemoryFold
 from contracts.envelope import CloudEvent
 from contracts.events import IntegrationEvent
 from services.feeds.changes import Change, Projector, ViewState
 from services.feeds.runner import FeedRunner, Outcome
-from services.feeds.store import ViewStore, column_value, schema
+from services.feeds.store import ViewStore, schema
 from services.platform.blind_index import BlindIndex
 from services.platform.bus import InProcessBus, Message
 from services.platform.keys import KeyStore
@@ -167,25 +166,3 @@ def test_a_catch_up_leaves_what_the_live_projector_leaves_but_the_purges() -> No
     assert caught == {**live, "view_purge": []}
     # The purges the live run recorded are history: a catch-up from nothing makes none again.
     assert live["view_purge"] and live["basis_end"]
-
-
-def test_the_benchmarks_catch_up_in_memory_leaves_the_rows_the_view_store_does() -> None:
-    """B3's ceiling (``bench.memory_views``) must do a catch-up's work, no less, to bound it."""
-    stream = messages(3000)
-    store = caught_up(stream, SqliteDatabase(":memory:"))
-    fold = MemoryFold(feed.TABLES, projectors(postponed=True))
-
-    for batch in in_batches([*stream, stream[0]], 700):
-        fold.consume_batch(batch)
-
-    declared = [t for t in map(schema, feed.TABLES) if t is not None]
-    in_memory = {
-        t.name: sorted(
-            tuple(str(column_value(row.get(c))) for c in t.types)
-            for row in fold.views.table(t.name)
-        )
-        for t in declared
-    }
-    stored = tables(store)
-    assert in_memory["basis_end"] and in_memory["category_facts"]
-    assert in_memory == {t.name: stored[t.name] for t in declared}
