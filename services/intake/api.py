@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
@@ -205,19 +205,9 @@ class ConsultationResponse(BaseModel):
         )
 
 
-async def verified_staff(request: Request) -> Staff:
-    """The caller, checked on the event loop rather than in a worker thread.
-
-    Verifying a token is CPU work (HS256, or RS256 against cached keys) that costs less than a
-    hop to the thread pool and back; with ``TSUNAGU_JWKS_URL`` the first token of a new key
-    fetches the key set, once, on the loop.
-    """
-    return authenticated_staff(request)
-
-
 def build_router(intake: IntakeApplication, disclosures: Disclosures) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    Caller = Depends(verified_staff)
+    Caller = Depends(authenticated_staff)
     Reading = disclosures.dependency()
 
     def consultation_reply(consultation_id: UUID) -> ConsultationResponse:

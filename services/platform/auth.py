@@ -157,8 +157,14 @@ class TokenVerifier:
         return Staff(staff_id, agency_id, frozenset(roles), municipality)
 
 
-def authenticated_staff(request: Request) -> Staff:
-    """FastAPI dependency: the staff member behind the bearer token, or 401/403."""
+async def authenticated_staff(request: Request) -> Staff:
+    """FastAPI dependency: the staff member behind the bearer token, or 401/403.
+
+    Checked on the event loop rather than in a worker thread: verifying a token is CPU work
+    (HS256, or RS256 against cached keys) that costs less than a hop to the thread pool and
+    back; with ``TSUNAGU_JWKS_URL`` the first token of a new key fetches the key set, once, on
+    the loop.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

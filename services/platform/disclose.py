@@ -20,12 +20,13 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from opentelemetry import trace
 
 from contracts import disclosure
@@ -306,14 +307,17 @@ class Disclosures:
     def __init__(self, sink: Sink, opener: Opening, clock: Callable[[], datetime] = _now) -> None:
         self.sink, self.opener, self._clock = sink, opener, clock
 
-    def reading(
+    async def reading(
         self, request: Request, staff: Staff = Depends(authenticated_staff)
-    ) -> Iterator[Reader]:
+    ) -> AsyncIterator[Reader]:
+        # On the event loop: a generator dependency in the thread pool costs two hops (in and
+        # out) for every read, and making a Reader does no I/O. A refusal's entry is written
+        # to the database, so that goes to the thread pool.
         reader = Reader(request, staff, self.sink, self._clock, self.opener)
         try:
             yield reader
         except Forbidden as refusal:
-            reader.refused(refusal)
+            await run_in_threadpool(reader.refused, refusal)
             raise
 
     def dependency(self) -> Any:

@@ -97,7 +97,7 @@ def decode_cursor(cursor: str) -> Key:
     return tuple(key)
 
 
-def page(
+async def page(
     limit: int = Query(
         DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"rows per page, 1..{MAX_LIMIT}"
     ),
@@ -105,7 +105,8 @@ def page(
         None, max_length=2000, description='from the previous page\'s Link rel="next"'
     ),
 ) -> Page:
-    """The page a list route is asked for (a FastAPI dependency)."""
+    """The page a list route is asked for (a FastAPI dependency, on the event loop: it only
+    reads the query)."""
     return Page(limit, decode_cursor(cursor) if cursor else None)
 
 
