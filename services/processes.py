@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -35,6 +36,7 @@ from services.wiring import (
     COMMAND_SERVICES,
     FEEDS,
     audit_chains,
+    command_application,
     create_schemas,
     declare_topics,
     disclosure_outbox,
@@ -43,6 +45,7 @@ from services.wiring import (
     feed_store,
     intake_application,
     key_store,
+    outbox,
     relay,
     service_app,
     view_store,
@@ -268,8 +271,9 @@ def _sweeper(settings: Settings, bootstrap: str, every: float) -> int:
     return 0
 
 
-# ``tsunagu retention sweep``'s exit status when intake's retention feed is behind: erasing
-# then could erase the person of a case reopened meanwhile. Run it again later.
+# ``tsunagu retention sweep``'s exit status when intake's retention feed is behind, or an event
+# it feeds on is still in its service's outbox: erasing then could erase the person of a case
+# reopened meanwhile. Run it again later.
 BEHIND = 3
 
 
@@ -281,20 +285,41 @@ def retention_sweep(
     ``every`` seconds (the retention sweeper process). It writes to intake's event store and
     key store: intake's relay publishes the erasures."""
     stop = Stopping().install().event
+    sources = FEEDS["intake"].sources
     try:
         keys = until_available("PostgreSQL", lambda: key_store(settings), stop)
         intake = until_available("PostgreSQL", lambda: intake_application(settings, keys), stop)
+        # The other services the retention feed learns from: only their outboxes are read.
+        others = {
+            service: until_available(
+                "PostgreSQL", partial(command_application, settings, service, keys), stop
+            )
+            for service in sources
+            if service != "intake"
+        }
         store = until_available("PostgreSQL", lambda: feed_store(settings, "intake"), stop)
     except Stopped:
         return 0
     book = RetentionBook(store)
-    topics = [Topics(settings.topic_prefix).events(s) for s in FEEDS["intake"].sources]
+    topics = [Topics(settings.topic_prefix).events(s) for s in sources]
+    outboxes = {s: outbox(settings, s, others.get(s, intake)) for s in sources}
 
     def caught_up() -> bool:
-        """Whether intake's retention feed has applied all that meeting and intake had
-        published when asked (embedded, the feeds are fed as each command is saved)."""
+        """Whether intake's retention feed has applied every event the services it learns
+        from had stored when asked: none left in their outboxes, then none published that the
+        feed has not applied, asked in that order so that nothing moves from one to the other
+        unseen (embedded, the feeds are fed as each command is saved)."""
         if not settings.distributed or not settings.kafka_bootstrap_servers:
             return True
+        unpublished = {s: left for s, box in outboxes.items() if (left := box.unpublished())}
+        if unpublished:
+            log.warning(
+                "events the retention feed learns from are not published yet: nothing erased "
+                "until their relays have published them (is `tsunagu relay "
+                f"{' / '.join(sorted(unpublished))}` running?)",
+                extra={"unpublished": unpublished},
+            )
+            return False
         left = unread(settings.kafka_bootstrap_servers, store, topics)
         if left:
             log.warning(
@@ -322,7 +347,10 @@ def retention_sweep(
             stop.wait(every)
         return 0
     finally:
-        intake.close()
+        for box in outboxes.values():
+            box.close()
+        for app in (intake, *others.values()):
+            app.close()
         store.database.close()
         keys.close()
 

@@ -80,6 +80,25 @@ class RelayPosition:
         self._database.close()
 
 
+class Outbox:
+    """What a service has stored that its relay has not published yet.
+
+    Asked before acting, for good, on what a feed learnt from the topics: an event still in a
+    service's outbox (its relay stopped, or slow) is not on them, so no feed can have seen it.
+    """
+
+    def __init__(self, recorder: ApplicationRecorder, position: RelayPosition) -> None:
+        self._recorder, self._position = recorder, position
+
+    def unpublished(self) -> int:
+        # The relay's position is the id of the last event it published; ids may skip numbers
+        # between events, never after the last one.
+        return max(0, (self._recorder.max_notification_id() or 0) - self._position.get())
+
+    def close(self) -> None:
+        self._position.close()
+
+
 class Relay:
     def __init__(
         self,

@@ -25,7 +25,7 @@ from services.platform.settings import Settings
 from services.platform.sql import PostgresDatabase
 from services.projection.audit import AuditLog
 from services.scenarios import Client
-from services.wiring import feed_store, projection_app, service_app, view_store
+from services.wiring import COMMAND_SERVICES, feed_store, projection_app, service_app, view_store
 from tests.infrastructure import Process, wait_for
 from tests.integration.feeds import AfterTheFeed
 from tests.integration.kafka_tools import end_offsets
@@ -112,13 +112,14 @@ class Platform:
     services: dict[str, tuple[Client, str]]
     views: TestClient
     settle: Callable[[], None]
+    # Each service's relay process, for a test that stops one.
+    relays: dict[str, Process]
 
 
 @pytest.fixture
 def platform(distributed_settings: Settings, spawn: Spawn, cleanup: Cleanup) -> Iterator[Platform]:
     settings = distributed_settings
-    for service in ("intake", "referral", "meeting"):
-        spawn(["relay", service], settings)
+    relays = {service: spawn(["relay", service], settings) for service in COMMAND_SERVICES}
     projection = spawn(["project", "projection"], settings)
     referral_feed = spawn(["project", "referral"], settings)
     meeting_feed = spawn(["project", "meeting"], settings)
@@ -168,4 +169,5 @@ def platform(distributed_settings: Settings, spawn: Spawn, cleanup: Cleanup) -> 
         "referral": (referral, ""),
         "meeting": (meeting, ""),
     }
-    yield Platform(settings, services, cleanup.client(service_app(settings, "projection")), settle)
+    views_client = cleanup.client(service_app(settings, "projection"))
+    yield Platform(settings, services, views_client, settle, relays)
