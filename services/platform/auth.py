@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from contracts.errors import Forbidden, Unauthenticated
 from contracts.identity import ROLES, Staff
@@ -86,6 +87,12 @@ class TokenVerifier:
             self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
         else:
             self._secret = signing_secret(settings)
+
+    def offline(self, token: str) -> bool:
+        """Whether ``verify`` needs nothing from the network for ``token``: signed with the
+        shared secret, or verified before. A provider's token seen for the first time may have
+        its key set fetched (again for each key id the set does not hold)."""
+        return self._jwks is None or token in self._verified
 
     def verify(self, token: str) -> Staff:
         known = self._verified.get(token)
@@ -162,14 +169,19 @@ async def authenticated_staff(request: Request) -> Staff:
 
     Checked on the event loop rather than in a worker thread: verifying a token is CPU work
     (HS256, or RS256 against cached keys) that costs less than a hop to the thread pool and
-    back; with ``TSUNAGU_JWKS_URL`` the first token of a new key fetches the key set, once, on
-    the loop.
+    back. A provider's token not verified before goes to the thread pool: fetching the
+    provider's keys must not hold up every other request, even for a token naming a key id
+    made up to make it fetch.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("a bearer token is required")
     verifier: TokenVerifier = request.app.state.token_verifier
-    staff = verifier.verify(token.strip())
+    token = token.strip()
+    if verifier.offline(token):
+        staff = verifier.verify(token)
+    else:
+        staff = await run_in_threadpool(verifier.verify, token)
     request.state.staff = staff
     return staff

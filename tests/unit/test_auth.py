@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -10,11 +11,13 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from contracts.errors import Forbidden, Unauthenticated
+from contracts.identity import Staff
 from services.cli import main
-from services.platform.auth import TokenVerifier, dev_secret, mint_token
+from services.platform.auth import TokenVerifier, authenticated_staff, dev_secret, mint_token
 from services.platform.settings import Settings
 from services.wiring import embedded_app
 from tests.conftest import JWT_SECRET, TokenFactory
@@ -271,3 +274,56 @@ def test_provider_tokens_name_the_staff_by_staff_id_else_by_subject(
     # The issuer is the provider's realm URL: a token of another realm on it does not pass.
     with pytest.raises(Unauthenticated, match="invalid token"):
         verifier.verify(sign(iss="http://127.0.0.1:8080/realms/master"))
+
+
+@pytest.mark.parametrize("signer", ["provider", "shared secret"])
+def test_a_providers_token_seen_first_is_verified_off_the_event_loop(
+    tmp_path: Path, jwks_server: tuple[str, rsa.RSAPrivateKey], signer: str
+) -> None:
+    """Verifying it may fetch the provider's key set, which must not hold up the loop every
+    other request waits on; once verified, and any token signed with the shared secret, it is
+    checked on the loop, with no hop to a worker thread."""
+    url, key = jwks_server
+    issuer = "http://127.0.0.1:8080/realms/tsunagu"
+    now = int(time.time())
+    if signer == "provider":
+        settings = Settings(var_dir=tmp_path, jwks_url=url, jwt_issuer=issuer)
+        token = jwt.encode(
+            {"sub": "s", "agency": "zama-shakyo", "roles": ["caseworker"]}
+            | {"municipality": "142182", "iat": now, "exp": now + 600}
+            | {"iss": issuer, "aud": "tsunagu"},
+            key,
+            algorithm="RS256",
+            headers={"kid": "k1"},
+        )
+    else:
+        settings = Settings(var_dir=tmp_path, jwt_secret=JWT_SECRET)
+        token = mint_token(JWT_SECRET, staff_id="s", agency="zama-shakyo", roles=["caseworker"])
+    app = FastAPI()
+    verifier = app.state.token_verifier = TokenVerifier(settings)
+    on_the_loop: list[bool] = []
+    verify = verifier.verify
+
+    def recorded(token: str) -> Staff:
+        on_the_loop.append(_on_a_running_loop())
+        return verify(token)
+
+    verifier.verify = recorded  # type: ignore[method-assign]
+
+    @app.get("/who")
+    def who(staff: Staff = Depends(authenticated_staff)) -> str:
+        return staff.staff_id
+
+    with TestClient(app) as client:
+        for _ in range(2):
+            answer = client.get("/who", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, answer.text
+    assert on_the_loop == ([False, True] if signer == "provider" else [True, True])
+
+
+def _on_a_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
