@@ -36,7 +36,6 @@ from services.wiring import (
     COMMAND_SERVICES,
     FEEDS,
     audit_chains,
-    command_application,
     create_schemas,
     declare_topics,
     disclosure_outbox,
@@ -45,8 +44,8 @@ from services.wiring import (
     feed_store,
     intake_application,
     key_store,
-    outbox,
     relay,
+    relay_backlog,
     service_app,
     view_store,
 )
@@ -271,9 +270,9 @@ def _sweeper(settings: Settings, bootstrap: str, every: float) -> int:
     return 0
 
 
-# ``tsunagu retention sweep``'s exit status when intake's retention feed is behind, or an event
-# it feeds on is still in its service's outbox: erasing then could erase the person of a case
-# reopened meanwhile. Run it again later.
+# ``tsunagu retention sweep``'s exit status when intake's retention feed is behind, or an
+# event it feeds on still waits for its service's relay: erasing then could erase the person
+# of a case reopened meanwhile. Run it again later.
 BEHIND = 3
 
 
@@ -286,32 +285,36 @@ def retention_sweep(
     key store: intake's relay publishes the erasures."""
     stop = Stopping().install().event
     sources = FEEDS["intake"].sources
+    # Embedded, the feeds are fed as each command is saved: nothing can be behind.
+    watched = settings.distributed and bool(settings.kafka_bootstrap_servers)
     try:
         keys = until_available("PostgreSQL", lambda: key_store(settings), stop)
         intake = until_available("PostgreSQL", lambda: intake_application(settings, keys), stop)
-        # The other services the retention feed learns from: only their outboxes are read.
+        # The other services the retention feed learns from, as their relays open them: only
+        # their last notification ids are read.
         others = {
             service: until_available(
-                "PostgreSQL", partial(command_application, settings, service, keys), stop
+                "PostgreSQL", partial(COMMAND_SERVICES[service].application, settings, None), stop
             )
             for service in sources
-            if service != "intake"
+            if watched and service != "intake"
         }
         store = until_available("PostgreSQL", lambda: feed_store(settings, "intake"), stop)
     except Stopped:
         return 0
     book = RetentionBook(store)
     topics = [Topics(settings.topic_prefix).events(s) for s in sources]
-    outboxes = {s: outbox(settings, s, others.get(s, intake)) for s in sources}
+    backlogs = {s: relay_backlog(settings, s, others.get(s, intake)) for s in sources if watched}
 
     def caught_up() -> bool:
         """Whether intake's retention feed has applied every event the services it learns
-        from had stored when asked: none left in their outboxes, then none published that the
-        feed has not applied, asked in that order so that nothing moves from one to the other
-        unseen (embedded, the feeds are fed as each command is saved)."""
-        if not settings.distributed or not settings.kafka_bootstrap_servers:
+        from had stored when asked: none left for their relays to publish, then none published
+        that the feed has not applied, asked in that order so that nothing moves from one to
+        the other unseen."""
+        if not watched:
             return True
-        unpublished = {s: left for s, box in outboxes.items() if (left := box.unpublished())}
+        assert settings.kafka_bootstrap_servers
+        unpublished = {s: left for s, b in backlogs.items() if (left := b.unpublished())}
         if unpublished:
             log.warning(
                 "events the retention feed learns from are not published yet: nothing erased "
@@ -347,8 +350,8 @@ def retention_sweep(
             stop.wait(every)
         return 0
     finally:
-        for box in outboxes.values():
-            box.close()
+        for backlog in backlogs.values():
+            backlog.close()
         for app in (intake, *others.values()):
             app.close()
         store.database.close()

@@ -52,7 +52,7 @@ from services.platform.eventstore import TracingApplication, eventstore_env, wai
 from services.platform.http import create_app
 from services.platform.keys import KEY_SCHEMA, KeyStore, key_encryption_key
 from services.platform.publishing import Published
-from services.platform.relay import Outbox, Relay, RelayPosition, Translate
+from services.platform.relay import Relay, RelayBacklog, RelayPosition, Translate
 from services.platform.sealed_events import Sealing
 from services.platform.sealing import Opener, Sealer
 from services.platform.settings import Settings
@@ -321,8 +321,8 @@ def relay_position(settings: Settings, service: str) -> RelayPosition:
     return RelayPosition(database, service)
 
 
-def outbox(settings: Settings, service: str, app: TracingApplication) -> Outbox:
-    return Outbox(app.recorder, relay_position(settings, service))
+def relay_backlog(settings: Settings, service: str, app: TracingApplication) -> RelayBacklog:
+    return RelayBacklog(app.recorder, relay_position(settings, service))
 
 
 def relay(settings: Settings, service: str, app: TracingApplication, publisher: Publisher) -> Relay:

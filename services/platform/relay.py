@@ -80,11 +80,11 @@ class RelayPosition:
         self._database.close()
 
 
-class Outbox:
+class RelayBacklog:
     """What a service has stored that its relay has not published yet.
 
-    Asked before acting, for good, on what a feed learnt from the topics: an event still in a
-    service's outbox (its relay stopped, or slow) is not on them, so no feed can have seen it.
+    Asked before acting, for good, on what a feed learnt from the topics: an event its relay
+    has not published (stopped, or slow) is not on them, so no feed can have seen it.
     """
 
     def __init__(self, recorder: ApplicationRecorder, position: RelayPosition) -> None:
