@@ -31,7 +31,7 @@ import psycopg
 
 from bench.common import (
     OFFICE,
-    backends,
+    backend_cpu_seconds,
     children,
     cpu_seconds,
     durability,
@@ -131,7 +131,7 @@ class _Usage:
     def now(cls, server: list[int], database_url: str) -> _Usage:
         return cls(
             sum(cpu_seconds(pid) for pid in server),
-            {pid: cpu_seconds(pid) for pid in backends(database_url)},
+            backend_cpu_seconds(database_url),
             time.process_time(),
             machine_cpu_seconds(),
         )

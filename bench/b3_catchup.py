@@ -52,7 +52,7 @@ from typing import Literal, NamedTuple
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.common import backends, checkpoint, cpu_seconds, machine_cpu_seconds, note, show, stack
+from bench.common import backend_cpu_seconds, checkpoint, machine_cpu_seconds, note, show, stack
 from bench.load import NEW_PER_YEAR, LoadProfile, Relaying, event_stream, lifecycles, render_events
 from bench.sealing_cost import Cost, TimedSealer, opening
 from contracts.envelope import CloudEvent
@@ -222,7 +222,7 @@ def replica(settings: Settings, number: int, start_at: float, feeding: Feeding) 
         )
         finished = time.time()
         own = time.process_time() - own
-        postgres = {pid: cpu_seconds(pid) for pid in backends(settings.database_url)}
+        postgres = backend_cpu_seconds(settings.database_url)
     return Finished(applied, finished, own, postgres)
 
 

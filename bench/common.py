@@ -238,9 +238,12 @@ def rss_mb(pid: int, field_name: str = "VmHWM") -> float:
     raise LookupError(f"no {field_name} for process {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
+PROC = Path("/proc")
+
+
+def cpu_seconds(pid: int, proc: Path = PROC) -> float:
     """CPU time (user and system) a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    fields = (proc / str(pid) / "stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -252,16 +255,18 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (sum(ticks) - idle) / hertz, sum(ticks) / hertz
 
 
-def backends(database_url: str) -> list[int]:
-    """The PostgreSQL server processes serving connections to that database (same machine)."""
+def backend_cpu_seconds(database_url: str, proc: Path = PROC) -> dict[int, float]:
+    """The CPU seconds (``cpu_seconds``) of each PostgreSQL server process serving connections
+    to that database (same machine). A connection closed meanwhile (another process's) is left
+    out: its process may be gone between finding it and reading its figures."""
     title = f" {database_url.rpartition('/')[2]} ".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
+    found = {}
+    for entry in proc.iterdir():
         with contextlib.suppress(OSError):
             if entry.name.isdigit():
                 command = (entry / "cmdline").read_bytes()
                 if command.startswith(b"postgres: ") and title in command:
-                    found.append(int(entry.name))
+                    found[int(entry.name)] = cpu_seconds(int(entry.name), proc)
     return found
 
 
