@@ -51,7 +51,7 @@ from services.projection.person_facts import (
     _subject,
     utc,
 )
-from tests.infrastructure import provide
+from tests.infrastructure import Infrastructure, provide
 
 EVENTS = 100_000
 BATCH = 50_000  # as B3's catch-up (``rebuild.BATCH``)
@@ -185,27 +185,38 @@ def measure(database_url: str, values: Sequence[bytes], documents: bool) -> Cost
     return Cost(count / wall, cpu / count * 1e6, server / count * 1e6)
 
 
+def compare(servers: Infrastructure, events: int, rounds: int) -> list[tuple[str, Cost]]:
+    """The floor and the sketch over the same ``events`` generated events, in turns, ``rounds``
+    times each, in a database of their own; each printed as it is measured."""
+    measured: list[tuple[str, Cost]] = []
+    with stack(servers, "fold") as running:
+        settings = running.settings()
+        assert settings.database_url
+        persons = events // EVENTS_PER_PERSON + 1
+        values = [
+            g.value for g in itertools.islice(event_stream(PROFILE, persons, settings), events)
+        ]
+        print(f"{len(values):,} events; B3's target leaves {BUDGET_US:.0f} µs CPU an event")
+        for _, documents in itertools.product(range(rounds), (False, True)):
+            name = "sketch" if documents else "floor"
+            cost = measure(settings.database_url, values, documents)
+            print(
+                f"{name:6}: {cost.events_per_s:8,.0f} events/s in one process; Python "
+                f"{cost.python_us:5.1f} µs, PostgreSQL {cost.postgres_us:5.1f} µs, together "
+                f"{cost.total_us:5.1f} µs an event",
+                flush=True,
+            )
+            measured.append((name, cost))
+    return measured
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=EVENTS)
     parser.add_argument("--rounds", type=int, default=2, help="floor and sketch, in turns")
     args = parser.parse_args(argv)
-    with provide() as servers, stack(servers, "fold") as running:
-        settings = running.settings()
-        assert settings.database_url
-        persons = args.events // EVENTS_PER_PERSON + 1
-        values = [
-            g.value for g in itertools.islice(event_stream(PROFILE, persons, settings), args.events)
-        ]
-        print(f"{len(values):,} events; B3's target leaves {BUDGET_US:.0f} µs CPU an event")
-        for _, documents in itertools.product(range(args.rounds), (False, True)):
-            cost = measure(settings.database_url, values, documents)
-            print(
-                f"{'sketch' if documents else 'floor ':6}: {cost.events_per_s:8,.0f} events/s "
-                f"in one process; Python {cost.python_us:5.1f} µs, PostgreSQL "
-                f"{cost.postgres_us:5.1f} µs, together {cost.total_us:5.1f} µs an event",
-                flush=True,
-            )
+    with provide() as servers:
+        compare(servers, args.events, args.rounds)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from bench.common import detail
+from bench.document_fold import compare
 from bench.run import BENCHMARKS
 from tests.infrastructure import Infrastructure
 
@@ -38,3 +39,16 @@ def test_a_tiny_run_reports_finite_positive_figures_against_its_own_baseline(
         # The ratio is the figure over the baseline that the same run measured.
         [measured] = compared
         assert figures[f"{name}.ratio"] == pytest.approx(measured["value"] / measured["baseline"])
+
+
+def test_the_sketch_of_one_document_per_person_is_measured_beside_the_floor(
+    infrastructure: Infrastructure,
+) -> None:
+    measured = compare(infrastructure, events=500, rounds=1)
+
+    assert [name for name, _ in measured] == ["floor", "sketch"]
+    for _, cost in measured:
+        assert math.isfinite(cost.events_per_s) and cost.events_per_s > 0, cost
+        assert math.isfinite(cost.python_us) and cost.python_us > 0, cost
+        # Read in the kernel's clock ticks (10 ms): a tiny run's server may show none.
+        assert math.isfinite(cost.postgres_us) and cost.postgres_us >= 0, cost
