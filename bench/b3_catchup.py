@@ -56,7 +56,7 @@ from bench.common import backend_cpu_seconds, checkpoint, machine_cpu_seconds, n
 from bench.load import NEW_PER_YEAR, LoadProfile, Relaying, event_stream, lifecycles, render_events
 from bench.sealing_cost import Cost, TimedSealer, opening
 from contracts.envelope import CloudEvent
-from contracts.events import parse
+from contracts.events import IntegrationEvent, parse
 from contracts.topics import Topics
 from services.feeds.rebuild import BATCH, catch_up
 from services.feeds.runner import FeedRunner
@@ -155,20 +155,24 @@ class JournalOnly:
             )
 
     def consume_batch(self, messages: Sequence[Message]) -> list[str]:
-        rows = []
+        journalled = self.journal(messages)
+        self._connection.commit()
+        return [event.id for event, _ in journalled]
+
+    def journal(self, messages: Sequence[Message]) -> list[tuple[CloudEvent, IntegrationEvent]]:
+        """Each message validated and journalled, in the open transaction; the events."""
+        events = []
         for message in messages:
             event = CloudEvent.from_bytes(message.value)
-            parse(event)
-            rows.append((event.id, event.partitionkey, message.value.decode("utf-8")))
+            events.append((event, parse(event)))
         columns = "event_id, partition_key, body"
         with (
             self._connection.cursor() as cursor,
             cursor.copy(f"COPY {self.TABLE} ({columns}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                copy.write_row(row)
-        self._connection.commit()
-        return [event_id for event_id, _, _ in rows]
+            for (event, _), message in zip(events, messages, strict=True):
+                copy.write_row((event.id, event.partitionkey, message.value.decode("utf-8")))
+        return events
 
     def close(self) -> None:
         self._connection.close()

@@ -5,8 +5,8 @@ with PostgreSQL and Kafka: at most 100 µs of CPU an event, for everything. This
 one process on the tests' PostgreSQL, two ways of consuming the same generated events (B3's
 backlog, ``bench.load``):
 
-- the floor: each message parsed and validated (``CloudEvent.from_bytes``, ``parse``) and
-  journalled by COPY, one transaction per batch (B3's ``JournalOnly``);
+- the floor: B3's own (``JournalOnly``): each message parsed and validated and journalled by
+  COPY, one transaction per batch;
 - the sketch of #17's design, with nothing else: the floor, then each event folded in memory
   into one document per person (or per subject, while the person is unknown): a timeline entry
   per data category with its fields, each field's current value with its provenance, and the
@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from bench.b3_catchup import EVENTS_PER_PERSON, PROFILE
+from bench.b3_catchup import EVENTS_PER_PERSON, PROFILE, JournalOnly
 from bench.common import backend_cpu_seconds, checkpoint, stack
 from bench.load import event_stream
 from contracts.envelope import CloudEvent
@@ -41,8 +41,9 @@ from contracts.events import (
     ConsentWithdrawn,
     IntegrationEvent,
     VitalInterestDeclared,
-    parse,
 )
+from contracts.topics import Topics
+from services.platform.bus import Message
 from services.projection.person_facts import (
     CATEGORY_OF,
     _audience,
@@ -106,48 +107,29 @@ class Cost:
         return self.python_us + self.postgres_us
 
 
-class Consumer:
-    """One connection consuming batches: the floor, or the floor and the documents."""
-
-    def __init__(self, database_url: str, documents: bool) -> None:
-        self._connection = psycopg.connect(database_url)
-        self._documents = documents
+class DocumentFold(JournalOnly):
+    """The floor, then each touched document read once and written once, in the floor's
+    transaction."""
 
     @staticmethod
-    def create(database_url: str) -> None:
+    def create_documents(database_url: str) -> None:
         with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute("DROP TABLE IF EXISTS sketch_journal, sketch_document")
-            connection.execute(
-                "CREATE TABLE sketch_journal (seq BIGSERIAL PRIMARY KEY, "
-                "event_id TEXT NOT NULL UNIQUE, partition_key TEXT NOT NULL, body TEXT NOT NULL)"
-            )
+            connection.execute("DROP TABLE IF EXISTS sketch_document")
             connection.execute(
                 "CREATE TABLE sketch_document (about TEXT PRIMARY KEY, document JSONB NOT NULL)"
             )
 
-    def consume(self, values: Sequence[bytes]) -> None:
-        parsed = []
+    def consume_batch(self, messages: Sequence[Message]) -> list[str]:
+        journalled = self.journal(messages)
+        owners = [about(event, data) for event, data in journalled]
         cursor = self._connection.cursor()
-        with cursor.copy("COPY sketch_journal (event_id, partition_key, body) FROM STDIN") as copy:
-            for value in values:
-                event = CloudEvent.from_bytes(value)
-                parsed.append((event, parse(event)))
-                copy.write_row((event.id, event.partitionkey, value.decode("utf-8")))
-        if self._documents:
-            self._fold(cursor, parsed)
-        self._connection.commit()
-
-    def _fold(
-        self, cursor: psycopg.Cursor[Any], parsed: list[tuple[CloudEvent, IntegrationEvent]]
-    ) -> None:
-        owners = [about(event, data) for event, data in parsed]
         documents: dict[str, Document] = dict(
             cursor.execute(
                 "SELECT about, document FROM sketch_document WHERE about = ANY(%s)",
                 (list(set(owners)),),
             ).fetchall()
         )
-        for (event, data), owner in zip(parsed, owners, strict=True):
+        for (event, data), owner in zip(journalled, owners, strict=True):
             if owner not in documents:
                 documents[owner] = new_document()
             fold(documents[owner], event, data)
@@ -162,26 +144,29 @@ class Consumer:
             "INSERT INTO sketch_document SELECT about, document FROM sketch_stage "
             "ON CONFLICT (about) DO UPDATE SET document = excluded.document"
         )
+        self._connection.commit()
+        return [event.id for event, _ in journalled]
 
-    def close(self) -> None:
-        self._connection.close()
 
-
-def measure(database_url: str, values: Sequence[bytes], documents: bool) -> Cost:
-    """``values`` consumed in batches of ``BATCH`` into empty tables."""
-    Consumer.create(database_url)
+def measure(database_url: str, messages: Sequence[Message], documents: bool) -> Cost:
+    """``messages`` consumed in batches of ``BATCH`` by B3's floor, or by the sketch, into
+    empty tables."""
+    JournalOnly.create(database_url)
+    if documents:
+        DocumentFold.create_documents(database_url)
     checkpoint(database_url)
-    consumer = Consumer(database_url, documents)
+    consumer = DocumentFold(database_url) if documents else JournalOnly(database_url)
     try:
         server = sum(backend_cpu_seconds(database_url).values())
         wall, cpu = time.perf_counter(), time.process_time()
-        for start in range(0, len(values), BATCH):
-            consumer.consume(values[start : start + BATCH])
+        for start in range(0, len(messages), BATCH):
+            consumer.consume_batch(messages[start : start + BATCH])
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         server = sum(backend_cpu_seconds(database_url).values()) - server
     finally:
         consumer.close()
-    count = len(values)
+    JournalOnly.drop(database_url)
+    count = len(messages)
     return Cost(count / wall, cpu / count * 1e6, server / count * 1e6)
 
 
@@ -193,13 +178,13 @@ def compare(servers: Infrastructure, events: int, rounds: int) -> list[tuple[str
         settings = running.settings()
         assert settings.database_url
         persons = events // EVENTS_PER_PERSON + 1
-        values = [
-            g.value for g in itertools.islice(event_stream(PROFILE, persons, settings), events)
-        ]
-        print(f"{len(values):,} events; B3's target leaves {BUDGET_US:.0f} µs CPU an event")
+        generated = itertools.islice(event_stream(PROFILE, persons, settings), events)
+        topics = Topics(settings.topic_prefix)
+        messages = [Message(topics.events(g.service), g.key, g.value) for g in generated]
+        print(f"{len(messages):,} events; B3's target leaves {BUDGET_US:.0f} µs CPU an event")
         for _, documents in itertools.product(range(rounds), (False, True)):
             name = "sketch" if documents else "floor"
-            cost = measure(settings.database_url, values, documents)
+            cost = measure(settings.database_url, messages, documents)
             print(
                 f"{name:6}: {cost.events_per_s:8,.0f} events/s in one process; Python "
                 f"{cost.python_us:5.1f} µs, PostgreSQL {cost.postgres_us:5.1f} µs, together "
